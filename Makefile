@@ -1,0 +1,164 @@
+# cray: build, test, install.
+#
+#   make            build everything into build/
+#   make run        install missing Debian packages, build, run an example with crayrun
+#   make test       install missing Debian packages, build, run every C test and spec
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make SAN=address|undefined|thread ...   everything instrumented, in build/san-$(SAN)/
+#
+# Products: crayrun, libcray.a, libcray.so, the Lua module cray.so, cray.pc.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+LUAJIT ?= luajit
+PKGS := luajit libuv lmdb
+
+ifeq ($(SAN),)
+  B := build
+  OPT ?= -O2
+  SANFLAGS :=
+else ifeq ($(SAN),address)
+  B := build/san-address
+  OPT ?= -O1
+  SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+  SANLIB := asan
+else ifeq ($(SAN),undefined)
+  B := build/san-undefined
+  OPT ?= -O1
+  SANFLAGS := -fsanitize=undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+  SANLIB := ubsan
+else ifeq ($(SAN),thread)
+  B := build/san-thread
+  OPT ?= -O1
+  SANFLAGS := -fsanitize=thread
+  SANLIB := tsan
+else
+  $(error SAN must be address, undefined or thread)
+endif
+
+WERROR := $(if $(filter true,$(CI)),-Werror,)
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS ?= $(OPT) -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra $(WERROR) -fPIC -fvisibility=hidden \
+             -MMD -MP $(SANFLAGS) $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS ?=
+ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+SYSLIBS = -lpthread -lm -ldl
+# The Lua module takes Lua's symbols from the program that loads it.
+MODULE_LIBS = $(shell pkg-config --libs libuv lmdb 2>/dev/null) $(SYSLIBS)
+
+RUNTIME_SRC := $(wildcard runtime/*.c)
+BINDINGS_SRC := $(filter-out bindings/crayrun.c,$(wildcard bindings/*.c))
+LUA_SRC := $(wildcard lua/*.lua)
+# lua/cray.lua is module "cray"; lua/NAME.lua is "cray.NAME".
+lua_name = $(if $(filter cray,$(1)),cray,cray.$(1))
+LUA_GEN := $(patsubst lua/%.lua,$(B)/gen/lua_%.c,$(LUA_SRC)) $(B)/gen/lua_modules.c
+LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(RUNTIME_SRC) $(BINDINGS_SRC)) \
+           $(patsubst %.c,%.o,$(LUA_GEN))
+CTEST_SRC := $(wildcard spec/c/test_*.c)
+CTESTS := $(patsubst spec/c/%.c,$(B)/tests/%,$(CTEST_SRC))
+EXAMPLE_C := $(wildcard examples/*.c)
+EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(EXAMPLE_C))
+
+PRODUCTS := $(B)/crayrun $(B)/libcray.a $(B)/libcray.so $(B)/cray.so $(B)/cray.pc
+
+.PHONY: all run test install clean deps
+.SECONDARY:
+all: $(PRODUCTS) $(CTESTS) $(EXAMPLES)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/gen/%.o: $(B)/gen/%.c
+	$(CC) $(ALL_CFLAGS) -Ibindings -c $< -o $@
+
+lua_sym = luaJIT_BC_$(subst .,_,$(call lua_name,$(1)))
+$(B)/gen/lua_%.c: lua/%.lua
+	@mkdir -p $(dir $@)
+	$(LUAJIT) -b -g -n $(call lua_name,$*) $< $@
+	@echo 'const unsigned long $(call lua_sym,$*)_size = sizeof $(call lua_sym,$*);' >> $@
+
+$(B)/gen/lua_modules.c: $(LUA_SRC)
+	@mkdir -p $(dir $@)
+	@{ echo '#include "lua_modules.h"'; \
+	  $(foreach f,$(LUA_SRC),echo 'extern const unsigned char $(call lua_sym,$(basename $(notdir $f)))[];'; \
+	    echo 'extern const unsigned long $(call lua_sym,$(basename $(notdir $f)))_size;';) \
+	  echo 'const cray__lua_module cray__lua_modules[] = {'; \
+	  $(foreach f,$(LUA_SRC),echo '  {"$(call lua_name,$(basename $(notdir $f)))", $(call lua_sym,$(basename $(notdir $f))), &$(call lua_sym,$(basename $(notdir $f)))_size},';) \
+	  echo '  {0, 0, 0}};'; } > $@
+
+$(B)/libcray.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/libcray.so: $(LIB_OBJ)
+	$(CC) -shared $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(SYSLIBS)
+
+$(B)/cray.so: $(LIB_OBJ)
+	$(CC) -shared $(ALL_LDFLAGS) -o $@ $^ $(MODULE_LIBS)
+
+$(B)/crayrun: $(B)/obj/bindings/crayrun.o $(B)/libcray.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(SYSLIBS)
+
+$(B)/tests/%: spec/c/%.c $(B)/libcray.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags msgpack) -o $@ $< \
+	  $(ALL_LDFLAGS) $(B)/libcray.a $(PKG_LIBS) $(shell pkg-config --libs msgpack) $(SYSLIBS)
+
+$(B)/examples/%: examples/%.c $(B)/libcray.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iruntime $(shell pkg-config --cflags msgpack) -o $@ $< $(ALL_LDFLAGS) \
+	  $(B)/libcray.a $(PKG_LIBS) $(shell pkg-config --libs msgpack) $(SYSLIBS)
+
+$(B)/cray.pc: Makefile
+	@mkdir -p $(dir $@)
+	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+	  'Name: cray' 'Description: Ray-style tasks, actors and object store in a LuaJIT runtime' \
+	  'Version: $(shell sed -n 's/.*CRAY_VERSION_STRING "\(.*\)"/\1/p' runtime/cray.h)' \
+	  'Requires.private: $(PKGS)' 'Libs: -L$${libdir} -lcray' 'Libs.private: $(SYSLIBS)' \
+	  'Cflags: -I$${includedir}' > $@
+
+# ---- set-up ----
+
+DEBS := luajit libluajit-5.1-dev libuv1-dev liblmdb-dev lua-busted libmsgpack-dev pkg-config
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+deps:
+	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get install -y -q $$missing || \
+	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $$missing; }; \
+	fi
+
+# ---- running ----
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(B)/crayrun examples/squares.lua 10
+
+SANLIB_PATH = $(if $(SANLIB),$(shell $(CC) -print-file-name=lib$(SANLIB).so))
+test: deps
+	@$(MAKE) --no-print-directory all
+	@B=$(B) SAN=$(SAN) SANLIB=$(SANLIB_PATH) sh spec/run
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/lua/5.1 \
+	  $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(B)/crayrun $(DESTDIR)$(PREFIX)/bin/crayrun
+	install -m 644 $(B)/libcray.a $(DESTDIR)$(PREFIX)/lib/libcray.a
+	install -m 755 $(B)/libcray.so $(DESTDIR)$(PREFIX)/lib/libcray.so
+	install -m 755 $(B)/cray.so $(DESTDIR)$(PREFIX)/lib/lua/5.1/cray.so
+	sed 's|^prefix=.*|prefix=$(PREFIX)|' $(B)/cray.pc > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cray.pc
+	install -m 644 runtime/cray.h $(DESTDIR)$(PREFIX)/include/cray.h
+	install -m 644 docs/crayrun.1 $(DESTDIR)$(PREFIX)/share/man/man1/crayrun.1
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

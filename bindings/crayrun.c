@@ -1,0 +1,264 @@
+/*
+ * crayrun.c: the crayrun command, a luajit with cray started (docs/crayrun.1).
+ *
+ * It reads its options, opens a LuaJIT state with the standard libraries and `cray`,
+ * starts the runtime with cray.init{...} built from the options, then runs `-e` chunks and
+ * the script with the global `arg` set as luajit sets it. Exit status: 0; 1 for an
+ * uncaught error (printed with its traceback); 2 for bad usage.
+ */
+#include <lauxlib.h>
+#include <lua.h>
+#include <luajit.h>
+#include <lualib.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../runtime/cray.h"
+#include "driver.h"
+
+#define MAX_CHUNKS 64
+#define MAX_RESOURCES 64
+
+static const char usage_text[] =
+    "usage: crayrun [options] [script.lua | -] [args...]\n"
+    "\n"
+    "Runs a Lua script with LuaJIT and the cray runtime started; `cray` is ready to use.\n"
+    "\n"
+    "options:\n"
+    "  -e CODE               run CODE before the script (repeatable)\n"
+    "  -w, --workers N       worker threads (default: online CPUs)\n"
+    "  -m, --memory SIZE     object store budget, as in 512M or 2G (default: 30% of RAM)\n"
+    "  --spill-dir DIR       where objects past the budget go on disk\n"
+    "  --spill-max SIZE      disk space cap for spilled objects\n"
+    "  --worker-memory SIZE  Lua heap limit per worker state\n"
+    "  --resource NAME=N     a custom resource with N units (repeatable)\n"
+    "  --stats               print the runtime's counters to stderr at exit\n"
+    "  -v, --version         print the version and exit\n"
+    "  -h, --help            print this help and exit\n"
+    "  --                    stop reading options\n"
+    "\n"
+    "A script of - reads the script from standard input.\n"
+    "Exit status: 0 on success, 1 for an uncaught error, 2 for bad usage.\n";
+
+typedef struct cli {
+  const char *chunks[MAX_CHUNKS];
+  int nchunks;
+  const char *workers, *memory, *spill_dir, *spill_max, *worker_memory;
+  const char *resources[MAX_RESOURCES];
+  int nresources;
+  int stats;
+  int script; /* index in argv of the script, or argc when there is none */
+} cli;
+
+static int usage_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("crayrun: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputs("\nTry 'crayrun --help'.\n", stderr);
+  return 2;
+}
+
+/* Matches argv[*i] against a short and a long option name that takes a value, in the
+ * forms "-w 4", "-w4", "--workers 4" and "--workers=4". Returns 1 and sets *val when it
+ * matches, 0 when it does not, -1 when the value is missing. */
+static int take_value(int argc, char **argv, int *i, const char *shrt, const char *lng,
+                      const char **val) {
+  const char *a = argv[*i];
+  size_t ll = lng ? strlen(lng) : 0;
+  if (lng && strncmp(a, lng, ll) == 0 && a[ll] == '=') {
+    *val = a + ll + 1;
+    return 1;
+  }
+  int exact = (shrt && strcmp(a, shrt) == 0) || (lng && strcmp(a, lng) == 0);
+  if (!exact && shrt && strncmp(a, shrt, 2) == 0 && a[2] && shrt[1] != '-') {
+    *val = a + 2;
+    return 1;
+  }
+  if (!exact) return 0;
+  if (*i + 1 >= argc) return -1;
+  *val = argv[++*i];
+  return 1;
+}
+
+/* Parses options; returns -1 to go on, or an exit status. */
+static int parse_cli(int argc, char **argv, cli *c) {
+  int i;
+  for (i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = NULL;
+    if (a[0] != '-' || strcmp(a, "-") == 0) break;
+    if (strcmp(a, "--") == 0) {
+      i++;
+      break;
+    }
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      fputs(usage_text, stdout);
+      return 0;
+    }
+    if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
+      printf("crayrun %s (%s)\n", CRAY_VERSION_STRING, LUAJIT_VERSION);
+      return 0;
+    }
+    if (strcmp(a, "--stats") == 0) {
+      c->stats = 1;
+      continue;
+    }
+    static const struct {
+      const char *shrt, *lng;
+      size_t field;
+    } valued[] = {
+        {"-e", NULL, 0},
+        {"-w", "--workers", offsetof(cli, workers)},
+        {"-m", "--memory", offsetof(cli, memory)},
+        {NULL, "--spill-dir", offsetof(cli, spill_dir)},
+        {NULL, "--spill-max", offsetof(cli, spill_max)},
+        {NULL, "--worker-memory", offsetof(cli, worker_memory)},
+        {NULL, "--resource", 1},
+    };
+    int matched = 0;
+    for (size_t k = 0; k < sizeof valued / sizeof *valued && !matched; k++) {
+      int r = take_value(argc, argv, &i, valued[k].shrt, valued[k].lng, &v);
+      if (r < 0) return usage_error("option '%s' needs a value", a);
+      if (r == 0) continue;
+      matched = 1;
+      if (valued[k].field == 0) {
+        if (c->nchunks == MAX_CHUNKS) return usage_error("too many -e options");
+        c->chunks[c->nchunks++] = v;
+      } else if (valued[k].field == 1) {
+        if (c->nresources == MAX_RESOURCES) return usage_error("too many --resource options");
+        c->resources[c->nresources++] = v;
+      } else {
+        *(const char **)((char *)c + valued[k].field) = v;
+      }
+    }
+    if (!matched) return usage_error("unknown option '%s'", a);
+  }
+  c->script = i;
+  if (i >= argc && c->nchunks == 0) return usage_error("no script given");
+  return -1;
+}
+
+/* Checks the option values that need no Lua and pushes cray.init's options table. */
+static int push_init_options(lua_State *L, const cli *c) {
+  size_t n;
+  lua_newtable(L);
+  if (c->workers) {
+    char *end;
+    long w = strtol(c->workers, &end, 10);
+    if (*end || end == c->workers || w < 1 || w > 4096)
+      return usage_error("--workers wants a whole number from 1 to 4096, not '%s'", c->workers);
+    lua_pushinteger(L, w);
+    lua_setfield(L, -2, "workers");
+  }
+  const struct {
+    const char *value, *option, *field;
+  } sizes[] = {{c->memory, "--memory", "memory"},
+               {c->spill_max, "--spill-max", "spill_max"},
+               {c->worker_memory, "--worker-memory", "worker_memory"}};
+  for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+    if (!sizes[k].value) continue;
+    if (cray_parse_size(sizes[k].value, &n) != 0)
+      return usage_error("%s wants a size such as 512M or 2G, not '%s'", sizes[k].option,
+                         sizes[k].value);
+    lua_pushnumber(L, (lua_Number)n);
+    lua_setfield(L, -2, sizes[k].field);
+  }
+  if (c->spill_dir) {
+    lua_pushstring(L, c->spill_dir);
+    lua_setfield(L, -2, "spill_dir");
+  }
+  if (c->nresources) {
+    lua_newtable(L);
+    for (int k = 0; k < c->nresources; k++) {
+      const char *r = c->resources[k], *eq = strchr(r, '=');
+      char *end = NULL;
+      double units = eq ? strtod(eq + 1, &end) : -1;
+      if (!eq || eq == r || end == eq + 1 || *end || !(units >= 0))
+        return usage_error("--resource wants NAME=N with N >= 0, not '%s'", r);
+      lua_pushlstring(L, r, (size_t)(eq - r));
+      lua_pushnumber(L, units);
+      lua_rawset(L, -3);
+    }
+    lua_setfield(L, -2, "resources");
+  }
+  return -1;
+}
+
+/* Runs the loaded chunk (load status `status`) under its nargs arguments; prints an
+ * uncaught error. Returns 0 or 1. */
+static int run_chunk(lua_State *L, int status, int nargs) {
+  if (status == 0) status = cray__driver_pcall(L, nargs);
+  else lua_pop(L, nargs); /* leaves the load error on top */
+  if (status == 0) return 0;
+  fprintf(stderr, "crayrun: %s\n", lua_tostring(L, -1));
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* The global `arg`: arg[0] is the script, arg[1..] its arguments, arg[-k] what came
+ * before (as luajit sets it). Returns how many script arguments it pushed. */
+static int set_args(lua_State *L, int argc, char **argv, int script) {
+  lua_createtable(L, argc - script, script + 1);
+  for (int i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - script);
+  }
+  lua_setglobal(L, "arg");
+  int n = 0;
+  for (int i = script + 1; i < argc; i++, n++) lua_pushstring(L, argv[i]);
+  return n;
+}
+
+static const char stats_code[] =
+    "local s = cray.stats()\n"
+    "local out = {('workers %d'):format(s.workers)}\n"
+    "for _, k in ipairs{'objects', 'bytes', 'budget', 'spilled_objects', 'spilled_bytes',\n"
+    "                   'restored_objects', 'puts', 'frees'} do\n"
+    "  out[#out + 1] = ('store.%s %.0f'):format(k, s.store[k])\n"
+    "end\n"
+    "io.stderr:write(table.concat(out, '\\n'), '\\n')\n";
+
+int main(int argc, char **argv) {
+  cli c = {0};
+  int status = parse_cli(argc, argv, &c);
+  if (status >= 0) return status;
+
+  char *err = NULL;
+  lua_State *L = cray__driver_new(NULL, &err);
+  if (!L) {
+    fprintf(stderr, "crayrun: %s\n", err);
+    free(err);
+    return 1;
+  }
+  lua_getglobal(L, "cray");
+  lua_getfield(L, -1, "init");
+  if ((status = push_init_options(L, &c)) >= 0) goto done;
+  if (lua_pcall(L, 1, 0, 0) != 0) {
+    lua_getglobal(L, "tostring");
+    lua_insert(L, -2);
+    lua_call(L, 1, 1);
+    fprintf(stderr, "crayrun: %s\n", lua_tostring(L, -1));
+    status = 2;
+    goto done;
+  }
+  lua_pop(L, 1);
+
+  status = 0;
+  for (int k = 0; k < c.nchunks && !status; k++)
+    status = run_chunk(L, luaL_loadbuffer(L, c.chunks[k], strlen(c.chunks[k]), "=(command line)"), 0);
+  if (!status && c.script < argc) {
+    const char *path = argv[c.script];
+    int nargs = set_args(L, argc, argv, c.script);
+    int load = luaL_loadfile(L, strcmp(path, "-") == 0 ? NULL : path);
+    lua_insert(L, -nargs - 1);
+    status = run_chunk(L, load, nargs);
+  }
+  if (c.stats) run_chunk(L, luaL_loadbuffer(L, stats_code, sizeof stats_code - 1, "=stats"), 0);
+done:
+  lua_close(L);
+  return status;
+}

@@ -1,0 +1,45 @@
+/*
+ * lstate.h: what cray keeps per lua_State (the driver's or, later, a worker's).
+ *
+ * One cray__lstate lives as a userdata in each state's registry, created by luaopen_cray.
+ * It points at the runtime the state talks to and owns the codec's scratch space, reused
+ * across calls so that a small put allocates nothing here. Only its own state's thread
+ * touches it.
+ *
+ * Registry keys shared by the binding's files (all set by luaopen_cray):
+ */
+#ifndef CRAY_LSTATE_H
+#define CRAY_LSTATE_H
+
+#include <lua.h>
+#include <stdint.h>
+
+#include "../runtime/wire.h"
+#include "../runtime/runtime.h"
+
+#define CRAY__REG_LSTATE "cray.lstate"     /* the cray__lstate userdata */
+#define CRAY__REG_OBJREF_MT "cray.ObjectRef" /* metatable of ObjectRef userdata */
+#define CRAY__REG_ERROR_MT "cray.Error"    /* metatable of error objects */
+#define CRAY__REG_CLASSES "cray.classes"   /* name -> metatable and metatable -> name */
+#define CRAY__REG_CNAMES "cray.cnames"     /* C function -> "lib.name" and back */
+#define CRAY__REG_FFI "cray.ffi"           /* table of FFI helpers from lua/ffi_codec.lua */
+
+typedef struct cray__lstate {
+  cray_runtime *rt; /* NULL until cray.init; borrowed from the module's process runtime */
+  unsigned epoch;   /* rt->ids.epoch when rt was set: refs made under another are stale */
+  int objref_mt;    /* registry reference of the ObjectRef metatable */
+  int owns_rt;      /* rt is the process runtime this state opened: closing L closes it */
+  cray__buf buf;    /* encoder output, reset per encode */
+  cray__entry **refs; /* entries of the ObjectRefs the last encode met, in order; borrowed */
+  uint32_t nrefs, refs_cap;
+} cray__lstate;
+
+/* The state's cray__lstate (luaopen_cray must have run in L). */
+cray__lstate *cray__lstate_get(lua_State *L);
+
+/* Pushes a new error object: {kind = kind, message = msg} with the error metatable. */
+void cray__error_push(lua_State *L, const char *kind, const char *msg);
+/* Raises a new error object of `kind` with a printf-style message. Never returns. */
+int cray__raise(lua_State *L, const char *kind, const char *fmt, ...);
+
+#endif

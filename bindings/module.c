@@ -1,0 +1,485 @@
+/*
+ * module.c: luaopen_cray and the C half of the `cray` module.
+ *
+ * The C functions here take Lua values to and from the store: put, get, wait, stats, and
+ * opening and closing the runtime. lua/cray.lua wraps them into the public module (option
+ * checking, error objects, sugar). Each C function gets its state's cray__lstate as
+ * upvalue 1, so the fast paths do no registry lookups.
+ *
+ * The process runtime (g_rt) is shared by every state that opened the module without an
+ * embedder's runtime; g_mu guards opening and closing it.
+ */
+#include "module.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "../runtime/alloc.h"
+#include "../runtime/wait.h"
+#include "codec.h"
+#include "lua_modules.h"
+#include "lstate.h"
+#include "objref.h"
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static cray_runtime *g_rt;
+
+/* ---- the runtime a state uses ---- */
+
+static void bind_rt(cray__lstate *ls, cray_runtime *rt) {
+  ls->rt = rt;
+  ls->epoch = rt ? rt->ids.epoch : 0;
+}
+
+/* Opens the process runtime with opts, or fails when it is open already. */
+static int open_process_rt(cray__lstate *ls, const cray_options *opts) {
+  pthread_mutex_lock(&g_mu);
+  int rc = g_rt ? CRAY_EINVAL : cray_open(&g_rt, opts);
+  if (rc == 0) bind_rt(ls, g_rt), ls->owns_rt = 1;
+  pthread_mutex_unlock(&g_mu);
+  return rc;
+}
+
+static cray_runtime *need_rt(lua_State *L, cray__lstate *ls) {
+  if (ls->rt) return ls->rt;
+  pthread_mutex_lock(&g_mu);
+  int rc = 0;
+  if (!g_rt && (rc = cray_open(&g_rt, NULL)) == 0) ls->owns_rt = 1;
+  if (rc == 0) bind_rt(ls, g_rt);
+  pthread_mutex_unlock(&g_mu);
+  if (rc) cray__raise(L, "runtime", "cray could not start: %s", cray_strerror(rc));
+  return ls->rt;
+}
+
+static cray__lstate *self(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
+
+/* ---- options tables ---- */
+
+/* Checks that every key of the options table at idx is one of `names` (NULL-ended). */
+static void check_option_names(lua_State *L, int idx, const char *fn, const char *const *names) {
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    int known = 0;
+    for (int i = 0; k && names[i]; i++) known |= strcmp(k, names[i]) == 0;
+    if (!known) {
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (int i = 0; names[i]; i++) {
+        if (i) luaL_addstring(&b, ", ");
+        luaL_addstring(&b, names[i]);
+      }
+      luaL_pushresult(&b);
+      cray__raise(L, "invalid_argument", "%s: unknown option '%s' (known: %s)", fn,
+                  k ? k : luaL_typename(L, -2), lua_tostring(L, -1));
+    }
+  }
+}
+
+/* Reads opts.timeout at table idx (0 = no table): seconds, or -1 for none. */
+static double opt_timeout(lua_State *L, int idx, const char *fn) {
+  if (!idx) return -1;
+  lua_getfield(L, idx, "timeout");
+  double t = -1;
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) >= 0))
+      cray__raise(L, "invalid_argument", "%s: timeout must be a number of seconds >= 0 (got %s)",
+                  fn, luaL_typename(L, -1));
+    t = lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  return t;
+}
+
+static int opts_arg(lua_State *L, int idx, const char *fn, const char *const *names) {
+  if (lua_isnoneornil(L, idx)) return 0;
+  if (!lua_istable(L, idx))
+    cray__raise(L, "invalid_argument", "%s: options must be a table (got %s)", fn,
+                luaL_typename(L, idx));
+  check_option_names(L, idx, fn, names);
+  return idx;
+}
+
+/* ---- put ---- */
+
+static int l_put(lua_State *L) {
+  cray__lstate *ls = self(L);
+  int n = lua_gettop(L);
+  if (n != 1)
+    cray__raise(L, "invalid_argument", "cray.put: takes exactly one value (got %d)", n);
+  cray_runtime *rt = need_rt(L, ls);
+  cray__codec_encode(L, ls, 1, 1, "value");
+  cray__blob *b = cray__blob_new(ls->buf.data, ls->buf.len, 1, ls->refs, ls->nrefs,
+                                 CRAY__BLOB_TRUSTED);
+  cray__entry *e = b ? cray__store_insert(rt->store, cray__id_new(&rt->ids), b) : NULL;
+  if (!e) {
+    if (b) cray__blob_release(rt->store, b);
+    cray__raise(L, "out_of_memory", "cray.put: no memory for a %zu-byte object", ls->buf.len);
+  }
+  cray__objref_push(L, ls, e);
+  return 1;
+}
+
+/* ---- get and wait ---- */
+
+/* The entries of the refs in the array at idx, in a userdata scratch left on the stack (so
+ * an error frees it). Raises naming the first element that is not an ObjectRef. */
+static cray__entry **collect_refs(lua_State *L, cray__lstate *ls, int idx, const char *fn,
+                                  size_t *n) {
+  size_t len = lua_objlen(L, idx);
+  cray__entry **v = lua_newuserdata(L, (len ? len : 1) * sizeof *v);
+  for (size_t i = 0; i < len; i++) {
+    lua_rawgeti(L, idx, (int)i + 1);
+    if (!(v[i] = cray__objref_test(L, ls, -1)))
+      cray__raise(L, "invalid_argument", "%s: refs[%zu] is not an ObjectRef (got %s)", fn,
+                  i + 1, luaL_typename(L, -1));
+    lua_pop(L, 1);
+  }
+  *n = len;
+  return v;
+}
+
+/* Waits for entries[0..n) to have `want` resolved; raises "timeout" if they don't. */
+static void wait_or_raise(lua_State *L, cray__lstate *ls, cray__entry **v, size_t n, size_t want,
+                          double timeout, unsigned char *ready, const char *fn) {
+  int got = cray__wait_entries(ls->rt->store, v, n, want, timeout, ready);
+  if (got < 0) cray__raise(L, "out_of_memory", "%s: %s", fn, cray_strerror(got));
+  if ((size_t)got >= want) return;
+  size_t first = 0;
+  while (ready[first]) first++;
+  char hex[33];
+  cray_id_format(&v[first]->id, hex);
+  cray__raise(L, "timeout", "%s: timed out after %g s; %zu of %zu objects not ready (first: %s)",
+              fn, timeout, n - (size_t)got, n, hex);
+}
+
+/* Raises the error object stored in a failed entry. */
+static int raise_stored(lua_State *L, cray__lstate *ls, cray__entry *e) {
+  cray__codec_decode(L, ls, e->blob, 1);
+  return lua_error(L);
+}
+
+static const char *const get_options[] = {"timeout", NULL};
+
+static int l_get(lua_State *L) {
+  cray__lstate *ls = self(L);
+  int opts = opts_arg(L, 2, "cray.get", get_options);
+  double timeout = opt_timeout(L, opts, "cray.get");
+  cray__entry *e = cray__objref_test(L, ls, 1);
+  if (e) {
+    if (cray__entry_state(e) == CRAY__PENDING) {
+      unsigned char ready;
+      wait_or_raise(L, ls, &e, 1, 1, timeout, &ready, "cray.get");
+    }
+    if (cray__entry_state(e) == CRAY__FAILED) return raise_stored(L, ls, e);
+    return cray__codec_decode(L, ls, e->blob, -1);
+  }
+  if (!lua_istable(L, 1))
+    cray__raise(L, "invalid_argument",
+                "cray.get: expects an ObjectRef or a table of ObjectRefs (got %s)",
+                luaL_typename(L, 1));
+  size_t n;
+  cray__entry **v = collect_refs(L, ls, 1, "cray.get", &n);
+  if (n) {
+    unsigned char *ready = lua_newuserdata(L, n);
+    wait_or_raise(L, ls, v, n, n, timeout, ready, "cray.get");
+  }
+  for (size_t i = 0; i < n; i++)
+    if (cray__entry_state(v[i]) == CRAY__FAILED) return raise_stored(L, ls, v[i]);
+  lua_createtable(L, (int)n, 0);
+  for (size_t i = 0; i < n; i++) {
+    if (cray__codec_decode(L, ls, v[i]->blob, 1) == 0) lua_pushnil(L);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  return 1;
+}
+
+static const char *const wait_options[] = {"num_returns", "timeout", NULL};
+
+static int l_wait(lua_State *L) {
+  cray__lstate *ls = self(L);
+  if (!lua_istable(L, 1)) {
+    if (cray__objref_test(L, ls, 1))
+      cray__raise(L, "invalid_argument",
+                  "cray.wait: expects a table of ObjectRefs (got one ObjectRef: pass {ref})");
+    cray__raise(L, "invalid_argument", "cray.wait: expects a table of ObjectRefs (got %s)",
+                luaL_typename(L, 1));
+  }
+  int opts = opts_arg(L, 2, "cray.wait", wait_options);
+  size_t n;
+  cray__entry **v = collect_refs(L, ls, 1, "cray.wait", &n);
+  size_t want = n ? 1 : 0;
+  if (opts) {
+    lua_getfield(L, opts, "num_returns");
+    if (!lua_isnil(L, -1)) {
+      lua_Number k = lua_tonumber(L, -1);
+      if (lua_type(L, -1) != LUA_TNUMBER || k != floor(k) || k < 0 || k > (lua_Number)n)
+        cray__raise(L, "invalid_argument",
+                    "cray.wait: num_returns must be a whole number from 0 to #refs (%zu)", n);
+      want = (size_t)k;
+    }
+    lua_pop(L, 1);
+  }
+  double timeout = opt_timeout(L, opts, "cray.wait");
+  unsigned char *ready = lua_newuserdata(L, n ? n : 1);
+  int got = cray__wait_entries(ls->rt ? ls->rt->store : NULL, v, n, want, timeout, ready);
+  if (got < 0) cray__raise(L, "out_of_memory", "cray.wait: %s", cray_strerror(got));
+  lua_createtable(L, (int)want, 0);
+  lua_createtable(L, (int)(n - want), 0);
+  int nr = 0, np = 0;
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, 1, (int)i + 1);
+    int to_ready = ready[i] && (size_t)nr < want;
+    lua_rawseti(L, to_ready ? -3 : -2, to_ready ? ++nr : ++np);
+  }
+  return 2;
+}
+
+/* ---- stats ---- */
+
+static void set_int(lua_State *L, const char *k, uint64_t v) {
+  lua_pushnumber(L, (lua_Number)v);
+  lua_setfield(L, -2, k);
+}
+
+static int l_stats(lua_State *L) {
+  cray_runtime *rt = need_rt(L, self(L));
+  cray_store_stats s;
+  cray_store_stats_get(rt, &s);
+  lua_createtable(L, 0, 2);
+  set_int(L, "workers", (uint64_t)rt->opts.workers);
+  lua_createtable(L, 0, 8);
+  set_int(L, "objects", s.objects);
+  set_int(L, "bytes", s.bytes);
+  set_int(L, "budget", s.budget);
+  set_int(L, "spilled_objects", s.spilled_objects);
+  set_int(L, "spilled_bytes", s.spilled_bytes);
+  set_int(L, "restored_objects", s.restored_objects);
+  set_int(L, "puts", s.puts);
+  set_int(L, "frees", s.frees);
+  lua_setfield(L, -2, "store");
+  return 1;
+}
+
+/* ---- opening and closing ---- */
+
+/* _open(workers, memory, spill_dir, spill_max, worker_memory, resources): arguments already
+ * checked by lua/cray.lua. */
+static int l_open(lua_State *L) {
+  cray__lstate *ls = self(L);
+  if (ls->rt && ls->rt != g_rt)
+    cray__raise(L, "invalid_argument",
+                "cray.init: this state runs on a runtime its embedding program provides");
+  cray_options o;
+  cray_options_init(&o);
+  o.workers = (int)luaL_optinteger(L, 1, 0);
+  o.memory = (size_t)luaL_optnumber(L, 2, 0);
+  o.spill_dir = luaL_optstring(L, 3, NULL);
+  o.spill_max = (size_t)luaL_optnumber(L, 4, 0);
+  o.worker_memory = (size_t)luaL_optnumber(L, 5, 0);
+  int nres = 0;
+  if (lua_istable(L, 6)) {
+    lua_pushnil(L);
+    while (lua_next(L, 6)) lua_pop(L, 1), nres++;
+  }
+  const char **names = lua_newuserdata(L, (size_t)(nres ? nres : 1) * sizeof *names);
+  double *counts = lua_newuserdata(L, (size_t)(nres ? nres : 1) * sizeof *counts);
+  if (nres) {
+    int i = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 6)) {
+      names[i] = lua_tostring(L, -2);
+      counts[i++] = lua_tonumber(L, -1);
+      lua_pop(L, 1);
+    }
+  }
+  o.nresources = nres;
+  o.resource_names = names;
+  o.resource_counts = counts;
+  int rc = open_process_rt(ls, &o);
+  if (rc == CRAY_EINVAL && g_rt)
+    cray__raise(L, "invalid_argument",
+                "cray.init: cray is already running (call cray.shutdown first, or pass "
+                "ignore_reinit_error = true)");
+  if (rc) cray__raise(L, "runtime", "cray.init: %s", cray_strerror(rc));
+  return 0;
+}
+
+static int l_close(lua_State *L) {
+  cray__lstate *ls = self(L);
+  if (ls->rt && ls->rt != g_rt)
+    cray__raise(L, "invalid_argument",
+                "cray.shutdown: this state runs on a runtime its embedding program provides");
+  pthread_mutex_lock(&g_mu);
+  cray_runtime *rt = g_rt;
+  g_rt = NULL;
+  pthread_mutex_unlock(&g_mu);
+  bind_rt(ls, NULL);
+  ls->owns_rt = 0;
+  cray_close(rt);
+  return 0;
+}
+
+/* True when this state has a runtime or the process runtime is open (need_rt binds it). */
+static int l_is_open(lua_State *L) {
+  pthread_mutex_lock(&g_mu);
+  int open = self(L)->rt != NULL || g_rt != NULL;
+  pthread_mutex_unlock(&g_mu);
+  lua_pushboolean(L, open);
+  return 1;
+}
+
+static int l_parse_size(lua_State *L) {
+  size_t n;
+  if (cray_parse_size(luaL_checkstring(L, 1), &n) != 0) return 0;
+  lua_pushnumber(L, (lua_Number)n);
+  return 1;
+}
+
+void cray__module_attach(lua_State *L, cray_runtime *rt) { bind_rt(cray__lstate_get(L), rt); }
+
+/* ---- opening the module in a state ---- */
+
+/* The state's context dies with the state; the process runtime closes with the state that
+ * opened it, if the script never called cray.shutdown. */
+static int lstate_gc(lua_State *L) {
+  cray__lstate *ls = lua_touserdata(L, 1);
+  cray__buf_free(&ls->buf);
+  cray__free(ls->refs);
+  ls->refs = NULL;
+  ls->nrefs = ls->refs_cap = 0;
+  pthread_mutex_lock(&g_mu);
+  cray_runtime *rt = ls->owns_rt && ls->rt == g_rt ? g_rt : NULL;
+  if (rt) g_rt = NULL;
+  pthread_mutex_unlock(&g_mu);
+  bind_rt(ls, NULL);
+  ls->owns_rt = 0;
+  cray_close(rt);
+  return 0;
+}
+
+static void new_lstate(lua_State *L) {
+  cray__lstate *ls = lua_newuserdata(L, sizeof *ls);
+  memset(ls, 0, sizeof *ls);
+  cray__buf_init(&ls->buf);
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, lstate_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, CRAY__REG_LSTATE);
+}
+
+/* Fills registry CRAY__REG_CNAMES: each C function of the standard libraries maps to its
+ * name ("string.format", "print") and the name back to it, so functions that hold them as
+ * upvalues can travel. */
+static void add_cnames(lua_State *L, int cnames, int tbl, const char *prefix) {
+  lua_pushnil(L);
+  while (lua_next(L, tbl)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_iscfunction(L, -1)) {
+      lua_pushfstring(L, "%s%s", prefix, lua_tostring(L, -2)); /* key, fn, name */
+      lua_pushvalue(L, -1);
+      lua_pushvalue(L, -3);
+      lua_rawset(L, cnames); /* name -> function */
+      lua_rawset(L, cnames); /* function -> name */
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+}
+
+static void open_cnames(lua_State *L) {
+  static const char *const libs[] = {"string", "table", "math", "io", "os", "coroutine",
+                                     "debug", "package", "bit", "jit", "ffi", NULL};
+  lua_newtable(L);
+  int cnames = lua_gettop(L);
+  add_cnames(L, cnames, LUA_GLOBALSINDEX, "");
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  for (int i = 0; libs[i]; i++) {
+    lua_getfield(L, -1, libs[i]);
+    if (lua_istable(L, -1)) {
+      lua_pushfstring(L, "%s.", libs[i]);
+      add_cnames(L, cnames, lua_gettop(L) - 1, lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, CRAY__REG_CNAMES);
+}
+
+static int load_embedded(lua_State *L) {
+  const cray__lua_module *m = lua_touserdata(L, lua_upvalueindex(1));
+  if (luaL_loadbuffer(L, (const char *)m->code, *m->size, m->name)) return lua_error(L);
+  lua_pushstring(L, m->name);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+/* Registers every embedded module but "cray" in package.preload; returns "cray"'s. */
+static const cray__lua_module *preload_embedded(lua_State *L) {
+  const cray__lua_module *main = NULL;
+  lua_getfield(L, LUA_REGISTRYINDEX, "_LOADED");
+  lua_getfield(L, -1, "package");
+  lua_getfield(L, -1, "preload");
+  for (const cray__lua_module *m = cray__lua_modules; m->name; m++) {
+    if (strcmp(m->name, "cray") == 0) {
+      main = m;
+      continue;
+    }
+    lua_pushlightuserdata(L, (void *)m);
+    lua_pushcclosure(L, load_embedded, 1);
+    lua_setfield(L, -2, m->name);
+  }
+  lua_pop(L, 3);
+  return main;
+}
+
+static void require_into_registry(lua_State *L, const char *name, const char *field,
+                                  const char *key) {
+  lua_getglobal(L, "require");
+  lua_pushstring(L, name);
+  lua_call(L, 1, 1);
+  if (field) lua_getfield(L, -1, field), lua_remove(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, key);
+}
+
+static const luaL_Reg core_functions[] = {
+    {"put", l_put},       {"get", l_get},       {"wait", l_wait},
+    {"stats", l_stats},   {"open", l_open},     {"close", l_close},
+    {"is_open", l_is_open}, {"parse_size", l_parse_size}, {NULL, NULL},
+};
+
+/* Opening the module again in the same state (a test runner that clears package.loaded)
+ * keeps the state's context, so its ObjectRefs and runtime stay valid. */
+int luaopen_cray(lua_State *L) {
+  cray__lstate *ls = cray__lstate_get(L);
+  if (!ls) {
+    new_lstate(L);
+    ls = cray__lstate_get(L);
+    cray__objref_open(L);
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, CRAY__REG_CLASSES);
+  }
+  const cray__lua_module *main = preload_embedded(L);
+  require_into_registry(L, "cray.errors", "Error", CRAY__REG_ERROR_MT);
+  require_into_registry(L, "cray.ffi_codec", NULL, CRAY__REG_FFI);
+  open_cnames(L);
+
+  luaL_loadbuffer(L, (const char *)main->code, *main->size, main->name);
+  lua_createtable(L, 0, 16);
+  for (const luaL_Reg *r = core_functions; r->name; r++) {
+    lua_pushlightuserdata(L, ls);
+    lua_pushcclosure(L, r->func, 1);
+    lua_setfield(L, -2, r->name);
+  }
+  lua_getfield(L, LUA_REGISTRYINDEX, CRAY__REG_CLASSES);
+  lua_setfield(L, -2, "classes");
+  lua_pushliteral(L, CRAY_VERSION_STRING);
+  lua_setfield(L, -2, "version");
+  lua_call(L, 1, 1);
+  return 1;
+}

@@ -1,0 +1,21 @@
+/*
+ * module.h: the `cray` Lua module (luaopen_cray) and the runtime it drives.
+ *
+ * A state gets its runtime one of two ways: cray.init in Lua opens the process-wide
+ * runtime (or the first call that needs one opens it with defaults, as Ray does), or an
+ * embedding program lends its own with cray__module_attach, and cray.init/shutdown then
+ * refuse to replace it.
+ */
+#ifndef CRAY_MODULE_H
+#define CRAY_MODULE_H
+
+#include <lua.h>
+
+#include "../runtime/cray.h"
+
+CRAY_API int luaopen_cray(lua_State *L);
+
+/* Makes L (which must have loaded `cray`) use rt, owned by the caller, until L closes. */
+void cray__module_attach(lua_State *L, cray_runtime *rt);
+
+#endif

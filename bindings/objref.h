@@ -1,0 +1,28 @@
+/*
+ * objref.h: ObjectRef, the Lua value that names a stored object.
+ *
+ * A full userdata holding the store entry it names and one reference to it, dropped by
+ * __gc. `tostring` shows the id, `==` compares ids. A ref made under a runtime that has
+ * since shut down is stale: its __gc does nothing and using it raises an error.
+ */
+#ifndef CRAY_OBJREF_H
+#define CRAY_OBJREF_H
+
+#include <lua.h>
+
+#include "lstate.h"
+
+typedef struct cray__objref {
+  cray__entry *e;
+  unsigned epoch;
+} cray__objref;
+
+/* Registers the metatable under CRAY__REG_OBJREF_MT. */
+void cray__objref_open(lua_State *L);
+/* Pushes a new ObjectRef for e, taking over one reference the caller holds. */
+void cray__objref_push(lua_State *L, cray__lstate *ls, cray__entry *e);
+/* The entry of the ObjectRef at idx, or NULL when the value there is not one. Raises an
+ * error when it is a stale ref. The entry is borrowed from the ref. */
+cray__entry *cray__objref_test(lua_State *L, cray__lstate *ls, int idx);
+
+#endif

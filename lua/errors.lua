@@ -1,0 +1,52 @@
+-- cray.errors: error objects, the values every cray failure raises.
+--
+-- An error object is a table with `kind` (task_error, actor_died, cancelled, timeout,
+-- object_lost, serialization, out_of_memory, deadlock, invalid_argument, runtime),
+-- `message`, and when known `traceback`, `task`, `cause` (the error it propagated from)
+-- and `value` (a raised value that was not a string). The C half makes them with this
+-- metatable too, so `pcall` hands the same kind of value whoever raised it.
+
+local Error = {}
+Error.__index = Error
+
+local function indent(text, prefix)
+  return prefix .. tostring(text):gsub("\n", "\n" .. prefix)
+end
+
+function Error.__tostring(e)
+  local out = {("cray %s error: %s"):format(tostring(e.kind), tostring(e.message))}
+  if e.task ~= nil then out[#out + 1] = "  in task: " .. tostring(e.task) end
+  if e.value ~= nil then out[#out + 1] = "  raised value: " .. tostring(e.value) end
+  if e.traceback ~= nil and e.traceback ~= "" then
+    out[#out + 1] = indent(e.traceback, "  ")
+  end
+  if e.cause ~= nil then out[#out + 1] = indent("caused by: " .. tostring(e.cause), "  ") end
+  return table.concat(out, "\n")
+end
+
+local M = {Error = Error}
+
+-- A new error object. `fields` may add traceback, task, cause, value.
+function M.new(kind, message, fields)
+  local e = {kind = kind, message = message}
+  for k, v in pairs(fields or {}) do e[k] = v end
+  return setmetatable(e, Error)
+end
+
+-- Raises an error object whose message starts with the position `level` levels up (as
+-- error() does for strings) and whose traceback starts there.
+function M.raise(level, kind, fmt, ...)
+  local msg = select("#", ...) > 0 and fmt:format(...) or fmt
+  local where = ""
+  local info = debug.getinfo(level + 1, "Sl")
+  if info and info.currentline > 0 then
+    where = ("%s:%d: "):format(info.short_src, info.currentline)
+  end
+  error(M.new(kind, where .. msg, {traceback = debug.traceback("", level + 1):sub(2)}), 0)
+end
+
+function M.is_error(v)
+  return getmetatable(v) == Error
+end
+
+return M

@@ -1,0 +1,66 @@
+/*
+ * options.c: cray_options, their copies inside a runtime, and size strings ("512M").
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "runtime.h"
+
+void cray_options_init(cray_options *opts) { memset(opts, 0, sizeof *opts); }
+
+void cray__options_free(cray_options *o) {
+  cray__free((char *)o->spill_dir);
+  for (int i = 0; i < o->nresources; i++) cray__free((char *)o->resource_names[i]);
+  cray__free((void *)o->resource_names);
+  cray__free((void *)o->resource_counts);
+}
+
+int cray__options_copy(cray_options *dst, const cray_options *src) {
+  *dst = *src;
+  dst->spill_dir = NULL;
+  dst->nresources = 0;
+  dst->resource_names = NULL;
+  dst->resource_counts = NULL;
+  if (src->workers < 0 || src->nresources < 0) return CRAY_EINVAL;
+  if (src->spill_dir && !(dst->spill_dir = cray__strdup(src->spill_dir))) return CRAY_ENOMEM;
+  if (src->nresources == 0) return 0;
+  const char **names = cray__calloc((size_t)src->nresources, sizeof *names);
+  double *counts = cray__calloc((size_t)src->nresources, sizeof *counts);
+  dst->resource_names = names;
+  dst->resource_counts = counts;
+  if (!names || !counts) return CRAY_ENOMEM;
+  for (int i = 0; i < src->nresources; i++) {
+    if (!src->resource_names[i] || src->resource_counts[i] < 0) return CRAY_EINVAL;
+    if (!(names[i] = cray__strdup(src->resource_names[i]))) return CRAY_ENOMEM;
+    counts[i] = src->resource_counts[i];
+    dst->nresources = i + 1;
+  }
+  return 0;
+}
+
+int cray_parse_size(const char *s, size_t *out) {
+  if (!s || !out) return CRAY_EINVAL;
+  while (isspace((unsigned char)*s)) s++;
+  if (!isdigit((unsigned char)*s) && *s != '.') return CRAY_EINVAL;
+  errno = 0;
+  char *end;
+  double v = strtod(s, &end);
+  if (errno || end == s || !(v >= 0)) return CRAY_EINVAL;
+  double unit = 1;
+  switch (toupper((unsigned char)*end)) {
+    case 'K': unit = 1024.0; end++; break;
+    case 'M': unit = 1024.0 * 1024; end++; break;
+    case 'G': unit = 1024.0 * 1024 * 1024; end++; break;
+    case 'T': unit = 1024.0 * 1024 * 1024 * 1024; end++; break;
+  }
+  if (toupper((unsigned char)*end) == 'B') end++;
+  while (isspace((unsigned char)*end)) end++;
+  v *= unit;
+  if (*end || v >= 18446744073709551616.0) return CRAY_EINVAL;
+  *out = (size_t)floor(v);
+  return 0;
+}

@@ -1,0 +1,98 @@
+/*
+ * runtime.c: cray_open and cray_close, and the C API over the object store.
+ */
+#include "runtime.h"
+
+#include <unistd.h>
+
+#include "alloc.h"
+#include "wait.h"
+
+size_t cray__physical_memory(void) {
+  long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+  return pages > 0 && size > 0 ? (size_t)pages * (size_t)size : 0;
+}
+
+int cray__online_cpus(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (int)n : 1;
+}
+
+int cray_open(cray_runtime **out, const cray_options *opts) {
+  cray_options defaults;
+  if (!opts) {
+    cray_options_init(&defaults);
+    opts = &defaults;
+  }
+  cray_runtime *rt = cray__calloc(1, sizeof *rt);
+  if (!rt) return CRAY_ENOMEM;
+  int rc = cray__options_copy(&rt->opts, opts);
+  if (rc) goto fail;
+  if (rt->opts.workers == 0) rt->opts.workers = cray__online_cpus();
+  if (rt->opts.memory == 0) rt->opts.memory = cray__physical_memory() / 10 * 3;
+  cray__id_init(&rt->ids);
+  if ((rc = cray__store_create(&rt->store, rt->opts.memory))) goto fail;
+  *out = rt;
+  return 0;
+fail:
+  cray__options_free(&rt->opts);
+  cray__free(rt);
+  return rc;
+}
+
+void cray_close(cray_runtime *rt) {
+  if (!rt) return;
+  cray__store_destroy(rt->store);
+  cray__options_free(&rt->opts);
+  cray__free(rt);
+}
+
+int cray_put(cray_runtime *rt, const void *data, size_t len, cray_id *id) {
+  if (!rt || (!data && len) || !id) return CRAY_EINVAL;
+  cray__blob *b;
+  int rc = cray__blob_parse(rt->store, data, len, &b);
+  if (rc) return rc;
+  cray_id nid = cray__id_new(&rt->ids);
+  if (!cray__store_insert(rt->store, nid, b)) {
+    cray__blob_release(rt->store, b);
+    return CRAY_ENOMEM;
+  }
+  *id = nid;
+  return 0;
+}
+
+int cray_get(cray_runtime *rt, const cray_id *id, double timeout, cray_view *view) {
+  if (!rt || !id || !view) return CRAY_EINVAL;
+  cray__entry *e = cray__store_lookup(rt->store, id);
+  if (!e) return CRAY_ENOTFOUND;
+  unsigned char ready;
+  int rc = cray__wait_entries(rt->store, &e, 1, 1, timeout, &ready);
+  if (rc >= 0) rc = ready ? 0 : CRAY_ETIMEDOUT;
+  if (rc == 0) {
+    cray__blob *b = e->blob;
+    cray__blob_retain(b);
+    *view = (cray_view){b->data, b->len, b->count, b};
+    if (cray__entry_state(e) == CRAY__FAILED) rc = CRAY_EOBJERROR;
+  }
+  cray__store_release(rt->store, e);
+  return rc;
+}
+
+void cray_view_release(cray_runtime *rt, cray_view *view) {
+  if (!rt || !view || !view->owner) return;
+  cray__blob_release(rt->store, view->owner);
+  view->owner = NULL;
+}
+
+int cray_release(cray_runtime *rt, const cray_id *id) {
+  if (!rt || !id) return CRAY_EINVAL;
+  cray__entry *e = cray__store_lookup(rt->store, id);
+  if (!e) return CRAY_ENOTFOUND;
+  cray__store_release(rt->store, e);
+  cray__store_release(rt->store, e);
+  return 0;
+}
+
+void cray_store_stats_get(cray_runtime *rt, cray_store_stats *out) {
+  cray__store_stats(rt->store, out);
+}

@@ -1,0 +1,25 @@
+/*
+ * wait.h: blocking a thread until store entries resolve.
+ *
+ * A thread waiter is a store waiter backed by a mutex and a condition variable on the
+ * monotonic clock. cray__wait_entries subscribes one to each pending entry, sleeps until
+ * enough resolve or the deadline passes, then unsubscribes from the rest. Coroutines in
+ * worker states wait through the scheduler instead and never block their thread.
+ */
+#ifndef CRAY_WAIT_H
+#define CRAY_WAIT_H
+
+#include <stddef.h>
+
+#include "store.h"
+
+/* Seconds on the monotonic clock. */
+double cray__now(void);
+
+/* Waits until at least `want` of entries[0..n) are resolved, or `timeout` seconds pass
+ * (timeout < 0: no limit). ready[i] is set to 1 for each resolved entry, 0 otherwise.
+ * Returns the number resolved (>= want unless timed out), or CRAY_ENOMEM. */
+int cray__wait_entries(cray__store *s, cray__entry *const *entries, size_t n, size_t want,
+                       double timeout, unsigned char *ready);
+
+#endif

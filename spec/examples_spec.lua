@@ -1,0 +1,34 @@
+local support = require "spec.support"
+
+local function read(path)
+  local f = assert(io.open(path))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+describe("examples", function()
+  it("squares.lua prints the squares and their sum", function()
+    local status, out, err = support.crayrun("examples/squares.lua 5")
+    assert.are.equal(0, status, err)
+    assert.are.equal("squares of 1..5: 1 4 9 16 25\nsum: 55\n", out)
+  end)
+
+  it("embed.c stores a value from C and reads it back around a Lua driver", function()
+    local status, out, err = support.run(support.build .. "/examples/embed")
+    assert.are.equal(0, status, err)
+    assert.are.equal('stored 1 object(s), 19 bytes\ndriver: 2 objects in the store\n'
+                     .. 'read back: {"greeting"=>"hello", "n"=>3}\n', out)
+  end)
+
+  it("README's example is examples/squares.lua, and runs as `make run` runs it", function()
+    local readme = read("README.md")
+    local block = readme:match("```lua\n(.-)```")
+    assert.are.equal(read("examples/squares.lua"), block)
+    local makefile = read("Makefile")
+    assert.is_truthy(makefile:find("crayrun examples/squares.lua 10", 1, true))
+    local status, out = support.crayrun("examples/squares.lua 10")
+    assert.are.equal(0, status)
+    assert.matches("sum: 385\n$", out)
+  end)
+end)

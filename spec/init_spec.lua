@@ -1,0 +1,104 @@
+local support = require "spec.support"
+local cray = require "cray"
+
+describe("cray.init and cray.shutdown", function()
+  before_each(function()
+    if cray.is_initialized() then cray.shutdown() end
+  end)
+
+  it("can start and stop many times in one process", function()
+    for i = 1, 5 do
+      cray.init({workers = 1})
+      assert.is_true(cray.is_initialized())
+      assert.are.equal(i, cray.get(cray.put(i)))
+      cray.shutdown()
+      assert.is_false(cray.is_initialized())
+    end
+  end)
+
+  it("starts with defaults on first use, as Ray does", function()
+    assert.is_false(cray.is_initialized())
+    assert.are.equal("auto", cray.get(cray.put("auto")))
+    assert.is_true(cray.is_initialized())
+  end)
+
+  it("takes sizes as numbers or strings with K, M, G suffixes", function()
+    for spec, bytes in pairs{["512M"] = 512 * 2^20, ["2G"] = 2 * 2^30, ["1.5K"] = 1536,
+                             ["100"] = 100, ["64MB"] = 64 * 2^20, [12345] = 12345} do
+      cray.init({memory = spec})
+      assert.are.equal(bytes, cray.stats().store.budget)
+      cray.shutdown()
+    end
+  end)
+
+  it("defaults the budget to 30% of physical memory", function()
+    cray.init()
+    local budget = cray.stats().store.budget
+    local f = io.open("/proc/meminfo")
+    local kb = tonumber(f:read("*a"):match("MemTotal:%s+(%d+) kB"))
+    f:close()
+    assert.is_true(math.abs(budget - kb * 1024 * 0.3) < kb * 1024 * 0.01)
+  end)
+
+  it("refuses a second init, unless told to ignore it", function()
+    cray.init()
+    local e = support.error_of(cray.init)
+    assert.are.equal("invalid_argument", e.kind)
+    assert.matches("already running", e.message)
+    cray.init({ignore_reinit_error = true})
+    assert.is_true(cray.is_initialized())
+  end)
+
+  it("names an unknown option and lists the known ones", function()
+    local e = support.error_of(cray.init, {wokers = 2})
+    assert.are.equal("invalid_argument", e.kind)
+    assert.matches("cray.init: unknown option 'wokers' %(known: ignore_reinit_error, memory, "
+                   .. "resources, spill_dir, spill_max, worker_memory, workers%)", e.message)
+    assert.is_false(cray.is_initialized())
+  end)
+
+  it("names an option of the wrong type or value", function()
+    local cases = {
+      {{workers = 0}, "option 'workers' must be a whole number >= 1 %(got 0%)"},
+      {{workers = "4"}, [[option 'workers' must be a whole number >= 1 %(got "4"%)]]},
+      {{memory = "lots"}, [[option 'memory' must be a size in bytes.*%(got "lots"%)]]},
+      {{memory = -1}, "option 'memory' must be a size"},
+      {{spill_dir = 3}, "option 'spill_dir' must be a string %(got 3%)"},
+      {{resources = {db = "two"}}, "option 'resources' must be a table of resource name"},
+      {{resources = 2}, "option 'resources' must be a table"},
+      {"fast", "cray.init: options must be a table %(got string%)"},
+    }
+    for _, case in ipairs(cases) do
+      local e = support.error_of(cray.init, case[1])
+      assert.are.equal("invalid_argument", e.kind)
+      assert.matches(case[2], e.message)
+    end
+    assert.is_false(cray.is_initialized())
+  end)
+
+  it("keeps the number of workers it was given", function()
+    cray.init({workers = 2, resources = {db = 2}})
+    assert.are.equal(2, cray.stats().workers)
+  end)
+
+  it("is what a stock LuaJIT loads with require", function()
+    local cmd = ("LUA_CPATH='%s/?.so' luajit -e %q"):format(support.build,
+      'local c = require "cray"; print(c.get(c.put({1, "two"}))[2], c.version)')
+    if support.preload ~= "" then cmd = "LD_PRELOAD=" .. support.preload .. " " .. cmd end
+    local status, out, err = support.run(cmd)
+    assert.are.equal(0, status, err)
+    assert.matches("^two\t%d+%.%d+%.%d+\n$", out)
+  end)
+end)
+
+describe("cray.register_class", function()
+  it("refuses a bad name, a non-table and a taken name", function()
+    assert.matches("name must be a non%-empty string",
+                   support.error_of(cray.register_class, "", {}).message)
+    assert.matches("metatable must be a table %(got number%)",
+                   support.error_of(cray.register_class, "n", 1).message)
+    cray.register_class("spec.Taken", {})
+    assert.matches("'spec.Taken' is registered already",
+                   support.error_of(cray.register_class, "spec.Taken", {}).message)
+  end)
+end)

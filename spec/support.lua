@@ -1,0 +1,67 @@
+-- Shared by the specs: the build under test, running commands, a fresh runtime.
+local M = {}
+
+M.build = os.getenv("CRAY_BUILD") or "build"
+M.san = os.getenv("CRAY_SAN") or ""
+
+-- Under a sanitizer, luajit runs with the sanitizer's runtime preloaded (spec/run names it
+-- in CRAY_PRELOAD too); the commands the specs start must not inherit it (the shell would
+-- load it as well), so it is taken out of the environment.
+M.preload = os.getenv("CRAY_PRELOAD") or ""
+if os.getenv("LD_PRELOAD") then
+  local ffi = require "ffi"
+  ffi.cdef "int unsetenv(const char *name);"
+  ffi.C.unsetenv("LD_PRELOAD")
+end
+
+local function slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("*a")
+  f:close()
+  os.remove(path)
+  return s
+end
+
+-- Runs a shell command; returns its exit status, stdout and stderr.
+function M.run(cmd, stdin)
+  local out, err = os.tmpname(), os.tmpname()
+  local input = ""
+  if stdin then
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write(stdin)
+    f:close()
+    input = " < " .. path
+    cmd = cmd .. input
+  end
+  local status = os.execute(("%s > %s 2> %s"):format(cmd, out, err))
+  if status > 255 then status = math.floor(status / 256) end
+  return status, slurp(out), slurp(err)
+end
+
+-- crayrun from the build under test, with arguments given as one shell string.
+function M.crayrun(args, stdin)
+  return M.run(M.build .. "/crayrun " .. args, stdin)
+end
+
+-- Restarts cray with `opts` so a spec starts from an empty store.
+function M.fresh(opts)
+  local cray = require "cray"
+  if cray.is_initialized() then cray.shutdown() end
+  cray.init(opts)
+  return cray
+end
+
+-- The error object `fn(...)` raises (fails the spec if it raises none).
+function M.error_of(fn, ...)
+  local ok, e = pcall(fn, ...)
+  assert(not ok, "expected an error")
+  return e
+end
+
+-- Runs a full garbage collection cycle until it frees nothing more.
+function M.collect()
+  for _ = 1, 3 do collectgarbage("collect") end
+end
+
+return M
