@@ -971,3 +971,33 @@ int cray__codec_decode(lua_State *L, cray__lstate *ls, const cray__blob *b, int 
   }
   return (int)want;
 }
+
+int cray__codec_decode_args(lua_State *L, cray__lstate *ls, const cray__blob *b) {
+  dec d;
+  d.L = L;
+  d.ls = ls;
+  d.b = b;
+  d.nextref = 0;
+  d.nanc = 0;
+  if (b->count > INT32_MAX - 16 || !lua_checkstack(L, (int)b->count + 16))
+    cray__raise(L, "serialization", "cannot decode %u arguments onto the Lua stack", b->count);
+  cray__mp_reader r = {b->data, b->data + b->len};
+  for (uint32_t i = 0; i < b->count; i++) {
+    cray__mp_item it;
+    next_item(&d, &r, &it);
+    if (it.type != CRAY__MP_EXT || it.ext != CRAY__EXT_REF) {
+      dec_item(&d, &r, &it);
+      continue;
+    }
+    if (d.nextref >= b->nrefs || it.n != 16)
+      cray__raise(L, "serialization", "blob's ref table does not match its contents");
+    const cray__entry *e = b->refs[d.nextref++];
+    if (cray__entry_state(e) != CRAY__READY)
+      cray__raise(L, "serialization", "argument %u is an object that is not ready", i + 1);
+    if (cray__codec_decode(L, ls, e->blob, 1) == 0) lua_pushnil(L);
+  }
+  if (r.p != r.end) malformed(&d, r.p, "trailing bytes after %u values", b->count);
+  if (d.nextref != b->nrefs)
+    cray__raise(L, "serialization", "blob's ref table does not match its contents");
+  return (int)b->count;
+}

@@ -31,4 +31,8 @@ void cray__codec_encode(lua_State *L, cray__lstate *ls, int first, int n, const 
  * pushed. Raises on malformed input. */
 int cray__codec_decode(lua_State *L, cray__lstate *ls, const cray__blob *b, int max);
 
+/* Pushes a task's arguments, the values of b, except that an ObjectRef at the top level
+ * stands for the first value of its object (which must be ready); returns how many. */
+int cray__codec_decode_args(lua_State *L, cray__lstate *ls, const cray__blob *b);
+
 #endif

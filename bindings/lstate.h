@@ -23,12 +23,14 @@
 #define CRAY__REG_CLASSES "cray.classes"   /* name -> metatable and metatable -> name */
 #define CRAY__REG_CNAMES "cray.cnames"     /* C function -> "lib.name" and back */
 #define CRAY__REG_FFI "cray.ffi"           /* table of FFI helpers from lua/ffi_codec.lua */
+#define CRAY__REG_WORKER "cray.worker"     /* set before luaopen_cray in a worker's state */
 
 typedef struct cray__lstate {
   cray_runtime *rt; /* NULL until cray.init; borrowed from the module's process runtime */
   unsigned epoch;   /* rt->ids.epoch when rt was set: refs made under another are stale */
   int objref_mt;    /* registry reference of the ObjectRef metatable */
   int owns_rt;      /* rt is the process runtime this state opened: closing L closes it */
+  void *worker;     /* in a worker's state, the executor's worker (bindings/executor.c) */
   cray__buf buf;    /* encoder output, reset per encode */
   cray__entry **refs; /* entries of the ObjectRefs the last encode met, in order; borrowed */
   uint32_t nrefs, refs_cap;

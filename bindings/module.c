@@ -20,9 +20,11 @@
 #include "../runtime/alloc.h"
 #include "../runtime/wait.h"
 #include "codec.h"
+#include "executor.h"
 #include "lua_modules.h"
 #include "lstate.h"
 #include "objref.h"
+#include "task.h"
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static cray_runtime *g_rt;
@@ -43,7 +45,7 @@ static int open_process_rt(cray__lstate *ls, const cray_options *opts) {
   return rc;
 }
 
-static cray_runtime *need_rt(lua_State *L, cray__lstate *ls) {
+cray_runtime *cray__module_rt(lua_State *L, cray__lstate *ls) {
   if (ls->rt) return ls->rt;
   pthread_mutex_lock(&g_mu);
   int rc = 0;
@@ -111,7 +113,7 @@ static int l_put(lua_State *L) {
   int n = lua_gettop(L);
   if (n != 1)
     cray__raise(L, "invalid_argument", "cray.put: takes exactly one value (got %d)", n);
-  cray_runtime *rt = need_rt(L, ls);
+  cray_runtime *rt = cray__module_rt(L, ls);
   cray__codec_encode(L, ls, 1, 1, "value");
   cray__blob *b = cray__blob_new(ls->buf.data, ls->buf.len, 1, ls->refs, ls->nrefs,
                                  CRAY__BLOB_TRUSTED);
@@ -143,10 +145,18 @@ static cray__entry **collect_refs(lua_State *L, cray__lstate *ls, int idx, const
   return v;
 }
 
-/* Waits for entries[0..n) to have `want` resolved; raises "timeout" if they don't. */
+/* How long a thread may still wait for a deadline (< 0: none): seconds, at least 0. */
+static double time_left(double deadline) {
+  if (deadline < 0) return -1;
+  double left = deadline - cray__now();
+  return left > 0 ? left : 0;
+}
+
+/* Blocks the thread until `want` of entries[0..n) resolve; raises "timeout" at the
+ * deadline. `timeout` is the option as given, for the message. */
 static void wait_or_raise(lua_State *L, cray__lstate *ls, cray__entry **v, size_t n, size_t want,
-                          double timeout, unsigned char *ready, const char *fn) {
-  int got = cray__wait_entries(ls->rt->store, v, n, want, timeout, ready);
+                          double deadline, double timeout, unsigned char *ready, const char *fn) {
+  int got = cray__wait_entries(ls->rt->store, v, n, want, time_left(deadline), ready);
   if (got < 0) cray__raise(L, "out_of_memory", "%s: %s", fn, cray_strerror(got));
   if ((size_t)got >= want) return;
   size_t first = 0;
@@ -163,8 +173,17 @@ static int raise_stored(lua_State *L, cray__lstate *ls, cray__entry *e) {
   return lua_error(L);
 }
 
+/* Arguments 3 and 4 of get and wait, which lua/cray.lua passes inside tasks: the deadline
+ * fixed at the first call (so a resumed call keeps it), and coroutine.isyieldable(). */
+static double deadline_arg(lua_State *L, double timeout) {
+  if (lua_type(L, 3) == LUA_TNUMBER) return lua_tonumber(L, 3);
+  return timeout < 0 ? -1 : cray__now() + timeout;
+}
+
 static const char *const get_options[] = {"timeout", NULL};
 
+/* get(ref | refs [, opts [, deadline, yieldable]]): the values, or (in a task, after a
+ * wait) CRAY__RETRY, on which lua/cray.lua calls again. */
 static int l_get(lua_State *L) {
   cray__lstate *ls = self(L);
   int opts = opts_arg(L, 2, "cray.get", get_options);
@@ -172,8 +191,11 @@ static int l_get(lua_State *L) {
   cray__entry *e = cray__objref_test(L, ls, 1);
   if (e) {
     if (cray__entry_state(e) == CRAY__PENDING) {
+      double deadline = deadline_arg(L, timeout);
+      if (cray__exec_arm(L, ls, &e, 1, 1, deadline, lua_toboolean(L, 4), "cray.get"))
+        return lua_yield(L, 0);
       unsigned char ready;
-      wait_or_raise(L, ls, &e, 1, 1, timeout, &ready, "cray.get");
+      wait_or_raise(L, ls, &e, 1, 1, deadline, timeout, &ready, "cray.get");
     }
     if (cray__entry_state(e) == CRAY__FAILED) return raise_stored(L, ls, e);
     return cray__codec_decode(L, ls, e->blob, -1);
@@ -186,7 +208,18 @@ static int l_get(lua_State *L) {
   cray__entry **v = collect_refs(L, ls, 1, "cray.get", &n);
   if (n) {
     unsigned char *ready = lua_newuserdata(L, n);
-    wait_or_raise(L, ls, v, n, n, timeout, ready, "cray.get");
+    double deadline = deadline_arg(L, timeout);
+    size_t have = 0;
+    for (size_t i = 0; i < n; i++) have += cray__entry_state(v[i]) != CRAY__PENDING;
+    if (have < n) {
+      size_t k = 0; /* wait for the pending ones only */
+      cray__entry **pending = lua_newuserdata(L, (n - have) * sizeof *pending);
+      for (size_t i = 0; i < n; i++)
+        if (cray__entry_state(v[i]) == CRAY__PENDING) pending[k++] = v[i];
+      if (cray__exec_arm(L, ls, pending, k, k, deadline, lua_toboolean(L, 4), "cray.get"))
+        return lua_yield(L, 0);
+      wait_or_raise(L, ls, v, n, n, deadline, timeout, ready, "cray.get");
+    }
   }
   for (size_t i = 0; i < n; i++)
     if (cray__entry_state(v[i]) == CRAY__FAILED) return raise_stored(L, ls, v[i]);
@@ -200,6 +233,7 @@ static int l_get(lua_State *L) {
 
 static const char *const wait_options[] = {"num_returns", "timeout", NULL};
 
+/* wait(refs [, opts [, deadline, yieldable]]): ready, pending; or CRAY__RETRY as get. */
 static int l_wait(lua_State *L) {
   cray__lstate *ls = self(L);
   if (!lua_istable(L, 1)) {
@@ -224,10 +258,21 @@ static int l_wait(lua_State *L) {
     }
     lua_pop(L, 1);
   }
-  double timeout = opt_timeout(L, opts, "cray.wait");
+  double deadline = deadline_arg(L, opt_timeout(L, opts, "cray.wait"));
   unsigned char *ready = lua_newuserdata(L, n ? n : 1);
-  int got = cray__wait_entries(ls->rt ? ls->rt->store : NULL, v, n, want, timeout, ready);
-  if (got < 0) cray__raise(L, "out_of_memory", "cray.wait: %s", cray_strerror(got));
+  size_t have = 0;
+  for (size_t i = 0; i < n; i++) have += ready[i] = cray__entry_state(v[i]) != CRAY__PENDING;
+  if (have < want && time_left(deadline) != 0) {
+    size_t k = 0;
+    cray__entry **pending = lua_newuserdata(L, (n - have) * sizeof *pending);
+    for (size_t i = 0; i < n; i++)
+      if (!ready[i]) pending[k++] = v[i];
+    if (cray__exec_arm(L, ls, pending, k, want - have, deadline, lua_toboolean(L, 4),
+                       "cray.wait"))
+      return lua_yield(L, 0);
+    int got = cray__wait_entries(ls->rt->store, v, n, want, time_left(deadline), ready);
+    if (got < 0) cray__raise(L, "out_of_memory", "cray.wait: %s", cray_strerror(got));
+  }
   lua_createtable(L, (int)want, 0);
   lua_createtable(L, (int)(n - want), 0);
   int nr = 0, np = 0;
@@ -247,11 +292,20 @@ static void set_int(lua_State *L, const char *k, uint64_t v) {
 }
 
 static int l_stats(lua_State *L) {
-  cray_runtime *rt = need_rt(L, self(L));
+  cray_runtime *rt = cray__module_rt(L, self(L));
   cray_store_stats s;
   cray_store_stats_get(rt, &s);
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 3);
   set_int(L, "workers", (uint64_t)rt->opts.workers);
+  cray__sched_stats ts = {0, 0, 0, 0};
+  cray__sched *sched = atomic_load(&rt->sched);
+  if (sched) cray__sched_stats_get(sched, &ts);
+  lua_createtable(L, 0, 4);
+  set_int(L, "submitted", ts.submitted);
+  set_int(L, "running", ts.running);
+  set_int(L, "finished", ts.finished);
+  set_int(L, "failed", ts.failed);
+  lua_setfield(L, -2, "tasks");
   lua_createtable(L, 0, 8);
   set_int(L, "objects", s.objects);
   set_int(L, "bytes", s.bytes);
@@ -366,6 +420,9 @@ static void new_lstate(lua_State *L) {
   cray__lstate *ls = lua_newuserdata(L, sizeof *ls);
   memset(ls, 0, sizeof *ls);
   cray__buf_init(&ls->buf);
+  lua_getfield(L, LUA_REGISTRYINDEX, CRAY__REG_WORKER);
+  ls->worker = lua_touserdata(L, -1);
+  lua_pop(L, 1);
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, lstate_gc);
   lua_setfield(L, -2, "__gc");
@@ -471,10 +528,12 @@ int luaopen_cray(lua_State *L) {
 
   luaL_loadbuffer(L, (const char *)main->code, *main->size, main->name);
   lua_createtable(L, 0, 16);
-  for (const luaL_Reg *r = core_functions; r->name; r++) {
-    lua_pushlightuserdata(L, ls);
-    lua_pushcclosure(L, r->func, 1);
-    lua_setfield(L, -2, r->name);
+  for (const luaL_Reg *set[] = {core_functions, cray__task_functions, NULL}, **f = set; *f; f++) {
+    for (const luaL_Reg *r = *f; r->name; r++) {
+      lua_pushlightuserdata(L, ls);
+      lua_pushcclosure(L, r->func, 1);
+      lua_setfield(L, -2, r->name);
+    }
   }
   lua_getfield(L, LUA_REGISTRYINDEX, CRAY__REG_CLASSES);
   lua_setfield(L, -2, "classes");

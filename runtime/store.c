@@ -60,14 +60,15 @@ int cray__store_create(cray__store **out, uint64_t budget) {
   return 0;
 }
 
-/* Entries hold blobs that hold other entries; free blobs first (their nested releases are
- * counted, not followed), then every entry. */
+/* Entries hold blobs that hold other entries, and several entries may share a blob (a
+ * failed task's error): drop each entry's blob reference without following nested refs
+ * (every entry goes anyway), then free every entry. */
 void cray__store_destroy(cray__store *s) {
   for (int i = 0; i < NSHARDS; i++) {
     shard *sh = &s->shards[i];
     for (size_t b = 0; b < sh->nbuckets; b++)
       for (cray__entry *e = sh->buckets[b]; e; e = e->next)
-        if (e->blob) cray__free(e->blob);
+        if (e->blob && atomic_fetch_sub(&e->blob->rc, 1) == 1) cray__free(e->blob);
   }
   for (int i = 0; i < NSHARDS; i++) {
     shard *sh = &s->shards[i];
@@ -112,6 +113,7 @@ cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob) {
   atomic_init(&e->state, blob ? CRAY__READY : CRAY__PENDING);
   e->blob = blob;
   e->waiters = NULL;
+  e->producer = NULL;
   shard *sh = shard_of(s, &id);
   pthread_mutex_lock(&sh->mu);
   size_t b = bucket_of(sh, &id);
@@ -193,6 +195,7 @@ int cray__store_resolve(cray__store *s, cray__entry *e, cray__blob *blob, int fa
     return CRAY_EINVAL;
   }
   e->blob = blob;
+  e->producer = NULL;
   sh->bytes += blob->len;
   atomic_store_explicit(&e->state, failed ? CRAY__FAILED : CRAY__READY, memory_order_release);
   cray__waitnode *w = e->waiters;
@@ -204,6 +207,17 @@ int cray__store_resolve(cray__store *s, cray__entry *e, cray__blob *blob, int fa
   }
   pthread_mutex_unlock(&sh->mu);
   return 0;
+}
+
+int cray__store_with_producer(cray__store *s, cray__entry *e, void (*fn)(void *producer, void *arg),
+                              void *arg) {
+  shard *sh = shard_of(s, &e->id);
+  pthread_mutex_lock(&sh->mu);
+  void *p = atomic_load_explicit(&e->state, memory_order_relaxed) == CRAY__PENDING ? e->producer
+                                                                                  : NULL;
+  if (p) fn(p, arg);
+  pthread_mutex_unlock(&sh->mu);
+  return p != NULL;
 }
 
 int cray__store_subscribe(cray__store *s, cray__entry *e, cray__waitnode *node) {

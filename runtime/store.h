@@ -44,6 +44,7 @@ typedef struct cray__entry {
   _Atomic uint32_t state;
   cray__blob *blob;          /* set once, before state leaves PENDING */
   cray__waitnode *waiters;   /* shard lock */
+  void *producer;            /* shard lock: the task that will resolve it, while pending */
   struct cray__entry *next;  /* hash chain, shard lock */
 } cray__entry;
 
@@ -73,6 +74,11 @@ static inline uint32_t cray__entry_state(const cray__entry *e) {
 /* Resolves a PENDING entry with blob (taking over the caller's blob reference) and wakes
  * its waiters. CRAY_EINVAL when it was already resolved (the blob is left to the caller). */
 int cray__store_resolve(cray__store *s, cray__entry *e, cray__blob *blob, int failed);
+
+/* While e is pending, calls fn(e->producer, arg) under e's shard lock and returns 1;
+ * returns 0 when e is resolved or has no producer. */
+int cray__store_with_producer(cray__store *s, cray__entry *e, void (*fn)(void *producer, void *arg),
+                              void *arg);
 
 /* Subscribes node (with node->waiter set) to e: 0 when subscribed, 1 when e is already
  * resolved (nothing subscribed). */
