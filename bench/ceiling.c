@@ -9,7 +9,8 @@
  *                                 through a bounded queue under one mutex, with one
  *                                 condition variable each way: each push and each pop
  *                                 takes the lock once, and a side signals only when the
- *                                 other sleeps. What any cross-thread call pays at least.
+ *                                 other sleeps. The threads are pinned to two cores. What
+ *                                 any call from one core to another pays at least.
  *
  * The protocol is bench/lib.lua's, so the lines mean the same: a warm-up that doubles n
  * and sizes the runs, CRAY_BENCH_RUNS timed runs (default 5, quick 3), the median on
@@ -17,6 +18,7 @@
  * tiny (checks it runs), CRAY_BENCH_FILTER picks metrics by substring.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,8 +108,30 @@ typedef struct queue {
   uint64_t sum; /* what the consumer received, checked by the producer */
 } queue;
 
+/* The two CPUs the handoff's sides run on: the first two this process may use, or -1 when
+ * it may use only one. Left to the scheduler, the two threads sometimes share one core,
+ * and the queue then fills and drains in batches without the cross-core traffic that the
+ * figure is about. */
+static int cpus[2] = {-1, -1};
+
+static void find_cpus(void) {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) < 2) return;
+  for (int cpu = 0, k = 0; k < 2 && cpu < CPU_SETSIZE; cpu++)
+    if (CPU_ISSET(cpu, &set)) cpus[k++] = cpu;
+}
+
+static void pin(int cpu) {
+  if (cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
 static void *consume(void *arg) {
   queue *q = arg;
+  pin(cpus[1]);
   uint64_t sum = 0;
   for (uint64_t i = 0; i < q->n; i++) {
     pthread_mutex_lock(&q->mu);
@@ -131,6 +155,7 @@ static double run_handoff(void *ctx, uint64_t n) {
   q->n = n;
   q->head = q->count = 0;
   q->consumer_sleeps = q->producer_sleeps = 0;
+  pin(cpus[0]);
   double t0 = now();
   pthread_t consumer;
   if (pthread_create(&consumer, NULL, consume, q) != 0) {
@@ -180,6 +205,7 @@ int main(void) {
   free(c.src);
   free(c.dst);
 
+  find_cpus();
   static queue q;
   pthread_mutex_init(&q.mu, NULL);
   pthread_cond_init(&q.not_empty, NULL);
