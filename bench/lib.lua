@@ -1,7 +1,8 @@
 -- bench.lib: the timing protocol every benchmark script shares (docs/performance.md).
 --
 -- A script registers its metrics in the order they run; each prints one line on stdout,
--- "<metric> <median> <unit>", and its progress on stderr:
+-- "<metric> <median> <unit>", and its progress on stderr. Scripts print nothing else on
+-- stdout (io.stderr:write for anything they have to say):
 --
 --   local bench = require "bench.lib"          -- scripts run from the repository's root
 --   bench.rate("single_client_put_calls", function()
@@ -27,7 +28,7 @@
 -- on the clock: a run pays for collecting the garbage it made (the ObjectRefs it dropped
 -- release their objects then), and only that.
 --
--- Environment (bench/run passes it on):
+-- Environment (for bench/run, which passes it on, or for a script run by hand):
 --   CRAY_BENCH_QUICK=1   bench.quick is true: scripts pick tiny sizes, the warm-up and the
 --                        3 runs are a few milliseconds; checks that scripts work, nothing
 --                        more (spec/bench_spec.lua)
