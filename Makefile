@@ -3,6 +3,7 @@
 #   make            build everything into build/
 #   make run        install missing Debian packages, build, run an example with crayrun
 #   make test       install missing Debian packages, build, run every C test and spec
+#   make bench      build, run the benchmarks: "<metric> <median> <unit>" lines on stdout
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make SAN=address|undefined|thread ...   everything instrumented, in build/san-$(SAN)/
 #
@@ -72,9 +73,9 @@ EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(EXAMPLE_C))
 
 PRODUCTS := $(B)/crayrun $(B)/libcray.a $(B)/libcray.so $(B)/cray.so $(B)/cray.pc
 
-.PHONY: all run test install clean deps
+.PHONY: all run test bench install clean deps
 .SECONDARY:
-all: $(PRODUCTS) $(CTESTS) $(EXAMPLES)
+all: $(PRODUCTS) $(CTESTS) $(EXAMPLES) $(B)/bench/ceiling
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -121,6 +122,10 @@ $(B)/examples/%: examples/%.c $(B)/libcray.a
 	$(CC) $(ALL_CFLAGS) -Iruntime $(shell pkg-config --cflags msgpack) -o $@ $< $(ALL_LDFLAGS) \
 	  $(B)/libcray.a $(PKG_LIBS) $(shell pkg-config --libs msgpack) $(SYSLIBS)
 
+$(B)/bench/ceiling: bench/ceiling.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) -lpthread
+
 $(B)/cray.pc: Makefile
 	@mkdir -p $(dir $@)
 	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
@@ -153,6 +158,12 @@ SANLIB_PATH = $(if $(SANLIB),$(shell $(CC) -print-file-name=lib$(SANLIB).so))
 test: deps
 	@$(MAKE) --no-print-directory all
 	@B=$(B) SAN=$(SAN) SANLIB=$(SANLIB_PATH) sh spec/run
+
+# The build's output goes to stderr: stdout carries only the benchmarks' lines.
+bench:
+	@$(MAKE) --no-print-directory deps >&2
+	@$(MAKE) --no-print-directory all >&2
+	@B=$(B) sh bench/run
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
