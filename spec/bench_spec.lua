@@ -43,14 +43,16 @@ local function listed_files(dir)
 end
 
 describe("bench/run", function()
-  it("prints only metric lines: the ceilings and every store metric, once each", function()
+  it("prints only metric lines: the ceilings, every store and task metric, once each", function()
     local status, out, err = quick("sh bench/run")
     assert.are.equal(0, status, err)
     local got = metrics(out)
     for _, name in ipairs{"ceiling_memcpy_gb_per_second", "ceiling_handoff_per_second",
                           "single_client_put_calls", "single_client_get_calls",
                           "single_client_put_gigabytes", "single_client_wait_1k_refs",
-                          "single_client_get_object_containing_10k_refs"} do
+                          "single_client_get_object_containing_10k_refs",
+                          "single_client_tasks_sync", "single_client_tasks_async",
+                          "multi_client_tasks_async"} do
       assert.is_truthy(got[name], name)
       assert.is_true(got[name] > 0, name)
     end
