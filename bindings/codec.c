@@ -952,35 +952,37 @@ static void dec_item(dec *d, cray__mp_reader *r, const cray__mp_item *it) {
   }
 }
 
+/* Sets d up to decode `count` values of b onto L's stack. */
+static void dec_begin(dec *d, lua_State *L, cray__lstate *ls, const cray__blob *b, uint32_t count) {
+  d->L = L;
+  d->ls = ls;
+  d->b = b;
+  d->nextref = 0;
+  d->nanc = 0;
+  if (count > INT32_MAX - 16 || !lua_checkstack(L, (int)count + 16))
+    cray__raise(L, "serialization", "cannot decode %u values onto the Lua stack", count);
+}
+
+/* After all of b's values: no bytes and no refs may be left over. */
+static void dec_end(dec *d, const cray__mp_reader *r) {
+  if (r->p != r->end) malformed(d, r->p, "trailing bytes after %u values", d->b->count);
+  if (d->nextref != d->b->nrefs)
+    cray__raise(d->L, "serialization", "blob's ref table does not match its contents");
+}
+
 int cray__codec_decode(lua_State *L, cray__lstate *ls, const cray__blob *b, int max) {
   dec d;
-  d.L = L;
-  d.ls = ls;
-  d.b = b;
-  d.nextref = 0;
-  d.nanc = 0;
   uint32_t want = max >= 0 && (uint32_t)max < b->count ? (uint32_t)max : b->count;
-  if (want > INT32_MAX - 16 || !lua_checkstack(L, (int)want + 16))
-    cray__raise(L, "serialization", "cannot decode %u values onto the Lua stack", want);
+  dec_begin(&d, L, ls, b, want);
   cray__mp_reader r = {b->data, b->data + b->len};
   for (uint32_t i = 0; i < want; i++) dec_value(&d, &r);
-  if (want == b->count) {
-    if (r.p != r.end) malformed(&d, r.p, "trailing bytes after %u values", want);
-    if (d.nextref != b->nrefs)
-      cray__raise(L, "serialization", "blob's ref table does not match its contents");
-  }
+  if (want == b->count) dec_end(&d, &r);
   return (int)want;
 }
 
 int cray__codec_decode_args(lua_State *L, cray__lstate *ls, const cray__blob *b) {
   dec d;
-  d.L = L;
-  d.ls = ls;
-  d.b = b;
-  d.nextref = 0;
-  d.nanc = 0;
-  if (b->count > INT32_MAX - 16 || !lua_checkstack(L, (int)b->count + 16))
-    cray__raise(L, "serialization", "cannot decode %u arguments onto the Lua stack", b->count);
+  dec_begin(&d, L, ls, b, b->count);
   cray__mp_reader r = {b->data, b->data + b->len};
   for (uint32_t i = 0; i < b->count; i++) {
     cray__mp_item it;
@@ -996,8 +998,6 @@ int cray__codec_decode_args(lua_State *L, cray__lstate *ls, const cray__blob *b)
       cray__raise(L, "serialization", "argument %u is an object that is not ready", i + 1);
     if (cray__codec_decode(L, ls, e->blob, 1) == 0) lua_pushnil(L);
   }
-  if (r.p != r.end) malformed(&d, r.p, "trailing bytes after %u values", b->count);
-  if (d.nextref != b->nrefs)
-    cray__raise(L, "serialization", "blob's ref table does not match its contents");
+  dec_end(&d, &r);
   return (int)b->count;
 }

@@ -113,10 +113,15 @@ static void enqueue(cray__sched *s, cray__task *t) {
   push(s, w, t, 0);
 }
 
-/* Posts t's resumption to its home worker, unless one is on its way already. */
+/* Posts t's resumption to its home worker, unless one is on its way already. The inbox
+ * holds a reference: a late wake (a timer that fired as the task was resumed by what it
+ * waited for) may still be there when the task has finished; resume() drops it then. */
 static void wake(cray__sched *s, cray__task *t) {
   int expected = 0;
-  if (atomic_compare_exchange_strong(&t->woken, &expected, 1)) push(s, &s->workers[t->home], t, 1);
+  if (atomic_compare_exchange_strong(&t->woken, &expected, 1)) {
+    cray__task_retain(t);
+    push(s, &s->workers[t->home], t, 1);
+  }
 }
 
 /* ---- finishing ---- */
@@ -282,6 +287,7 @@ static void start(cray__sched *s, worker *w, cray__task *t) {
 }
 
 static void resume(cray__sched *s, worker *w, cray__task *t) {
+  if (atomic_load_explicit(&t->state, memory_order_acquire) != CRAY__TASK_SUSPENDED) return;
   atomic_store_explicit(&t->woken, 0, memory_order_relaxed);
   if (atomic_load(&s->stopping) || atomic_load(&t->cancelled)) {
     /* The executor drops what it holds; returns fail below. */
@@ -340,8 +346,12 @@ static void *worker_main(void *arg) {
       continue;
     }
     pthread_mutex_unlock(&w->mu);
-    if (resumed) resume(s, w, t);
-    else start(s, w, t);
+    if (resumed) {
+      resume(s, w, t);
+      cray__task_release(s->store, t); /* the inbox's reference */
+    } else {
+      start(s, w, t);
+    }
   }
   if (w->w) s->ex->worker_close(s->ctx, w->w);
   self_worker = NULL;

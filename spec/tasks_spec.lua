@@ -428,6 +428,21 @@ describe("timeouts", function()
     assert.is_true(pending[1] == refs[2])
   end)
 
+  it("resume a task once when its result and its deadline come together", function()
+    local quick = cray.remote(function(i) return i end)
+    local racer = cray.remote(function(n)
+      local got, late = 0, 0
+      for i = 1, n do
+        local ok, v = pcall(cray.get, quick.remote(i), {timeout = 0.0005})
+        if ok and v == i then got = got + 1 elseif not ok and v.kind == "timeout" then late = late + 1 end
+      end
+      return got + late
+    end)
+    local refs = {}
+    for i = 1, 4 do refs[i] = racer.remote(500) end
+    assert.are.same({500, 500, 500, 500}, cray.get(refs))
+  end)
+
   it("refuse a sleep that is not a number of seconds", function()
     assert.matches("cray.sleep: seconds must be a number >= 0 %(got %-1%)",
                    support.error_of(cray.sleep, -1).message)
