@@ -229,7 +229,7 @@ static const cray__blob *failed_dep(const cray__task *t, uint32_t *which) {
   return NULL;
 }
 
-static void after_run(cray__sched *s, worker *w, cray__task *t, int rc) {
+static void after_run(cray__sched *s, cray__task *t, int rc) {
   if (rc == CRAY__RUN_SUSPENDED) {
     atomic_store_explicit(&t->state, CRAY__TASK_SUSPENDED, memory_order_release);
     /* A cancel may have come while the task ran: make sure it is noticed. */
@@ -256,18 +256,19 @@ static void after_run(cray__sched *s, worker *w, cray__task *t, int rc) {
   }
   cray__blob *error = t->error;
   t->error = NULL;
-  (void)w;
   fail(s, t, error);
 }
 
 static void start(cray__sched *s, worker *w, cray__task *t) {
   if (atomic_load(&t->cancelled) || atomic_load(&s->stopping)) {
+    release_resources(s, t); /* held when it comes from the resource queue */
     fail_cancelled(s, t);
     return;
   }
   uint32_t arg = 0;
   const cray__blob *cause = failed_dep(t, &arg);
   if (cause) {
+    release_resources(s, t);
     const char *name = t->name ? t->name : "?";
     fail(s, t,
          arg == CRAY__DEP_FUNCTION
@@ -283,7 +284,7 @@ static void start(cray__sched *s, worker *w, cray__task *t) {
   atomic_store_explicit(&t->state, CRAY__TASK_RUNNING, memory_order_relaxed);
   atomic_fetch_add_explicit(&s->running, 1, memory_order_relaxed);
   t->started = 1;
-  after_run(s, w, t, s->ex->run(w->w, t));
+  after_run(s, t, s->ex->run(w->w, t));
 }
 
 static void resume(cray__sched *s, worker *w, cray__task *t) {
@@ -299,7 +300,7 @@ static void resume(cray__sched *s, worker *w, cray__task *t) {
     return;
   }
   atomic_store_explicit(&t->state, CRAY__TASK_RUNNING, memory_order_relaxed);
-  after_run(s, w, t, s->ex->run(w->w, t));
+  after_run(s, t, s->ex->run(w->w, t));
 }
 
 /* Takes a not-started task from another worker's queue. */

@@ -352,6 +352,17 @@ describe("task resources", function()
     for i = 2, 6 do assert.is_true(spans[i][1] >= spans[i - 1][2]) end
   end)
 
+  it("are given back by a task cancelled while it waited for them", function()
+    cray = support.fresh({workers = 2, resources = {db = 1}})
+    local hold = cray.remote(function() cray.sleep(0.1) return "held" end, {resources = {db = 1}})
+    local first, second = hold.remote(), hold.remote()
+    cray.sleep(0.02)
+    cray.cancel(second)
+    assert.are.equal("held", cray.get(first))
+    assert.are.equal("cancelled", support.error_of(cray.get, second).kind)
+    assert.are.equal("held", cray.get(hold.remote(), {timeout = 5}))
+  end)
+
   it("refuse at submission a need larger than what exists, or an unknown resource", function()
     cray = support.fresh({workers = 2, resources = {db = 2}})
     local f = cray.remote(function() end, {resources = {db = 3}, name = "greedy"})
