@@ -310,8 +310,8 @@ static int x_run(void *w, cray__task *t) {
     lua_settop(L, 0);
   } else {
     uint64_t exec = (uint64_t)(uintptr_t)t->exec;
-    if ((uint32_t)(exec >> 32) != xw->gen) return lost(xw, t);
     cray__sched_wait_end(t->sched, t);
+    if ((uint32_t)(exec >> 32) != xw->gen) return lost(xw, t);
     lua_rawgeti(L, LUA_REGISTRYINDEX, (int)(uint32_t)exec);
     co = lua_tothread(L, -1);
     lua_pop(L, 1);

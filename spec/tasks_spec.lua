@@ -334,6 +334,23 @@ describe("task retries", function()
     local fine = cray.remote(function() return "still works" end)
     assert.are.equal("still works", cray.get(fine.remote()))
   end)
+
+  it("re-run the tasks that were waiting in a state that was rebuilt", function()
+    cray = support.fresh({workers = 1, worker_memory = "64M"})
+    local sleeper = cray.remote(function(key)
+      _G[key] = (_G[key] or 0) + 1 -- the count starts again in a new state
+      cray.sleep(0.2)
+      return "woke"
+    end)
+    local hog = cray.remote(function()
+      local t = {}
+      for i = 1, 1e8 do t[i] = {i} end
+    end, {max_retries = 0})
+    local s = sleeper.remote("rebuilt")
+    cray.sleep(0.05)
+    assert.are.equal("out_of_memory", support.error_of(cray.get, hog.remote()).kind)
+    assert.are.equal("woke", cray.get(s, {timeout = 10}))
+  end)
 end)
 
 describe("task resources", function()
