@@ -762,6 +762,25 @@ static void dec_table_payload(dec *d, cray__mp_reader *sub, int maps_only) {
   dec_item(d, sub, &x);
 }
 
+/* The state does not know class `name`: loads the metatable the runtime has for it (a
+ * class registered in another state, see runtime/classes.h), registers it here, and
+ * leaves it on the stack above the classes table. 0 when the runtime has none. */
+static int load_published_class(dec *d, const char *name, uint32_t len) {
+  lua_State *L = d->L;
+  cray__blob *b = d->ls->rt ? cray__classes_get(&d->ls->rt->classes, name, len) : NULL;
+  if (!b) return 0;
+  int ok = cray__codec_decode(L, d->ls, b, 1) == 1 && lua_istable(L, -1);
+  cray__blob_release(d->ls->rt->store, b);
+  if (!ok) return 0;
+  lua_pushlstring(L, name, len);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, -4); /* name -> metatable */
+  lua_pushvalue(L, -1);
+  lua_pushlstring(L, name, len);
+  lua_rawset(L, -4); /* metatable -> name */
+  return 1;
+}
+
 static void dec_class(dec *d, const cray__mp_item *it) {
   lua_State *L = d->L;
   cray__mp_reader sub = payload(it);
@@ -781,9 +800,14 @@ static void dec_class(dec *d, const cray__mp_item *it) {
   } else {
     lua_pushnil(L);
   }
-  if (!lua_istable(L, -1))
-    cray__raise(L, "serialization", "class '%.*s' is not registered in this state",
-                (int)(len > 100 ? 100 : len), name);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    if (!load_published_class(d, name, len))
+      cray__raise(L, "serialization",
+                  "class '%.*s' is not registered in this state (register it here with "
+                  "cray.register_class, or give it a metatable that can be stored)",
+                  (int)(len > 100 ? 100 : len), name);
+  }
   lua_setmetatable(L, -3);
   lua_pop(L, 1);
 }

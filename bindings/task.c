@@ -177,6 +177,21 @@ static int l_fill(lua_State *L) {
   return 0;
 }
 
+/* publish_class(name, metatable): lets other states (workers) load the class when they
+ * meet one of its tables. Raises when the metatable cannot be stored. */
+static int l_publish_class(lua_State *L) {
+  cray__lstate *ls = self(L);
+  cray_runtime *rt = cray__module_rt(L, ls);
+  size_t len;
+  const char *name = luaL_checklstring(L, 1, &len);
+  cray__codec_encode(L, ls, 2, 1, "metatable");
+  cray__blob *b = cray__blob_new(ls->buf.data, ls->buf.len, 1, ls->refs, ls->nrefs,
+                                 CRAY__BLOB_TRUSTED);
+  if (!b || cray__classes_put(&rt->classes, rt->store, name, len, b) != 0)
+    return cray__raise(L, "out_of_memory", "no memory to publish class '%s'", name);
+  return 0;
+}
+
 /* cancel(ref) -> true when a task that had not finished was told to stop */
 static int l_cancel(lua_State *L) {
   cray__lstate *ls = self(L);
@@ -221,6 +236,6 @@ static int l_in_worker(lua_State *L) {
 const luaL_Reg cray__task_functions[] = {
     {"submit", l_submit},           {"cancel", l_cancel}, {"now", l_now},
     {"sleep_until", l_sleep_until}, {"retry", l_retry},   {"in_worker", l_in_worker},
-    {"reserve", l_reserve},         {"fill", l_fill},
+    {"reserve", l_reserve},         {"fill", l_fill},     {"publish_class", l_publish_class},
     {NULL, NULL},
 };

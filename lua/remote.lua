@@ -16,9 +16,19 @@ return function(cray, core)
   -- (`local f; f = cray.remote(function() ... f ... end)`). Until then its reserved ref maps
   -- to it here. Storing all of them at once means no remote function travels (as an
   -- upvalue, an argument or inside a value) before its function is stored.
+  -- Classes registered since are published then too, so worker states can load them.
   local unstored = setmetatable({}, {__mode = "k"})
+  local unpublished = {}
+  local dirty = false
 
-  local function store_pending()
+  local function flush()
+    dirty = false
+    for name, mt in pairs(unpublished) do
+      unpublished[name] = nil
+      -- A metatable that cannot be stored stays in this state only; a worker that meets
+      -- the class says so.
+      pcall(core.publish_class, name, mt)
+    end
     for ref, fn in pairs(unstored) do
       unstored[ref] = nil
       fill(ref, fn)
@@ -61,7 +71,7 @@ return function(cray, core)
             "call %s.remote(...) with a dot: f:remote(...) passes f itself as the first argument",
             tostring(self.spec[4] or "f"))
     end
-    if next(unstored) ~= nil then store_pending() end
+    if dirty then flush() end
     return submit(self.ref, self.spec, ...)
   end
 
@@ -96,6 +106,7 @@ return function(cray, core)
     end
     local ref = reserve()
     unstored[ref] = fn
+    dirty = true
     return make(ref, o)
   end
 
@@ -105,10 +116,26 @@ return function(cray, core)
 
   local put = cray.put
   function cray.put(...)
-    if next(unstored) ~= nil then store_pending() end
+    if dirty then flush() end
     return put(...)
   end
 
-  -- For cray.shutdown: functions not stored yet belong to the runtime that ends.
-  return function() unstored = setmetatable({}, {__mode = "k"}) end
+  local register = cray.register_class
+  function cray.register_class(name, mt)
+    if type(name) == "string" and type(mt) == "table" then
+      unpublished[name] = mt
+      dirty = true
+    end
+    return register(name, mt)
+  end
+
+  -- For cray.shutdown: functions not stored yet belong to the runtime that ends; classes
+  -- are published again to the next one.
+  return function()
+    unstored = setmetatable({}, {__mode = "k"})
+    for name, mt in pairs(core.classes) do
+      if type(name) == "string" and not name:match("^cray%.") then unpublished[name] = mt end
+    end
+    dirty = true
+  end
 end

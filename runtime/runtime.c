@@ -33,6 +33,7 @@ int cray_open(cray_runtime **out, const cray_options *opts) {
   cray__id_init(&rt->ids);
   if ((rc = cray__store_create(&rt->store, rt->opts.memory))) goto fail;
   pthread_mutex_init(&rt->sched_mu, NULL);
+  cray__classes_init(&rt->classes);
   *out = rt;
   return 0;
 fail:
@@ -46,6 +47,7 @@ void cray_close(cray_runtime *rt) {
   if (rt->sched) cray__sched_stop(rt->sched);
   if (rt->exec_ctx_free) rt->exec_ctx_free(rt->exec_ctx);
   pthread_mutex_destroy(&rt->sched_mu);
+  cray__classes_free(&rt->classes, rt->store);
   cray__store_destroy(rt->store);
   cray__options_free(&rt->opts);
   cray__free(rt);

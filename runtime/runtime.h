@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 
+#include "classes.h"
 #include "cray.h"
 #include "id.h"
 #include "sched.h"
@@ -25,6 +26,7 @@ struct cray_runtime {
   cray__sched *_Atomic sched; /* NULL until the first task */
   void *exec_ctx;             /* the executor's context, freed with exec_ctx_free */
   void (*exec_ctx_free)(void *ctx);
+  cray__classes classes;      /* metatables published by cray.register_class */
 };
 
 /* The runtime's scheduler, started on first use with executor ex and the context that

@@ -253,6 +253,51 @@ describe("task arguments", function()
   end)
 end)
 
+describe("registered classes in tasks", function()
+  before_each(function() cray = support.fresh({workers = 2}) end)
+
+  it("reach worker states: a task gets and returns tables of the class", function()
+    local Vec = {}
+    Vec.__index = Vec
+    function Vec.new(x, y) return setmetatable({x = x, y = y}, Vec) end
+    function Vec.add(a, b) return Vec.new(a.x + b.x, a.y + b.y) end
+    cray.register_class("spec.Vec", Vec)
+    local add = cray.remote(function(a, b) return a:add(b) end)
+    local v = cray.get(add.remote(Vec.new(1, 2), Vec.new(10, 20)))
+    assert.are.equal(Vec, getmetatable(v))
+    assert.are.same({11, 22}, {v.x, v.y})
+  end)
+
+  it("work when registered before cray.init", function()
+    local script = [[
+      local cray = require "cray"
+      local P = {}
+      P.__index = P
+      function P.twice(p) return 2 * p.v end
+      cray.register_class("early.P", P)
+      cray.init({workers = 1})
+      local f = cray.remote(function(p) return p:twice() end)
+      print(cray.get(f.remote(setmetatable({v = 21}, P))))
+    ]]
+    local cmd = ("LUA_CPATH='%s/?.so' luajit -e %q"):format(support.build, script)
+    if support.preload ~= "" then cmd = "LD_PRELOAD=" .. support.preload .. " " .. cmd end
+    local status, out, err = support.run(cmd)
+    assert.are.equal(0, status, err)
+    assert.are.equal("42\n", out)
+  end)
+
+  it("say so in the worker when the metatable cannot be stored", function()
+    local Handle = {__index = {file = io.stdout}}
+    cray.register_class("spec.Handle", Handle)
+    local f = cray.remote(function(h) return h end)
+    local e = support.error_of(cray.get, f.remote(setmetatable({}, Handle)))
+    assert.are.equal("task_error", e.kind)
+    assert.matches("class 'spec.Handle' is not registered in this state %(register it here "
+                   .. "with cray.register_class, or give it a metatable that can be stored%)",
+                   e.message)
+  end)
+end)
+
 describe("task errors", function()
   before_each(function() cray = support.fresh({workers = 2}) end)
 
