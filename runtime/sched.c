@@ -21,6 +21,7 @@
 
 #include "alloc.h"
 #include "runtime.h"
+#include "wait.h"
 
 #define container_of(p, type, field) ((type *)((char *)(p) - offsetof(type, field)))
 
@@ -296,6 +297,18 @@ static void resume(cray__sched *s, worker *w, cray__task *t) {
   after_run(s, w, t, s->ex->run(w->w, t));
 }
 
+/* Whether an idle worker should look again before it sleeps: for WORKER_SPIN seconds
+ * from when it found nothing to do, as the next task often comes sooner than a sleeping
+ * worker could be woken, and a push to a worker that does not sleep costs no wake-up. */
+#define WORKER_SPIN 50e-6
+static int spin(double *idle_since) {
+  double now = cray__now();
+  if (*idle_since < 0) *idle_since = now;
+  if (now - *idle_since > WORKER_SPIN) return 0;
+  for (int i = 0; i < 16; i++) cray__cpu_relax();
+  return 1;
+}
+
 /* Takes a not-started task from another worker's queue. */
 static cray__task *steal(cray__sched *s, worker *me) {
   for (int k = 1; k < s->n; k++) {
@@ -313,6 +326,7 @@ static void *worker_main(void *arg) {
   cray__sched *s = w->s;
   self_worker = w;
   w->w = s->ex->worker_open(s->ctx, w->index);
+  double idle_since = -1; /* when this worker last found nothing to do, while it spins */
   for (;;) {
     pthread_mutex_lock(&w->mu);
     int resumed = 1;
@@ -321,8 +335,10 @@ static void *worker_main(void *arg) {
     if (!t) {
       pthread_mutex_unlock(&w->mu);
       t = steal(s, w);
+      if (!t && spin(&idle_since)) continue;
       pthread_mutex_lock(&w->mu);
     }
+    idle_since = -1;
     if (!t) {
       /* Re-check under the lock: a push after the look above signals us. */
       if (!w->ihead && !w->qhead) {
