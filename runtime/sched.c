@@ -131,12 +131,17 @@ static void count_end(cray__sched *s, cray__task *t, int failed) {
 
 void cray__sched_count_success(cray__task *t) { count_end(t->sched, t, 0); }
 
+/* Only cray__sched_stop waits for `live` to reach zero, after it set `stopping`: both are
+ * sequentially consistent, so either this sees `stopping` and signals, or the stopper,
+ * which reads `live` under live_mu, sees zero. */
 static void task_done(cray__sched *s, cray__task *t) {
   atomic_store_explicit(&t->state, CRAY__TASK_DONE, memory_order_relaxed);
   cray__task_release(s->store, t);
-  pthread_mutex_lock(&s->live_mu);
-  if (atomic_fetch_sub(&s->live, 1) == 1) pthread_cond_broadcast(&s->live_cv);
-  pthread_mutex_unlock(&s->live_mu);
+  if (atomic_fetch_sub(&s->live, 1) == 1 && atomic_load(&s->stopping)) {
+    pthread_mutex_lock(&s->live_mu);
+    pthread_cond_broadcast(&s->live_cv);
+    pthread_mutex_unlock(&s->live_mu);
+  }
 }
 
 static void fail(cray__sched *s, cray__task *t, cray__blob *error) {
