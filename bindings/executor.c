@@ -276,7 +276,8 @@ static int task_function(lua_State *L) {
 /* task_args() -> the current task's arguments. */
 static int task_args(lua_State *L) {
   xworker *xw = lua_touserdata(L, lua_upvalueindex(1));
-  return cray__codec_decode_args(L, xw->ls, xw->current->args);
+  const cray__blob *args = xw->current->args;
+  return args ? cray__codec_decode_args(L, xw->ls, args) : 0;
 }
 
 /* ---- results ---- */
