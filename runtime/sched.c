@@ -34,6 +34,8 @@ typedef struct worker {
   cray__task *qhead, *qtail;  /* not started */
   cray__task *ihead, *itail;  /* resumptions */
   int sleeping;
+  _Atomic int work;           /* WORK_* bits: what the queues hold, for spinning workers to
+                                 read without the lock; written under it (note_work) */
   void *w;                    /* the executor's state */
   char pad[64];
 } worker;
@@ -68,6 +70,14 @@ static _Thread_local worker *self_worker;
 
 /* ---- queues ---- */
 
+enum { WORK_QUEUED = 1, WORK_INBOX = 2 };
+
+/* Publishes what w's queues hold; called under w->mu after each change. */
+static void note_work(worker *w) {
+  atomic_store_explicit(&w->work, (w->qhead ? WORK_QUEUED : 0) | (w->ihead ? WORK_INBOX : 0),
+                        memory_order_relaxed);
+}
+
 static void append(cray__task **head, cray__task **tail, cray__task *t) {
   t->next = NULL;
   if (*tail) (*tail)->next = t;
@@ -99,6 +109,7 @@ static void push(cray__sched *s, worker *w, cray__task *t, int inbox) {
   pthread_mutex_lock(&w->mu);
   if (inbox) append(&w->ihead, &w->itail, t);
   else append(&w->qhead, &w->qtail, t);
+  note_work(w);
   int sleeping = w->sleeping;
   if (sleeping) pthread_cond_signal(&w->cv);
   pthread_mutex_unlock(&w->mu);
@@ -302,16 +313,23 @@ static void resume(cray__sched *s, worker *w, cray__task *t) {
   after_run(s, w, t, s->ex->run(w->w, t));
 }
 
-/* Whether an idle worker should look again before it sleeps: for WORKER_SPIN seconds
- * from when it found nothing to do, as the next task often comes sooner than a sleeping
- * worker could be woken, and a push to a worker that does not sleep costs no wake-up. */
+/* Whether an idle worker should look again before it sleeps: it watches the queues'
+ * work bits for up to WORKER_SPIN seconds, as the next task often comes sooner than a
+ * sleeping worker could be woken, and a push to a worker that does not sleep costs no
+ * wake-up. Returns 1 when there is something for w: in its own queues, or to steal. */
 #define WORKER_SPIN 50e-6
-static int spin(double *idle_since) {
-  double now = cray__now();
-  if (*idle_since < 0) *idle_since = now;
-  if (now - *idle_since > WORKER_SPIN) return 0;
-  for (int i = 0; i < 16; i++) cray__cpu_relax();
-  return 1;
+static int spin(cray__sched *s, worker *w) {
+  double end = cray__now() + WORKER_SPIN;
+  do {
+    for (int k = 0; k < 64; k++) {
+      for (int i = 0; i < s->n; i++) {
+        int work = atomic_load_explicit(&s->workers[i].work, memory_order_relaxed);
+        if (work & (&s->workers[i] == w ? WORK_QUEUED | WORK_INBOX : WORK_QUEUED)) return 1;
+      }
+      cray__cpu_relax();
+    }
+  } while (cray__now() < end);
+  return 0;
 }
 
 /* Takes a not-started task from another worker's queue. */
@@ -320,6 +338,7 @@ static cray__task *steal(cray__sched *s, worker *me) {
     worker *v = &s->workers[(me->index + k) % s->n];
     if (pthread_mutex_trylock(&v->mu) != 0) continue;
     cray__task *t = take(&v->qhead, &v->qtail);
+    note_work(v);
     pthread_mutex_unlock(&v->mu);
     if (t) return t;
   }
@@ -331,19 +350,18 @@ static void *worker_main(void *arg) {
   cray__sched *s = w->s;
   self_worker = w;
   w->w = s->ex->worker_open(s->ctx, w->index);
-  double idle_since = -1; /* when this worker last found nothing to do, while it spins */
   for (;;) {
     pthread_mutex_lock(&w->mu);
     int resumed = 1;
     cray__task *t = take(&w->ihead, &w->itail);
     if (!t) resumed = 0, t = take(&w->qhead, &w->qtail);
+    note_work(w);
     if (!t) {
       pthread_mutex_unlock(&w->mu);
       t = steal(s, w);
-      if (!t && spin(&idle_since)) continue;
+      if (!t && spin(s, w)) continue;
       pthread_mutex_lock(&w->mu);
     }
-    idle_since = -1;
     if (!t) {
       /* Re-check under the lock: a push after the look above signals us. */
       if (!w->ihead && !w->qhead) {
