@@ -4,6 +4,14 @@
  * Everything here runs on worker threads, each touching only its own xworker and state.
  * A task's coroutine is anchored in the registry; t->exec holds (generation << 32 | ref)
  * so a resumption after the state was rebuilt is recognised as lost.
+ *
+ * Coroutines are reused: each runs TRAMPOLINE, a loop that calls the current task's
+ * function (from `task_function`) with its arguments (from `task_args`), and hands what
+ * it returned to `finish`, which stores the results and yields back to x_run. A coroutine
+ * whose task finished goes back to a small pool of idle ones, keeping its registry
+ * reference; one whose task raised or yielded on its own is dropped. The function of the
+ * last task started is kept as an upvalue of `task_function`, in front of the cache by
+ * function id (REG_FNCACHE).
  */
 #include "executor.h"
 
@@ -22,6 +30,14 @@
 const char cray__retry_token = 0;
 
 #define REG_FNCACHE "cray.fncache"
+#define POOL 64 /* idle coroutines kept per worker */
+
+/* The body of every task coroutine. Calling the function as the result of a call, not
+ * through a named variable, leaves tracebacks to show it as "function <file:line>". */
+#define TRAMPOLINE_SOURCE "[cray]" /* as tracebacks show it */
+static const char TRAMPOLINE[] =
+    "local task_function, task_args, finish = ...\n"
+    "return function() while true do finish(task_function()(task_args())) end end\n";
 
 typedef struct exec_ctx {
   cray_runtime *rt;
@@ -39,6 +55,13 @@ typedef struct xworker {
   cray__task *current; /* the task running, and its coroutine */
   lua_State *current_co;
   int armed;           /* the running task armed a wait before yielding */
+  int finished;        /* the running task's results are stored (finish ran) */
+  int trampoline;      /* registry reference of the coroutines' body */
+  const cray__entry *last_fn; /* the entry of the function task_function keeps */
+  cray_id last_fn_id;  /* its id, as entries are reused */
+  int nidle;           /* idle coroutines: registry references and threads */
+  int idle_ref[POOL];
+  lua_State *idle_co[POOL];
 } xworker;
 
 /* ---- the state ---- */
@@ -63,6 +86,10 @@ static void *counting_alloc(void *ud, void *p, size_t osize, size_t nsize) {
   return q;
 }
 
+static int task_function(lua_State *L);
+static int task_args(lua_State *L);
+static int finish(lua_State *L);
+
 static int boot(lua_State *L) {
   xworker *xw = lua_touserdata(L, 1);
   luaL_openlibs(L);
@@ -82,12 +109,25 @@ static int boot(lua_State *L) {
   lua_setglobal(L, "cray");
   lua_newtable(L);
   lua_setfield(L, LUA_REGISTRYINDEX, REG_FNCACHE);
+  if (luaL_loadbuffer(L, TRAMPOLINE, sizeof TRAMPOLINE - 1, "=" TRAMPOLINE_SOURCE) != 0)
+    return lua_error(L);
+  lua_pushlightuserdata(L, xw);
+  lua_pushnil(L); /* the last function */
+  lua_pushcclosure(L, task_function, 2);
+  lua_pushlightuserdata(L, xw);
+  lua_pushcclosure(L, task_args, 1);
+  lua_pushlightuserdata(L, xw);
+  lua_pushcclosure(L, finish, 1);
+  lua_call(L, 3, 1);
+  xw->trampoline = luaL_ref(L, LUA_REGISTRYINDEX);
   return 0;
 }
 
 static int open_state(xworker *xw) {
   xw->used = 0;
   xw->oom = 0;
+  xw->nidle = 0;
+  xw->last_fn = NULL;
   xw->L = lua_newstate(counting_alloc, xw);
   if (!xw->L) return 0;
   if (lua_cpcall(xw->L, boot, xw) != 0) {
@@ -145,13 +185,22 @@ static int build_error(lua_State *L) {
   return 1;
 }
 
-/* The error object for what the task raised (on top of co, which may be the state
- * itself), as a blob. */
+/* Pushes co's traceback without the trampoline's frames, which are the bottom ones. */
+static void push_traceback(lua_State *L, lua_State *co) {
+  luaL_traceback(L, co, NULL, 0);
+  const char *tb = lua_tostring(L, -1), *cut = strstr(tb, "\n\t" TRAMPOLINE_SOURCE ":");
+  if (cut) {
+    lua_pushlstring(L, tb, (size_t)(cut - tb));
+    lua_replace(L, -2);
+  }
+}
+
+/* The error object for what the task raised (on top of its coroutine co), as a blob. */
 static cray__blob *raised_blob(xworker *xw, cray__task *t, lua_State *co) {
   lua_State *L = xw->L;
-  if (co != L) lua_xmove(co, L, 1);
+  lua_xmove(co, L, 1);
   int top = lua_gettop(L) - 1;
-  luaL_traceback(L, co, NULL, 0);
+  push_traceback(L, co);
   lua_pushstring(L, t->name ? t->name : "?");
   lua_pushcfunction(L, build_error);
   lua_insert(L, -4);
@@ -175,78 +224,95 @@ static cray__blob *raised_blob(xworker *xw, cray__task *t, lua_State *co) {
 
 /* ---- functions ---- */
 
-/* (task) -> the task's function, from the cache or decoded (and a "mod.fn" resolved). */
-static int push_function(lua_State *L) {
-  cray__task *t = lua_touserdata(L, 1);
-  cray__lstate *ls = cray__lstate_get(L);
+/* Pushes t's function, from the cache or decoded (and a "mod.fn" resolved). */
+static void push_function(lua_State *L, xworker *xw, cray__task *t) {
   uint8_t key[16];
   cray__id_store(&t->fn->id, key);
   lua_getfield(L, LUA_REGISTRYINDEX, REG_FNCACHE);
   lua_pushlstring(L, (const char *)key, 16);
   lua_rawget(L, -2);
-  if (!lua_isnil(L, -1)) return 1;
+  if (!lua_isnil(L, -1)) return;
   lua_pop(L, 1);
-  if (cray__codec_decode(L, ls, t->fn->blob, 1) == 0) lua_pushnil(L);
+  if (cray__codec_decode(L, xw->ls, t->fn->blob, 1) == 0) lua_pushnil(L);
   if (lua_type(L, -1) == LUA_TSTRING) {
     const char *name = lua_tostring(L, -1), *dot = strrchr(name, '.');
     if (!dot || dot == name || !dot[1])
-      return luaL_error(L, "cray.remote('%s'): name a function as 'module.function'", name);
+      luaL_error(L, "cray.remote('%s'): name a function as 'module.function'", name);
     lua_getglobal(L, "require");
     lua_pushlstring(L, name, (size_t)(dot - name));
     lua_call(L, 1, 1);
     if (!lua_istable(L, -1))
-      return luaL_error(L, "cray.remote('%s'): module '%s' is not a table", name,
-                        lua_tostring(L, -1));
+      luaL_error(L, "cray.remote('%s'): module '%s' is not a table", name, lua_tostring(L, -1));
     lua_getfield(L, -1, dot + 1);
     if (!lua_isfunction(L, -1))
-      return luaL_error(L, "cray.remote('%s'): module has no function '%s'", name, dot + 1);
+      luaL_error(L, "cray.remote('%s'): module has no function '%s'", name, dot + 1);
     lua_replace(L, -3);
     lua_pop(L, 1);
   }
   if (!lua_isfunction(L, -1))
-    return luaL_error(L, "a task's function must be a function (got %s)", luaL_typename(L, -1));
+    luaL_error(L, "a task's function must be a function (got %s)", luaL_typename(L, -1));
   lua_pushlstring(L, (const char *)key, 16);
   lua_pushvalue(L, -2);
   lua_rawset(L, -4);
+}
+
+/* task_function() -> the current task's function: the last one again (upvalue 2), or
+ * from push_function. */
+static int task_function(lua_State *L) {
+  xworker *xw = lua_touserdata(L, lua_upvalueindex(1));
+  cray__task *t = xw->current;
+  if (t->fn == xw->last_fn && cray__id_eq(&t->fn->id, &xw->last_fn_id)) {
+    lua_pushvalue(L, lua_upvalueindex(2));
+    return 1;
+  }
+  push_function(L, xw, t);
+  lua_pushvalue(L, -1);
+  lua_replace(L, lua_upvalueindex(2));
+  xw->last_fn = t->fn;
+  xw->last_fn_id = t->fn->id;
   return 1;
 }
 
-/* (task) -> function, arguments. */
-static int prepare(lua_State *L) {
-  cray__task *t = lua_touserdata(L, 1);
-  lua_settop(L, 1);
-  push_function(L);
-  lua_remove(L, 1);
-  return 1 + cray__codec_decode_args(L, cray__lstate_get(L), t->args);
+/* task_args() -> the current task's arguments. */
+static int task_args(lua_State *L) {
+  xworker *xw = lua_touserdata(L, lua_upvalueindex(1));
+  const cray__blob *args = xw->current->args;
+  return args ? cray__codec_decode_args(L, xw->ls, args) : 0;
 }
 
 /* ---- results ---- */
 
-/* (task, values...) -> resolves the task's returns with the values. */
-static int store_results(lua_State *L) {
-  cray__task *t = lua_touserdata(L, 1);
-  cray__lstate *ls = cray__lstate_get(L);
+/* finish(values...): resolves the current task's returns with the values, then yields
+ * to x_run. */
+static int finish(lua_State *L) {
+  xworker *xw = lua_touserdata(L, lua_upvalueindex(1));
+  cray__task *t = xw->current;
+  cray__lstate *ls = xw->ls;
   cray__store *s = ls->rt->store;
-  int n = lua_gettop(L) - 1;
+  int n = lua_gettop(L);
   if (t->all_values) {
-    cray__codec_encode(L, ls, 2, n, "returns");
+    cray__codec_encode(L, ls, 1, n, "returns");
     cray__blob *b = cray__blob_new(ls->buf.data, ls->buf.len, (uint32_t)n, ls->refs, ls->nrefs,
                                    CRAY__BLOB_TRUSTED);
     if (!b) return cray__raise(L, "out_of_memory", "no memory for the task's result");
     cray__sched_count_success(t);
     if (cray__store_resolve(s, t->returns[0], b, 0) != 0) cray__blob_release(s, b);
-    return 0;
+    xw->finished = 1;
+    return lua_yield(L, 0);
   }
   if ((uint32_t)n != t->nreturns && t->nreturns > 0)
     return cray__raise(L, "task_error", "task '%s' returned %d values but num_returns = %u",
                        t->name ? t->name : "?", n, t->nreturns);
-  /* A refusal must fail the task whole, with nothing resolved or held: every value is
-   * encoded once to check it (encoding raises), then again into its blob. */
-  for (uint32_t i = 0; i < t->nreturns; i++)
-    cray__codec_encode(L, ls, 2 + (int)i, 1, "return value");
-  cray__blob **blobs = lua_newuserdata(L, (t->nreturns ? t->nreturns : 1) * sizeof *blobs);
+  /* A refusal must fail the task whole, with nothing resolved or held: with several
+   * returns every value is encoded once to check it (encoding raises), then again into
+   * its blob. */
+  if (t->nreturns > 1)
+    for (uint32_t i = 0; i < t->nreturns; i++)
+      cray__codec_encode(L, ls, 1 + (int)i, 1, "return value");
+  cray__blob *one[1];
+  cray__blob **blobs = t->nreturns <= 1 ? one : lua_newuserdata(L, t->nreturns * sizeof *blobs);
   for (uint32_t i = 0; i < t->nreturns; i++) {
-    cray__codec_encode(L, ls, 2 + (int)i, 1, "return value");
+    cray__codec_encode(L, ls, 1 + (int)i, 1, "return value");
     blobs[i] = cray__blob_new(ls->buf.data, ls->buf.len, 1, ls->refs, ls->nrefs,
                               CRAY__BLOB_TRUSTED);
     if (!blobs[i]) {
@@ -257,7 +323,8 @@ static int store_results(lua_State *L) {
   cray__sched_count_success(t);
   for (uint32_t i = 0; i < t->nreturns; i++)
     if (cray__store_resolve(s, t->returns[i], blobs[i], 0) != 0) cray__blob_release(s, blobs[i]);
-  return 0;
+  xw->finished = 1;
+  return lua_yield(L, 0);
 }
 
 /* ---- running ---- */
@@ -285,42 +352,62 @@ static int lost(xworker *xw, cray__task *t) {
   return CRAY__RUN_LOST;
 }
 
+/* A coroutine for a new task, from the pool or made (its body the trampoline), anchored
+ * in the registry; t->exec names it. */
+static lua_State *take_coroutine(xworker *xw, cray__task *t) {
+  lua_State *L = xw->L, *co;
+  int ref;
+  if (xw->nidle) {
+    xw->nidle--;
+    ref = xw->idle_ref[xw->nidle];
+    co = xw->idle_co[xw->nidle];
+  } else {
+    co = lua_newthread(L);
+    ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, xw->trampoline);
+    lua_xmove(L, co, 1);
+  }
+  t->exec = (void *)(uintptr_t)((uint64_t)xw->gen << 32 | (uint32_t)ref);
+  return co;
+}
+
+/* t finished in co: co waits in the pool for the next task (or is dropped when the pool
+ * is full). */
+static void recycle(xworker *xw, cray__task *t, lua_State *co) {
+  if (xw->nidle == POOL) {
+    unanchor(xw, t);
+    return;
+  }
+  xw->idle_ref[xw->nidle] = (int)(uint32_t)(uintptr_t)t->exec;
+  xw->idle_co[xw->nidle] = co;
+  xw->nidle++;
+  t->exec = NULL;
+}
+
 static int x_run(void *w, cray__task *t) {
   xworker *xw = w;
   if (!xw->L && !open_state(xw)) {
     t->error = error_blob(t, "out_of_memory", "no memory for a worker's Lua state%s", "");
     return CRAY__RUN_RAISED;
   }
-  lua_State *L = xw->L, *co;
-  int nargs;
+  lua_State *co;
+  int nargs = 0;
   if (!t->exec) {
-    co = lua_newthread(L);
-    uint64_t ref = (uint32_t)luaL_ref(L, LUA_REGISTRYINDEX);
-    t->exec = (void *)(uintptr_t)((uint64_t)xw->gen << 32 | ref);
-    lua_pushcfunction(L, prepare);
-    lua_pushlightuserdata(L, t);
-    if (lua_pcall(L, 1, LUA_MULTRET, 0) != 0) {
-      t->error = raised_blob(xw, t, L);
-      unanchor(xw, t);
-      if (xw->oom) return rebuild(xw), lost(xw, t);
-      return CRAY__RUN_RAISED;
-    }
-    nargs = lua_gettop(L) - 1;
-    lua_xmove(L, co, nargs + 1);
-    lua_settop(L, 0);
+    co = take_coroutine(xw, t);
   } else {
     uint64_t exec = (uint64_t)(uintptr_t)t->exec;
     cray__sched_wait_end(t->sched, t);
     if ((uint32_t)(exec >> 32) != xw->gen) return lost(xw, t);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, (int)(uint32_t)exec);
-    co = lua_tothread(L, -1);
-    lua_pop(L, 1);
+    lua_rawgeti(xw->L, LUA_REGISTRYINDEX, (int)(uint32_t)exec);
+    co = lua_tothread(xw->L, -1);
+    lua_pop(xw->L, 1);
     lua_pushlightuserdata(co, CRAY__RETRY);
     nargs = 1;
   }
   xw->current = t;
   xw->current_co = co;
   xw->armed = 0;
+  xw->finished = 0;
   int status = lua_resume(co, nargs);
   xw->current = NULL;
   xw->current_co = NULL;
@@ -329,33 +416,21 @@ static int x_run(void *w, cray__task *t) {
     rebuild(xw);
     return lost(xw, t);
   }
-  if (status == LUA_YIELD) {
-    if (xw->armed) return CRAY__RUN_SUSPENDED;
+  if (status == LUA_YIELD && xw->finished) {
+    recycle(xw, t, co);
+    return CRAY__RUN_DONE;
+  }
+  if (status == LUA_YIELD && xw->armed) return CRAY__RUN_SUSPENDED;
+  if (status == LUA_YIELD)
     t->error = error_blob(t, "task_error",
                           "task '%s' called coroutine.yield outside a coroutine of its own; "
                           "use cray.sleep(0) to let other tasks run",
                           t->name ? t->name : "?");
-    unanchor(xw, t);
-    return CRAY__RUN_RAISED;
-  }
-  int rc = CRAY__RUN_DONE;
-  if (status == 0) {
-    int n = lua_gettop(co);
-    lua_pushcfunction(L, store_results);
-    lua_pushlightuserdata(L, t);
-    lua_xmove(co, L, n);
-    if (lua_pcall(L, n + 1, 0, 0) != 0) {
-      t->error = raised_blob(xw, t, L);
-      rc = CRAY__RUN_RAISED;
-    }
-  } else {
+  else
     t->error = raised_blob(xw, t, co);
-    rc = CRAY__RUN_RAISED;
-  }
-  lua_settop(L, 0);
   unanchor(xw, t);
   if (xw->oom) return rebuild(xw), lost(xw, t);
-  return rc;
+  return CRAY__RUN_RAISED;
 }
 
 static void x_drop(void *w, cray__task *t) { unanchor(w, t); }

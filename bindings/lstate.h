@@ -29,6 +29,7 @@ typedef struct cray__lstate {
   cray_runtime *rt; /* NULL until cray.init; borrowed from the module's process runtime */
   unsigned epoch;   /* rt->ids.epoch when rt was set: refs made under another are stale */
   int objref_mt;    /* registry reference of the ObjectRef metatable */
+  const void *objref_mt_ptr; /* its address, to recognise it without a look-up */
   int owns_rt;      /* rt is the process runtime this state opened: closing L closes it */
   void *worker;     /* in a worker's state, the executor's worker (bindings/executor.c) */
   cray__buf buf;    /* encoder output, reset per encode */

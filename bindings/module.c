@@ -212,11 +212,11 @@ static int l_get(lua_State *L) {
     size_t have = 0;
     for (size_t i = 0; i < n; i++) have += cray__entry_state(v[i]) != CRAY__PENDING;
     if (have < n) {
-      size_t k = 0; /* wait for the pending ones only */
+      size_t k = 0; /* wait for the pending ones only (fewer by now, perhaps none) */
       cray__entry **pending = lua_newuserdata(L, (n - have) * sizeof *pending);
       for (size_t i = 0; i < n; i++)
         if (cray__entry_state(v[i]) == CRAY__PENDING) pending[k++] = v[i];
-      if (cray__exec_arm(L, ls, pending, k, k, deadline, lua_toboolean(L, 4), "cray.get"))
+      if (k && cray__exec_arm(L, ls, pending, k, k, deadline, lua_toboolean(L, 4), "cray.get"))
         return lua_yield(L, 0);
       wait_or_raise(L, ls, v, n, n, deadline, timeout, ready, "cray.get");
     }

@@ -75,19 +75,20 @@ static int l_submit(lua_State *L) {
   /* The function is a dependency too while it is not stored yet (see lua/remote.lua). */
   uint32_t ndeps = cray__entry_state(fn) != CRAY__READY;
   for (int i = 3; i <= top; i++) ndeps += cray__objref_test(L, ls, i) != NULL;
-  cray__codec_encode(L, ls, 3, nargs, "args");
-  cray__blob *args = cray__blob_new(ls->buf.data, ls->buf.len, (uint32_t)nargs, ls->refs,
-                                    ls->nrefs, CRAY__BLOB_TRUSTED);
+  /* No arguments, no blob. */
+  cray__blob *args = NULL;
+  if (nargs) {
+    cray__codec_encode(L, ls, 3, nargs, "args");
+    args = cray__blob_new(ls->buf.data, ls->buf.len, (uint32_t)nargs, ls->refs, ls->nrefs,
+                          CRAY__BLOB_TRUSTED);
+  }
   uint32_t nreturns = num_returns < 0 ? 1 : (uint32_t)num_returns;
-  cray__task *t = args ? cray__task_new(nreturns, ndeps, nres) : NULL;
-  char *tname = t && name ? cray__strdup(name) : NULL;
-  if (!t || (name && !tname)) {
-    if (t) cray__task_release(rt->store, t);
-    else if (args) cray__blob_release(rt->store, args);
+  cray__task *t = args || !nargs ? cray__task_new(nreturns, ndeps, nres, name) : NULL;
+  if (!t) {
+    if (args) cray__blob_release(rt->store, args);
     return cray__raise(L, "out_of_memory", "no memory to submit task '%s'", name ? name : "?");
   }
   t->id = cray__id_new(&rt->ids);
-  t->name = tname;
   t->args = args;
   t->fn = fn;
   cray__store_retain(fn);

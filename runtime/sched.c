@@ -21,6 +21,7 @@
 
 #include "alloc.h"
 #include "runtime.h"
+#include "wait.h"
 
 #define container_of(p, type, field) ((type *)((char *)(p) - offsetof(type, field)))
 
@@ -33,6 +34,8 @@ typedef struct worker {
   cray__task *qhead, *qtail;  /* not started */
   cray__task *ihead, *itail;  /* resumptions */
   int sleeping;
+  _Atomic int work;           /* WORK_* bits: what the queues hold, for spinning workers to
+                                 read without the lock; written under it (note_work) */
   void *w;                    /* the executor's state */
   char pad[64];
 } worker;
@@ -67,6 +70,14 @@ static _Thread_local worker *self_worker;
 
 /* ---- queues ---- */
 
+enum { WORK_QUEUED = 1, WORK_INBOX = 2 };
+
+/* Publishes what w's queues hold; called under w->mu after each change. */
+static void note_work(worker *w) {
+  atomic_store_explicit(&w->work, (w->qhead ? WORK_QUEUED : 0) | (w->ihead ? WORK_INBOX : 0),
+                        memory_order_relaxed);
+}
+
 static void append(cray__task **head, cray__task **tail, cray__task *t) {
   t->next = NULL;
   if (*tail) (*tail)->next = t;
@@ -98,6 +109,7 @@ static void push(cray__sched *s, worker *w, cray__task *t, int inbox) {
   pthread_mutex_lock(&w->mu);
   if (inbox) append(&w->ihead, &w->itail, t);
   else append(&w->qhead, &w->qtail, t);
+  note_work(w);
   int sleeping = w->sleeping;
   if (sleeping) pthread_cond_signal(&w->cv);
   pthread_mutex_unlock(&w->mu);
@@ -135,12 +147,17 @@ static void count_end(cray__sched *s, cray__task *t, int failed) {
 
 void cray__sched_count_success(cray__task *t) { count_end(t->sched, t, 0); }
 
+/* Only cray__sched_stop waits for `live` to reach zero, after it set `stopping`: both are
+ * sequentially consistent, so either this sees `stopping` and signals, or the stopper,
+ * which reads `live` under live_mu, sees zero. */
 static void task_done(cray__sched *s, cray__task *t) {
   atomic_store_explicit(&t->state, CRAY__TASK_DONE, memory_order_relaxed);
   cray__task_release(s->store, t);
-  pthread_mutex_lock(&s->live_mu);
-  if (atomic_fetch_sub(&s->live, 1) == 1) pthread_cond_broadcast(&s->live_cv);
-  pthread_mutex_unlock(&s->live_mu);
+  if (atomic_fetch_sub(&s->live, 1) == 1 && atomic_load(&s->stopping)) {
+    pthread_mutex_lock(&s->live_mu);
+    pthread_cond_broadcast(&s->live_cv);
+    pthread_mutex_unlock(&s->live_mu);
+  }
 }
 
 static void fail(cray__sched *s, cray__task *t, cray__blob *error) {
@@ -303,12 +320,32 @@ static void resume(cray__sched *s, worker *w, cray__task *t) {
   after_run(s, t, s->ex->run(w->w, t));
 }
 
+/* Whether an idle worker should look again before it sleeps: it watches the queues'
+ * work bits for up to WORKER_SPIN seconds, as the next task often comes sooner than a
+ * sleeping worker could be woken, and a push to a worker that does not sleep costs no
+ * wake-up. Returns 1 when there is something for w: in its own queues, or to steal. */
+#define WORKER_SPIN 50e-6
+static int spin(cray__sched *s, worker *w) {
+  double end = cray__now() + WORKER_SPIN;
+  do {
+    for (int k = 0; k < 64; k++) {
+      for (int i = 0; i < s->n; i++) {
+        int work = atomic_load_explicit(&s->workers[i].work, memory_order_relaxed);
+        if (work & (&s->workers[i] == w ? WORK_QUEUED | WORK_INBOX : WORK_QUEUED)) return 1;
+      }
+      cray__cpu_relax();
+    }
+  } while (cray__now() < end);
+  return 0;
+}
+
 /* Takes a not-started task from another worker's queue. */
 static cray__task *steal(cray__sched *s, worker *me) {
   for (int k = 1; k < s->n; k++) {
     worker *v = &s->workers[(me->index + k) % s->n];
     if (pthread_mutex_trylock(&v->mu) != 0) continue;
     cray__task *t = take(&v->qhead, &v->qtail);
+    note_work(v);
     pthread_mutex_unlock(&v->mu);
     if (t) return t;
   }
@@ -325,9 +362,11 @@ static void *worker_main(void *arg) {
     int resumed = 1;
     cray__task *t = take(&w->ihead, &w->itail);
     if (!t) resumed = 0, t = take(&w->qhead, &w->qtail);
+    note_work(w);
     if (!t) {
       pthread_mutex_unlock(&w->mu);
       t = steal(s, w);
+      if (!t && spin(s, w)) continue;
       pthread_mutex_lock(&w->mu);
     }
     if (!t) {

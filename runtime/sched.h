@@ -3,8 +3,9 @@
  *
  * Each worker thread owns an executor state (for LuaJIT: one lua_State), a run queue of
  * tasks that have not started, and an inbox of resumptions for tasks suspended on it.
- * Idle workers steal not-started tasks from the others' queues, then sleep on their
- * condition variable; a push signals only a worker that sleeps. A started task stays on
+ * Idle workers steal not-started tasks from the others' queues, keep looking for a few
+ * tens of microseconds, then sleep on their condition variable; a push signals only a
+ * worker that sleeps. A started task stays on
  * its worker (its coroutine lives in that worker's state).
  *
  * The runtime does not know what a task runs: an executor does (cray__executor), called

@@ -10,10 +10,11 @@
 #include "alloc.h"
 #include "wire.h"
 
-cray__task *cray__task_new(uint32_t nreturns, uint32_t ndeps, int nresources) {
+cray__task *cray__task_new(uint32_t nreturns, uint32_t ndeps, int nresources, const char *name) {
+  size_t namelen = name ? strlen(name) + 1 : 0;
   size_t size = sizeof(cray__task) + nreturns * sizeof(cray__entry *) +
                 ndeps * (sizeof(cray__entry *) + sizeof(uint32_t) + sizeof(cray__waitnode)) +
-                (size_t)nresources * sizeof(cray__resource_need);
+                (size_t)nresources * sizeof(cray__resource_need) + namelen;
   cray__task *t = cray__calloc(1, size);
   if (!t) return NULL;
   char *p = (char *)(t + 1);
@@ -21,7 +22,8 @@ cray__task *cray__task_new(uint32_t nreturns, uint32_t ndeps, int nresources) {
   t->returns = (cray__entry **)p, p += nreturns * sizeof(cray__entry *);
   t->deps = (cray__entry **)p, p += ndeps * sizeof(cray__entry *);
   t->resources = (cray__resource_need *)p, p += (size_t)nresources * sizeof(cray__resource_need);
-  t->dep_arg = (uint32_t *)p;
+  t->dep_arg = (uint32_t *)p, p += ndeps * sizeof(uint32_t);
+  if (name) t->name = memcpy(p, name, namelen);
   t->nreturns = nreturns;
   t->ndeps = ndeps;
   t->nresources = nresources;
@@ -42,7 +44,6 @@ void cray__task_release(cray__store *s, cray__task *t) {
   if (t->fn) cray__store_release(s, t->fn);
   if (t->args) cray__blob_release(s, t->args);
   if (t->error) cray__blob_release(s, t->error);
-  cray__free(t->name);
   cray__free(t);
 }
 

@@ -54,7 +54,7 @@ struct cray__task {
   cray__task *next;         /* run queue or inbox link */
 
   cray__entry *fn;          /* the function blob */
-  cray__blob *args;         /* the argument values */
+  cray__blob *args;         /* the argument values; NULL when there are none */
   uint32_t nreturns;
   int all_values;           /* one return holds every value returned */
   cray__entry **returns;
@@ -69,7 +69,7 @@ struct cray__task {
   cray__resource_need *resources;
   int holds_resources;
   int started;              /* counted as running */
-  char *name;
+  const char *name;         /* NULL, or in the task's own allocation */
 
   struct cray__sched *sched;
   void *exec;               /* the executor's continuation while suspended or running */
@@ -82,9 +82,10 @@ struct cray__task {
   cray__timer *timer;
 };
 
-/* A task with room for its returns and deps, rc 1, fields zero; NULL when memory is
- * short. The caller fills it and hands it to cray__sched_submit. */
-cray__task *cray__task_new(uint32_t nreturns, uint32_t ndeps, int nresources);
+/* A task with room for its returns and deps, a copy of name (when not NULL), rc 1, other
+ * fields zero; NULL when memory is short. The caller fills it and hands it to
+ * cray__sched_submit. */
+cray__task *cray__task_new(uint32_t nreturns, uint32_t ndeps, int nresources, const char *name);
 static inline void cray__task_retain(cray__task *t) {
   atomic_fetch_add_explicit(&t->rc, 1, memory_order_relaxed);
 }

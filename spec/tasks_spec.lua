@@ -146,6 +146,22 @@ describe("tasks as coroutines", function()
     assert.are.same({5, 0, 5}, {cray.get(gather.remote(5))})
   end)
 
+  it("get a table of refs that resolve while the task looks at them", function()
+    -- Refs resolving between get's look and its wait once left the task asleep for good.
+    cray = support.fresh({workers = 2})
+    local small = cray.remote(function() return "ok" end)
+    local client = cray.remote(function(n)
+      local refs = {}
+      for i = 1, n do refs[i] = small.remote() end
+      return #cray.get(refs)
+    end)
+    for _ = 1, 300 do
+      local refs = {}
+      for i = 1, 4 do refs[i] = client.remote(50) end
+      assert.are.same({50, 50, 50, 50}, cray.get(refs, {timeout = 10}))
+    end
+  end)
+
   it("say so when cray.get cannot yield inside a C callback", function()
     local slow = cray.remote(function() cray.sleep(0.05) return 1 end)
     local sorter = cray.remote(function(ref)
