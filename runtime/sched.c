@@ -16,6 +16,7 @@
 #include "sched.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -335,6 +336,7 @@ static int spin(cray__sched *s, worker *w) {
       }
       cray__cpu_relax();
     }
+    sched_yield(); /* a thread with work to do may be waiting for this core */
   } while (cray__now() < end);
   return 0;
 }

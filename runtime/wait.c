@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -45,6 +46,7 @@ static int spin_until_ready(const cray__entry *e, double timeout) {
       if (cray__entry_state(e) != CRAY__PENDING) return 1;
       cray__cpu_relax();
     }
+    sched_yield(); /* the task's worker may be waiting for this core */
   } while (cray__now() < end);
   return 0;
 }
