@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../runtime/actor.h"
 #include "../runtime/alloc.h"
 #include "../runtime/runtime.h"
 #include "../runtime/wait.h"
@@ -29,7 +30,6 @@
 
 const char cray__retry_token = 0;
 
-#define REG_FNCACHE "cray.fncache"
 #define POOL 64 /* idle coroutines kept per worker */
 
 /* The body of every task coroutine. Calling the function as the result of a call, not
@@ -107,8 +107,6 @@ static int boot(lua_State *L) {
   lua_pushliteral(L, "cray");
   lua_call(L, 1, 1);
   lua_setglobal(L, "cray");
-  lua_newtable(L);
-  lua_setfield(L, LUA_REGISTRYINDEX, REG_FNCACHE);
   if (luaL_loadbuffer(L, TRAMPOLINE, sizeof TRAMPOLINE - 1, "=" TRAMPOLINE_SOURCE) != 0)
     return lua_error(L);
   lua_pushlightuserdata(L, xw);
@@ -224,36 +222,59 @@ static cray__blob *raised_blob(xworker *xw, cray__task *t, lua_State *co) {
 
 /* ---- functions ---- */
 
-/* Pushes t's function, from the cache or decoded (and a "mod.fn" resolved). */
-static void push_function(lua_State *L, xworker *xw, cray__task *t) {
+void cray__exec_push_stored(lua_State *L, cray__lstate *ls, cray__entry *e, int type) {
   uint8_t key[16];
-  cray__id_store(&t->fn->id, key);
-  lua_getfield(L, LUA_REGISTRYINDEX, REG_FNCACHE);
+  cray__id_store(&e->id, key);
+  lua_getfield(L, LUA_REGISTRYINDEX, CRAY__REG_STORED);
   lua_pushlstring(L, (const char *)key, 16);
   lua_rawget(L, -2);
-  if (!lua_isnil(L, -1)) return;
+  if (!lua_isnil(L, -1)) {
+    lua_remove(L, -2);
+    return;
+  }
   lua_pop(L, 1);
-  if (cray__codec_decode(L, xw->ls, t->fn->blob, 1) == 0) lua_pushnil(L);
+  const char *what = type == LUA_TTABLE ? "cray.actor" : "cray.remote";
+  const char *thing = type == LUA_TTABLE ? "class (a table)" : "function";
+  if (cray__codec_decode(L, ls, e->blob, 1) == 0) lua_pushnil(L);
   if (lua_type(L, -1) == LUA_TSTRING) {
     const char *name = lua_tostring(L, -1), *dot = strrchr(name, '.');
     if (!dot || dot == name || !dot[1])
-      luaL_error(L, "cray.remote('%s'): name a function as 'module.function'", name);
+      luaL_error(L, "%s('%s'): name it as 'module.name'", what, name);
     lua_getglobal(L, "require");
     lua_pushlstring(L, name, (size_t)(dot - name));
     lua_call(L, 1, 1);
     if (!lua_istable(L, -1))
-      luaL_error(L, "cray.remote('%s'): module '%s' is not a table", name, lua_tostring(L, -1));
+      luaL_error(L, "%s('%s'): module '%s' is not a table", what, name, lua_tostring(L, -1));
     lua_getfield(L, -1, dot + 1);
-    if (!lua_isfunction(L, -1))
-      luaL_error(L, "cray.remote('%s'): module has no function '%s'", name, dot + 1);
+    if (lua_type(L, -1) != type)
+      luaL_error(L, "%s('%s'): the module has no %s '%s'", what, name, thing, dot + 1);
     lua_replace(L, -3);
     lua_pop(L, 1);
   }
-  if (!lua_isfunction(L, -1))
-    luaL_error(L, "a task's function must be a function (got %s)", luaL_typename(L, -1));
+  if (lua_type(L, -1) != type)
+    luaL_error(L, "%s: expects a %s (got %s)", what, thing, luaL_typename(L, -1));
   lua_pushlstring(L, (const char *)key, 16);
   lua_pushvalue(L, -2);
   lua_rawset(L, -4);
+  lua_remove(L, -2);
+}
+
+static int noop(lua_State *L) {
+  (void)L;
+  return 0;
+}
+
+/* Pushes the method the actor call t runs: init (or a no-op without one), or the one it
+ * names. */
+static void push_method(lua_State *L, xworker *xw, cray__task *t) {
+  cray__actor *a = t->actor;
+  cray__exec_push_stored(L, xw->ls, a->cls, LUA_TTABLE);
+  lua_getfield(L, -1, t->method);
+  if (lua_isnil(L, -1) && t->is_init) {
+    lua_pushcfunction(L, noop);
+  } else if (!lua_isfunction(L, -1)) {
+    luaL_error(L, "actor class '%s' has no method '%s'", a->class_name, t->method);
+  }
 }
 
 /* task_function() -> the current task's function: the last one again (upvalue 2), or
@@ -261,11 +282,15 @@ static void push_function(lua_State *L, xworker *xw, cray__task *t) {
 static int task_function(lua_State *L) {
   xworker *xw = lua_touserdata(L, lua_upvalueindex(1));
   cray__task *t = xw->current;
+  if (t->actor) {
+    push_method(L, xw, t);
+    return 1;
+  }
   if (t->fn == xw->last_fn && cray__id_eq(&t->fn->id, &xw->last_fn_id)) {
     lua_pushvalue(L, lua_upvalueindex(2));
     return 1;
   }
-  push_function(L, xw, t);
+  cray__exec_push_stored(L, xw->ls, t->fn, LUA_TFUNCTION);
   lua_pushvalue(L, -1);
   lua_replace(L, lua_upvalueindex(2));
   xw->last_fn = t->fn;
@@ -273,11 +298,43 @@ static int task_function(lua_State *L) {
   return 1;
 }
 
-/* task_args() -> the current task's arguments. */
+/* An instance handle: the state's generation and the registry reference. */
+static void *exec_of(xworker *xw, int ref) {
+  return (void *)(uintptr_t)((uint64_t)xw->gen << 32 | (uint32_t)ref);
+}
+
+static int exec_current(xworker *xw, const void *exec) {
+  return exec && (uint32_t)((uint64_t)(uintptr_t)exec >> 32) == xw->gen;
+}
+
+/* Pushes the instance of t's actor; init makes it: a table whose metatable is the class
+ * (its __index the class itself, unless it has one). */
+static void push_instance(lua_State *L, xworker *xw, cray__task *t) {
+  cray__actor *a = t->actor;
+  if (!t->is_init) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, (int)(uint32_t)(uintptr_t)a->exec);
+    return;
+  }
+  lua_newtable(L);
+  cray__exec_push_stored(L, xw->ls, a->cls, LUA_TTABLE);
+  lua_getfield(L, -1, "__index");
+  if (lua_isnil(L, -1)) {
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -3, "__index");
+  }
+  lua_pop(L, 1);
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  a->exec = exec_of(xw, luaL_ref(L, LUA_REGISTRYINDEX));
+}
+
+/* task_args() -> the current task's arguments, after its instance for an actor call. */
 static int task_args(lua_State *L) {
   xworker *xw = lua_touserdata(L, lua_upvalueindex(1));
-  const cray__blob *args = xw->current->args;
-  return args ? cray__codec_decode_args(L, xw->ls, args) : 0;
+  cray__task *t = xw->current;
+  int n = 0;
+  if (t->actor) push_instance(L, xw, t), n = 1;
+  return n + (t->args ? cray__codec_decode_args(L, xw->ls, t->args) : 0);
 }
 
 /* ---- results ---- */
@@ -367,7 +424,7 @@ static lua_State *take_coroutine(xworker *xw, cray__task *t) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, xw->trampoline);
     lua_xmove(L, co, 1);
   }
-  t->exec = (void *)(uintptr_t)((uint64_t)xw->gen << 32 | (uint32_t)ref);
+  t->exec = exec_of(xw, ref);
   return co;
 }
 
@@ -393,6 +450,7 @@ static int x_run(void *w, cray__task *t) {
   lua_State *co;
   int nargs = 0;
   if (!t->exec) {
+    if (t->actor && !t->is_init && !exec_current(xw, t->actor->exec)) return lost(xw, t);
     co = take_coroutine(xw, t);
   } else {
     uint64_t exec = (uint64_t)(uintptr_t)t->exec;
@@ -435,7 +493,19 @@ static int x_run(void *w, cray__task *t) {
 
 static void x_drop(void *w, cray__task *t) { unanchor(w, t); }
 
-static const cray__executor lua_executor = {x_open, x_close, x_run, x_drop};
+static void x_actor_drop(void *w, cray__actor *a) {
+  xworker *xw = w;
+  if (xw->L && exec_current(xw, a->exec))
+    luaL_unref(xw->L, LUA_REGISTRYINDEX, (int)(uint32_t)(uintptr_t)a->exec);
+  a->exec = NULL;
+}
+
+static int x_actor_lost(void *w, cray__actor *a) {
+  return a->exec && !exec_current(w, a->exec);
+}
+
+static const cray__executor lua_executor = {x_open,       x_close,     x_run, x_drop,
+                                            x_actor_drop, x_actor_lost};
 
 /* ---- starting ---- */
 
@@ -477,6 +547,11 @@ cray__sched *cray__exec_sched(lua_State *L, cray__lstate *ls) {
   lua_pop(L, 3);
   if (!s) cray__raise(L, "runtime", "cray could not start its worker threads");
   return s;
+}
+
+cray__task *cray__exec_current(cray__lstate *ls) {
+  xworker *xw = ls->worker;
+  return xw ? xw->current : NULL;
 }
 
 /* ---- waiting inside a task ---- */

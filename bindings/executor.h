@@ -37,4 +37,12 @@ cray__sched *cray__exec_sched(lua_State *L, cray__lstate *ls);
 int cray__exec_arm(lua_State *L, cray__lstate *ls, cray__entry *const *entries, size_t n,
                    size_t want, double deadline, int yieldable, const char *fn);
 
+/* The task running in ls's state (a worker's), or NULL. */
+cray__task *cray__exec_current(cray__lstate *ls);
+
+/* Pushes the function or class stored in e (`type` LUA_TFUNCTION or LUA_TTABLE), cached
+ * per state by id; a stored "module.name" is resolved with require. Raises when the value
+ * is not of that type. */
+void cray__exec_push_stored(lua_State *L, cray__lstate *ls, cray__entry *e, int type);
+
 #endif

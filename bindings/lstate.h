@@ -24,6 +24,7 @@
 #define CRAY__REG_CNAMES "cray.cnames"     /* C function -> "lib.name" and back */
 #define CRAY__REG_FFI "cray.ffi"           /* table of FFI helpers from lua/ffi_codec.lua */
 #define CRAY__REG_WORKER "cray.worker"     /* set before luaopen_cray in a worker's state */
+#define CRAY__REG_STORED "cray.stored"     /* id -> function or class decoded from the store */
 
 typedef struct cray__lstate {
   cray_runtime *rt; /* NULL until cray.init; borrowed from the module's process runtime */

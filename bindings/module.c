@@ -19,6 +19,7 @@
 
 #include "../runtime/alloc.h"
 #include "../runtime/wait.h"
+#include "actor.h"
 #include "codec.h"
 #include "executor.h"
 #include "lua_modules.h"
@@ -306,6 +307,9 @@ static int l_stats(lua_State *L) {
   set_int(L, "finished", ts.finished);
   set_int(L, "failed", ts.failed);
   lua_setfield(L, -2, "tasks");
+  lua_createtable(L, 0, 1);
+  set_int(L, "alive", sched ? cray__sched_actors_alive(sched) : 0);
+  lua_setfield(L, -2, "actors");
   lua_createtable(L, 0, 8);
   set_int(L, "objects", s.objects);
   set_int(L, "bytes", s.bytes);
@@ -520,6 +524,8 @@ int luaopen_cray(lua_State *L) {
     cray__objref_open(L);
     lua_newtable(L);
     lua_setfield(L, LUA_REGISTRYINDEX, CRAY__REG_CLASSES);
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, CRAY__REG_STORED);
   }
   const cray__lua_module *main = preload_embedded(L);
   require_into_registry(L, "cray.errors", "Error", CRAY__REG_ERROR_MT);
@@ -528,7 +534,9 @@ int luaopen_cray(lua_State *L) {
 
   luaL_loadbuffer(L, (const char *)main->code, *main->size, main->name);
   lua_createtable(L, 0, 16);
-  for (const luaL_Reg *set[] = {core_functions, cray__task_functions, NULL}, **f = set; *f; f++) {
+  for (const luaL_Reg *set[] = {core_functions, cray__task_functions, cray__actor_functions, NULL},
+                      **f = set;
+       *f; f++) {
     for (const luaL_Reg *r = *f; r->name; r++) {
       lua_pushlightuserdata(L, ls);
       lua_pushcclosure(L, r->func, 1);

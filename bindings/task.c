@@ -54,16 +54,71 @@ static int check_resources(lua_State *L, cray__sched *s, const char *name,
   return n;
 }
 
+cray__task *cray__task_build(lua_State *L, cray__lstate *ls, int first, uint32_t nreturns,
+                             uint32_t extra_deps, int nres, const char *name) {
+  cray_runtime *rt = ls->rt;
+  int top = lua_gettop(L), nargs = top - first + 1;
+  uint32_t ndeps = extra_deps;
+  for (int i = first; i <= top; i++) ndeps += cray__objref_test(L, ls, i) != NULL;
+  /* No arguments, no blob. */
+  cray__blob *args = NULL;
+  if (nargs > 0) {
+    cray__codec_encode(L, ls, first, nargs, "args");
+    args = cray__blob_new(ls->buf.data, ls->buf.len, (uint32_t)nargs, ls->refs, ls->nrefs,
+                          CRAY__BLOB_TRUSTED);
+  }
+  cray__task *t = args || nargs <= 0 ? cray__task_new(nreturns, ndeps, nres, name) : NULL;
+  if (!t) {
+    if (args) cray__blob_release(rt->store, args);
+    cray__raise(L, "out_of_memory", "no memory to submit task '%s'", name ? name : "?");
+  }
+  t->id = cray__id_new(&rt->ids);
+  t->args = args;
+  uint32_t j = extra_deps;
+  for (int i = first; i <= top; i++) {
+    cray__entry *e = cray__objref_test(L, ls, i);
+    if (!e) continue;
+    cray__store_retain(e);
+    t->deps[j] = e;
+    t->dep_arg[j++] = (uint32_t)(i - first);
+  }
+  for (uint32_t i = 0; i < nreturns; i++) {
+    cray__entry *e = cray__store_insert(rt->store, cray__id_with_index(t->id, i + 1), NULL);
+    if (!e) {
+      cray__task_release(rt->store, t);
+      cray__raise(L, "out_of_memory", "no memory to submit task '%s'", name ? name : "?");
+    }
+    t->returns[i] = e;
+  }
+  if (!lua_checkstack(L, (int)nreturns + 1)) {
+    cray__task_release(rt->store, t);
+    cray__raise(L, "invalid_argument", "num_returns = %u is too many", nreturns);
+  }
+  return t;
+}
+
+int cray__task_push_returns(lua_State *L, cray__lstate *ls, cray__task *t, int none) {
+  uint32_t pushed = none ? 0 : t->nreturns;
+  for (uint32_t i = 0; i < pushed; i++) {
+    cray__store_retain(t->returns[i]);
+    cray__objref_push(L, ls, t->returns[i]);
+  }
+  return (int)pushed;
+}
+
 /* submit(fn_ref, spec, args...) -> the refs of the task's returns */
 static int l_submit(lua_State *L) {
   cray__lstate *ls = self(L);
-  cray_runtime *rt = cray__module_rt(L, ls);
+  cray__module_rt(L, ls);
   cray__entry *fn = cray__objref_test(L, ls, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   if (!fn) return luaL_argerror(L, 1, "the remote function's ObjectRef");
   cray__sched *s = cray__exec_sched(L, ls);
-  int top = lua_gettop(L), nargs = top - 2;
+  int top = lua_gettop(L);
   lua_Number num_returns = spec_number(L, SPEC_NUM_RETURNS);
+  lua_Number max_retries = spec_number(L, SPEC_MAX_RETRIES);
+  lua_rawgeti(L, 2, SPEC_RETRY_EXCEPTIONS);
+  int retry_exceptions = lua_toboolean(L, -1);
   lua_rawgeti(L, 2, SPEC_NAME);
   const char *name = lua_tostring(L, -1);
   lua_rawgeti(L, 2, SPEC_RESOURCES);
@@ -71,66 +126,28 @@ static int l_submit(lua_State *L) {
   int nres = lua_istable(L, -1) ? check_resources(L, s, name ? name : "?", need, 16) : 0;
   if (nres > 16)
     cray__raise(L, "invalid_argument", "task '%s' asks for more than 16 kinds of resources", name);
+  /* The name stays on the stack (below the arguments' copies) while the task copies it. */
+  lua_pop(L, 1);
+  for (int i = 3; i <= top; i++) lua_pushvalue(L, i);
 
   /* The function is a dependency too while it is not stored yet (see lua/remote.lua). */
-  uint32_t ndeps = cray__entry_state(fn) != CRAY__READY;
-  for (int i = 3; i <= top; i++) ndeps += cray__objref_test(L, ls, i) != NULL;
-  /* No arguments, no blob. */
-  cray__blob *args = NULL;
-  if (nargs) {
-    cray__codec_encode(L, ls, 3, nargs, "args");
-    args = cray__blob_new(ls->buf.data, ls->buf.len, (uint32_t)nargs, ls->refs, ls->nrefs,
-                          CRAY__BLOB_TRUSTED);
-  }
+  int fn_dep = cray__entry_state(fn) != CRAY__READY;
   uint32_t nreturns = num_returns < 0 ? 1 : (uint32_t)num_returns;
-  cray__task *t = args || !nargs ? cray__task_new(nreturns, ndeps, nres, name) : NULL;
-  if (!t) {
-    if (args) cray__blob_release(rt->store, args);
-    return cray__raise(L, "out_of_memory", "no memory to submit task '%s'", name ? name : "?");
-  }
-  t->id = cray__id_new(&rt->ids);
-  t->args = args;
+  cray__task *t = cray__task_build(L, ls, top + 3, nreturns, (uint32_t)fn_dep, nres, name);
   t->fn = fn;
   cray__store_retain(fn);
   t->all_values = num_returns < 0;
-  t->max_retries = (int)spec_number(L, SPEC_MAX_RETRIES);
-  lua_rawgeti(L, 2, SPEC_RETRY_EXCEPTIONS);
-  t->retry_exceptions = lua_toboolean(L, -1);
-  lua_pop(L, 1);
+  t->max_retries = (int)max_retries;
+  t->retry_exceptions = retry_exceptions;
   memcpy(t->resources, need, (size_t)nres * sizeof *need);
-  uint32_t j = 0;
-  if (cray__entry_state(fn) != CRAY__READY) {
+  if (fn_dep) {
     cray__store_retain(fn);
-    t->deps[j] = fn;
-    t->dep_arg[j++] = CRAY__DEP_FUNCTION;
+    t->deps[0] = fn;
+    t->dep_arg[0] = CRAY__DEP_FUNCTION;
   }
-  for (int i = 3; i <= top; i++) {
-    cray__entry *e = cray__objref_test(L, ls, i);
-    if (!e) continue;
-    cray__store_retain(e);
-    t->deps[j] = e;
-    t->dep_arg[j++] = (uint32_t)(i - 3);
-  }
-  for (uint32_t i = 0; i < nreturns; i++) {
-    cray__entry *e = cray__store_insert(rt->store, cray__id_with_index(t->id, i + 1), NULL);
-    if (!e) {
-      cray__task_release(rt->store, t);
-      return cray__raise(L, "out_of_memory", "no memory to submit task '%s'", name ? name : "?");
-    }
-    t->returns[i] = e;
-  }
-  lua_settop(L, top);
-  if (!lua_checkstack(L, (int)nreturns + 1)) {
-    cray__task_release(rt->store, t);
-    return cray__raise(L, "invalid_argument", "num_returns = %u is too many", nreturns);
-  }
-  uint32_t pushed = num_returns == 0 ? 0 : nreturns;
-  for (uint32_t i = 0; i < pushed; i++) {
-    cray__store_retain(t->returns[i]);
-    cray__objref_push(L, ls, t->returns[i]);
-  }
+  int pushed = cray__task_push_returns(L, ls, t, num_returns == 0);
   cray__sched_submit(s, t);
-  return (int)pushed;
+  return pushed;
 }
 
 /* reserve() -> a ref to a new pending object, which fill() gives its value later. */

@@ -7,6 +7,19 @@
 
 #include <lauxlib.h>
 
+#include "../runtime/task.h"
+#include "lstate.h"
+
 extern const luaL_Reg cray__task_functions[];
+
+/* A task for the values at stack slots first..top as its arguments (encoded; top-level
+ * ObjectRefs among them become deps, after `extra_deps` slots left for the caller), with
+ * nreturns new pending return entries. Raises (leaking nothing) when an argument cannot
+ * be stored or memory is short. The caller sets fn and the rest, then submits it. */
+cray__task *cray__task_build(lua_State *L, cray__lstate *ls, int first, uint32_t nreturns,
+                             uint32_t extra_deps, int nres, const char *name);
+
+/* Pushes an ObjectRef for each of t's returns (none when `none`); returns how many. */
+int cray__task_push_returns(lua_State *L, cray__lstate *ls, cray__task *t, int none);
 
 #endif

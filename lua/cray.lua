@@ -29,10 +29,10 @@ function cray.init(opts)
   core.open(o.workers, o.memory, o.spill_dir, o.spill_max, o.worker_memory, o.resources)
 end
 
-local forget_unstored
+local pending -- lua/remote.lua's
 
 function cray.shutdown()
-  forget_unstored()
+  pending.reset()
   core.close()
 end
 
@@ -109,6 +109,7 @@ else
   end
 end
 
-forget_unstored = require("cray.remote")(cray, core)
+pending = require("cray.remote")(cray, core)
+require("cray.actor")(cray, core, pending)
 
 return cray

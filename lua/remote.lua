@@ -2,6 +2,8 @@
 -- `f.remote(...)` submits a task running it in a worker state and returns the refs of
 -- its results. f, f.remote and f.options are tables with registered metatables, so a
 -- remote function travels inside values and tasks can call it too (recursion included).
+-- Returns what lua/actor.lua shares: `stash` (store a value at the next flush) and
+-- `flush`, and `reset` for cray.shutdown.
 
 local errors = require "cray.errors"
 local options = require "cray.options"
@@ -36,6 +38,18 @@ return function(cray, core)
   end
 
   -- The metatables, registered once per state (loading the module again reuses them).
+  local function flush_if_dirty()
+    if dirty then flush() end
+  end
+
+  -- A reserved ref that the value fills at the next flush.
+  local function stash(value)
+    local ref = reserve()
+    unstored[ref] = value
+    dirty = true
+    return ref
+  end
+
   local function class(name)
     return cray.register_class(name, core.classes[name] or {})
   end
@@ -104,10 +118,7 @@ return function(cray, core)
       raise(2, "invalid_argument",
             "cray.remote: expects a function or a 'module.function' name (got %s)", type(fn))
     end
-    local ref = reserve()
-    unstored[ref] = fn
-    dirty = true
-    return make(ref, o)
+    return make(stash(fn), o)
   end
 
   function cray.is_remote_function(v)
@@ -131,11 +142,13 @@ return function(cray, core)
 
   -- For cray.shutdown: functions not stored yet belong to the runtime that ends; classes
   -- are published again to the next one.
-  return function()
+  local function reset()
     unstored = setmetatable({}, {__mode = "k"})
     for name, mt in pairs(core.classes) do
       if type(name) == "string" and not name:match("^cray%.") then unpublished[name] = mt end
     end
     dirty = true
   end
+
+  return {stash = stash, flush = flush_if_dirty, reset = reset}
 end

@@ -20,63 +20,30 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "actor.h"
 #include "alloc.h"
 #include "runtime.h"
+#include "sched_internal.h"
 #include "wait.h"
 
 #define container_of(p, type, field) ((type *)((char *)(p) - offsetof(type, field)))
-
-typedef struct worker {
-  pthread_t thread;
-  int index;
-  cray__sched *s;
-  pthread_mutex_t mu;
-  pthread_cond_t cv;
-  cray__task *qhead, *qtail;  /* not started */
-  cray__task *ihead, *itail;  /* resumptions */
-  int sleeping;
-  _Atomic int work;           /* WORK_* bits: what the queues hold, for spinning workers to
-                                 read without the lock; written under it (note_work) */
-  void *w;                    /* the executor's state */
-  char pad[64];
-} worker;
-
-struct cray__sched {
-  cray_runtime *rt;
-  cray__store *store;
-  const cray__executor *ex;
-  void *ctx;
-  cray__timers *timers;
-  int n;
-  worker *workers;
-  _Atomic unsigned rr;
-  _Atomic int sleepers;
-  _Atomic int stopping;
-  _Atomic int exiting;
-
-  pthread_mutex_t live_mu;
-  pthread_cond_t live_cv;
-  _Atomic uint64_t live;
-
-  pthread_mutex_t res_mu;
-  int nres;
-  double *res_free;
-  cray__task *res_head, *res_tail; /* waiting for resources, in order */
-
-  _Atomic uint64_t submitted, finished, failed;
-  _Atomic int64_t running;
-};
 
 static _Thread_local worker *self_worker;
 
 /* ---- queues ---- */
 
-enum { WORK_QUEUED = 1, WORK_INBOX = 2 };
-
 /* Publishes what w's queues hold; called under w->mu after each change. */
 static void note_work(worker *w) {
-  atomic_store_explicit(&w->work, (w->qhead ? WORK_QUEUED : 0) | (w->ihead ? WORK_INBOX : 0),
+  atomic_store_explicit(&w->work,
+                        (w->qhead ? WORK_QUEUED : 0) | (w->ihead ? WORK_INBOX : 0) |
+                            (w->rhead ? WORK_ACTORS : 0),
                         memory_order_relaxed);
+}
+
+void cray__sched_note_work(worker *w) { note_work(w); }
+
+void cray__sched_poke(worker *w) {
+  if (w->sleeping) pthread_cond_signal(&w->cv);
 }
 
 static void append(cray__task **head, cray__task **tail, cray__task *t) {
@@ -126,6 +93,11 @@ static void enqueue(cray__sched *s, cray__task *t) {
   push(s, w, t, 0);
 }
 
+void cray__sched_post_start(cray__sched *s, cray__task *t) {
+  cray__task_retain(t);
+  push(s, &s->workers[t->home], t, 1);
+}
+
 /* Posts t's resumption to its home worker, unless one is on its way already. The inbox
  * holds a reference: a late wake (a timer that fired as the task was resumed by what it
  * waited for) may still be there when the task has finished; resume() drops it then. */
@@ -152,6 +124,7 @@ void cray__sched_count_success(cray__task *t) { count_end(t->sched, t, 0); }
  * sequentially consistent, so either this sees `stopping` and signals, or the stopper,
  * which reads `live` under live_mu, sees zero. */
 static void task_done(cray__sched *s, cray__task *t) {
+  if (t->dispatched) cray__actor_call_end(s, t, NULL);
   atomic_store_explicit(&t->state, CRAY__TASK_DONE, memory_order_relaxed);
   cray__task_release(s->store, t);
   if (atomic_fetch_sub(&s->live, 1) == 1 && atomic_load(&s->stopping)) {
@@ -163,10 +136,13 @@ static void task_done(cray__sched *s, cray__task *t) {
 
 static void fail(cray__sched *s, cray__task *t, cray__blob *error) {
   if (!error) error = cray__error_blob("out_of_memory", t->name, NULL, "no memory for the error");
+  if (t->dispatched) cray__actor_call_end(s, t, error);
   count_end(s, t, 1);
   if (error) cray__task_fail(s->store, t, error);
   task_done(s, t);
 }
+
+void cray__sched_fail(cray__sched *s, cray__task *t, cray__blob *error) { fail(s, t, error); }
 
 static void fail_cancelled(cray__sched *s, cray__task *t) {
   int stopping = atomic_load(&s->stopping) && !atomic_load(&t->cancelled);
@@ -236,6 +212,12 @@ int cray__sched_resource(cray__sched *s, const char *name, double *capacity) {
 
 /* ---- running ---- */
 
+static int deps_pending(const cray__task *t) {
+  for (uint32_t i = 0; i < t->ndeps; i++)
+    if (cray__entry_state(t->deps[i]) == CRAY__PENDING) return 1;
+  return 0;
+}
+
 /* The error of t's first failed argument, or NULL. */
 static const cray__blob *failed_dep(const cray__task *t, uint32_t *which) {
   for (uint32_t i = 0; i < t->ndeps; i++) {
@@ -247,11 +229,20 @@ static const cray__blob *failed_dep(const cray__task *t, uint32_t *which) {
   return NULL;
 }
 
-static void after_run(cray__sched *s, cray__task *t, int rc) {
+static void after_run(cray__sched *s, worker *w, cray__task *t, int rc) {
+  if (rc == CRAY__RUN_LOST) cray__actor_lost(s, w);
+  if (rc == CRAY__RUN_LOST && t->actor) {
+    /* It waits for its actor's restart, which sends it again or fails it. */
+    cray__blob_release(s->store, t->error);
+    t->error = NULL;
+    atomic_store_explicit(&t->state, CRAY__TASK_SUSPENDED, memory_order_release);
+    return;
+  }
   if (rc == CRAY__RUN_SUSPENDED) {
     atomic_store_explicit(&t->state, CRAY__TASK_SUSPENDED, memory_order_release);
     /* A cancel may have come while the task ran: make sure it is noticed. */
     if (atomic_load(&t->cancelled) || atomic_load(&s->stopping)) wake(s, t);
+    if (t->actor) cray__actor_call_suspended(s, t);
     return;
   }
   release_resources(s, t);
@@ -259,7 +250,7 @@ static void after_run(cray__sched *s, cray__task *t, int rc) {
     task_done(s, t);
     return;
   }
-  int retry = t->retries < t->max_retries && !atomic_load(&t->cancelled) &&
+  int retry = !t->actor && t->retries < t->max_retries && !atomic_load(&t->cancelled) &&
               !atomic_load(&s->stopping) && (rc == CRAY__RUN_LOST || t->retry_exceptions);
   if (retry) {
     atomic_fetch_sub_explicit(&s->running, 1, memory_order_relaxed);
@@ -296,18 +287,35 @@ static void start(cray__sched *s, worker *w, cray__task *t) {
                                 "task '%s' did not run: its argument %u failed", name, arg + 1));
     return;
   }
+  if (t->actor && deps_pending(t)) {
+    /* The call keeps its slot while it waits, so later calls do not overtake it. */
+    atomic_store_explicit(&t->state, CRAY__TASK_SUSPENDED, memory_order_release);
+    if (cray__sched_wait_begin(s, t, t->deps, t->ndeps, t->ndeps, -1) != 0)
+      fail(s, t, cray__error_blob("out_of_memory", t->name, NULL, "no memory to wait"));
+    return;
+  }
   /* A task that comes from the resource queue holds its resources already. */
   if (!t->holds_resources && !acquire(s, t)) return;
   t->home = w->index;
   atomic_store_explicit(&t->state, CRAY__TASK_RUNNING, memory_order_relaxed);
   atomic_fetch_add_explicit(&s->running, 1, memory_order_relaxed);
   t->started = 1;
-  after_run(s, t, s->ex->run(w->w, t));
+  after_run(s, w, t, s->ex->run(w->w, t));
 }
+
+void cray__sched_start_call(cray__sched *s, worker *w, cray__task *t) { start(s, w, t); }
 
 static void resume(cray__sched *s, worker *w, cray__task *t) {
   if (atomic_load_explicit(&t->state, memory_order_acquire) != CRAY__TASK_SUSPENDED) return;
   atomic_store_explicit(&t->woken, 0, memory_order_relaxed);
+  if (!t->exec && t->actor) {
+    /* An actor call whose arguments were pending, or whose state was lost (then its
+     * actor's restart takes it, and only a cancel or shutdown wakes it here). */
+    cray__sched_wait_end(s, t);
+    if (!t->started) start(s, w, t);
+    else if (atomic_load(&s->stopping) || atomic_load(&t->cancelled)) fail_cancelled(s, t);
+    return;
+  }
   if (atomic_load(&s->stopping) || atomic_load(&t->cancelled)) {
     /* The executor drops what it holds; returns fail below. */
     cray__sched_wait_end(s, t);
@@ -318,7 +326,7 @@ static void resume(cray__sched *s, worker *w, cray__task *t) {
     return;
   }
   atomic_store_explicit(&t->state, CRAY__TASK_RUNNING, memory_order_relaxed);
-  after_run(s, t, s->ex->run(w->w, t));
+  after_run(s, w, t, s->ex->run(w->w, t));
 }
 
 /* Whether an idle worker should look again before it sleeps: it watches the queues'
@@ -332,7 +340,8 @@ static int spin(cray__sched *s, worker *w) {
     for (int k = 0; k < 64; k++) {
       for (int i = 0; i < s->n; i++) {
         int work = atomic_load_explicit(&s->workers[i].work, memory_order_relaxed);
-        if (work & (&s->workers[i] == w ? WORK_QUEUED | WORK_INBOX : WORK_QUEUED)) return 1;
+        if (work & (&s->workers[i] == w ? WORK_QUEUED | WORK_INBOX | WORK_ACTORS : WORK_QUEUED))
+          return 1;
       }
       cray__cpu_relax();
     }
@@ -360,9 +369,21 @@ static void *worker_main(void *arg) {
   self_worker = w;
   w->w = s->ex->worker_open(s->ctx, w->index);
   for (;;) {
+    if (!w->actors_shut && atomic_load(&s->stopping)) {
+      w->actors_shut = 1;
+      cray__actor_shutdown(s, w);
+    }
     pthread_mutex_lock(&w->mu);
     int resumed = 1;
     cray__task *t = take(&w->ihead, &w->itail);
+    if (!t && w->rhead) {
+      cray__actor *a = w->rhead;
+      if (!(w->rhead = a->rnext)) w->rtail = NULL;
+      note_work(w);
+      pthread_mutex_unlock(&w->mu);
+      cray__actor_serve(s, w, a);
+      continue;
+    }
     if (!t) resumed = 0, t = take(&w->qhead, &w->qtail);
     note_work(w);
     if (!t) {
@@ -373,7 +394,7 @@ static void *worker_main(void *arg) {
     }
     if (!t) {
       /* Re-check under the lock: a push after the look above signals us. */
-      if (!w->ihead && !w->qhead) {
+      if (!w->ihead && !w->qhead && !w->rhead) {
         if (atomic_load(&s->exiting)) {
           pthread_mutex_unlock(&w->mu);
           break;
@@ -407,12 +428,20 @@ static void dep_resolved(cray__waiter *wt) {
   if (atomic_fetch_sub(&t->deps_left, 1) == 1) enqueue(t->sched, t);
 }
 
-void cray__sched_submit(cray__sched *s, cray__task *t) {
+void cray__sched_count_submit(cray__sched *s, cray__task *t) {
   t->sched = s;
-  t->dep_waiter.wake = dep_resolved;
   atomic_fetch_add_explicit(&s->submitted, 1, memory_order_relaxed);
   atomic_fetch_add(&s->live, 1);
   for (uint32_t i = 0; i < t->nreturns; i++) t->returns[i]->producer = t;
+}
+
+void cray__sched_submit(cray__sched *s, cray__task *t) {
+  cray__sched_count_submit(s, t);
+  if (t->actor) {
+    cray__actor_send(s, t);
+    return;
+  }
+  t->dep_waiter.wake = dep_resolved;
   if (t->ndeps == 0) {
     enqueue(s, t);
     return;
@@ -556,6 +585,8 @@ int cray__sched_start(cray__sched **out, cray_runtime *rt, const cray__executor 
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
   }
+  cray__actor_names_init(&s->names);
+  cray__store_on_actor_gone(s->store, cray__actor_gone, s);
   for (int i = 0; i < s->n; i++) pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]);
   *out = s;
   return 0;
@@ -590,6 +621,8 @@ void cray__sched_stop(cray__sched *s) {
   atomic_store(&s->exiting, 1);
   signal_all(s);
   for (int i = 0; i < s->n; i++) pthread_join(s->workers[i].thread, NULL);
+  cray__store_on_actor_gone(s->store, NULL, NULL);
+  cray__actor_free_all(s);
   cray__timers_stop(s->timers);
   for (int i = 0; i < s->n; i++) {
     pthread_mutex_destroy(&s->workers[i].mu);
@@ -610,3 +643,5 @@ void cray__sched_stats_get(cray__sched *s, cray__sched_stats *out) {
   out->finished = atomic_load(&s->finished);
   out->failed = atomic_load(&s->failed);
 }
+
+uint64_t cray__sched_actors_alive(cray__sched *s) { return atomic_load(&s->actors_alive); }

@@ -40,6 +40,10 @@ typedef struct cray__executor {
   int (*run)(void *w, cray__task *t);
   /* Frees a suspended task's continuation without running it. */
   void (*drop)(void *w, cray__task *t);
+  /* Frees an actor's instance (a->exec), if it has one. */
+  void (*actor_drop)(void *w, struct cray__actor *a);
+  /* Whether a's instance was lost with an older state of w (out of memory). */
+  int (*actor_lost)(void *w, struct cray__actor *a);
 } cray__executor;
 
 typedef struct cray__sched cray__sched;
@@ -57,7 +61,8 @@ void cray__sched_stop(cray__sched *s);
 /* The resource's index, or -1 when the runtime has none of that name. */
 int cray__sched_resource(cray__sched *s, const char *name, double *capacity);
 
-/* Takes over the caller's reference to t: runs it once its dependencies resolve. */
+/* Takes over the caller's reference to t: runs it once its dependencies resolve. An
+ * actor call (t->actor set) goes to its actor's mailbox instead (runtime/actor.h). */
 void cray__sched_submit(cray__sched *s, cray__task *t);
 
 /* The calling thread's worker index in s, or -1 when it is not one of s's workers. */
@@ -84,5 +89,7 @@ int cray__sched_stopping(cray__sched *s);
 void cray__sched_count_success(cray__task *t);
 
 void cray__sched_stats_get(cray__sched *s, cray__sched_stats *out);
+/* Actors alive now. */
+uint64_t cray__sched_actors_alive(cray__sched *s);
 
 #endif

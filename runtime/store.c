@@ -31,6 +31,8 @@ typedef struct shard {
 struct cray__store {
   shard shards[NSHARDS];
   uint64_t budget;
+  void (*actor_gone)(void *ctx, void *actor);
+  void *actor_ctx;
 };
 
 static inline shard *shard_of(cray__store *s, const cray_id *id) {
@@ -114,6 +116,7 @@ cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob) {
   e->blob = blob;
   e->waiters = NULL;
   e->producer = NULL;
+  e->actor = 0;
   shard *sh = shard_of(s, &id);
   pthread_mutex_lock(&sh->mu);
   size_t b = bucket_of(sh, &id);
@@ -182,6 +185,7 @@ void cray__store_release(cray__store *s, cray__entry *e) {
   while ((e = freeing.dead)) {
     freeing.dead = e->next;
     if (e->blob) cray__blob_release(s, e->blob);
+    if (e->actor && s->actor_gone) s->actor_gone(s->actor_ctx, e->producer);
     cray__free(e);
   }
   freeing.busy = 0;
@@ -213,8 +217,9 @@ int cray__store_with_producer(cray__store *s, cray__entry *e, void (*fn)(void *p
                               void *arg) {
   shard *sh = shard_of(s, &e->id);
   pthread_mutex_lock(&sh->mu);
-  void *p = atomic_load_explicit(&e->state, memory_order_relaxed) == CRAY__PENDING ? e->producer
-                                                                                  : NULL;
+  void *p = atomic_load_explicit(&e->state, memory_order_relaxed) == CRAY__PENDING && !e->actor
+                ? e->producer
+                : NULL;
   if (p) fn(p, arg);
   pthread_mutex_unlock(&sh->mu);
   return p != NULL;
@@ -243,6 +248,11 @@ void cray__store_unsubscribe(cray__store *s, cray__entry *e, cray__waitnode *nod
     }
   }
   pthread_mutex_unlock(&sh->mu);
+}
+
+void cray__store_on_actor_gone(cray__store *s, void (*gone)(void *ctx, void *actor), void *ctx) {
+  s->actor_gone = gone;
+  s->actor_ctx = ctx;
 }
 
 void cray__store_stats(cray__store *s, cray_store_stats *out) {

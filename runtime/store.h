@@ -44,7 +44,9 @@ typedef struct cray__entry {
   _Atomic uint32_t state;
   cray__blob *blob;          /* set once, before state leaves PENDING */
   cray__waitnode *waiters;   /* shard lock */
-  void *producer;            /* shard lock: the task that will resolve it, while pending */
+  void *producer;            /* shard lock: the task that will resolve it, while pending;
+                                for an actor's entry, the actor, for good */
+  int actor;                 /* an actor's entry (sched/actor.c): set before it is shared */
   struct cray__entry *next;  /* hash chain, shard lock */
 } cray__entry;
 
@@ -76,7 +78,7 @@ static inline uint32_t cray__entry_state(const cray__entry *e) {
 int cray__store_resolve(cray__store *s, cray__entry *e, cray__blob *blob, int failed);
 
 /* While e is pending, calls fn(e->producer, arg) under e's shard lock and returns 1;
- * returns 0 when e is resolved or has no producer. */
+ * returns 0 when e is resolved, has no producer, or is an actor's entry. */
 int cray__store_with_producer(cray__store *s, cray__entry *e, void (*fn)(void *producer, void *arg),
                               void *arg);
 
@@ -85,6 +87,10 @@ int cray__store_with_producer(cray__store *s, cray__entry *e, void (*fn)(void *p
 int cray__store_subscribe(cray__store *s, cray__entry *e, cray__waitnode *node);
 /* Removes node if it is still subscribed. After this returns, no wake runs for it. */
 void cray__store_unsubscribe(cray__store *s, cray__entry *e, cray__waitnode *node);
+
+/* Calls gone(ctx, e->producer) when an actor's entry is freed: its last handle went.
+ * Runs on the thread that released it, with no store lock held. */
+void cray__store_on_actor_gone(cray__store *s, void (*gone)(void *ctx, void *actor), void *ctx);
 
 void cray__store_stats(cray__store *s, cray_store_stats *out);
 

@@ -9,7 +9,8 @@
  * Ownership: a task is reference-counted. The scheduler holds one reference from
  * submission until the task is done; each wake-up source that may still fire (a timer, a
  * cancel in progress) holds one while it can. Which thread touches which field:
- * - set at submission, read-only after: id, fn, args, returns, deps, options;
+ * - set at submission, read-only after: id, fn, args, returns, deps, options, actor,
+ *   method, is_init;
  * - atomics, any thread: rc, deps_left, cancelled, woken, fired;
  * - the worker running the task: state, home, exec, wait fields (under the rule that a
  *   wait is set up before the task yields and torn down after it resumes, both on that
@@ -70,6 +71,15 @@ struct cray__task {
   int holds_resources;
   int started;              /* counted as running */
   const char *name;         /* NULL, or in the task's own allocation */
+
+  /* an actor call: the actor, its method (a suffix of name), whether it is the call that
+   * makes the instance, whether it took one of the actor's slots (sched/actor.c), and
+   * the link of the actor's started calls (its home worker only) */
+  struct cray__actor *actor;
+  const char *method;
+  int is_init, dispatched;
+  int exit_after;           /* cray.exit_actor ran in it: the actor ends when it returns */
+  cray__task *sibling;
 
   struct cray__sched *sched;
   void *exec;               /* the executor's continuation while suspended or running */

@@ -1,0 +1,182 @@
+/*
+ * actor.c: the C half of actors: creating them, calling their methods, killing and
+ * monitoring them, and what a method asks about its own actor. lua/actor.lua wraps these.
+ *
+ * A handle is three values, which lua/actor.lua keeps in a table: an ObjectRef to the
+ * actor's entry (runtime/actor.h), an ObjectRef to its class, and the class's name.
+ */
+#include "actor.h"
+
+#include <lauxlib.h>
+#include <string.h>
+
+#include "../runtime/actor.h"
+#include "executor.h"
+#include "module.h"
+#include "objref.h"
+#include "task.h"
+
+static cray__lstate *self(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
+
+/* Fields of the spec arrays lua/actor.lua builds from checked options. */
+enum {
+  NEW_NAME = 1, NEW_GET_IF_EXISTS, NEW_MAX_RESTARTS, NEW_MAX_TASK_RETRIES,
+  NEW_MAX_CONCURRENCY, NEW_CLASS_NAME,
+};
+enum { CALL_NUM_RETURNS = 1, CALL_NAME, CALL_METHOD_AT };
+
+static int spec_int(lua_State *L, int field) {
+  lua_rawgeti(L, 2, field);
+  int n = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return n;
+}
+
+/* Pushes the three parts of a's handle. */
+static int push_handle(lua_State *L, cray__lstate *ls, cray__actor *a) {
+  cray__store_retain(a->entry);
+  cray__objref_push(L, ls, a->entry);
+  cray__store_retain(a->cls);
+  cray__objref_push(L, ls, a->cls);
+  lua_pushstring(L, a->class_name);
+  return 3;
+}
+
+/* The actor of the handle's entry at idx; raises when it is not one. */
+static cray__actor *actor_arg(lua_State *L, cray__lstate *ls, int idx, const char *fn) {
+  cray__entry *e = cray__objref_test(L, ls, idx);
+  cray__actor *a = e ? cray__actor_of(e) : NULL;
+  if (!a) cray__raise(L, "invalid_argument", "%s: expects an actor handle", fn);
+  return a;
+}
+
+/* actor_create(class_ref, spec, args...) -> the handle's parts */
+static int l_actor_create(lua_State *L) {
+  cray__lstate *ls = self(L);
+  cray__module_rt(L, ls);
+  cray__entry *cls = cray__objref_test(L, ls, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (!cls) return luaL_argerror(L, 1, "the actor class's ObjectRef");
+  cray__sched *s = cray__exec_sched(L, ls);
+  int top = lua_gettop(L);
+  cray__actor_spec spec = {
+      .get_if_exists = spec_int(L, NEW_GET_IF_EXISTS),
+      .max_restarts = spec_int(L, NEW_MAX_RESTARTS),
+      .max_task_retries = spec_int(L, NEW_MAX_TASK_RETRIES),
+      .max_concurrency = spec_int(L, NEW_MAX_CONCURRENCY),
+  };
+  lua_rawgeti(L, 2, NEW_NAME);
+  spec.name = lua_tostring(L, -1);
+  lua_rawgeti(L, 2, NEW_CLASS_NAME);
+  spec.class_name = lua_tostring(L, -1);
+  lua_pushfstring(L, "%s.init", spec.class_name ? spec.class_name : "?");
+  const char *init_name = lua_tostring(L, -1);
+  for (int i = 3; i <= top; i++) lua_pushvalue(L, i);
+  cray__task *init = cray__task_build(L, ls, top + 4, 0, 0, 0, init_name);
+  init->method = init->name + strlen(init->name) - 4;
+  cray__entry *e;
+  int rc = cray__actor_create(s, &spec, cls, init, &e);
+  if (rc < 0) return cray__raise(L, "out_of_memory", "no memory to create an actor");
+  if (rc == CRAY__ACTOR_NAME_TAKEN)
+    return cray__raise(L, "invalid_argument",
+                       "an actor named '%s' exists already (pass get_if_exists = true to get it)",
+                       spec.name);
+  lua_settop(L, top);
+  int n = push_handle(L, ls, cray__actor_of(e));
+  cray__store_release(ls->rt->store, e);
+  return n;
+}
+
+/* actor_call(actor_ref, spec, args...) -> the refs of the call's returns */
+static int l_actor_call(lua_State *L) {
+  cray__lstate *ls = self(L);
+  cray__module_rt(L, ls);
+  cray__actor *a = actor_arg(L, ls, 1, "actor call");
+  cray__sched *s = cray__exec_sched(L, ls);
+  int top = lua_gettop(L);
+  int num_returns = spec_int(L, CALL_NUM_RETURNS);
+  int method_at = spec_int(L, CALL_METHOD_AT);
+  lua_rawgeti(L, 2, CALL_NAME);
+  const char *name = lua_tostring(L, -1);
+  for (int i = 3; i <= top; i++) lua_pushvalue(L, i);
+  uint32_t nreturns = num_returns < 0 ? 1 : (uint32_t)num_returns;
+  cray__task *t = cray__task_build(L, ls, top + 2, nreturns, 0, 0, name);
+  t->all_values = num_returns < 0;
+  t->actor = a;
+  t->method = t->name + method_at;
+  t->fn = a->entry;
+  cray__store_retain(a->entry);
+  int pushed = cray__task_push_returns(L, ls, t, num_returns == 0);
+  cray__sched_submit(s, t);
+  return pushed;
+}
+
+/* actor_kill(actor_ref, restart) -> true when the actor was alive */
+static int l_actor_kill(lua_State *L) {
+  cray__lstate *ls = self(L);
+  cray__actor *a = actor_arg(L, ls, 1, "cray.kill");
+  lua_pushboolean(L, cray__actor_kill(cray__exec_sched(L, ls), a, lua_toboolean(L, 2)) == 0);
+  return 1;
+}
+
+/* actor_monitor(actor_ref) -> a ref that resolves when the actor dies */
+static int l_actor_monitor(lua_State *L) {
+  cray__lstate *ls = self(L);
+  cray__actor *a = actor_arg(L, ls, 1, "cray.monitor");
+  cray__entry *m = cray__actor_monitor(cray__exec_sched(L, ls), a);
+  if (!m) return cray__raise(L, "out_of_memory", "cray.monitor: no memory");
+  cray__objref_push(L, ls, m);
+  return 1;
+}
+
+/* The actor call running in L's state; raises naming fn when there is none. */
+static cray__task *current_call(lua_State *L, cray__lstate *ls, const char *fn) {
+  cray__task *t = cray__exec_current(ls);
+  if (!t || !t->actor)
+    cray__raise(L, "invalid_argument", "%s: only an actor's method can call it", fn);
+  return t;
+}
+
+/* actor_self() -> the handle's parts of the actor whose method runs */
+static int l_actor_self(lua_State *L) {
+  cray__lstate *ls = self(L);
+  return push_handle(L, ls, current_call(L, ls, "cray.self")->actor);
+}
+
+/* actor_exit(): the actor ends when the running method returns */
+static int l_actor_exit(lua_State *L) {
+  cray__lstate *ls = self(L);
+  current_call(L, ls, "cray.exit_actor")->exit_after = 1;
+  return 0;
+}
+
+/* get_actor(name) -> the handle's parts, or nothing */
+static int l_get_actor(lua_State *L) {
+  cray__lstate *ls = self(L);
+  const char *name = luaL_checkstring(L, 1);
+  cray__module_rt(L, ls);
+  cray__sched *s = cray__exec_sched(L, ls);
+  cray__entry *e = cray__actor_lookup(s, name);
+  if (!e) return 0;
+  int n = push_handle(L, ls, cray__actor_of(e));
+  cray__store_release(ls->rt->store, e);
+  return n;
+}
+
+/* class_table(class_ref) -> the class, as this state has it */
+static int l_class_table(lua_State *L) {
+  cray__lstate *ls = self(L);
+  cray__entry *e = cray__objref_test(L, ls, 1);
+  if (!e || cray__entry_state(e) != CRAY__READY)
+    return cray__raise(L, "invalid_argument", "class_table: expects a stored class");
+  cray__exec_push_stored(L, ls, e, LUA_TTABLE);
+  return 1;
+}
+
+const luaL_Reg cray__actor_functions[] = {
+    {"actor_create", l_actor_create},   {"actor_call", l_actor_call},
+    {"actor_kill", l_actor_kill},       {"actor_monitor", l_actor_monitor},
+    {"actor_self", l_actor_self},       {"actor_exit", l_actor_exit},
+    {"get_actor", l_get_actor},         {"class_table", l_class_table},
+    {NULL, NULL},
+};

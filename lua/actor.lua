@@ -1,0 +1,222 @@
+-- cray.actor: actor classes and handles. `A = cray.actor(class)` stores the class once;
+-- `A.remote(...)` makes an actor (its instance lives in one worker state) and returns a
+-- handle; `h.method.remote(...)` calls a method and returns the refs of its results.
+-- Classes, handles and methods are tables with registered metatables, so they travel
+-- inside values and tasks and actors use them too.
+
+local errors = require "cray.errors"
+local options = require "cray.options"
+
+local raise = errors.raise
+
+return function(cray, core, pending)
+  local create, call, class_table = core.actor_create, core.actor_call, core.class_table
+  local stash, flush = pending.stash, pending.flush
+
+  local function class(name)
+    return cray.register_class(name, core.classes[name] or {})
+  end
+  local ActorClass = class("cray.ActorClass")
+  local Creator = class("cray.ActorCreator")
+  local CreatorOptions = class("cray.ActorOptions")
+  local Handle = class("cray.ActorHandle")
+  local Method = class("cray.ActorMethod")
+  local Call = class("cray.ActorCall")
+  local CallOptions = class("cray.ActorCallOptions")
+
+  -- -1 means "without limit", as in Ray.
+  local function count_or_forever(v)
+    if v == -1 then return 2147483647 end
+    if type(v) == "number" and v == math.floor(v) and v >= 0 and v <= 2147483647 then return v end
+    return nil, "a whole number >= 0, or -1 for no limit"
+  end
+
+  local actor_options = {
+    name = options.of_type("string"),
+    get_if_exists = options.of_type("boolean"),
+    max_restarts = count_or_forever,
+    max_task_retries = count_or_forever,
+    max_concurrency = options.whole(1, 1000000),
+  }
+  local call_options = {num_returns = options.whole(0, 65535)}
+
+  local function misuse(first, field, self, mt)
+    return first ~= nil and getmetatable(first) == mt and rawequal(first[field], self)
+  end
+
+  local function make_class(ref, class_name, opts)
+    -- The spec is what bindings/actor.c reads: {name, get_if_exists, max_restarts,
+    -- max_task_retries, max_concurrency, class name}.
+    local spec = {opts.name or false, opts.get_if_exists and 1 or 0, opts.max_restarts or 0,
+                  opts.max_task_retries or 0, opts.max_concurrency or 1, class_name}
+    return setmetatable({
+      remote = setmetatable({ref = ref, spec = spec}, Creator),
+      options = setmetatable({ref = ref, class_name = class_name, opts = opts}, CreatorOptions),
+    }, ActorClass)
+  end
+
+  local function handle(actor, cls, class_name)
+    return setmetatable({actor, cls, class_name}, Handle)
+  end
+
+  function Creator.__call(self, ...)
+    if misuse(..., "remote", self, ActorClass) then
+      raise(2, "invalid_argument",
+            "call %s.remote(...) with a dot: A:remote(...) passes A itself to init",
+            self.spec[6])
+    end
+    flush()
+    return handle(create(self.ref, self.spec, ...))
+  end
+
+  function CreatorOptions.__call(self, opts)
+    if misuse(opts, "options", self, ActorClass) then
+      raise(2, "invalid_argument",
+            "call A.options{...} with a dot: A:options{...} passes A itself as the options")
+    end
+    local merged = {}
+    for k, v in pairs(self.opts) do merged[k] = v end
+    for k, v in pairs(options.check(self.class_name .. ".options", opts, actor_options, 2)) do
+      merged[k] = v
+    end
+    return make_class(self.ref, self.class_name, merged)
+  end
+
+  local function class_name_of(cls)
+    local name = rawget(cls, "__name")
+    if type(name) == "string" then return name end
+    local first = rawget(cls, "init")
+    if type(first) ~= "function" then
+      for _, v in pairs(cls) do
+        if type(v) == "function" then first = v; break end
+      end
+    end
+    if type(first) ~= "function" then return "Actor" end
+    local info = debug.getinfo(first, "S")
+    return ("Actor(%s:%d)"):format(info.short_src, info.linedefined)
+  end
+
+  -- cray.actor(class [, opts]) or cray.actor("module.Class" [, opts])
+  function cray.actor(cls, opts)
+    local o = options.check("cray.actor", opts, actor_options, 2)
+    if type(cls) == "string" then
+      if not cls:match("^[%w_.]+%.[%w_]+$") then
+        raise(2, "invalid_argument", "cray.actor: name a class as 'module.Class' (got %q)", cls)
+      end
+      return make_class(stash(cls), cls, o)
+    elseif type(cls) == "table" then
+      if rawget(cls, "init") ~= nil and type(rawget(cls, "init")) ~= "function" then
+        raise(2, "invalid_argument", "cray.actor: the class's init must be a function (got %s)",
+              type(rawget(cls, "init")))
+      end
+      return make_class(stash(cls), class_name_of(cls), o)
+    end
+    raise(2, "invalid_argument", "cray.actor: expects a class (a table of methods) or a "
+          .. "'module.Class' name (got %s)", type(cls))
+  end
+
+  -- h.method: checked against the class where the call is written, made once per handle.
+  local methods = setmetatable({}, {__mode = "k"})
+
+  function Handle.__index(h, name)
+    local cache = methods[h]
+    local m = cache and cache[name]
+    if m then return m end
+    local class_name = rawget(h, 3)
+    if type(name) ~= "string" then
+      raise(2, "invalid_argument", "actor %s: a method name must be a string (got %s)", class_name,
+            type(name))
+    end
+    if name == "init" then
+      raise(2, "invalid_argument",
+            "actor class '%s': init is its constructor, run once when the actor is made; "
+            .. "it cannot be called", class_name)
+    end
+    if type(class_table(rawget(h, 2))[name]) ~= "function" then
+      raise(2, "invalid_argument", "actor class '%s' has no method '%s'", class_name, name)
+    end
+    local spec = {-1, class_name .. "." .. name, #class_name + 1}
+    m = setmetatable({
+      remote = setmetatable({rawget(h, 1), spec}, Call),
+      options = setmetatable({handle = h, spec = spec}, CallOptions),
+    }, Method)
+    if not cache then
+      cache = {}
+      methods[h] = cache
+    end
+    cache[name] = m
+    return m
+  end
+
+  function Handle.__tostring(h)
+    return ("ActorHandle(%s, %s)"):format(rawget(h, 3), tostring(rawget(h, 1)):match("(%x+)%)$") or "?")
+  end
+
+  function Handle.__eq(a, b)
+    return rawget(a, 1) == rawget(b, 1)
+  end
+
+  function Call.__call(self, ...)
+    if misuse(..., "remote", self, Method) then
+      raise(2, "invalid_argument",
+            "call %s.remote(...) with a dot: h.%s:remote(...) passes the method itself as the "
+            .. "first argument", self[2][2], self[2][2]:match("[^.]*$"))
+    end
+    flush()
+    return call(self[1], self[2], ...)
+  end
+
+  function CallOptions.__call(self, opts)
+    if misuse(opts, "options", self, Method) then
+      raise(2, "invalid_argument",
+            "call h.method.options{...} with a dot: h.method:options{...} passes the method "
+            .. "itself as the options")
+    end
+    local o = options.check(self.spec[2] .. ".options", opts, call_options, 2)
+    local spec = {o.num_returns or self.spec[1], self.spec[2], self.spec[3]}
+    return setmetatable({
+      remote = setmetatable({rawget(self.handle, 1), spec}, Call),
+      options = setmetatable({handle = self.handle, spec = spec}, CallOptions),
+    }, Method)
+  end
+
+  local function check_handle(fn, h)
+    if getmetatable(h) ~= Handle then
+      raise(3, "invalid_argument", "%s: expects an actor handle (got %s)", fn, type(h))
+    end
+  end
+
+  function cray.is_actor_handle(v)
+    return getmetatable(v) == Handle
+  end
+
+  function cray.get_actor(name)
+    if type(name) ~= "string" then
+      raise(2, "invalid_argument", "cray.get_actor: expects a name (got %s)", type(name))
+    end
+    local actor, cls, class_name = core.get_actor(name)
+    if not actor then raise(2, "invalid_argument", "cray.get_actor: no actor named '%s'", name) end
+    return handle(actor, cls, class_name)
+  end
+
+  local kill_options = {no_restart = options.of_type("boolean")}
+
+  -- cray.kill(h [, {no_restart = true}]): restarts instead when no_restart is false and
+  -- the actor has restarts left. Killing a dead actor does nothing.
+  function cray.kill(h, opts)
+    check_handle("cray.kill", h)
+    local o = options.check("cray.kill", opts, kill_options, 2)
+    core.actor_kill(rawget(h, 1), o.no_restart == false)
+  end
+
+  function cray.monitor(h)
+    check_handle("cray.monitor", h)
+    return core.actor_monitor(rawget(h, 1))
+  end
+
+  function cray.self()
+    return handle(core.actor_self())
+  end
+
+  cray.exit_actor = core.actor_exit
+end

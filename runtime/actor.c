@@ -1,0 +1,613 @@
+/*
+ * actor.c: see actor.h for the model and the locks.
+ *
+ * The home worker serves an actor when it pops it from its ready list: it applies the
+ * control bits first (collect, death, restart), then starts the next call if a slot is
+ * free. An actor is on the ready list at most once (`ready`); ready_locked puts it there
+ * whenever it has control to apply, or calls and a free slot. While init runs no other
+ * call starts, so every call sees a made instance.
+ *
+ * A started call is running (only while its worker runs it, so never seen here) or
+ * suspended (waiting in get, wait or sleep, or for its ObjectRef arguments). Death and
+ * restart abandon the suspended ones: their wait is disarmed and the executor drops
+ * their coroutine; a restart sends them again while they have retries left.
+ */
+#include "actor.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "runtime.h"
+#include "sched_internal.h"
+#include "wire.h"
+
+enum {
+  CTL_KILL = 1,        /* cray.kill: die */
+  CTL_RESTART = 2,     /* cray.kill with no_restart = false: restart if allowed, else die */
+  CTL_EXIT = 4,        /* cray.exit_actor's call returned: die */
+  CTL_LOST = 8,        /* the home state was lost: restart if allowed, else die */
+  CTL_INIT_FAILED = 16,/* init raised: die, with that error as the cause */
+  CTL_COLLECT = 32,    /* the last handle went: free it */
+  CTL_SHUTDOWN = 64,   /* the runtime stops: die */
+};
+
+static const char *const reason_names[] = {
+    [CRAY__DIED_KILLED] = "killed",
+    [CRAY__DIED_EXITED] = "exited",
+    [CRAY__DIED_INIT_ERROR] = "init_error",
+    [CRAY__DIED_OUT_OF_MEMORY] = "out_of_memory",
+    [CRAY__DIED_SHUTDOWN] = "shutdown",
+    [CRAY__DIED_COLLECTED] = "collected",
+};
+
+static const char *const reason_text[] = {
+    [CRAY__DIED_KILLED] = "it was killed with cray.kill",
+    [CRAY__DIED_EXITED] = "it called cray.exit_actor",
+    [CRAY__DIED_INIT_ERROR] = "its init raised an error (the cause)",
+    [CRAY__DIED_OUT_OF_MEMORY] =
+        "its worker's Lua state ran out of memory (--worker-memory) and no restarts were left",
+    [CRAY__DIED_SHUTDOWN] = "the runtime shut down",
+    [CRAY__DIED_COLLECTED] = "no handle to it was left",
+};
+
+static worker *home_of(cray__sched *s, const cray__actor *a) { return &s->workers[a->home]; }
+
+/* Puts a on its home's ready list when it has control to apply, or a call to start and a
+ * free slot. Under the home's lock. */
+static void ready_locked(worker *w, cray__actor *a) {
+  if (a->ready) return;
+  int calls = a->mhead && a->state == CRAY__ACTOR_ALIVE && !a->initializing &&
+              a->running < a->max_concurrency;
+  if (!calls && !a->ctl) return;
+  a->ready = 1;
+  a->rnext = NULL;
+  if (w->rtail) w->rtail->rnext = a;
+  else w->rhead = a;
+  w->rtail = a;
+  cray__sched_note_work(w);
+  cray__sched_poke(w);
+}
+
+static void set_ctl(cray__sched *s, cray__actor *a, int ctl) {
+  worker *w = home_of(s, a);
+  pthread_mutex_lock(&w->mu);
+  a->ctl |= ctl;
+  ready_locked(w, a);
+  pthread_mutex_unlock(&w->mu);
+}
+
+/* ---- names ---- */
+
+typedef struct name_node {
+  struct name_node *next;
+  cray__entry *entry; /* one reference */
+  char name[];
+} name_node;
+
+static size_t name_hash(const char *name) {
+  size_t h = 1469598103934665603u;
+  for (const unsigned char *p = (const unsigned char *)name; *p; p++) h = (h ^ *p) * 1099511628211u;
+  return h;
+}
+
+void cray__actor_names_init(cray__actor_names *n) {
+  pthread_mutex_init(&n->mu, NULL);
+  n->buckets = NULL;
+  n->nbuckets = n->count = 0;
+}
+
+static name_node **name_slot(cray__actor_names *n, const char *name) {
+  if (!n->nbuckets) return NULL;
+  name_node **p = &n->buckets[name_hash(name) & (n->nbuckets - 1)];
+  while (*p && strcmp((*p)->name, name) != 0) p = &(*p)->next;
+  return p;
+}
+
+/* Adds name -> e (taking a reference to e); 0, or CRAY_ENOMEM. Under the names lock. */
+static int name_add(cray__actor_names *n, const char *name, cray__entry *e) {
+  if (n->count >= n->nbuckets) {
+    size_t nb = n->nbuckets ? n->nbuckets * 2 : 16;
+    name_node **b = cray__calloc(nb, sizeof *b);
+    if (!b) return CRAY_ENOMEM;
+    for (size_t i = 0; i < n->nbuckets; i++) {
+      for (name_node *x = n->buckets[i], *next; x; x = next) {
+        next = x->next;
+        size_t at = name_hash(x->name) & (nb - 1);
+        x->next = b[at];
+        b[at] = x;
+      }
+    }
+    cray__free(n->buckets);
+    n->buckets = b;
+    n->nbuckets = nb;
+  }
+  size_t len = strlen(name) + 1;
+  name_node *x = cray__malloc(sizeof *x + len);
+  if (!x) return CRAY_ENOMEM;
+  memcpy(x->name, name, len);
+  x->entry = e;
+  cray__store_retain(e);
+  size_t at = name_hash(name) & (n->nbuckets - 1);
+  x->next = n->buckets[at];
+  n->buckets[at] = x;
+  n->count++;
+  return 0;
+}
+
+/* Removes a's name; the caller releases the entry it returns (or NULL). */
+static cray__entry *name_remove(cray__sched *s, cray__actor *a) {
+  if (!a->name) return NULL;
+  cray__actor_names *n = &s->names;
+  cray__entry *e = NULL;
+  pthread_mutex_lock(&n->mu);
+  name_node **p = name_slot(n, a->name);
+  if (p && *p && (*p)->entry == a->entry) {
+    name_node *x = *p;
+    *p = x->next;
+    n->count--;
+    e = x->entry;
+    cray__free(x);
+  }
+  pthread_mutex_unlock(&n->mu);
+  return e;
+}
+
+cray__entry *cray__actor_lookup(cray__sched *s, const char *name) {
+  cray__actor_names *n = &s->names;
+  pthread_mutex_lock(&n->mu);
+  name_node **p = name_slot(n, name);
+  cray__entry *e = p && *p ? (*p)->entry : NULL;
+  if (e) cray__store_retain(e);
+  pthread_mutex_unlock(&n->mu);
+  return e;
+}
+
+/* The names' references go with the store; only the nodes are freed. */
+void cray__actor_names_free(cray__actor_names *n) {
+  for (size_t i = 0; i < n->nbuckets; i++) {
+    for (name_node *x = n->buckets[i], *next; x; x = next) {
+      next = x->next;
+      cray__free(x);
+    }
+  }
+  cray__free(n->buckets);
+  pthread_mutex_destroy(&n->mu);
+}
+
+/* ---- errors and monitors ---- */
+
+static void describe(const cray__actor *a, char *buf, size_t n) {
+  if (a->name) snprintf(buf, n, "actor '%s' (%s)", a->name, a->class_name);
+  else snprintf(buf, n, "actor %s", a->class_name);
+}
+
+cray__blob *cray__actor_died_error(cray__actor *a, const char *call) {
+  char who[256];
+  describe(a, who, sizeof who);
+  return cray__error_blob("actor_died", call, a->death, "%s died: %s; call '%s' did not run", who,
+                          reason_text[a->reason], call ? call : "?");
+}
+
+static void put_cstr(cray__buf *b, const char *s) { cray__mp_str(b, s, strlen(s)); }
+
+/* The value a monitor resolves with; NULL when memory is short. */
+static cray__blob *monitor_value(const cray__actor *a) {
+  char who[256], msg[512];
+  describe(a, who, sizeof who);
+  snprintf(msg, sizeof msg, "%s died: %s", who, reason_text[a->reason]);
+  cray__buf b;
+  cray__buf_init(&b);
+  cray__mp_map(&b, 2 + (a->death != NULL));
+  put_cstr(&b, "reason");
+  put_cstr(&b, reason_names[a->reason]);
+  put_cstr(&b, "message");
+  put_cstr(&b, msg);
+  if (a->death) {
+    put_cstr(&b, "cause");
+    cray__mp_reader r = {a->death->data, a->death->data + a->death->len};
+    if (cray__mp_skip(&r, 256) == 0) cray__buf_write(&b, a->death->data, (size_t)(r.p - a->death->data));
+    else cray__mp_nil(&b);
+  }
+  cray__blob *blob = b.failed ? NULL
+                              : cray__blob_new(b.data, b.len, 1, a->death ? a->death->refs : NULL,
+                                               a->death ? a->death->nrefs : 0, CRAY__BLOB_TRUSTED);
+  cray__buf_free(&b);
+  return blob;
+}
+
+static void resolve_monitor(cray__sched *s, cray__actor *a, cray__entry *m) {
+  cray__blob *v = monitor_value(a);
+  if (v && cray__store_resolve(s->store, m, v, 0) != 0) cray__blob_release(s->store, v);
+}
+
+cray__entry *cray__actor_monitor(cray__sched *s, cray__actor *a) {
+  cray__entry *m = cray__store_insert(s->store, cray__id_new(&s->rt->ids), NULL);
+  if (!m) return NULL;
+  worker *w = home_of(s, a);
+  pthread_mutex_lock(&w->mu);
+  int dead = a->state == CRAY__ACTOR_DEAD;
+  if (!dead) {
+    if (a->nmonitors == a->monitors_cap) {
+      uint32_t cap = a->monitors_cap ? a->monitors_cap * 2 : 2;
+      cray__entry **v = cray__realloc(a->monitors, cap * sizeof *v);
+      if (!v) {
+        pthread_mutex_unlock(&w->mu);
+        cray__store_release(s->store, m);
+        return NULL;
+      }
+      a->monitors = v;
+      a->monitors_cap = cap;
+    }
+    cray__store_retain(m);
+    a->monitors[a->nmonitors++] = m;
+  }
+  pthread_mutex_unlock(&w->mu);
+  if (dead) resolve_monitor(s, a, m);
+  return m;
+}
+
+/* ---- creating and sending ---- */
+
+static void link_home(worker *w, cray__actor *a) {
+  a->prev = NULL;
+  a->next = w->actors;
+  if (w->actors) w->actors->prev = a;
+  w->actors = a;
+}
+
+static void unlink_home(worker *w, cray__actor *a) {
+  if (a->prev) a->prev->next = a->next;
+  else w->actors = a->next;
+  if (a->next) a->next->prev = a->prev;
+}
+
+static void actor_free(cray__sched *s, cray__actor *a) {
+  if (a->cls) cray__store_release(s->store, a->cls);
+  if (a->init_args) cray__blob_release(s->store, a->init_args);
+  if (a->death) cray__blob_release(s->store, a->death);
+  for (uint32_t i = 0; i < a->nmonitors; i++) cray__store_release(s->store, a->monitors[i]);
+  cray__free(a->monitors);
+  cray__free(a->name);
+  cray__free(a->class_name);
+  cray__free(a);
+}
+
+static void append_mail(cray__actor *a, cray__task *t) {
+  t->next = NULL;
+  if (a->mtail) a->mtail->next = t;
+  else a->mhead = t;
+  a->mtail = t;
+}
+
+int cray__actor_create(cray__sched *s, const cray__actor_spec *spec, cray__entry *cls,
+                       cray__task *init, cray__entry **out) {
+  cray__actor *a = cray__calloc(1, sizeof *a);
+  cray__entry *e = NULL;
+  if (a) {
+    a->id = cray__id_new(&s->rt->ids);
+    a->class_name = cray__strdup(spec->class_name ? spec->class_name : "?");
+    a->name = spec->name ? cray__strdup(spec->name) : NULL;
+    e = a->class_name && (a->name || !spec->name) ? cray__store_insert(s->store, a->id, NULL) : NULL;
+  }
+  if (!e) {
+    if (a) cray__free(a->class_name), cray__free(a->name), cray__free(a);
+    cray__task_release(s->store, init);
+    return CRAY_ENOMEM;
+  }
+  e->producer = a;
+  e->actor = 1;
+  a->entry = e;
+  a->cls = cls;
+  cray__store_retain(cls);
+  a->init_args = init->args;
+  if (a->init_args) cray__blob_retain(a->init_args);
+  a->max_concurrency = spec->max_concurrency > 0 ? spec->max_concurrency : 1;
+  a->max_restarts = spec->max_restarts;
+  a->max_task_retries = spec->max_task_retries;
+  a->home = (int)(atomic_fetch_add_explicit(&s->actor_rr, 1, memory_order_relaxed) % (unsigned)s->n);
+  if (spec->name) {
+    cray__actor_names *n = &s->names;
+    pthread_mutex_lock(&n->mu);
+    name_node **p = name_slot(n, spec->name);
+    cray__entry *other = p && *p ? (*p)->entry : NULL;
+    int rc = other ? 0 : name_add(n, spec->name, e);
+    if (other && spec->get_if_exists) cray__store_retain(other);
+    pthread_mutex_unlock(&n->mu);
+    if (other || rc) {
+      /* Never shared: the entry goes with its one reference, and the actor with it. */
+      e->actor = 0;
+      cray__store_release(s->store, e);
+      actor_free(s, a);
+      cray__task_release(s->store, init);
+      if (rc) return rc;
+      *out = other;
+      return spec->get_if_exists ? CRAY__ACTOR_EXISTS : CRAY__ACTOR_NAME_TAKEN;
+    }
+  }
+  atomic_fetch_add_explicit(&s->actors_alive, 1, memory_order_relaxed);
+  init->actor = a;
+  init->is_init = 1;
+  init->fn = e;
+  cray__store_retain(e);
+  worker *w = home_of(s, a);
+  pthread_mutex_lock(&w->mu);
+  link_home(w, a);
+  pthread_mutex_unlock(&w->mu);
+  cray__sched_submit(s, init);
+  *out = e;
+  return CRAY__ACTOR_MADE;
+}
+
+void cray__actor_send(cray__sched *s, cray__task *t) {
+  cray__actor *a = t->actor;
+  worker *w = home_of(s, a);
+  atomic_store_explicit(&t->state, CRAY__TASK_QUEUED, memory_order_relaxed);
+  pthread_mutex_lock(&w->mu);
+  int dead = a->state == CRAY__ACTOR_DEAD;
+  if (!dead) {
+    append_mail(a, t);
+    ready_locked(w, a);
+  }
+  pthread_mutex_unlock(&w->mu);
+  if (dead) cray__sched_fail(s, t, cray__actor_died_error(a, t->name));
+}
+
+/* ---- control ---- */
+
+int cray__actor_kill(cray__sched *s, cray__actor *a, int restart) {
+  worker *w = home_of(s, a);
+  pthread_mutex_lock(&w->mu);
+  int alive = a->state == CRAY__ACTOR_ALIVE;
+  if (alive) {
+    a->ctl |= restart ? CTL_RESTART : CTL_KILL;
+    ready_locked(w, a);
+  }
+  pthread_mutex_unlock(&w->mu);
+  return alive ? 0 : CRAY_EINVAL;
+}
+
+void cray__actor_gone(void *ctx, void *actor) { set_ctl(ctx, actor, CTL_COLLECT); }
+
+/* Takes a's suspended calls off it: their waits disarmed, their coroutines dropped, each
+ * back to not started. Returns them in order; the home's thread, outside its lock. */
+static cray__task *abandon_started(cray__sched *s, worker *w, cray__actor *a, int *n) {
+  cray__task *head = NULL, **tail = &head;
+  *n = 0;
+  /* `started` is newest first: reverse it so they go back in the order they started. */
+  cray__task *rev = NULL;
+  for (cray__task *t = a->started, *next; t; t = next) {
+    next = t->sibling;
+    t->sibling = rev;
+    rev = t;
+  }
+  a->started = NULL;
+  for (cray__task *t = rev, *next; t; t = next) {
+    next = t->sibling;
+    cray__sched_wait_end(s, t);
+    s->ex->drop(w->w, t);
+    t->exec = NULL;
+    t->dispatched = 0;
+    if (t->started) atomic_fetch_sub_explicit(&s->running, 1, memory_order_relaxed);
+    t->started = 0;
+    t->home = -1;
+    t->sibling = NULL;
+    atomic_store_explicit(&t->state, CRAY__TASK_QUEUED, memory_order_release);
+    *tail = t;
+    tail = &t->next;
+    t->next = NULL;
+    (*n)++;
+  }
+  return head;
+}
+
+/* The failures of a dead actor's calls, and its monitors, with no lock held. */
+static void fail_all(cray__sched *s, cray__actor *a, cray__task *calls) {
+  while (calls) {
+    cray__task *next = calls->next;
+    cray__sched_fail(s, calls, cray__actor_died_error(a, calls->name));
+    calls = next;
+  }
+}
+
+static void die(cray__sched *s, worker *w, cray__actor *a, int reason) {
+  int n;
+  cray__task *started = abandon_started(s, w, a, &n);
+  s->ex->actor_drop(w->w, a);
+  pthread_mutex_lock(&w->mu);
+  a->state = CRAY__ACTOR_DEAD;
+  a->reason = reason;
+  a->running -= n;
+  a->initializing = 0;
+  cray__task *mail = a->mhead;
+  a->mhead = a->mtail = NULL;
+  cray__entry **monitors = a->monitors;
+  uint32_t nmonitors = a->nmonitors;
+  a->monitors = NULL;
+  a->nmonitors = a->monitors_cap = 0;
+  pthread_mutex_unlock(&w->mu);
+  atomic_fetch_sub_explicit(&s->actors_alive, 1, memory_order_relaxed);
+  fail_all(s, a, started);
+  fail_all(s, a, mail);
+  for (uint32_t i = 0; i < nmonitors; i++) {
+    resolve_monitor(s, a, monitors[i]);
+    cray__store_release(s->store, monitors[i]);
+  }
+  cray__free(monitors);
+  cray__entry *named = name_remove(s, a);
+  if (named) cray__store_release(s->store, named);
+}
+
+/* Runs init again before anything queued; interrupted calls go back first, while they
+ * have retries left. */
+static void restart(cray__sched *s, worker *w, cray__actor *a) {
+  a->restarts++;
+  int n;
+  cray__task *started = abandon_started(s, w, a, &n), *again = NULL, **tail = &again, *fail = NULL;
+  s->ex->actor_drop(w->w, a);
+  for (cray__task *t = started, *next; t; t = next) {
+    next = t->next;
+    t->next = NULL;
+    if (t->is_init) {
+      t->next = fail;
+      fail = t;
+    } else if (t->retries < a->max_task_retries) {
+      t->retries++;
+      *tail = t;
+      tail = &t->next;
+    } else {
+      t->next = fail;
+      fail = t;
+    }
+  }
+  char name[256];
+  snprintf(name, sizeof name, "%s.init", a->class_name);
+  cray__task *init = cray__task_new(0, 0, 0, name);
+  if (init) {
+    init->method = init->name + strlen(init->name) - 4;
+    init->actor = a;
+    init->is_init = 1;
+    init->args = a->init_args;
+    if (init->args) cray__blob_retain(init->args);
+    init->fn = a->entry;
+    cray__store_retain(a->entry);
+    cray__sched_count_submit(s, init);
+    init->next = again;
+    again = init;
+  }
+  pthread_mutex_lock(&w->mu);
+  a->running -= n;
+  a->initializing = 0;
+  if (again) {
+    cray__task *last = again;
+    while (last->next) last = last->next;
+    last->next = a->mhead;
+    if (!a->mhead) a->mtail = last;
+    a->mhead = again;
+  }
+  ready_locked(w, a);
+  pthread_mutex_unlock(&w->mu);
+  char who[256];
+  describe(a, who, sizeof who);
+  while (fail) {
+    cray__task *next = fail->next;
+    cray__sched_fail(
+        s, fail,
+        cray__error_blob("actor_died", fail->name, NULL,
+                         "%s restarted while call '%s' ran, and the call has no retries left "
+                         "(max_task_retries = %d)",
+                         who, fail->name ? fail->name : "?", a->max_task_retries));
+    fail = next;
+  }
+  if (!init) die(s, w, a, CRAY__DIED_OUT_OF_MEMORY);
+}
+
+/* Applies ctl; returns 1 when a is gone. */
+static int apply(cray__sched *s, worker *w, cray__actor *a, int ctl) {
+  if (ctl & CTL_COLLECT) {
+    if (a->state == CRAY__ACTOR_ALIVE) die(s, w, a, CRAY__DIED_COLLECTED);
+    unlink_home(w, a);
+    actor_free(s, a);
+    return 1;
+  }
+  if (a->state == CRAY__ACTOR_DEAD) return 0;
+  if (ctl & CTL_INIT_FAILED) die(s, w, a, CRAY__DIED_INIT_ERROR);
+  else if (ctl & CTL_SHUTDOWN) die(s, w, a, CRAY__DIED_SHUTDOWN);
+  else if (ctl & CTL_KILL) die(s, w, a, CRAY__DIED_KILLED);
+  else if (ctl & (CTL_RESTART | CTL_LOST) && a->restarts < a->max_restarts) restart(s, w, a);
+  else if (ctl & CTL_LOST) die(s, w, a, CRAY__DIED_OUT_OF_MEMORY);
+  else if (ctl & CTL_RESTART) die(s, w, a, CRAY__DIED_KILLED);
+  else if (ctl & CTL_EXIT) die(s, w, a, CRAY__DIED_EXITED);
+  return 0;
+}
+
+/* ---- serving ---- */
+
+void cray__actor_serve(cray__sched *s, worker *w, cray__actor *a) {
+  pthread_mutex_lock(&w->mu);
+  a->ready = 0;
+  int ctl = a->ctl;
+  a->ctl = 0;
+  pthread_mutex_unlock(&w->mu);
+  if (ctl && apply(s, w, a, ctl)) return;
+  pthread_mutex_lock(&w->mu);
+  cray__task *t = NULL;
+  if (a->mhead && a->state == CRAY__ACTOR_ALIVE && !a->initializing &&
+      a->running < a->max_concurrency) {
+    t = a->mhead;
+    if (!(a->mhead = t->next)) a->mtail = NULL;
+    a->running++;
+    a->initializing = t->is_init;
+  }
+  ready_locked(w, a);
+  pthread_mutex_unlock(&w->mu);
+  if (!t) return;
+  t->dispatched = 1;
+  t->home = a->home;
+  t->sibling = a->started;
+  a->started = t;
+  cray__sched_start_call(s, w, t);
+}
+
+static void unlink_started(cray__actor *a, cray__task *t) {
+  for (cray__task **p = &a->started; *p; p = &(*p)->sibling) {
+    if (*p == t) {
+      *p = t->sibling;
+      break;
+    }
+  }
+  t->sibling = NULL;
+}
+
+void cray__actor_call_end(cray__sched *s, cray__task *t, const cray__blob *error) {
+  cray__actor *a = t->actor;
+  worker *w = home_of(s, a);
+  unlink_started(a, t);
+  t->dispatched = 0;
+  int ctl = 0;
+  if (t->exit_after) ctl |= CTL_EXIT;
+  if (t->is_init && error) {
+    ctl |= CTL_INIT_FAILED;
+    if (!a->death) {
+      cray__blob_retain((cray__blob *)error);
+      a->death = (cray__blob *)error;
+    }
+  }
+  pthread_mutex_lock(&w->mu);
+  a->running--;
+  if (t->is_init) a->initializing = 0;
+  a->ctl |= ctl;
+  ready_locked(w, a);
+  pthread_mutex_unlock(&w->mu);
+}
+
+void cray__actor_call_suspended(cray__sched *s, cray__task *t) {
+  cray__actor *a = t->actor;
+  if (a->max_concurrency == 1 || t->is_init) return;
+  worker *w = home_of(s, a);
+  pthread_mutex_lock(&w->mu);
+  ready_locked(w, a);
+  pthread_mutex_unlock(&w->mu);
+}
+
+void cray__actor_lost(cray__sched *s, worker *w) {
+  for (cray__actor *a = w->actors; a; a = a->next)
+    if (a->state == CRAY__ACTOR_ALIVE && s->ex->actor_lost(w->w, a)) set_ctl(s, a, CTL_LOST);
+}
+
+void cray__actor_shutdown(cray__sched *s, worker *w) {
+  for (cray__actor *a = w->actors; a; a = a->next)
+    if (a->state == CRAY__ACTOR_ALIVE) set_ctl(s, a, CTL_SHUTDOWN);
+}
+
+void cray__actor_free_all(cray__sched *s) {
+  for (int i = 0; i < s->n; i++) {
+    worker *w = &s->workers[i];
+    while (w->actors) {
+      cray__actor *a = w->actors;
+      w->actors = a->next;
+      actor_free(s, a);
+    }
+  }
+  cray__actor_names_free(&s->names);
+}

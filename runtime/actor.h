@@ -1,0 +1,123 @@
+/*
+ * actor.h: actors: an instance and a mailbox, homed on one worker.
+ *
+ * An actor is not a thread or a state of its own: its instance lives in its home
+ * worker's executor state (for LuaJIT, a table in that worker's lua_State), and its calls
+ * are tasks (t->actor set) that queue in its mailbox. The home worker serves the actor
+ * when it has calls and a free slot (max_concurrency of them may be started at once, the
+ * others wait at yield points) or control to apply (kill, restart, exit, collection).
+ * Calls start in the order they were sent; a call whose ObjectRef arguments are pending
+ * holds its slot until they resolve, so later calls do not overtake it.
+ *
+ * Identity: each actor has a store entry of its own (`entry`, flagged `actor`, producer =
+ * the actor) that never resolves. Handles are ObjectRefs to it, so Lua handles, handles
+ * nested in stored values and calls in flight all count as references; when the last
+ * goes, the store calls back and the home worker collects the actor. A name holds a
+ * reference too, so named actors live until killed or shutdown.
+ *
+ * Death (an init error, cray.kill, cray.exit_actor, a lost state without restarts left):
+ * pending and later calls fail with kind "actor_died", whose cause is the init error when
+ * there is one; monitors (cray__actor_monitor) resolve with the reason. A restart
+ * (cray.kill without no_restart, or a lost state, while restarts are left) drops the
+ * instance and runs init again with its first arguments before any queued call; calls it
+ * interrupted are sent again while they have retries left (max_task_retries).
+ *
+ * Locks: the home worker's mutex guards the mailbox, `running`, `ready`, `ctl`, `state`,
+ * `death` and the monitors. `exec`, `started` and the worker's actor list belong to the
+ * home worker's thread. The names table has its own mutex, taken before no other.
+ */
+#ifndef CRAY_ACTOR_H
+#define CRAY_ACTOR_H
+
+#include <pthread.h>
+
+#include "sched.h"
+
+enum { CRAY__ACTOR_ALIVE, CRAY__ACTOR_DEAD };
+
+/* Why an actor died: its monitors' `reason`. */
+enum {
+  CRAY__DIED_KILLED,
+  CRAY__DIED_EXITED,
+  CRAY__DIED_INIT_ERROR,
+  CRAY__DIED_OUT_OF_MEMORY,
+  CRAY__DIED_SHUTDOWN,
+  CRAY__DIED_COLLECTED,
+};
+
+typedef struct cray__actor cray__actor;
+struct cray__actor {
+  cray_id id;
+  cray__entry *entry;       /* its identity; borrowed: the entry owns the actor */
+  cray__entry *cls;         /* the class (a stored value), one reference */
+  cray__blob *init_args;    /* init's arguments, kept for restarts (NULL: none) */
+  char *name;               /* registered name, or NULL */
+  char *class_name;
+  int home;
+  int max_concurrency, max_restarts, restarts, max_task_retries;
+
+  /* home worker's lock */
+  cray__task *mhead, *mtail; /* calls not started, in order */
+  int running;               /* calls holding a slot */
+  int initializing;          /* init holds a slot: nothing else starts */
+  int ready;                 /* in the home worker's ready list */
+  int ctl;                   /* CTL_* bits to apply */
+  int state;
+  int reason;                /* CRAY__DIED_*, once dead */
+  cray__blob *death;         /* the cause of death (an init error), or NULL */
+  cray__entry **monitors;
+  uint32_t nmonitors, monitors_cap;
+  cray__actor *rnext;        /* ready list */
+
+  /* home worker's thread */
+  void *exec;                /* the executor's instance */
+  cray__task *started;       /* calls started, linked through `sibling` */
+  cray__actor *prev, *next;  /* the home worker's list */
+};
+
+typedef struct cray__actor_names {
+  pthread_mutex_t mu;
+  struct name_node **buckets;
+  size_t nbuckets, count;
+} cray__actor_names;
+
+typedef struct cray__actor_spec {
+  const char *name;       /* NULL: unnamed */
+  const char *class_name;
+  int get_if_exists;
+  int max_restarts, max_task_retries, max_concurrency;
+} cray__actor_spec;
+
+/* The actor whose identity e is, or NULL when e is not an actor's. */
+static inline cray__actor *cray__actor_of(const cray__entry *e) {
+  return e->actor ? (cray__actor *)e->producer : NULL;
+}
+
+enum { CRAY__ACTOR_MADE, CRAY__ACTOR_EXISTS, CRAY__ACTOR_NAME_TAKEN };
+
+/* Makes an actor of class cls (the actor takes one more reference to it) whose first call
+ * is `init` (a task from cray__task_new with no returns, its args and deps set; the caller's
+ * reference is taken over). *out is the actor's entry, with one reference for the caller.
+ * With a name that is taken: CRAY__ACTOR_EXISTS and *out the named actor's entry when
+ * spec->get_if_exists, else CRAY__ACTOR_NAME_TAKEN (init is released either way).
+ * CRAY_ENOMEM when memory is short. */
+int cray__actor_create(cray__sched *s, const cray__actor_spec *spec, cray__entry *cls,
+                       cray__task *init, cray__entry **out);
+
+/* Kills a: restarts it when `restart` and restarts are left, else it dies. 0 when it was
+ * alive, CRAY_EINVAL when it was dead already. */
+int cray__actor_kill(cray__sched *s, cray__actor *a, int restart);
+
+/* A new entry (one reference for the caller) that resolves when a dies, with a map
+ * {reason = "killed" | "exited" | "init_error" | "out_of_memory" | "shutdown" |
+ * "collected", message, cause (the init error, when there is one)}; resolved already
+ * when a is dead. NULL when memory is short. */
+cray__entry *cray__actor_monitor(cray__sched *s, cray__actor *a);
+
+/* The entry of the actor named name, with one reference, or NULL. */
+cray__entry *cray__actor_lookup(cray__sched *s, const char *name);
+
+/* The error object of a call to dead actor a, for the call named `call`. */
+cray__blob *cray__actor_died_error(cray__actor *a, const char *call);
+
+#endif

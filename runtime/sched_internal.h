@@ -1,0 +1,99 @@
+/*
+ * sched_internal.h: the scheduler's workers and state, shared by sched.c (tasks, queues,
+ * waits) and actor.c (actors' mailboxes and lives). Nothing outside those two files
+ * includes it.
+ */
+#ifndef CRAY_SCHED_INTERNAL_H
+#define CRAY_SCHED_INTERNAL_H
+
+#include <pthread.h>
+
+#include "actor.h"
+#include "sched.h"
+
+typedef struct worker {
+  pthread_t thread;
+  int index;
+  cray__sched *s;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  cray__task *qhead, *qtail;  /* not started */
+  cray__task *ihead, *itail;  /* resumptions, and actor calls whose arguments came */
+  cray__actor *rhead, *rtail; /* actors homed here with something to do */
+  int sleeping;
+  _Atomic int work;           /* WORK_* bits: what the queues hold, for spinning workers to
+                                 read without the lock; written under it (note_work) */
+  void *w;                    /* the executor's state */
+  cray__actor *actors;        /* every actor homed here; this worker's thread only, or
+                                 anyone once it has stopped */
+  int actors_shut;            /* its actors were told the runtime stops */
+  char pad[64];
+} worker;
+
+enum { WORK_QUEUED = 1, WORK_INBOX = 2, WORK_ACTORS = 4 };
+
+struct cray__sched {
+  cray_runtime *rt;
+  cray__store *store;
+  const cray__executor *ex;
+  void *ctx;
+  cray__timers *timers;
+  int n;
+  worker *workers;
+  _Atomic unsigned rr;
+  _Atomic int sleepers;
+  _Atomic int stopping;
+  _Atomic int exiting;
+
+  pthread_mutex_t live_mu;
+  pthread_cond_t live_cv;
+  _Atomic uint64_t live;
+
+  pthread_mutex_t res_mu;
+  int nres;
+  double *res_free;
+  cray__task *res_head, *res_tail; /* waiting for resources, in order */
+
+  _Atomic uint64_t submitted, finished, failed;
+  _Atomic int64_t running;
+
+  cray__actor_names names;
+  _Atomic unsigned actor_rr;     /* placement of new actors */
+  _Atomic uint64_t actors_alive;
+};
+
+/* sched.c, for actor.c */
+void cray__sched_note_work(worker *w);
+/* Makes w's thread look at its queues: signals it when it sleeps. Under w->mu. */
+void cray__sched_poke(worker *w);
+/* Posts t (an actor call whose slot is taken) to start on its home worker. */
+void cray__sched_post_start(cray__sched *s, cray__task *t);
+/* Starts t on w now (t's slot is taken); w is t's actor's home. */
+void cray__sched_start_call(cray__sched *s, worker *w, cray__task *t);
+/* Fails t, which is not running, with error (NULL: out of memory). */
+void cray__sched_fail(cray__sched *s, cray__task *t, cray__blob *error);
+/* Counts t as submitted (a task the runtime makes itself, such as an actor's restart). */
+void cray__sched_count_submit(cray__sched *s, cray__task *t);
+
+/* actor.c, for sched.c */
+void cray__actor_names_init(cray__actor_names *n);
+/* Queues t (an actor call, counted as submitted) in its actor's mailbox; a dead actor
+ * fails it at once. */
+void cray__actor_send(cray__sched *s, cray__task *t);
+/* The store's callback when an actor's entry is freed. */
+void cray__actor_gone(void *ctx, void *actor);
+/* w's state was rebuilt: its actors whose instance went with it restart or die. */
+void cray__actor_lost(cray__sched *s, worker *w);
+/* The runtime stops: w's living actors die. */
+void cray__actor_shutdown(cray__sched *s, worker *w);
+/* Serves a that w (its home) took from its ready list: control first, then one call. */
+void cray__actor_serve(cray__sched *s, worker *w, cray__actor *a);
+/* The started call t of an actor ends: `error` is what it failed with, NULL when it
+ * finished. */
+void cray__actor_call_end(cray__sched *s, cray__task *t, const cray__blob *error);
+/* The call t suspended: with max_concurrency > 1 the actor may start another. */
+void cray__actor_call_suspended(cray__sched *s, cray__task *t);
+/* After the workers stopped: frees every actor. */
+void cray__actor_free_all(cray__sched *s);
+
+#endif
