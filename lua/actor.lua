@@ -116,6 +116,7 @@ return function(cray, core, pending)
   end
 
   -- h.method: checked against the class where the call is written, made once per handle.
+  -- (The cache's values must not refer to h, or the weak key would never go.)
   local methods = setmetatable({}, {__mode = "k"})
 
   function Handle.__index(h, name)
@@ -138,7 +139,7 @@ return function(cray, core, pending)
     local spec = {-1, class_name .. "." .. name, #class_name + 1}
     m = setmetatable({
       remote = setmetatable({rawget(h, 1), spec}, Call),
-      options = setmetatable({handle = h, spec = spec}, CallOptions),
+      options = setmetatable({rawget(h, 1), spec}, CallOptions),
     }, Method)
     if not cache then
       cache = {}
@@ -172,11 +173,12 @@ return function(cray, core, pending)
             "call h.method.options{...} with a dot: h.method:options{...} passes the method "
             .. "itself as the options")
     end
-    local o = options.check(self.spec[2] .. ".options", opts, call_options, 2)
-    local spec = {o.num_returns or self.spec[1], self.spec[2], self.spec[3]}
+    local actor, base = self[1], self[2]
+    local o = options.check(base[2] .. ".options", opts, call_options, 2)
+    local spec = {o.num_returns or base[1], base[2], base[3]}
     return setmetatable({
-      remote = setmetatable({rawget(self.handle, 1), spec}, Call),
-      options = setmetatable({handle = self.handle, spec = spec}, CallOptions),
+      remote = setmetatable({actor, spec}, Call),
+      options = setmetatable({actor, spec}, CallOptions),
     }, Method)
   end
 

@@ -401,11 +401,22 @@ static cray__task *abandon_started(cray__sched *s, worker *w, cray__actor *a, in
   return head;
 }
 
-/* The failures of a dead actor's calls, and its monitors, with no lock held. */
+/* Fails t, a call its actor abandoned: with the error it was lost with, if any (its
+ * state ran out of memory while it ran), else with `error`. */
+static void fail_abandoned(cray__sched *s, cray__task *t, cray__blob *error) {
+  if (t->error) {
+    if (error) cray__blob_release(s->store, error);
+    error = t->error;
+    t->error = NULL;
+  }
+  cray__sched_fail(s, t, error);
+}
+
+/* Fails the calls of a dead actor, with no lock held. */
 static void fail_all(cray__sched *s, cray__actor *a, cray__task *calls) {
   while (calls) {
     cray__task *next = calls->next;
-    cray__sched_fail(s, calls, cray__actor_died_error(a, calls->name));
+    fail_abandoned(s, calls, cray__actor_died_error(a, calls->name));
     calls = next;
   }
 }
@@ -453,6 +464,8 @@ static void restart(cray__sched *s, worker *w, cray__actor *a) {
       fail = t;
     } else if (t->retries < a->max_task_retries) {
       t->retries++;
+      if (t->error) cray__blob_release(s->store, t->error);
+      t->error = NULL;
       *tail = t;
       tail = &t->next;
     } else {
@@ -491,7 +504,7 @@ static void restart(cray__sched *s, worker *w, cray__actor *a) {
   describe(a, who, sizeof who);
   while (fail) {
     cray__task *next = fail->next;
-    cray__sched_fail(
+    fail_abandoned(
         s, fail,
         cray__error_blob("actor_died", fail->name, NULL,
                          "%s restarted while call '%s' ran, and the call has no retries left "

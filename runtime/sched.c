@@ -232,9 +232,8 @@ static const cray__blob *failed_dep(const cray__task *t, uint32_t *which) {
 static void after_run(cray__sched *s, worker *w, cray__task *t, int rc) {
   if (rc == CRAY__RUN_LOST) cray__actor_lost(s, w);
   if (rc == CRAY__RUN_LOST && t->actor) {
-    /* It waits for its actor's restart, which sends it again or fails it. */
-    cray__blob_release(s->store, t->error);
-    t->error = NULL;
+    /* It waits for its actor's restart, which sends it again or fails it (with t->error
+     * when it has no retries left). */
     atomic_store_explicit(&t->state, CRAY__TASK_SUSPENDED, memory_order_release);
     return;
   }

@@ -1,0 +1,396 @@
+local support = require "spec.support"
+local cray = support.fresh({workers = 2})
+
+local Counter = {
+  __name = "Counter",
+  init = function(self, n) self.n = n or 0 end,
+  incr = function(self, k) self.n = self.n + (k or 1); return self.n end,
+  get = function(self) return self.n end,
+  fail = function(self, msg) error(msg, 0) end,
+}
+
+-- Records the order calls start and end in, and how many run at once.
+local Log = {
+  __name = "Log",
+  init = function(self) self.seen, self.active, self.most = {}, 0, 0 end,
+  add = function(self, x, pause)
+    self.active = self.active + 1
+    if self.active > self.most then self.most = self.active end
+    if pause then cray.sleep(pause) end
+    self.seen[#self.seen + 1] = x
+    self.active = self.active - 1
+    return x
+  end,
+  seen_all = function(self) return self.seen, self.most end,
+}
+
+local function alive() return cray.stats().actors.alive end
+
+-- Polls until fn() is true (the runtime acts on another thread); fails after 5 s.
+local function eventually(fn, what)
+  for _ = 1, 500 do
+    support.collect()
+    if fn() then return end
+    cray.sleep(0.01)
+  end
+  error("never happened: " .. what)
+end
+
+describe("actor classes", function()
+  before_each(function() cray = support.fresh({workers = 2}) end)
+
+  it("make actors whose methods run on their instance and return refs", function()
+    local c = cray.actor(Counter).remote(10)
+    local r = c.incr.remote(5)
+    assert.is_true(tostring(r):match("^ObjectRef") ~= nil)
+    assert.are.equal(15, cray.get(r))
+    assert.are.equal(16, cray.get(c.incr.remote()))
+  end)
+
+  it("keep one instance per actor", function()
+    local A = cray.actor(Counter)
+    local a, b = A.remote(0), A.remote(100)
+    cray.get({a.incr.remote(), b.incr.remote()})
+    assert.are.same({1, 101}, cray.get({a.get.remote(), b.get.remote()}))
+  end)
+
+  it("load a class named as 'module.Class'", function()
+    local acct = cray.actor("spec.fixtures.account.Account").remote(10)
+    assert.are.equal(15, cray.get(acct.deposit.remote(5)))
+  end)
+
+  it("fail a call at its call site when the class lacks the method, naming both", function()
+    local c = cray.actor(Counter).remote()
+    local ok, e = pcall(function() return c.decr end)
+    assert.is_false(ok)
+    assert.are.equal("invalid_argument", e.kind)
+    assert.matches("actor class 'Counter' has no method 'decr'", e.message)
+    assert.matches("actors_spec.lua:%d+", e.message)
+  end)
+
+  it("refuse to call init again", function()
+    local c = cray.actor(Counter).remote()
+    assert.matches("init is its constructor", support.error_of(function() return c.init end).message)
+  end)
+
+  it("say to use the dot when called with a colon", function()
+    local A = cray.actor(Counter)
+    assert.matches("with a dot", support.error_of(function() return A:remote() end).message)
+    local c = A.remote()
+    assert.matches("with a dot", support.error_of(function() return c.incr:remote() end).message)
+  end)
+
+  it("refuse what is not a class, and unknown or bad options, naming them", function()
+    assert.matches("expects a class", support.error_of(cray.actor, 42).message)
+    assert.matches("'module.Class'", support.error_of(cray.actor, "nodots").message)
+    assert.matches("init must be a function", support.error_of(cray.actor, {init = 1}).message)
+    local A = cray.actor(Counter)
+    assert.matches("unknown option 'colour'", support.error_of(A.options, {colour = 1}).message)
+    assert.matches("option 'max_concurrency' must be a whole number from 1",
+                   support.error_of(A.options, {max_concurrency = 0}).message)
+    local c = A.remote()
+    assert.matches("unknown option 'retries'",
+                   support.error_of(c.incr.options, {retries = 1}).message)
+  end)
+
+  it("name a class by its __name, or by where it is defined", function()
+    local c = cray.actor({get = function() return 1 end}).remote()
+    assert.matches("^ActorHandle%(Actor%(.*actors_spec.lua:%d+%)",
+                   tostring(c))
+    assert.matches("^ActorHandle%(Counter, %x+%)$", tostring(cray.actor(Counter).remote()))
+  end)
+
+  it("return every value of a method, or num_returns refs, or none", function()
+    local c = cray.actor({pair = function() return 1, 2 end}).remote()
+    assert.are.same({1, 2}, {cray.get(c.pair.remote())})
+    local a, b = c.pair.options{num_returns = 2}.remote()
+    assert.are.same({1, 2}, {cray.get(a), cray.get(b)})
+    assert.are.equal(0, select("#", c.pair.options{num_returns = 0}.remote()))
+  end)
+end)
+
+describe("actor call order", function()
+  before_each(function() cray = support.fresh({workers = 2}) end)
+
+  it("runs the calls of one caller in the order sent, one at a time", function()
+    local log = cray.actor(Log).remote()
+    for i = 1, 200 do log.add.remote(i, i % 50 == 0 and 0.001 or nil) end
+    local seen, most = cray.get(log.seen_all.remote())
+    for i = 1, 200 do assert.are.equal(i, seen[i]) end
+    assert.are.equal(1, most)
+  end)
+
+  it("keeps the order when an earlier call waits for a pending argument", function()
+    local slow = cray.remote(function() cray.sleep(0.1); return "first" end)
+    local log = cray.actor(Log).remote()
+    log.add.remote(slow.remote())
+    log.add.remote("second")
+    assert.are.same({"first", "second"}, (cray.get(log.seen_all.remote())))
+  end)
+
+  it("fails a call whose argument failed, without running it", function()
+    local bad = cray.remote(function() error("bad input", 0) end)
+    local log = cray.actor(Log).remote()
+    local e = support.error_of(cray.get, log.add.remote(bad.remote()))
+    assert.are.equal("task_error", e.kind)
+    assert.matches("argument 1 failed", e.message)
+    assert.matches("bad input", e.cause.message)
+    assert.are.same({}, (cray.get(log.seen_all.remote())))
+  end)
+
+  it("interleaves calls at yield points with max_concurrency > 1", function()
+    local log = cray.actor(Log, {max_concurrency = 4}).remote()
+    local refs = {}
+    for i = 1, 4 do refs[i] = log.add.remote(i, 0.2) end
+    cray.get(refs)
+    local _, most = cray.get(log.seen_all.remote())
+    assert.are.equal(4, most)
+  end)
+
+  it("lets a method wait for other actors and tasks without blocking its worker", function()
+    cray = support.fresh({workers = 1})
+    local A = cray.actor({
+      ask = function(self, other) return cray.get(other.get.remote()) + 1 end,
+    })
+    local c = cray.actor(Counter).remote(41)
+    assert.are.equal(42, cray.get(A.remote().ask.remote(c)))
+  end)
+end)
+
+describe("actor handles", function()
+  before_each(function() cray = support.fresh({workers = 2}) end)
+
+  it("pass to tasks, which call the actor", function()
+    local c = cray.actor(Counter).remote()
+    local bump = cray.remote(function(h, n)
+      for _ = 1, n do h.incr.remote() end
+      return cray.get(h.get.remote())
+    end)
+    cray.get({bump.remote(c, 10), bump.remote(c, 10)})
+    assert.are.equal(20, cray.get(c.get.remote()))
+  end)
+
+  it("pass to other actors, and live inside stored objects", function()
+    local c = cray.actor(Counter).remote()
+    local Relay = cray.actor({
+      init = function(self, box) self.target = box.counter end,
+      poke = function(self) return cray.get(self.target.incr.remote(2)) end,
+    })
+    local box = cray.put({counter = c})
+    local r = Relay.remote(cray.get(box))
+    assert.are.equal(2, cray.get(r.poke.remote()))
+    assert.are.equal(c, cray.get(box).counter)
+  end)
+
+  it("give a method its own handle with cray.self", function()
+    local Selfish = cray.actor({
+      init = function(self) self.n = 0 end,
+      me = function() return cray.self() end,
+      twice = function(self)
+        cray.self().incr.options{num_returns = 0}.remote()
+        self.n = self.n + 1
+        return self.n
+      end,
+      incr = function(self) self.n = self.n + 10 end,
+      get = function(self) return self.n end,
+    })
+    local s = Selfish.remote()
+    assert.are.equal(s, cray.get(s.me.remote()))
+    assert.are.equal(1, cray.get(s.twice.remote()))
+    assert.are.equal(11, cray.get(s.get.remote()))
+    assert.matches("only an actor's method", support.error_of(cray.self).message)
+    assert.matches("only an actor's method", support.error_of(cray.exit_actor).message)
+  end)
+
+  it("find a named actor with cray.get_actor, and refuse an unknown name", function()
+    cray.actor(Counter).options{name = "hits"}.remote(7)
+    assert.are.equal(8, cray.get(cray.get_actor("hits").incr.remote()))
+    local e = support.error_of(cray.get_actor, "misses")
+    assert.matches("no actor named 'misses'", e.message)
+  end)
+
+  it("refuse a taken name, unless get_if_exists returns the actor that has it", function()
+    local A = cray.actor(Counter)
+    local first = A.options{name = "one"}.remote(1)
+    assert.matches("an actor named 'one' exists already",
+                   support.error_of(A.options{name = "one"}.remote, 2).message)
+    local again = A.options{name = "one", get_if_exists = true}.remote(3)
+    assert.are.equal(first, again)
+    assert.are.equal(2, cray.get(again.incr.remote()))
+  end)
+
+  it("refuse what is not a handle", function()
+    assert.matches("expects an actor handle", support.error_of(cray.kill, {}).message)
+    assert.matches("expects an actor handle", support.error_of(cray.monitor, 1).message)
+  end)
+end)
+
+describe("actor lifecycle", function()
+  before_each(function() cray = support.fresh({workers = 2}) end)
+
+  it("runs init before any call", function()
+    local Slow = cray.actor({
+      init = function(self) cray.sleep(0.1); self.ready = true end,
+      ready_now = function(self) return self.ready end,
+    })
+    assert.is_true(cray.get(Slow.remote().ready_now.remote()))
+  end)
+
+  it("kills an actor whose init fails: calls fail with actor_died caused by that error", function()
+    local Broken = cray.actor({__name = "Broken", init = function() error("no config", 0) end,
+                               get = function() return 1 end})
+    local b = Broken.remote()
+    local e = support.error_of(cray.get, b.get.remote())
+    assert.are.equal("actor_died", e.kind)
+    assert.matches("actor Broken died: its init raised an error", e.message)
+    assert.are.equal("no config", e.cause.message)
+    assert.are.equal("actor_died", support.error_of(cray.get, b.get.remote()).kind)
+  end)
+
+  it("fails only the call whose method raised", function()
+    local c = cray.actor(Counter).remote(1)
+    local e = support.error_of(cray.get, c.fail.remote("oops"))
+    assert.are.equal("task_error", e.kind)
+    assert.are.equal("oops", e.message)
+    assert.matches("Counter.fail", e.task)
+    assert.are.equal(2, cray.get(c.incr.remote()))
+  end)
+
+  it("fails pending and later calls with actor_died after cray.kill", function()
+    local log = cray.actor(Log).remote()
+    local busy = log.add.remote("long", 0.3)
+    local queued = log.add.remote("queued")
+    cray.sleep(0.05)
+    cray.kill(log)
+    assert.are.equal("actor_died", support.error_of(cray.get, busy).kind)
+    local e = support.error_of(cray.get, queued)
+    assert.are.equal("actor_died", e.kind)
+    assert.matches("killed with cray.kill", e.message)
+    assert.are.equal("actor_died", support.error_of(cray.get, log.add.remote("later")).kind)
+  end)
+
+  it("ends an actor after the call in which it called cray.exit_actor", function()
+    local Quitter = cray.actor({
+      quit = function() cray.exit_actor(); return "bye" end,
+      hello = function() return "hi" end,
+    })
+    local q = Quitter.remote()
+    local bye, after = q.quit.remote(), q.hello.remote()
+    assert.are.equal("bye", cray.get(bye))
+    local e = support.error_of(cray.get, after)
+    assert.are.equal("actor_died", e.kind)
+    assert.matches("called cray.exit_actor", e.message)
+  end)
+
+  it("restarts with init's first arguments after kill{no_restart = false}", function()
+    local c = cray.actor(Counter, {max_restarts = 1}).remote(100)
+    assert.are.equal(101, cray.get(c.incr.remote()))
+    cray.kill(c, {no_restart = false})
+    assert.are.equal(101, cray.get(c.incr.remote()))
+    cray.kill(c, {no_restart = false}) -- no restarts left: it dies
+    assert.are.equal("actor_died", support.error_of(cray.get, c.incr.remote()).kind)
+  end)
+
+  it("dies on kill{no_restart = false} without max_restarts", function()
+    local c = cray.actor(Counter).remote()
+    cray.kill(c, {no_restart = false})
+    assert.are.equal("actor_died", support.error_of(cray.get, c.get.remote()).kind)
+  end)
+
+  it("sends again the calls a restart interrupted while max_task_retries allows", function()
+    local Sleepy = {
+      init = function(self) self.starts = (self.starts or 0) + 1 end,
+      nap = function() cray.sleep(0.3); return "rested" end,
+    }
+    local keep = cray.actor(Sleepy, {max_restarts = 1, max_task_retries = 1}).remote()
+    local drop = cray.actor(Sleepy, {max_restarts = 1}).remote()
+    local kept, dropped = keep.nap.remote(), drop.nap.remote()
+    cray.sleep(0.1)
+    cray.kill(keep, {no_restart = false})
+    cray.kill(drop, {no_restart = false})
+    assert.are.equal("rested", cray.get(kept))
+    local e = support.error_of(cray.get, dropped)
+    assert.are.equal("actor_died", e.kind)
+    assert.matches("max_task_retries = 0", e.message)
+  end)
+
+  it("restarts after its worker state runs out of memory, or dies without restarts", function()
+    cray = support.fresh({workers = 1, worker_memory = "64M"})
+    local Hog = {
+      init = function(self, tag) self.tag = tag end,
+      tag_of = function(self) return self.tag end,
+      hog = function()
+        local t = {}
+        for i = 1, 1e8 do t[i] = {i} end
+      end,
+    }
+    local phoenix = cray.actor(Hog, {max_restarts = 1}).remote("phoenix")
+    local mortal = cray.actor(Hog).remote("mortal")
+    local watch = cray.monitor(mortal)
+    assert.are.equal("out_of_memory", support.error_of(cray.get, phoenix.hog.remote()).kind)
+    assert.are.equal("phoenix", cray.get(phoenix.tag_of.remote()))
+    local e = support.error_of(cray.get, mortal.tag_of.remote())
+    assert.are.equal("actor_died", e.kind)
+    assert.matches("ran out of memory", e.message)
+    assert.are.equal("out_of_memory", cray.get(watch, {timeout = 10}).reason)
+  end)
+
+  it("collects an unnamed actor with no handles and no pending calls", function()
+    local before = alive()
+    local c = cray.actor(Counter).remote()
+    local watch = cray.monitor(c)
+    cray.get(c.incr.remote())
+    assert.are.equal(before + 1, alive())
+    c = nil
+    eventually(function() return alive() == before end, "the actor was collected")
+    assert.are.equal("collected", cray.get(watch, {timeout = 5}).reason)
+  end)
+
+  it("keeps a named actor without handles until it is killed", function()
+    local before = alive()
+    cray.actor(Counter).options{name = "kept"}.remote(5)
+    support.collect()
+    cray.sleep(0.05)
+    assert.are.equal(before + 1, alive())
+    assert.are.equal(5, cray.get(cray.get_actor("kept").get.remote()))
+    cray.kill(cray.get_actor("kept"))
+    eventually(function() return alive() == before end, "the named actor died")
+    assert.matches("no actor named 'kept'", support.error_of(cray.get_actor, "kept").message)
+  end)
+end)
+
+describe("actor monitors", function()
+  before_each(function() cray = support.fresh({workers = 2}) end)
+
+  it("resolve with reason 'killed' when the actor is killed", function()
+    local c = cray.actor(Counter).remote()
+    local m = cray.monitor(c)
+    cray.get(c.incr.remote())
+    assert.are.equal(0, #(cray.wait({m}, {timeout = 0})))
+    cray.kill(c)
+    local why = cray.get(m, {timeout = 5})
+    assert.are.equal("killed", why.reason)
+    assert.matches("actor Counter died", why.message)
+  end)
+
+  it("resolve with reason 'exited' after cray.exit_actor", function()
+    local c = cray.actor({bye = function() cray.exit_actor() end}).remote()
+    local m = cray.monitor(c)
+    c.bye.remote()
+    assert.are.equal("exited", cray.get(m, {timeout = 5}).reason)
+  end)
+
+  it("resolve with reason 'init_error' and the error as cause", function()
+    local c = cray.actor({init = function() error("bad start", 0) end}).remote()
+    local why = cray.get(cray.monitor(c), {timeout = 5})
+    assert.are.equal("init_error", why.reason)
+    assert.are.equal("bad start", why.cause.message)
+  end)
+
+  it("resolve at once for an actor that is dead already", function()
+    local c = cray.actor(Counter).remote()
+    cray.kill(c)
+    cray.get(cray.monitor(c), {timeout = 5})
+    assert.are.equal("killed", cray.get(cray.monitor(c), {timeout = 0.5}).reason)
+  end)
+end)
