@@ -31,7 +31,7 @@ void cray__error_push(lua_State *L, const char *kind, const char *msg) {
 }
 
 int cray__raise(lua_State *L, const char *kind, const char *fmt, ...) {
-  char msg[512];
+  char msg[4096];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);

@@ -153,12 +153,25 @@ static double time_left(double deadline) {
   return left > 0 ? left : 0;
 }
 
+/* Blocks the thread until `want` of entries[0..n) resolve or `left` seconds pass (< 0:
+ * no limit); returns how many resolved. Raises "deadlock" when nothing anywhere can make
+ * progress first. */
+static int block(lua_State *L, cray__lstate *ls, cray__entry **v, size_t n, size_t want,
+                 double left, unsigned char *ready, const char *fn) {
+  cray__sched *s = atomic_load_explicit(&ls->rt->sched, memory_order_acquire);
+  char why[2048];
+  int got = s ? cray__sched_wait(s, v, n, want, left, ready, why, sizeof why)
+              : cray__wait_entries(ls->rt->store, v, n, want, left, ready);
+  if (got == CRAY_EDEADLOCK) cray__raise(L, "deadlock", "%s: %s", fn, why);
+  if (got < 0) cray__raise(L, "out_of_memory", "%s: %s", fn, cray_strerror(got));
+  return got;
+}
+
 /* Blocks the thread until `want` of entries[0..n) resolve; raises "timeout" at the
  * deadline. `timeout` is the option as given, for the message. */
 static void wait_or_raise(lua_State *L, cray__lstate *ls, cray__entry **v, size_t n, size_t want,
                           double deadline, double timeout, unsigned char *ready, const char *fn) {
-  int got = cray__wait_entries(ls->rt->store, v, n, want, time_left(deadline), ready);
-  if (got < 0) cray__raise(L, "out_of_memory", "%s: %s", fn, cray_strerror(got));
+  int got = block(L, ls, v, n, want, time_left(deadline), ready, fn);
   if ((size_t)got >= want) return;
   size_t first = 0;
   while (ready[first]) first++;
@@ -271,8 +284,7 @@ static int l_wait(lua_State *L) {
     if (cray__exec_arm(L, ls, pending, k, want - have, deadline, lua_toboolean(L, 4),
                        "cray.wait"))
       return lua_yield(L, 0);
-    int got = cray__wait_entries(ls->rt->store, v, n, want, time_left(deadline), ready);
-    if (got < 0) cray__raise(L, "out_of_memory", "cray.wait: %s", cray_strerror(got));
+    block(L, ls, v, n, want, time_left(deadline), ready, "cray.wait");
   }
   lua_createtable(L, (int)want, 0);
   lua_createtable(L, (int)(n - want), 0);

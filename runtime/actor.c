@@ -177,14 +177,14 @@ void cray__actor_names_free(cray__actor_names *n) {
 
 /* ---- errors and monitors ---- */
 
-static void describe(const cray__actor *a, char *buf, size_t n) {
+void cray__actor_describe(const cray__actor *a, char *buf, size_t n) {
   if (a->name) snprintf(buf, n, "actor '%s' (%s)", a->name, a->class_name);
   else snprintf(buf, n, "actor %s", a->class_name);
 }
 
 cray__blob *cray__actor_died_error(cray__actor *a, const char *call) {
   char who[256];
-  describe(a, who, sizeof who);
+  cray__actor_describe(a, who, sizeof who);
   return cray__error_blob("actor_died", call, a->death, "%s died: %s; call '%s' did not run", who,
                           reason_text[a->reason], call ? call : "?");
 }
@@ -194,7 +194,7 @@ static void put_cstr(cray__buf *b, const char *s) { cray__mp_str(b, s, strlen(s)
 /* The value a monitor resolves with; NULL when memory is short. */
 static cray__blob *monitor_value(const cray__actor *a) {
   char who[256], msg[512];
-  describe(a, who, sizeof who);
+  cray__actor_describe(a, who, sizeof who);
   snprintf(msg, sizeof msg, "%s died: %s", who, reason_text[a->reason]);
   cray__buf b;
   cray__buf_init(&b);
@@ -501,7 +501,7 @@ static void restart(cray__sched *s, worker *w, cray__actor *a) {
   ready_locked(w, a);
   pthread_mutex_unlock(&w->mu);
   char who[256];
-  describe(a, who, sizeof who);
+  cray__actor_describe(a, who, sizeof who);
   while (fail) {
     cray__task *next = fail->next;
     fail_abandoned(

@@ -117,6 +117,9 @@ cray__entry *cray__actor_monitor(cray__sched *s, cray__actor *a);
 /* The entry of the actor named name, with one reference, or NULL. */
 cray__entry *cray__actor_lookup(cray__sched *s, const char *name);
 
+/* "actor 'name' (Class)" or "actor Class", for messages. */
+void cray__actor_describe(const cray__actor *a, char *buf, size_t n);
+
 /* The error object of a call to dead actor a, for the call named `call`. */
 cray__blob *cray__actor_died_error(cray__actor *a, const char *call);
 

@@ -43,7 +43,8 @@ extern "C" {
   XX(OBJERROR, -6, "the object holds an error")                             \
   XX(CLOSED, -7, "the runtime is shut down")                                \
   XX(SYS, -8, "system call failed")                                         \
-  XX(LUA, -9, "Lua error")
+  XX(LUA, -9, "Lua error")                                                  \
+  XX(DEADLOCK, -10, "deadlock: nothing can make progress")
 
 enum {
 #define CRAY__ERR_ENUM(name, code, msg) CRAY_E##name = (code),
@@ -108,8 +109,10 @@ typedef struct cray_view {
 } cray_view;
 
 /* Waits up to timeout seconds (< 0: forever) for the object and fills *view.
- * CRAY_ETIMEDOUT when it is still pending; CRAY_OBJERROR when the object is an error,
- * in which case *view holds the error object (a cray error extension value). */
+ * CRAY_ETIMEDOUT when it is still pending; CRAY_EDEADLOCK when nothing in the runtime can
+ * make progress towards it (every worker idle, no timer pending, no other thread
+ * waiting); CRAY_OBJERROR when the object is an error, in which case *view holds the
+ * error object (a cray error extension value). */
 CRAY_API int cray_get(cray_runtime *rt, const cray_id *id, double timeout, cray_view *view);
 CRAY_API void cray_view_release(cray_runtime *rt, cray_view *view);
 

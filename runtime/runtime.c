@@ -93,7 +93,10 @@ int cray_get(cray_runtime *rt, const cray_id *id, double timeout, cray_view *vie
   cray__entry *e = cray__store_lookup(rt->store, id);
   if (!e) return CRAY_ENOTFOUND;
   unsigned char ready;
-  int rc = cray__wait_entries(rt->store, &e, 1, 1, timeout, &ready);
+  cray__sched *s = atomic_load_explicit(&rt->sched, memory_order_acquire);
+  char why[512];
+  int rc = s ? cray__sched_wait(s, &e, 1, 1, timeout, &ready, why, sizeof why)
+             : cray__wait_entries(rt->store, &e, 1, 1, timeout, &ready);
   if (rc >= 0) rc = ready ? 0 : CRAY_ETIMEDOUT;
   if (rc == 0) {
     cray__blob *b = e->blob;

@@ -60,6 +60,7 @@ struct cray__sched {
   cray__actor_names names;
   _Atomic unsigned actor_rr;     /* placement of new actors */
   _Atomic uint64_t actors_alive;
+  _Atomic int drivers_waiting;   /* threads in cray__sched_wait */
 };
 
 /* sched.c, for actor.c */

@@ -225,6 +225,15 @@ int cray__store_with_producer(cray__store *s, cray__entry *e, void (*fn)(void *p
   return p != NULL;
 }
 
+int cray__store_try_producer(cray__store *s, cray__entry *e, void **out) {
+  shard *sh = shard_of(s, &e->id);
+  if (pthread_mutex_trylock(&sh->mu) != 0) return 0;
+  *out = atomic_load_explicit(&e->state, memory_order_relaxed) == CRAY__PENDING ? e->producer
+                                                                                : NULL;
+  pthread_mutex_unlock(&sh->mu);
+  return 1;
+}
+
 int cray__store_subscribe(cray__store *s, cray__entry *e, cray__waitnode *node) {
   shard *sh = shard_of(s, &e->id);
   pthread_mutex_lock(&sh->mu);

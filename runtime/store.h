@@ -82,6 +82,10 @@ int cray__store_resolve(cray__store *s, cray__entry *e, cray__blob *blob, int fa
 int cray__store_with_producer(cray__store *s, cray__entry *e, void (*fn)(void *producer, void *arg),
                               void *arg);
 
+/* Sets *out to e's producer (NULL when resolved or none) and returns 1, or returns 0
+ * when e's shard lock is busy: for looking without waiting (runtime/deadlock.c). */
+int cray__store_try_producer(cray__store *s, cray__entry *e, void **out);
+
 /* Subscribes node (with node->waiter set) to e: 0 when subscribed, 1 when e is already
  * resolved (nothing subscribed). */
 int cray__store_subscribe(cray__store *s, cray__entry *e, cray__waitnode *node);

@@ -10,6 +10,7 @@
 #include "timer.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <uv.h>
 
 #include "alloc.h"
@@ -43,6 +44,7 @@ struct cray__timers {
   int stopping;
   int flushing; /* loop thread */
   cray__timer *live;
+  _Atomic int pending; /* added and not finished */
 };
 
 static void free_if_unused(cray__timer *tm) {
@@ -65,6 +67,7 @@ static void finish(cray__timers *t, cray__timer *tm, int why) {
   if (tm->done) return;
   tm->done = 1;
   tm->fn(tm->arg, why);
+  atomic_fetch_sub(&t->pending, 1);
   unlink_live(t, tm);
   uv_timer_stop(&tm->uv);
   uv_close((uv_handle_t *)&tm->uv, on_closed);
@@ -168,7 +171,9 @@ cray__timer *cray__timer_add(cray__timers *t, double delay, cray__timer_fn fn, v
   tm->fn = fn;
   tm->arg = arg;
   tm->delay = delay;
+  atomic_fetch_add(&t->pending, 1);
   if (post(t, REQ_ADD, tm) != 0) {
+    atomic_fetch_sub(&t->pending, 1);
     cray__free(tm);
     return NULL;
   }
@@ -176,6 +181,8 @@ cray__timer *cray__timer_add(cray__timers *t, double delay, cray__timer_fn fn, v
 }
 
 void cray__timer_cancel(cray__timers *t, cray__timer *tm) { post(t, REQ_CANCEL, tm); }
+
+int cray__timers_pending(cray__timers *t) { return atomic_load(&t->pending); }
 
 void cray__timers_flush(cray__timers *t) { post(t, REQ_FLUSH, NULL); }
 

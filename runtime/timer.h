@@ -31,5 +31,7 @@ cray__timer *cray__timer_add(cray__timers *t, double delay, cray__timer_fn fn, v
 /* Hands the timer back; if it has not fired, its callback runs with
  * CRAY__TIMER_CANCELLED. The handle must not be used afterwards. */
 void cray__timer_cancel(cray__timers *t, cray__timer *tm);
+/* Timers added whose callback has not run yet. */
+int cray__timers_pending(cray__timers *t);
 
 #endif

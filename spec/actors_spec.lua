@@ -394,3 +394,51 @@ describe("actor monitors", function()
     assert.are.equal("killed", cray.get(cray.monitor(c), {timeout = 0.5}).reason)
   end)
 end)
+
+describe("deadlock reports", function()
+  before_each(function() cray = support.fresh({workers = 2}) end)
+
+  local Peer = {
+    __name = "Peer",
+    set_peer = function(self, peer) self.peer = peer end,
+    ping = function(self) return cray.get(self.peer.ping.remote()) end,
+    hello = function() return "hello" end,
+  }
+
+  it("raise kind deadlock with the wait-for chain instead of hanging", function()
+    local P = cray.actor(Peer)
+    local a, b = P.options{name = "a"}.remote(), P.options{name = "b"}.remote()
+    cray.get({a.set_peer.remote(b), b.set_peer.remote(a)})
+    local e = support.error_of(cray.get, a.ping.remote())
+    assert.are.equal("deadlock", e.kind)
+    assert.matches("the driver waits for the result of 'Peer.ping' of actor 'a'", e.message, 1, true)
+    assert.matches("'Peer.ping' of actor 'a' waits in cray.get or cray.wait for the result of "
+                   .. "'Peer.ping' of actor 'b'", e.message, 1, true)
+    assert.matches("'Peer.ping' of actor 'a' waits in its actor's mailbox behind 'Peer.ping' of "
+                   .. "actor 'a', which holds the actor's slot", e.message, 1, true)
+    assert.matches("is where the cycle began", e.message)
+  end)
+
+  it("raise deadlock from cray.wait too, and leave the runtime usable", function()
+    local P = cray.actor(Peer)
+    local a, b = P.remote(), P.remote()
+    cray.get({a.set_peer.remote(b), b.set_peer.remote(a)})
+    local stuck = a.ping.remote()
+    assert.are.equal("deadlock", support.error_of(cray.wait, {stuck}).kind)
+    cray.kill(a)
+    assert.are.equal("actor_died", support.error_of(cray.get, stuck).kind)
+    assert.are.equal("hello", cray.get(P.remote().hello.remote()))
+  end)
+
+  it("name an object that nothing will produce", function()
+    local c = cray.actor(Counter).remote()
+    local e = support.error_of(cray.get, cray.monitor(c))
+    assert.are.equal("deadlock", e.kind)
+    assert.matches("the driver waits for an object that nothing will produce", e.message)
+  end)
+
+  it("are not raised while a task sleeps or a timer is pending", function()
+    local nap = cray.remote(function() cray.sleep(0.5); return "rested" end)
+    assert.are.equal("rested", cray.get(nap.remote()))
+  end)
+end)
