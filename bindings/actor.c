@@ -21,7 +21,7 @@ static cray__lstate *self(lua_State *L) { return lua_touserdata(L, lua_upvaluein
 /* Fields of the spec arrays lua/actor.lua builds from checked options. */
 enum {
   NEW_NAME = 1, NEW_GET_IF_EXISTS, NEW_MAX_RESTARTS, NEW_MAX_TASK_RETRIES,
-  NEW_MAX_CONCURRENCY, NEW_CLASS_NAME,
+  NEW_MAX_CONCURRENCY, NEW_CLASS_NAME, NEW_INIT_NAME,
 };
 enum { CALL_NUM_RETURNS = 1, CALL_NAME, CALL_METHOD_AT };
 
@@ -50,7 +50,8 @@ static cray__actor *actor_arg(lua_State *L, cray__lstate *ls, int idx, const cha
   return a;
 }
 
-/* actor_create(class_ref, spec, args...) -> the handle's parts */
+/* actor_create(class_ref, spec, args...) -> the actor's ref; or when get_if_exists found
+ * the named actor, its handle's parts */
 static int l_actor_create(lua_State *L) {
   cray__lstate *ls = self(L);
   cray__module_rt(L, ls);
@@ -69,7 +70,7 @@ static int l_actor_create(lua_State *L) {
   spec.name = lua_tostring(L, -1);
   lua_rawgeti(L, 2, NEW_CLASS_NAME);
   spec.class_name = lua_tostring(L, -1);
-  lua_pushfstring(L, "%s.init", spec.class_name ? spec.class_name : "?");
+  lua_rawgeti(L, 2, NEW_INIT_NAME);
   const char *init_name = lua_tostring(L, -1);
   for (int i = 3; i <= top; i++) lua_pushvalue(L, i);
   cray__task *init = cray__task_build(L, ls, top + 4, 0, 0, 0, init_name);
@@ -82,9 +83,13 @@ static int l_actor_create(lua_State *L) {
                        "an actor named '%s' exists already (pass get_if_exists = true to get it)",
                        spec.name);
   lua_settop(L, top);
-  int n = push_handle(L, ls, cray__actor_of(e));
-  cray__store_release(ls->rt->store, e);
-  return n;
+  if (rc == CRAY__ACTOR_EXISTS) {
+    int n = push_handle(L, ls, cray__actor_of(e));
+    cray__store_release(ls->rt->store, e);
+    return n;
+  }
+  cray__objref_push(L, ls, e);
+  return 1;
 }
 
 /* actor_call(actor_ref, spec, args...) -> the refs of the call's returns */

@@ -59,6 +59,9 @@ typedef struct xworker {
   int trampoline;      /* registry reference of the coroutines' body */
   const cray__entry *last_fn; /* the entry of the function task_function keeps */
   cray_id last_fn_id;  /* its id, as entries are reused */
+  const cray__entry *last_cls; /* the class of the last actor call, kept in registry slot */
+  cray_id last_cls_id;
+  int cls_slot;
   int nidle;           /* idle coroutines: registry references and threads */
   int idle_ref[POOL];
   lua_State *idle_co[POOL];
@@ -118,6 +121,8 @@ static int boot(lua_State *L) {
   lua_pushcclosure(L, finish, 1);
   lua_call(L, 3, 1);
   xw->trampoline = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_pushboolean(L, 0);
+  xw->cls_slot = luaL_ref(L, LUA_REGISTRYINDEX);
   return 0;
 }
 
@@ -126,6 +131,7 @@ static int open_state(xworker *xw) {
   xw->oom = 0;
   xw->nidle = 0;
   xw->last_fn = NULL;
+  xw->last_cls = NULL;
   xw->L = lua_newstate(counting_alloc, xw);
   if (!xw->L) return 0;
   if (lua_cpcall(xw->L, boot, xw) != 0) {
@@ -264,11 +270,32 @@ static int noop(lua_State *L) {
   return 0;
 }
 
+/* Pushes the class of actor a, kept in a registry slot for the next call of the same
+ * class. A class becomes its instances' metatable: its __index is itself unless it has
+ * one. */
+static void push_class(lua_State *L, xworker *xw, cray__actor *a) {
+  if (a->cls == xw->last_cls && cray__id_eq(&a->cls->id, &xw->last_cls_id)) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, xw->cls_slot);
+    return;
+  }
+  cray__exec_push_stored(L, xw->ls, a->cls, LUA_TTABLE);
+  lua_getfield(L, -1, "__index");
+  if (lua_isnil(L, -1)) {
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -3, "__index");
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, LUA_REGISTRYINDEX, xw->cls_slot);
+  xw->last_cls = a->cls;
+  xw->last_cls_id = a->cls->id;
+}
+
 /* Pushes the method the actor call t runs: init (or a no-op without one), or the one it
  * names. */
 static void push_method(lua_State *L, xworker *xw, cray__task *t) {
   cray__actor *a = t->actor;
-  cray__exec_push_stored(L, xw->ls, a->cls, LUA_TTABLE);
+  push_class(L, xw, a);
   lua_getfield(L, -1, t->method);
   if (lua_isnil(L, -1) && t->is_init) {
     lua_pushcfunction(L, noop);
@@ -307,8 +334,7 @@ static int exec_current(xworker *xw, const void *exec) {
   return exec && (uint32_t)((uint64_t)(uintptr_t)exec >> 32) == xw->gen;
 }
 
-/* Pushes the instance of t's actor; init makes it: a table whose metatable is the class
- * (its __index the class itself, unless it has one). */
+/* Pushes the instance of t's actor; init makes it: a table whose metatable is the class. */
 static void push_instance(lua_State *L, xworker *xw, cray__task *t) {
   cray__actor *a = t->actor;
   if (!t->is_init) {
@@ -316,13 +342,7 @@ static void push_instance(lua_State *L, xworker *xw, cray__task *t) {
     return;
   }
   lua_newtable(L);
-  cray__exec_push_stored(L, xw->ls, a->cls, LUA_TTABLE);
-  lua_getfield(L, -1, "__index");
-  if (lua_isnil(L, -1)) {
-    lua_pushvalue(L, -2);
-    lua_setfield(L, -3, "__index");
-  }
-  lua_pop(L, 1);
+  push_class(L, xw, a);
   lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
   a->exec = exec_of(xw, luaL_ref(L, LUA_REGISTRYINDEX));

@@ -46,9 +46,10 @@ return function(cray, core, pending)
 
   local function make_class(ref, class_name, opts)
     -- The spec is what bindings/actor.c reads: {name, get_if_exists, max_restarts,
-    -- max_task_retries, max_concurrency, class name}.
+    -- max_task_retries, max_concurrency, class name, init's call name}.
     local spec = {opts.name or false, opts.get_if_exists and 1 or 0, opts.max_restarts or 0,
-                  opts.max_task_retries or 0, opts.max_concurrency or 1, class_name}
+                  opts.max_task_retries or 0, opts.max_concurrency or 1, class_name,
+                  class_name .. ".init"}
     return setmetatable({
       remote = setmetatable({ref = ref, spec = spec}, Creator),
       options = setmetatable({ref = ref, class_name = class_name, opts = opts}, CreatorOptions),
@@ -66,7 +67,8 @@ return function(cray, core, pending)
             self.spec[6])
     end
     flush()
-    return handle(create(self.ref, self.spec, ...))
+    local actor, cls, class_name = create(self.ref, self.spec, ...)
+    return handle(actor, cls or self.ref, class_name or self.spec[6])
   end
 
   function CreatorOptions.__call(self, opts)
@@ -115,32 +117,52 @@ return function(cray, core, pending)
           .. "'module.Class' name (got %s)", type(cls))
   end
 
+  -- The call specs of a class's methods, by the class's ref: {num_returns, call name,
+  -- where the method's name starts in it}. A method found here was checked already.
+  local specs = setmetatable({}, {__mode = "k"})
+
+  local function spec_of(h, name)
+    local cls, class_name = rawget(h, 2), rawget(h, 3)
+    local known = specs[cls]
+    local spec = known and known[name]
+    if spec then return spec end
+    if type(name) ~= "string" then
+      raise(3, "invalid_argument", "actor %s: a method name must be a string (got %s)", class_name,
+            type(name))
+    end
+    if name == "init" then
+      raise(3, "invalid_argument",
+            "actor class '%s': init is its constructor, run once when the actor is made; "
+            .. "it cannot be called", class_name)
+    end
+    if type(class_table(cls)[name]) ~= "function" then
+      raise(3, "invalid_argument", "actor class '%s' has no method '%s'", class_name, name)
+    end
+    spec = {-1, class_name .. "." .. name, #class_name + 1}
+    if not known then
+      known = {}
+      specs[cls] = known
+    end
+    known[name] = spec
+    return spec
+  end
+
   -- h.method: checked against the class where the call is written, made once per handle.
   -- (The cache's values must not refer to h, or the weak key would never go.)
   local methods = setmetatable({}, {__mode = "k"})
+
+  function Method.__index(m, key)
+    if key == "options" then
+      local call = m.remote
+      return setmetatable({call[1], call[2]}, CallOptions)
+    end
+  end
 
   function Handle.__index(h, name)
     local cache = methods[h]
     local m = cache and cache[name]
     if m then return m end
-    local class_name = rawget(h, 3)
-    if type(name) ~= "string" then
-      raise(2, "invalid_argument", "actor %s: a method name must be a string (got %s)", class_name,
-            type(name))
-    end
-    if name == "init" then
-      raise(2, "invalid_argument",
-            "actor class '%s': init is its constructor, run once when the actor is made; "
-            .. "it cannot be called", class_name)
-    end
-    if type(class_table(rawget(h, 2))[name]) ~= "function" then
-      raise(2, "invalid_argument", "actor class '%s' has no method '%s'", class_name, name)
-    end
-    local spec = {-1, class_name .. "." .. name, #class_name + 1}
-    m = setmetatable({
-      remote = setmetatable({rawget(h, 1), spec}, Call),
-      options = setmetatable({rawget(h, 1), spec}, CallOptions),
-    }, Method)
+    m = setmetatable({remote = setmetatable({rawget(h, 1), spec_of(h, name)}, Call)}, Method)
     if not cache then
       cache = {}
       methods[h] = cache
@@ -176,10 +198,7 @@ return function(cray, core, pending)
     local actor, base = self[1], self[2]
     local o = options.check(base[2] .. ".options", opts, call_options, 2)
     local spec = {o.num_returns or base[1], base[2], base[3]}
-    return setmetatable({
-      remote = setmetatable({actor, spec}, Call),
-      options = setmetatable({actor, spec}, CallOptions),
-    }, Method)
+    return setmetatable({remote = setmetatable({actor, spec}, Call)}, Method)
   end
 
   local function check_handle(fn, h)

@@ -268,8 +268,6 @@ static void actor_free(cray__sched *s, cray__actor *a) {
   if (a->death) cray__blob_release(s->store, a->death);
   for (uint32_t i = 0; i < a->nmonitors; i++) cray__store_release(s->store, a->monitors[i]);
   cray__free(a->monitors);
-  cray__free(a->name);
-  cray__free(a->class_name);
   cray__free(a);
 }
 
@@ -280,18 +278,26 @@ static void append_mail(cray__actor *a, cray__task *t) {
   a->mtail = t;
 }
 
+/* An actor with its names in the same allocation. */
+static cray__actor *actor_new(const char *class_name, const char *name) {
+  size_t nclass = strlen(class_name) + 1, nname = name ? strlen(name) + 1 : 0;
+  cray__actor *a = cray__calloc(1, sizeof *a + nclass + nname);
+  if (!a) return NULL;
+  a->class_name = memcpy((char *)(a + 1), class_name, nclass);
+  if (name) a->name = memcpy(a->class_name + nclass, name, nname);
+  return a;
+}
+
 int cray__actor_create(cray__sched *s, const cray__actor_spec *spec, cray__entry *cls,
                        cray__task *init, cray__entry **out) {
-  cray__actor *a = cray__calloc(1, sizeof *a);
+  cray__actor *a = actor_new(spec->class_name ? spec->class_name : "?", spec->name);
   cray__entry *e = NULL;
   if (a) {
     a->id = cray__id_new(&s->rt->ids);
-    a->class_name = cray__strdup(spec->class_name ? spec->class_name : "?");
-    a->name = spec->name ? cray__strdup(spec->name) : NULL;
-    e = a->class_name && (a->name || !spec->name) ? cray__store_insert(s->store, a->id, NULL) : NULL;
+    e = cray__store_insert(s->store, a->id, NULL);
   }
   if (!e) {
-    if (a) cray__free(a->class_name), cray__free(a->name), cray__free(a);
+    cray__free(a);
     cray__task_release(s->store, init);
     return CRAY_ENOMEM;
   }
@@ -330,11 +336,14 @@ int cray__actor_create(cray__sched *s, const cray__actor_spec *spec, cray__entry
   init->is_init = 1;
   init->fn = e;
   cray__store_retain(e);
+  cray__sched_count_submit(s, init);
+  atomic_store_explicit(&init->state, CRAY__TASK_QUEUED, memory_order_relaxed);
   worker *w = home_of(s, a);
   pthread_mutex_lock(&w->mu);
   link_home(w, a);
+  append_mail(a, init);
+  ready_locked(w, a);
   pthread_mutex_unlock(&w->mu);
-  cray__sched_submit(s, init);
   *out = e;
   return CRAY__ACTOR_MADE;
 }

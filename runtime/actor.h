@@ -51,8 +51,8 @@ struct cray__actor {
   cray__entry *entry;       /* its identity; borrowed: the entry owns the actor */
   cray__entry *cls;         /* the class (a stored value), one reference */
   cray__blob *init_args;    /* init's arguments, kept for restarts (NULL: none) */
-  char *name;               /* registered name, or NULL */
-  char *class_name;
+  char *name;               /* registered name, or NULL; in the actor's allocation */
+  char *class_name;         /* in the actor's allocation */
   int home;
   int max_concurrency, max_restarts, restarts, max_task_retries;
 
