@@ -21,7 +21,7 @@ static cray__lstate *self(lua_State *L) { return lua_touserdata(L, lua_upvaluein
 /* Fields of the spec arrays lua/actor.lua builds from checked options. */
 enum {
   NEW_NAME = 1, NEW_GET_IF_EXISTS, NEW_MAX_RESTARTS, NEW_MAX_TASK_RETRIES,
-  NEW_MAX_CONCURRENCY, NEW_CLASS_NAME, NEW_INIT_NAME,
+  NEW_MAX_CONCURRENCY, NEW_CLASS_NAME, NEW_INIT_NAME, NEW_RESOURCES,
 };
 enum { CALL_NUM_RETURNS = 1, CALL_NAME, CALL_METHOD_AT };
 
@@ -72,8 +72,13 @@ static int l_actor_create(lua_State *L) {
   spec.class_name = lua_tostring(L, -1);
   lua_rawgeti(L, 2, NEW_INIT_NAME);
   const char *init_name = lua_tostring(L, -1);
+  lua_rawgeti(L, 2, NEW_RESOURCES);
+  cray__resource_need need[16];
+  int nres = lua_istable(L, -1) ? cray__check_resources(L, s, init_name, need, 16) : 0;
+  lua_pop(L, 1);
   for (int i = 3; i <= top; i++) lua_pushvalue(L, i);
-  cray__task *init = cray__task_build(L, ls, top + 4, 0, 0, 0, init_name);
+  cray__task *init = cray__task_build(L, ls, top + 4, 0, 0, nres, init_name);
+  memcpy(init->resources, need, (size_t)nres * sizeof *need);
   init->method = init->name + strlen(init->name) - 4;
   cray__entry *e;
   int rc = cray__actor_create(s, &spec, cls, init, &e);

@@ -28,10 +28,8 @@ static lua_Number spec_number(lua_State *L, int field) {
   return n;
 }
 
-/* Fills need[] from the spec's resources table (at stack top), raising for a resource the
- * runtime lacks or a need larger than it has. Returns how many. */
-static int check_resources(lua_State *L, cray__sched *s, const char *name,
-                           cray__resource_need *need, int max) {
+int cray__check_resources(lua_State *L, cray__sched *s, const char *name,
+                          cray__resource_need *need, int max) {
   int n = 0;
   lua_pushnil(L);
   while (lua_next(L, -2)) {
@@ -51,6 +49,9 @@ static int check_resources(lua_State *L, cray__sched *s, const char *name,
     n++;
     lua_pop(L, 1);
   }
+  if (n > max)
+    cray__raise(L, "invalid_argument", "task '%s' asks for more than %d kinds of resources", name,
+                max);
   return n;
 }
 
@@ -123,9 +124,7 @@ static int l_submit(lua_State *L) {
   const char *name = lua_tostring(L, -1);
   lua_rawgeti(L, 2, SPEC_RESOURCES);
   cray__resource_need need[16];
-  int nres = lua_istable(L, -1) ? check_resources(L, s, name ? name : "?", need, 16) : 0;
-  if (nres > 16)
-    cray__raise(L, "invalid_argument", "task '%s' asks for more than 16 kinds of resources", name);
+  int nres = lua_istable(L, -1) ? cray__check_resources(L, s, name ? name : "?", need, 16) : 0;
   /* The name stays on the stack (below the arguments' copies) while the task copies it. */
   lua_pop(L, 1);
   for (int i = 3; i <= top; i++) lua_pushvalue(L, i);

@@ -19,6 +19,12 @@ extern const luaL_Reg cray__task_functions[];
 cray__task *cray__task_build(lua_State *L, cray__lstate *ls, int first, uint32_t nreturns,
                              uint32_t extra_deps, int nres, const char *name);
 
+/* Fills need[] from the resources table at the stack top, for the task named `name`,
+ * raising for a resource the runtime lacks, a need larger than it has, or more than `max`
+ * kinds. Returns how many. */
+int cray__check_resources(lua_State *L, struct cray__sched *s, const char *name,
+                          cray__resource_need *need, int max);
+
 /* Pushes an ObjectRef for each of t's returns (none when `none`); returns how many. */
 int cray__task_push_returns(lua_State *L, cray__lstate *ls, cray__task *t, int none);
 

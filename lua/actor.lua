@@ -37,6 +37,7 @@ return function(cray, core, pending)
     max_restarts = count_or_forever,
     max_task_retries = count_or_forever,
     max_concurrency = options.whole(1, 1000000),
+    resources = options.resources(false),
   }
   local call_options = {num_returns = options.whole(0, 65535)}
 
@@ -46,10 +47,10 @@ return function(cray, core, pending)
 
   local function make_class(ref, class_name, opts)
     -- The spec is what bindings/actor.c reads: {name, get_if_exists, max_restarts,
-    -- max_task_retries, max_concurrency, class name, init's call name}.
+    -- max_task_retries, max_concurrency, class name, init's call name, resources}.
     local spec = {opts.name or false, opts.get_if_exists and 1 or 0, opts.max_restarts or 0,
                   opts.max_task_retries or 0, opts.max_concurrency or 1, class_name,
-                  class_name .. ".init"}
+                  class_name .. ".init", opts.resources}
     return setmetatable({
       remote = setmetatable({ref = ref, spec = spec}, Creator),
       options = setmetatable({ref = ref, class_name = class_name, opts = opts}, CreatorOptions),

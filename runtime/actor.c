@@ -268,6 +268,7 @@ static void actor_free(cray__sched *s, cray__actor *a) {
   if (a->death) cray__blob_release(s->store, a->death);
   for (uint32_t i = 0; i < a->nmonitors; i++) cray__store_release(s->store, a->monitors[i]);
   cray__free(a->monitors);
+  cray__free(a->resources);
   cray__free(a);
 }
 
@@ -447,6 +448,8 @@ static void die(cray__sched *s, worker *w, cray__actor *a, int reason) {
   a->nmonitors = a->monitors_cap = 0;
   pthread_mutex_unlock(&w->mu);
   atomic_fetch_sub_explicit(&s->actors_alive, 1, memory_order_relaxed);
+  if (a->nresources) cray__sched_release_resources(s, a->resources, a->nresources);
+  a->nresources = 0;
   fail_all(s, a, started);
   fail_all(s, a, mail);
   for (uint32_t i = 0; i < nmonitors; i++) {
@@ -601,6 +604,16 @@ void cray__actor_call_end(cray__sched *s, cray__task *t, const cray__blob *error
   a->ctl |= ctl;
   ready_locked(w, a);
   pthread_mutex_unlock(&w->mu);
+}
+
+void cray__actor_keep_resources(cray__task *t) {
+  cray__actor *a = t->actor;
+  if (!t->holds_resources || a->nresources) return;
+  size_t size = (size_t)t->nresources * sizeof *t->resources;
+  if (!(a->resources = cray__malloc(size))) return; /* then they go back with the call */
+  memcpy(a->resources, t->resources, size);
+  a->nresources = t->nresources;
+  t->holds_resources = 0;
 }
 
 void cray__actor_call_suspended(cray__sched *s, cray__task *t) {

@@ -71,6 +71,8 @@ struct cray__actor {
 
   /* home worker's thread */
   void *exec;                /* the executor's instance */
+  cray__resource_need *resources; /* what it holds while alive (from its first init) */
+  int nresources;
   cray__task *started;       /* calls started, linked through `sibling` */
   cray__actor *prev, *next;  /* the home worker's list */
 };

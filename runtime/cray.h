@@ -109,8 +109,8 @@ typedef struct cray_view {
 } cray_view;
 
 /* Waits up to timeout seconds (< 0: forever) for the object and fills *view.
- * CRAY_ETIMEDOUT when it is still pending; CRAY_EDEADLOCK when nothing in the runtime can
- * make progress towards it (every worker idle, no timer pending, no other thread
+ * CRAY_ETIMEDOUT when it is still pending; CRAY_EDEADLOCK when, waiting forever, nothing in
+ * the runtime can make progress towards it (every worker idle, no timer pending, no other thread
  * waiting); CRAY_OBJERROR when the object is an error, in which case *view holds the
  * error object (a cray error extension value). */
 CRAY_API int cray_get(cray_runtime *rt, const cray_id *id, double timeout, cray_view *view);

@@ -1,7 +1,8 @@
 /*
  * deadlock.c: a driver's wait that notices when nothing anywhere can make progress.
  *
- * The driver waits in slices. After each slice that ends short, it looks at the whole
+ * A wait with a timeout ends by itself and is left alone. Without one, the driver waits in
+ * slices. After each slice that ends short, it looks at the whole
  * runtime with every worker's lock held (in index order; nothing else holds two): when
  * every worker sleeps with empty queues, no timer is pending, no other thread waits the
  * same way, and the counts of submitted and ended tasks did not move since the last look,
@@ -123,6 +124,8 @@ static int explain(cray__sched *s, cray__entry *e, out *o) {
       if (!p) break;
       say(o, " waits in cray.get or cray.wait for ");
       next = producer(s, o, p, &busy);
+    } else if (t->nresources && !t->holds_resources && state != CRAY__TASK_WAITING_DEPS) {
+      say(o, " waits for resources that running tasks or living actors hold");
     } else if (state == CRAY__TASK_SUSPENDED || state == CRAY__TASK_WAITING_DEPS) {
       cray__entry *p = first_pending(t->deps, t->ndeps);
       if (!p) {
@@ -131,8 +134,6 @@ static int explain(cray__sched *s, cray__entry *e, out *o) {
       }
       say(o, " waits for its argument, ");
       next = producer(s, o, p, &busy);
-    } else if (state == CRAY__TASK_QUEUED) {
-      say(o, " waits for resources that tasks in this chain hold");
     }
     t = next;
   }
@@ -141,6 +142,7 @@ static int explain(cray__sched *s, cray__entry *e, out *o) {
 
 int cray__sched_wait(cray__sched *s, cray__entry *const *entries, size_t n, size_t want,
                      double timeout, unsigned char *ready, char *why, size_t whylen) {
+  if (timeout >= 0) return cray__wait_entries(s->store, entries, n, want, timeout, ready);
   double end = timeout < 0 ? -1 : cray__now() + timeout, slice = 0.05;
   uint64_t last = 0;
   int looked = 0, got;

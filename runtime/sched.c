@@ -93,11 +93,6 @@ static void enqueue(cray__sched *s, cray__task *t) {
   push(s, w, t, 0);
 }
 
-void cray__sched_post_start(cray__sched *s, cray__task *t) {
-  cray__task_retain(t);
-  push(s, &s->workers[t->home], t, 1);
-}
-
 /* Posts t's resumption to its home worker, unless one is on its way already. The inbox
  * holds a reference: a late wake (a timer that fired as the task was resumed by what it
  * waited for) may still be there when the task has finished; resume() drops it then. */
@@ -178,13 +173,16 @@ static int acquire(cray__sched *s, cray__task *t) {
   return ok;
 }
 
-/* Gives t's resources back and queues the waiting tasks that now fit, in order. */
-static void release_resources(cray__sched *s, cray__task *t) {
-  if (!t->holds_resources) return;
-  t->holds_resources = 0;
+static void give_back(cray__sched *s, const cray__resource_need *need, int n) {
+  for (int i = 0; i < n; i++) s->res_free[need[i].index] += need[i].amount;
+}
+
+/* Gives resources back and starts the waiting tasks that now fit, in order (an actor's
+ * init, parked as suspended, is woken on its home worker). */
+void cray__sched_release_resources(cray__sched *s, const cray__resource_need *need, int n) {
   cray__task *ready = NULL, *ready_tail = NULL;
   pthread_mutex_lock(&s->res_mu);
-  take_resources(s, t, -1);
+  give_back(s, need, n);
   while (s->res_head && fits(s, s->res_head)) {
     cray__task *next = take(&s->res_head, &s->res_tail);
     take_resources(s, next, 1);
@@ -194,9 +192,16 @@ static void release_resources(cray__sched *s, cray__task *t) {
   pthread_mutex_unlock(&s->res_mu);
   while (ready) {
     cray__task *next = ready->next;
-    enqueue(s, ready);
+    if (ready->actor) wake(s, ready);
+    else enqueue(s, ready);
     ready = next;
   }
+}
+
+static void release_resources(cray__sched *s, cray__task *t) {
+  if (!t->holds_resources) return;
+  t->holds_resources = 0;
+  cray__sched_release_resources(s, t->resources, t->nresources);
 }
 
 int cray__sched_resource(cray__sched *s, const char *name, double *capacity) {
@@ -244,6 +249,7 @@ static void after_run(cray__sched *s, worker *w, cray__task *t, int rc) {
     if (t->actor) cray__actor_call_suspended(s, t);
     return;
   }
+  if (t->is_init && rc == CRAY__RUN_DONE) cray__actor_keep_resources(t);
   release_resources(s, t);
   if (rc == CRAY__RUN_DONE) {
     task_done(s, t);
@@ -293,7 +299,10 @@ static void start(cray__sched *s, worker *w, cray__task *t) {
       fail(s, t, cray__error_blob("out_of_memory", t->name, NULL, "no memory to wait"));
     return;
   }
-  /* A task that comes from the resource queue holds its resources already. */
+  /* A task that comes from the resource queue holds its resources already. An actor's
+   * init waits for them as suspended, to be woken on its home worker. */
+  if (t->actor && t->nresources && !t->holds_resources)
+    atomic_store_explicit(&t->state, CRAY__TASK_SUSPENDED, memory_order_release);
   if (!t->holds_resources && !acquire(s, t)) return;
   t->home = w->index;
   atomic_store_explicit(&t->state, CRAY__TASK_RUNNING, memory_order_relaxed);
@@ -610,7 +619,8 @@ void cray__sched_stop(cray__sched *s) {
   pthread_mutex_unlock(&s->res_mu);
   while (parked) {
     cray__task *next = parked->next;
-    enqueue(s, parked);
+    if (parked->actor) wake(s, parked);
+    else enqueue(s, parked);
     parked = next;
   }
   signal_all(s);

@@ -85,7 +85,8 @@ int cray__sched_cancel(cray__sched *s, cray__entry *e);
 int cray__sched_stopping(cray__sched *s);
 
 /* For a thread that is not a worker (the driver): waits as cray__wait_entries does, but
- * when nothing anywhere can make progress before `want` entries resolve, returns
+ * without a timeout, when nothing anywhere can make progress before `want` entries resolve,
+ * returns
  * CRAY_EDEADLOCK with the wait-for chain, in words, in why[0..whylen) (runtime/deadlock.c). */
 int cray__sched_wait(cray__sched *s, cray__entry *const *entries, size_t n, size_t want,
                      double timeout, unsigned char *ready, char *why, size_t whylen);

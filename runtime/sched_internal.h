@@ -67,8 +67,8 @@ struct cray__sched {
 void cray__sched_note_work(worker *w);
 /* Makes w's thread look at its queues: signals it when it sleeps. Under w->mu. */
 void cray__sched_poke(worker *w);
-/* Posts t (an actor call whose slot is taken) to start on its home worker. */
-void cray__sched_post_start(cray__sched *s, cray__task *t);
+/* Gives back resources, and starts the tasks waiting for them that now fit. */
+void cray__sched_release_resources(cray__sched *s, const cray__resource_need *need, int n);
 /* Starts t on w now (t's slot is taken); w is t's actor's home. */
 void cray__sched_start_call(cray__sched *s, worker *w, cray__task *t);
 /* Fails t, which is not running, with error (NULL: out of memory). */
@@ -92,6 +92,8 @@ void cray__actor_serve(cray__sched *s, worker *w, cray__actor *a);
 /* The started call t of an actor ends: `error` is what it failed with, NULL when it
  * finished. */
 void cray__actor_call_end(cray__sched *s, cray__task *t, const cray__blob *error);
+/* The init call t finished: its actor holds t's resources from now on, until it dies. */
+void cray__actor_keep_resources(cray__task *t);
 /* The call t suspended: with max_concurrency > 1 the actor may start another. */
 void cray__actor_call_suspended(cray__sched *s, cray__task *t);
 /* After the workers stopped: frees every actor. */
