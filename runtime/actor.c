@@ -2,9 +2,10 @@
  * actor.c: see actor.h for the model and the locks.
  *
  * The home worker serves an actor when it pops it from its ready list: it applies the
- * control bits first (collect, death, restart), then starts the next call if a slot is
- * free. An actor is on the ready list at most once (`ready`); ready_locked puts it there
- * whenever it has control to apply, or calls and a free slot. While init runs no other
+ * control bits first (collect, death, restart), then starts calls while a slot is free,
+ * up to a batch. An actor is on the ready list at most once, and not while it is served
+ * (`ready`); ready_locked puts it there whenever it has control to apply, or calls and a
+ * free slot. While init runs no other
  * call starts, so every call sees a made instance.
  *
  * A started call is running (only while its worker runs it, so never seen here) or
@@ -548,30 +549,47 @@ static int apply(cray__sched *s, worker *w, cray__actor *a, int ctl) {
 
 /* ---- serving ---- */
 
+/* Calls started in a row before the actor goes to the back of the ready list. */
+#define SERVE_BATCH 64
+
 void cray__actor_serve(cray__sched *s, worker *w, cray__actor *a) {
-  pthread_mutex_lock(&w->mu);
-  a->ready = 0;
-  int ctl = a->ctl;
-  a->ctl = 0;
-  pthread_mutex_unlock(&w->mu);
-  if (ctl && apply(s, w, a, ctl)) return;
-  pthread_mutex_lock(&w->mu);
-  cray__task *t = NULL;
-  if (a->mhead && a->state == CRAY__ACTOR_ALIVE && !a->initializing &&
-      a->running < a->max_concurrency) {
-    t = a->mhead;
+  /* `ready` stays set while serving: nobody lists the actor again, and each turn of the
+   * loop looks at what came meanwhile. Calls that end meanwhile are counted in `ended`
+   * (call_end runs on this thread) and folded in here, under the lock taken anyway. */
+  a->serving = 1;
+  for (int n = 0;; n++) {
+    a->running -= a->ended;
+    a->ended = 0;
+    if (a->ended_init) a->initializing = 0, a->ended_init = 0;
+    int ctl = a->ctl | a->ctl_local;
+    a->ctl = a->ctl_local = 0;
+    if (ctl) {
+      pthread_mutex_unlock(&w->mu);
+      a->serving = 0;
+      if (apply(s, w, a, ctl)) return;
+      a->serving = 1;
+      pthread_mutex_lock(&w->mu);
+      continue;
+    }
+    cray__task *t = a->mhead;
+    if (n >= SERVE_BATCH || !t || a->state != CRAY__ACTOR_ALIVE || a->initializing ||
+        a->running >= a->max_concurrency)
+      break;
     if (!(a->mhead = t->next)) a->mtail = NULL;
     a->running++;
     a->initializing = t->is_init;
+    pthread_mutex_unlock(&w->mu);
+    t->dispatched = 1;
+    t->home = a->home;
+    t->sibling = a->started;
+    a->started = t;
+    cray__sched_start_call(s, w, t);
+    pthread_mutex_lock(&w->mu);
   }
+  a->serving = 0;
+  a->ready = 0;
   ready_locked(w, a);
   pthread_mutex_unlock(&w->mu);
-  if (!t) return;
-  t->dispatched = 1;
-  t->home = a->home;
-  t->sibling = a->started;
-  a->started = t;
-  cray__sched_start_call(s, w, t);
 }
 
 static void unlink_started(cray__actor *a, cray__task *t) {
@@ -598,6 +616,12 @@ void cray__actor_call_end(cray__sched *s, cray__task *t, const cray__blob *error
       a->death = (cray__blob *)error;
     }
   }
+  if (a->serving) {
+    a->ended++;
+    a->ended_init |= t->is_init;
+    a->ctl_local |= ctl;
+    return;
+  }
   pthread_mutex_lock(&w->mu);
   a->running--;
   if (t->is_init) a->initializing = 0;
@@ -618,7 +642,7 @@ void cray__actor_keep_resources(cray__task *t) {
 
 void cray__actor_call_suspended(cray__sched *s, cray__task *t) {
   cray__actor *a = t->actor;
-  if (a->max_concurrency == 1 || t->is_init) return;
+  if (a->max_concurrency == 1 || t->is_init || a->serving) return;
   worker *w = home_of(s, a);
   pthread_mutex_lock(&w->mu);
   ready_locked(w, a);

@@ -60,7 +60,7 @@ struct cray__actor {
   cray__task *mhead, *mtail; /* calls not started, in order */
   int running;               /* calls holding a slot */
   int initializing;          /* init holds a slot: nothing else starts */
-  int ready;                 /* in the home worker's ready list */
+  int ready;                 /* in the home worker's ready list, or being served */
   int ctl;                   /* CTL_* bits to apply */
   int state;
   int reason;                /* CRAY__DIED_*, once dead */
@@ -70,6 +70,8 @@ struct cray__actor {
   cray__actor *rnext;        /* ready list */
 
   /* home worker's thread */
+  int serving;               /* cray__actor_serve runs for it: call_end only counts */
+  int ended, ended_init, ctl_local; /* what call_end counted meanwhile */
   void *exec;                /* the executor's instance */
   cray__resource_need *resources; /* what it holds while alive (from its first init) */
   int nresources;

@@ -388,8 +388,7 @@ static void *worker_main(void *arg) {
       cray__actor *a = w->rhead;
       if (!(w->rhead = a->rnext)) w->rtail = NULL;
       note_work(w);
-      pthread_mutex_unlock(&w->mu);
-      cray__actor_serve(s, w, a);
+      cray__actor_serve(s, w, a); /* unlocks w->mu */
       continue;
     }
     if (!t) resumed = 0, t = take(&w->qhead, &w->qtail);

@@ -87,7 +87,8 @@ void cray__actor_gone(void *ctx, void *actor);
 void cray__actor_lost(cray__sched *s, worker *w);
 /* The runtime stops: w's living actors die. */
 void cray__actor_shutdown(cray__sched *s, worker *w);
-/* Serves a that w (its home) took from its ready list: control first, then one call. */
+/* Serves a, which w (its home) took from its ready list with w->mu held: control first,
+ * then calls while slots are free. Returns with w->mu unlocked. */
 void cray__actor_serve(cray__sched *s, worker *w, cray__actor *a);
 /* The started call t of an actor ends: `error` is what it failed with, NULL when it
  * finished. */

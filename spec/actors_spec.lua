@@ -327,6 +327,7 @@ describe("actor lifecycle", function()
     local phoenix = cray.actor(Hog, {max_restarts = 1}).remote("phoenix")
     local mortal = cray.actor(Hog).remote("mortal")
     local watch = cray.monitor(mortal)
+    cray.get({phoenix.tag_of.remote(), mortal.tag_of.remote()}) -- both made before the hog
     assert.are.equal("out_of_memory", support.error_of(cray.get, phoenix.hog.remote()).kind)
     assert.are.equal("phoenix", cray.get(phoenix.tag_of.remote()))
     local e = support.error_of(cray.get, mortal.tag_of.remote())
