@@ -399,8 +399,7 @@ static cray__task *abandon_started(cray__sched *s, worker *w, cray__actor *a, in
     s->ex->drop(w->w, t);
     t->exec = NULL;
     t->dispatched = 0;
-    if (t->started) atomic_fetch_sub_explicit(&s->running, 1, memory_order_relaxed);
-    t->started = 0;
+    if (t->started) cray__sched_count_running(s, t, -1);
     t->home = -1;
     t->sibling = NULL;
     atomic_store_explicit(&t->state, CRAY__TASK_QUEUED, memory_order_release);

@@ -64,7 +64,9 @@ static int quiet(cray__sched *s, uint64_t *activity) {
     worker *w = &s->workers[i];
     still = w->sleeping && !w->ihead && !w->qhead && !w->rhead;
   }
-  *activity = atomic_load(&s->submitted) + atomic_load(&s->finished) + atomic_load(&s->failed);
+  cray__sched_stats st;
+  cray__sched_stats_get(s, &st);
+  *activity = st.submitted + st.finished + st.failed;
   return still;
 }
 

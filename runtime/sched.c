@@ -10,8 +10,8 @@
  * harmless: the executor re-checks what it waits for and may suspend again.
  *
  * Shutdown sets `stopping`: from then on workers fail tasks instead of running or
- * resuming them, timers fire at once, and cray__sched_stop waits until every task is done
- * (`live` reaches zero) before joining the workers.
+ * resuming them, timers fire at once, and cray__sched_stop waits until every task
+ * submitted has ended before joining the workers.
  */
 #include "sched.h"
 
@@ -19,6 +19,7 @@
 #include <sched.h>
 #include <stddef.h>
 #include <string.h>
+#include <time.h>
 
 #include "actor.h"
 #include "alloc.h"
@@ -106,27 +107,30 @@ static void wake(cray__sched *s, cray__task *t) {
 
 /* ---- finishing ---- */
 
+/* The calling thread's counts. */
+static counts *my_counts(cray__sched *s) {
+  return &s->counts[self_worker && self_worker->s == s ? self_worker->index + 1 : 0];
+}
+
+void cray__sched_count_running(cray__sched *s, cray__task *t, int delta) {
+  atomic_fetch_add_explicit(&my_counts(s)->running, delta, memory_order_relaxed);
+  t->started = delta > 0;
+}
+
 /* Counts the end of t, before its returns resolve. */
 static void count_end(cray__sched *s, cray__task *t, int failed) {
-  if (t->started) atomic_fetch_sub_explicit(&s->running, 1, memory_order_relaxed);
+  counts *c = my_counts(s);
+  if (t->started) atomic_fetch_sub_explicit(&c->running, 1, memory_order_relaxed);
   t->started = 0;
-  atomic_fetch_add_explicit(failed ? &s->failed : &s->finished, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(failed ? &c->failed : &c->finished, 1, memory_order_relaxed);
 }
 
 void cray__sched_count_success(cray__task *t) { count_end(t->sched, t, 0); }
 
-/* Only cray__sched_stop waits for `live` to reach zero, after it set `stopping`: both are
- * sequentially consistent, so either this sees `stopping` and signals, or the stopper,
- * which reads `live` under live_mu, sees zero. */
 static void task_done(cray__sched *s, cray__task *t) {
   if (t->dispatched) cray__actor_call_end(s, t, NULL);
   atomic_store_explicit(&t->state, CRAY__TASK_DONE, memory_order_relaxed);
   cray__task_release(s->store, t);
-  if (atomic_fetch_sub(&s->live, 1) == 1 && atomic_load(&s->stopping)) {
-    pthread_mutex_lock(&s->live_mu);
-    pthread_cond_broadcast(&s->live_cv);
-    pthread_mutex_unlock(&s->live_mu);
-  }
 }
 
 static void fail(cray__sched *s, cray__task *t, cray__blob *error) {
@@ -258,8 +262,7 @@ static void after_run(cray__sched *s, worker *w, cray__task *t, int rc) {
   int retry = !t->actor && t->retries < t->max_retries && !atomic_load(&t->cancelled) &&
               !atomic_load(&s->stopping) && (rc == CRAY__RUN_LOST || t->retry_exceptions);
   if (retry) {
-    atomic_fetch_sub_explicit(&s->running, 1, memory_order_relaxed);
-    t->started = 0;
+    cray__sched_count_running(s, t, -1);
     t->retries++;
     cray__blob_release(s->store, t->error);
     t->error = NULL;
@@ -306,8 +309,7 @@ static void start(cray__sched *s, worker *w, cray__task *t) {
   if (!t->holds_resources && !acquire(s, t)) return;
   t->home = w->index;
   atomic_store_explicit(&t->state, CRAY__TASK_RUNNING, memory_order_relaxed);
-  atomic_fetch_add_explicit(&s->running, 1, memory_order_relaxed);
-  t->started = 1;
+  cray__sched_count_running(s, t, 1);
   after_run(s, w, t, s->ex->run(w->w, t));
 }
 
@@ -437,8 +439,7 @@ static void dep_resolved(cray__waiter *wt) {
 
 void cray__sched_count_submit(cray__sched *s, cray__task *t) {
   t->sched = s;
-  atomic_fetch_add_explicit(&s->submitted, 1, memory_order_relaxed);
-  atomic_fetch_add(&s->live, 1);
+  atomic_fetch_add_explicit(&my_counts(s)->submitted, 1, memory_order_relaxed);
   for (uint32_t i = 0; i < t->nreturns; i++) t->returns[i]->producer = t;
 }
 
@@ -573,18 +574,18 @@ int cray__sched_start(cray__sched **out, cray_runtime *rt, const cray__executor 
   s->n = rt->opts.workers;
   s->nres = rt->opts.nresources;
   s->workers = cray__calloc((size_t)s->n, sizeof *s->workers);
+  s->counts = cray__calloc((size_t)s->n + 1, sizeof *s->counts);
   s->res_free = cray__calloc((size_t)(s->nres ? s->nres : 1), sizeof *s->res_free);
-  int rc = s->workers && s->res_free ? cray__timers_start(&s->timers) : CRAY_ENOMEM;
+  int rc = s->workers && s->counts && s->res_free ? cray__timers_start(&s->timers) : CRAY_ENOMEM;
   if (rc) {
     cray__free(s->workers);
+    cray__free(s->counts);
     cray__free(s->res_free);
     cray__free(s);
     return rc;
   }
   for (int i = 0; i < s->nres; i++) s->res_free[i] = rt->opts.resource_counts[i];
   pthread_mutex_init(&s->res_mu, NULL);
-  pthread_mutex_init(&s->live_mu, NULL);
-  pthread_cond_init(&s->live_cv, NULL);
   for (int i = 0; i < s->n; i++) {
     worker *w = &s->workers[i];
     w->index = i;
@@ -623,9 +624,16 @@ void cray__sched_stop(cray__sched *s) {
     parked = next;
   }
   signal_all(s);
-  pthread_mutex_lock(&s->live_mu);
-  while (atomic_load(&s->live) > 0) pthread_cond_wait(&s->live_cv, &s->live_mu);
-  pthread_mutex_unlock(&s->live_mu);
+  /* Ends are read before submissions (cray__sched_stats_get): a task counted as ended
+   * was submitted before, so equal counts mean nothing was alive when the ends were read,
+   * and nothing came since. */
+  for (;;) {
+    cray__sched_stats st;
+    cray__sched_stats_get(s, &st);
+    if (st.finished + st.failed >= st.submitted) break;
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
   atomic_store(&s->exiting, 1);
   signal_all(s);
   for (int i = 0; i < s->n; i++) pthread_join(s->workers[i].thread, NULL);
@@ -637,19 +645,25 @@ void cray__sched_stop(cray__sched *s) {
     pthread_cond_destroy(&s->workers[i].cv);
   }
   pthread_mutex_destroy(&s->res_mu);
-  pthread_mutex_destroy(&s->live_mu);
-  pthread_cond_destroy(&s->live_cv);
   cray__free(s->workers);
+  cray__free(s->counts);
   cray__free(s->res_free);
   cray__free(s);
 }
 
 void cray__sched_stats_get(cray__sched *s, cray__sched_stats *out) {
-  out->submitted = atomic_load(&s->submitted);
-  int64_t running = atomic_load(&s->running);
+  uint64_t finished = 0, failed = 0, submitted = 0;
+  int64_t running = 0;
+  for (int i = 0; i <= s->n; i++) {
+    finished += atomic_load(&s->counts[i].finished);
+    failed += atomic_load(&s->counts[i].failed);
+    running += atomic_load(&s->counts[i].running);
+  }
+  for (int i = 0; i <= s->n; i++) submitted += atomic_load(&s->counts[i].submitted);
+  out->submitted = submitted;
   out->running = running > 0 ? (uint64_t)running : 0;
-  out->finished = atomic_load(&s->finished);
-  out->failed = atomic_load(&s->failed);
+  out->finished = finished;
+  out->failed = failed;
 }
 
 uint64_t cray__sched_actors_alive(cray__sched *s) { return atomic_load(&s->actors_alive); }

@@ -32,6 +32,14 @@ typedef struct worker {
 
 enum { WORK_QUEUED = 1, WORK_INBOX = 2, WORK_ACTORS = 4 };
 
+/* Task counts, one set per worker and one for every other thread, each on its own cache
+ * line, summed when read: the tasks alive are submitted - finished - failed. */
+typedef struct counts {
+  _Atomic uint64_t submitted, finished, failed;
+  _Atomic int64_t running;
+  char pad[32];
+} counts;
+
 struct cray__sched {
   cray_runtime *rt;
   cray__store *store;
@@ -45,17 +53,12 @@ struct cray__sched {
   _Atomic int stopping;
   _Atomic int exiting;
 
-  pthread_mutex_t live_mu;
-  pthread_cond_t live_cv;
-  _Atomic uint64_t live;
-
   pthread_mutex_t res_mu;
   int nres;
   double *res_free;
   cray__task *res_head, *res_tail; /* waiting for resources, in order */
 
-  _Atomic uint64_t submitted, finished, failed;
-  _Atomic int64_t running;
+  counts *counts;                /* n + 1: [0] for threads that are not workers */
 
   cray__actor_names names;
   _Atomic unsigned actor_rr;     /* placement of new actors */
@@ -73,6 +76,8 @@ void cray__sched_release_resources(cray__sched *s, const cray__resource_need *ne
 void cray__sched_start_call(cray__sched *s, worker *w, cray__task *t);
 /* Fails t, which is not running, with error (NULL: out of memory). */
 void cray__sched_fail(cray__sched *s, cray__task *t, cray__blob *error);
+/* Counts t as started (delta 1) or no longer running (-1). */
+void cray__sched_count_running(cray__sched *s, cray__task *t, int delta);
 /* Counts t as submitted (a task the runtime makes itself, such as an actor's restart). */
 void cray__sched_count_submit(cray__sched *s, cray__task *t);
 
