@@ -21,7 +21,6 @@ return function(cray, core, pending)
   local CreatorOptions = class("cray.ActorOptions")
   local Handle = class("cray.ActorHandle")
   local Method = class("cray.ActorMethod")
-  local Call = class("cray.ActorCall")
   local CallOptions = class("cray.ActorCallOptions")
 
   -- -1 means "without limit", as in Ray.
@@ -148,28 +147,17 @@ return function(cray, core, pending)
     return spec
   end
 
-  -- h.method: checked against the class where the call is written, made once per handle.
-  -- (The cache's values must not refer to h, or the weak key would never go.)
-  local methods = setmetatable({}, {__mode = "k"})
-
+  -- h.method is a method: {actor's ref, call spec}. Its `remote` is itself (so
+  -- h.method.remote(...) calls it), its `options` makes another with other options. It is
+  -- made at each h.method, checked against the class where the call is written; keep it
+  -- (`local incr = h.incr.remote`) to call it in a loop without making it again.
   function Method.__index(m, key)
-    if key == "options" then
-      local call = m.remote
-      return setmetatable({call[1], call[2]}, CallOptions)
-    end
+    if key == "remote" then return m end
+    if key == "options" then return setmetatable({m}, CallOptions) end
   end
 
   function Handle.__index(h, name)
-    local cache = methods[h]
-    local m = cache and cache[name]
-    if m then return m end
-    m = setmetatable({remote = setmetatable({rawget(h, 1), spec_of(h, name)}, Call)}, Method)
-    if not cache then
-      cache = {}
-      methods[h] = cache
-    end
-    cache[name] = m
-    return m
+    return setmetatable({rawget(h, 1), spec_of(h, name)}, Method)
   end
 
   function Handle.__tostring(h)
@@ -180,8 +168,8 @@ return function(cray, core, pending)
     return rawget(a, 1) == rawget(b, 1)
   end
 
-  function Call.__call(self, ...)
-    if misuse(..., "remote", self, Method) then
+  function Method.__call(self, ...)
+    if rawequal(..., self) then
       raise(2, "invalid_argument",
             "call %s.remote(...) with a dot: h.%s:remote(...) passes the method itself as the "
             .. "first argument", self[2][2], self[2][2]:match("[^.]*$"))
@@ -191,15 +179,15 @@ return function(cray, core, pending)
   end
 
   function CallOptions.__call(self, opts)
-    if misuse(opts, "options", self, Method) then
+    local m = self[1]
+    if rawequal(opts, m) then
       raise(2, "invalid_argument",
             "call h.method.options{...} with a dot: h.method:options{...} passes the method "
             .. "itself as the options")
     end
-    local actor, base = self[1], self[2]
+    local base = m[2]
     local o = options.check(base[2] .. ".options", opts, call_options, 2)
-    local spec = {o.num_returns or base[1], base[2], base[3]}
-    return setmetatable({remote = setmetatable({actor, spec}, Call)}, Method)
+    return setmetatable({m[1], {o.num_returns or base[1], base[2], base[3]}}, Method)
   end
 
   local function check_handle(fn, h)
