@@ -160,9 +160,9 @@ static int fits(cray__sched *s, const cray__task *t) {
   return 1;
 }
 
-static void take_resources(cray__sched *s, cray__task *t, double sign) {
-  for (int i = 0; i < t->nresources; i++)
-    s->res_free[t->resources[i].index] -= sign * t->resources[i].amount;
+/* Takes (sign 1) or gives back (sign -1) what need[0..n) asks for; under res_mu. */
+static void take_resources(cray__sched *s, const cray__resource_need *need, int n, double sign) {
+  for (int i = 0; i < n; i++) s->res_free[need[i].index] -= sign * need[i].amount;
 }
 
 /* Takes t's resources, or parks t until they are free: returns 1 when t may run. */
@@ -170,15 +170,11 @@ static int acquire(cray__sched *s, cray__task *t) {
   if (t->nresources == 0) return 1;
   pthread_mutex_lock(&s->res_mu);
   int ok = s->res_head == NULL && fits(s, t);
-  if (ok) take_resources(s, t, 1);
+  if (ok) take_resources(s, t->resources, t->nresources, 1);
   else append(&s->res_head, &s->res_tail, t);
   pthread_mutex_unlock(&s->res_mu);
   t->holds_resources = ok;
   return ok;
-}
-
-static void give_back(cray__sched *s, const cray__resource_need *need, int n) {
-  for (int i = 0; i < n; i++) s->res_free[need[i].index] += need[i].amount;
 }
 
 /* Gives resources back and starts the waiting tasks that now fit, in order (an actor's
@@ -186,10 +182,10 @@ static void give_back(cray__sched *s, const cray__resource_need *need, int n) {
 void cray__sched_release_resources(cray__sched *s, const cray__resource_need *need, int n) {
   cray__task *ready = NULL, *ready_tail = NULL;
   pthread_mutex_lock(&s->res_mu);
-  give_back(s, need, n);
+  take_resources(s, need, n, -1);
   while (s->res_head && fits(s, s->res_head)) {
     cray__task *next = take(&s->res_head, &s->res_tail);
-    take_resources(s, next, 1);
+    take_resources(s, next->resources, next->nresources, 1);
     next->holds_resources = 1;
     append(&ready, &ready_tail, next);
   }
