@@ -11,11 +11,7 @@ local raise = errors.raise
 
 return function(cray, core, pending)
   local create, call, class_table = core.actor_create, core.actor_call, core.class_table
-  local stash, flush = pending.stash, pending.flush
-
-  local function class(name)
-    return cray.register_class(name, core.classes[name] or {})
-  end
+  local stash, flush, class = pending.stash, pending.flush, pending.class
   local ActorClass = class("cray.ActorClass")
   local Creator = class("cray.ActorCreator")
   local CreatorOptions = class("cray.ActorOptions")

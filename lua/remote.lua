@@ -2,8 +2,8 @@
 -- `f.remote(...)` submits a task running it in a worker state and returns the refs of
 -- its results. f, f.remote and f.options are tables with registered metatables, so a
 -- remote function travels inside values and tasks can call it too (recursion included).
--- Returns what lua/actor.lua shares: `stash` (store a value at the next flush) and
--- `flush`, and `reset` for cray.shutdown.
+-- Returns what lua/actor.lua shares: `stash` (store a value at the next flush), `flush`,
+-- `class` (a metatable registered once per state), and `reset` for cray.shutdown.
 
 local errors = require "cray.errors"
 local options = require "cray.options"
@@ -150,5 +150,5 @@ return function(cray, core)
     dirty = true
   end
 
-  return {stash = stash, flush = flush_if_dirty, reset = reset}
+  return {stash = stash, flush = flush_if_dirty, reset = reset, class = class}
 end
