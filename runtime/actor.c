@@ -531,7 +531,9 @@ static void restart(cray__sched *s, worker *w, cray__actor *a) {
 static int apply(cray__sched *s, worker *w, cray__actor *a, int ctl) {
   if (ctl & CTL_COLLECT) {
     if (a->state == CRAY__ACTOR_ALIVE) die(s, w, a, CRAY__DIED_COLLECTED);
+    pthread_mutex_lock(&w->mu);
     unlink_home(w, a);
+    pthread_mutex_unlock(&w->mu);
     actor_free(s, a);
     return 1;
   }
@@ -648,15 +650,20 @@ void cray__actor_call_suspended(cray__sched *s, cray__task *t) {
   pthread_mutex_unlock(&w->mu);
 }
 
-void cray__actor_lost(cray__sched *s, worker *w) {
-  for (cray__actor *a = w->actors; a; a = a->next)
-    if (a->state == CRAY__ACTOR_ALIVE && s->ex->actor_lost(w->w, a)) set_ctl(s, a, CTL_LOST);
+/* Sets ctl on each living actor homed on w for which `which` says so. */
+static void tell_all(worker *w, int ctl, int (*which)(void *w, cray__actor *a)) {
+  pthread_mutex_lock(&w->mu);
+  for (cray__actor *a = w->actors; a; a = a->next) {
+    if (a->state != CRAY__ACTOR_ALIVE || (which && !which(w->w, a))) continue;
+    a->ctl |= ctl;
+    ready_locked(w, a);
+  }
+  pthread_mutex_unlock(&w->mu);
 }
 
-void cray__actor_shutdown(cray__sched *s, worker *w) {
-  for (cray__actor *a = w->actors; a; a = a->next)
-    if (a->state == CRAY__ACTOR_ALIVE) set_ctl(s, a, CTL_SHUTDOWN);
-}
+void cray__actor_lost(cray__sched *s, worker *w) { tell_all(w, CTL_LOST, s->ex->actor_lost); }
+
+void cray__actor_shutdown(worker *w) { tell_all(w, CTL_SHUTDOWN, NULL); }
 
 void cray__actor_free_all(cray__sched *s) {
   for (int i = 0; i < s->n; i++) {

@@ -23,8 +23,9 @@
  * interrupted are sent again while they have retries left (max_task_retries).
  *
  * Locks: the home worker's mutex guards the mailbox, `running`, `ready`, `ctl`, `state`,
- * `death` and the monitors. `exec`, `started` and the worker's actor list belong to the
- * home worker's thread. The names table has its own mutex, taken before no other.
+ * `death`, the monitors and the worker's list of actors (`prev`, `next`: creation links
+ * an actor on the creating thread). `exec`, `started` and the serving fields belong to
+ * the home worker's thread. The names table has its own mutex, taken before no other.
  */
 #ifndef CRAY_ACTOR_H
 #define CRAY_ACTOR_H
@@ -76,7 +77,7 @@ struct cray__actor {
   cray__resource_need *resources; /* what it holds while alive (from its first init) */
   int nresources;
   cray__task *started;       /* calls started, linked through `sibling` */
-  cray__actor *prev, *next;  /* the home worker's list */
+  cray__actor *prev, *next;  /* the home worker's list: home worker's lock */
 };
 
 typedef struct cray__actor_names {

@@ -377,7 +377,7 @@ static void *worker_main(void *arg) {
   for (;;) {
     if (!w->actors_shut && atomic_load(&s->stopping)) {
       w->actors_shut = 1;
-      cray__actor_shutdown(s, w);
+      cray__actor_shutdown(w);
     }
     pthread_mutex_lock(&w->mu);
     int resumed = 1;

@@ -24,8 +24,8 @@ typedef struct worker {
   _Atomic int work;           /* WORK_* bits: what the queues hold, for spinning workers to
                                  read without the lock; written under it (note_work) */
   void *w;                    /* the executor's state */
-  cray__actor *actors;        /* every actor homed here; this worker's thread only, or
-                                 anyone once it has stopped */
+  cray__actor *actors;        /* every actor homed here (under mu, or anyone's once the
+                                 worker has stopped) */
   int actors_shut;            /* its actors were told the runtime stops */
   char pad[64];
 } worker;
@@ -91,7 +91,7 @@ void cray__actor_gone(void *ctx, void *actor);
 /* w's state was rebuilt: its actors whose instance went with it restart or die. */
 void cray__actor_lost(cray__sched *s, worker *w);
 /* The runtime stops: w's living actors die. */
-void cray__actor_shutdown(cray__sched *s, worker *w);
+void cray__actor_shutdown(worker *w);
 /* Serves a, which w (its home) took from its ready list with w->mu held: control first,
  * then calls while slots are free. Returns with w->mu unlocked. */
 void cray__actor_serve(cray__sched *s, worker *w, cray__actor *a);

@@ -347,6 +347,19 @@ describe("actor lifecycle", function()
     assert.are.equal("collected", cray.get(watch, {timeout = 5}).reason)
   end)
 
+  it("makes new actors soundly while old ones are collected", function()
+    local A = cray.actor({f = function() return "ok" end})
+    local before = alive()
+    for _ = 1, 20 do
+      local hs, refs = {}, {}
+      for i = 1, 5000 do hs[i] = A.remote(); refs[i] = hs[i].f.remote() end
+      for _, v in ipairs(cray.get(refs)) do assert.are.equal("ok", v) end
+      hs, refs = nil, nil
+      support.collect()
+    end
+    eventually(function() return alive() == before end, "every actor was collected")
+  end)
+
   it("keeps a named actor without handles until it is killed", function()
     local before = alive()
     cray.actor(Counter).options{name = "kept"}.remote(5)
