@@ -135,6 +135,51 @@ describe("bench.lib", function()
     assert.are.equal("some_seconds 25.000000 seconds\n", out)
   end)
 
+  it("measure_all prints a line for each figure of one workload, the filter's only", function()
+    local body = [[
+      local runs = 0
+      bench.measure_all({{"some_rate", "per_second"}, {"some_bytes", "bytes"}}, function()
+        runs = runs + 1
+        return 10 * runs, runs
+      end)
+      io.stderr:write("runs: ", runs, "\n")
+      bench.measure_all({{"other_rate", "per_second"}}, function() error("ran") end)
+    ]]
+    local status, out, err = with_lib(body, "CRAY_BENCH_QUICK=1 CRAY_BENCH_RUNS=3 "
+                                            .. "CRAY_BENCH_FILTER=some_")
+    assert.are.equal(0, status, err)
+    assert.are.equal("some_rate 30 per_second\nsome_bytes 3 bytes\n", out)
+    assert.matches("runs: 4\n", err)
+    status, out, err = with_lib(body, "CRAY_BENCH_QUICK=1 CRAY_BENCH_RUNS=3 "
+                                      .. "CRAY_BENCH_FILTER=bytes")
+    assert.are.equal(0, status, err)
+    assert.are.equal("some_bytes 3 bytes\n", out)
+  end)
+
+  it("measure_all refuses a workload that returns fewer figures than metrics", function()
+    local status, out, err = with_lib([[
+      bench.measure_all({{"a_rate", "per_second"}, {"a_size", "bytes"}}, function()
+        return 1
+      end)
+    ]])
+    assert.are_not.equal(0, status)
+    assert.are.equal("", out)
+    assert.matches("a_size: the workload returned nil, not its figure", err)
+  end)
+
+  it("sink's wait returns once the sink has had its n done messages", function()
+    local status, out, err = with_lib([[
+      local cray = require "cray"
+      local sink, wait = bench.sink(3)
+      local tell = cray.remote(function(s) s.done.options{num_returns = 0}.remote() end)
+      for _ = 1, 3 do tell.remote(sink) end
+      wait()
+      print("finished")
+    ]])
+    assert.are.equal(0, status, err)
+    assert.are.equal("finished\n", out)
+  end)
+
   it("refuses a bad name or unit, naming it", function()
     local status, out, err = with_lib([[bench.measure("no spaces", "bytes", tonumber)]])
     assert.are_not.equal(0, status)
