@@ -56,7 +56,10 @@ describe("bench/run", function()
                           "1_1_actor_calls_sync", "1_1_actor_calls_async",
                           "1_1_actor_calls_concurrent", "1_n_actor_calls_async",
                           "n_n_actor_calls_async", "n_n_actor_calls_with_arg_async",
-                          "actor_creation_per_second", "actor_bytes"} do
+                          "actor_creation_per_second", "actor_bytes",
+                          "savina_pingpong", "savina_counting", "savina_fj_throughput",
+                          "savina_fj_creation", "savina_thread_ring", "savina_big",
+                          "savina_chameneos"} do
       assert.is_truthy(got[name], name)
       assert.is_true(got[name] > 0, name)
     end
