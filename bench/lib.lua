@@ -27,9 +27,9 @@
 --   metrics is a list of {name, unit}, fn() returns one figure for each, in that order.
 --   Each wanted metric gets its line; fn does not run when the filter leaves out all.
 -- sink(n): the driver's mailbox for the actors of a workload (Erlang's `Main ! done`): an
---   actor that ends itself after n one-way `done` calls. Returns its handle and wait(),
---   which returns once the sink has ended and raises if that takes more than TIMEOUT
---   seconds (a lost message would otherwise hang the benchmark).
+--   actor that exits after n one-way `done` calls. Returns its handle and wait(), which
+--   returns once the sink has exited, and raises when it cannot (a lost message: the
+--   runtime reports the deadlock) or when it died otherwise.
 --
 -- A full garbage collection precedes every timed call, off the clock, and another ends it,
 -- on the clock: a run pays for collecting the garbage it made (the ObjectRefs it dropped
@@ -174,7 +174,6 @@ function M.measure_all(metrics, fn)
   measure(metrics, fn, 2)
 end
 
-local TIMEOUT = 60
 local Sink
 
 function M.sink(n)
@@ -189,9 +188,10 @@ function M.sink(n)
   local sink = Sink.remote(n)
   local ended = cray.monitor(sink)
   return sink, function()
-    local ok, err = pcall(cray.get, ended, {timeout = TIMEOUT})
-    if not ok then
-      error(("bench: the workload did not finish: %s"):format(tostring(err)), 2)
+    local ok, down = pcall(cray.get, ended)
+    if not ok or down.reason ~= "exited" then
+      error(("bench: the workload did not finish: %s"):format(ok and down.reason
+            or tostring(down)), 2)
     end
   end
 end

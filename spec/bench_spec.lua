@@ -187,6 +187,25 @@ describe("bench.lib", function()
     assert.are.equal("finished\n", out)
   end)
 
+  it("sink's wait raises when the sink will not have its done messages", function()
+    local status, out, err = with_lib([[
+      local sink, wait = bench.sink(2)
+      sink.done.options{num_returns = 0}.remote()
+      wait()
+    ]])
+    assert.are_not.equal(0, status)
+    assert.are.equal("", out)
+    assert.matches("bench: the workload did not finish: .*deadlock", err)
+    status, out, err = with_lib([[
+      local cray = require "cray"
+      local sink, wait = bench.sink(2)
+      cray.kill(sink)
+      wait()
+    ]])
+    assert.are_not.equal(0, status)
+    assert.matches("bench: the workload did not finish: killed", err)
+  end)
+
   it("refuses a bad name or unit, naming it", function()
     local status, out, err = with_lib([[bench.measure("no spaces", "bytes", tonumber)]])
     assert.are_not.equal(0, status)
