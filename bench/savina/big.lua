@@ -37,7 +37,7 @@ local Big = cray.actor{
     self.pongs[from].remote()
   end,
   pong = function(self)
-    if self.sent == P then
+    if self.sent >= P then -- not ==: a pong too many must not start more pings
       self.sink.done.options(tell).remote()
     else
       ping_one(self)

@@ -27,7 +27,7 @@ local Ping = cray.actor{
   start = function(self) self.send.remote() end,
   pong = function(self)
     self.left = self.left - 1
-    if self.left == 0 then
+    if self.left <= 0 then -- not ==: a pong too many must not start more pings
       self.sink.done.options(tell).remote()
     else
       self.send.remote()
