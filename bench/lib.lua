@@ -23,6 +23,13 @@
 -- measure(name, unit, fn): fn() runs one fixed workload and returns its figure, in unit
 --   ("per_second", "gb_per_second", "bytes", "seconds"); one warm-up call, then RUNS
 --   calls; the median is printed.
+-- measure_all(metrics, fn): measure for a workload that yields several figures at once:
+--   metrics is a list of {name, unit}, fn() returns one figure for each, in that order.
+--   Each wanted metric gets its line; fn does not run when the filter leaves out all.
+-- sink(n): the driver's mailbox for the actors of a workload (Erlang's `Main ! done`): an
+--   actor that exits after n one-way `done` calls. Returns its handle and wait(), which
+--   returns once the sink has exited, and raises when it cannot (a lost message: the
+--   runtime reports the deadlock) or when it died otherwise.
 --
 -- A full garbage collection precedes every timed call, off the clock, and another ends it,
 -- on the clock: a run pays for collecting the garbage it made (the ObjectRefs it dropped
@@ -70,12 +77,14 @@ function M.median(values)
   return #v % 2 == 1 and v[h + 1] or (v[h] + v[h + 1]) / 2
 end
 
-local function check(name, unit)
+-- Raises, `level` calls up from its caller, when a metric cannot have this name or unit.
+local function check(name, unit, level)
   if type(name) ~= "string" or not name:match("^[%w_]+$") then
-    error(("bench: a metric's name is letters, digits and _ (got %s)"):format(tostring(name)), 3)
+    error(("bench: a metric's name is letters, digits and _ (got %s)"):format(tostring(name)),
+          level + 1)
   end
   if not formats[unit] then
-    error(("bench: %s: unknown unit %s"):format(name, tostring(unit)), 3)
+    error(("bench: %s: unknown unit %s"):format(name, tostring(unit)), level + 1)
   end
 end
 
@@ -121,29 +130,70 @@ end
 function M.rate(name, setup, opts)
   opts = opts or {}
   local unit = opts.unit or "per_second"
-  check(name, unit)
+  check(name, unit, 2)
   if not wanted(name) then return end
   local values, n = time_rate(setup(), opts.per_op or 1)
   collectgarbage() -- the set-up's values are garbage now
   report(name, unit, values, (" (%.0f ops a run)"):format(n))
 end
 
-function M.measure(name, unit, fn)
-  check(name, unit)
-  if not wanted(name) then return end
+-- measure and measure_all; `level` is where the user's call is, for errors.
+local function measure(metrics, fn, level)
+  local any = false
+  for _, m in ipairs(metrics) do
+    check(m[1], m[2], level + 1)
+    any = any or wanted(m[1])
+  end
+  if not any then return end
   collectgarbage()
   fn()
   local values = {}
-  for i = 1, RUNS do
+  for i = 1, #metrics do values[i] = {} end
+  for run = 1, RUNS do
     collectgarbage()
-    values[i] = fn()
-    if type(values[i]) ~= "number" then
-      error(("bench: %s: the workload returned %s, not its figure"):format(name,
-            type(values[i])), 2)
+    local figures = {fn()}
+    for i, m in ipairs(metrics) do
+      if type(figures[i]) ~= "number" then
+        error(("bench: %s: the workload returned %s, not its figure"):format(m[1],
+              type(figures[i])), level + 1)
+      end
+      values[i][run] = figures[i]
     end
   end
   collectgarbage()
-  report(name, unit, values)
+  for i, m in ipairs(metrics) do
+    if wanted(m[1]) then report(m[1], m[2], values[i]) end
+  end
+end
+
+function M.measure(name, unit, fn)
+  measure({{name, unit}}, fn, 2)
+end
+
+function M.measure_all(metrics, fn)
+  measure(metrics, fn, 2)
+end
+
+local Sink
+
+function M.sink(n)
+  local cray = require "cray"
+  Sink = Sink or cray.actor{
+    init = function(self, left) self.left = left end,
+    done = function(self)
+      self.left = self.left - 1
+      if self.left == 0 then cray.exit_actor() end
+    end,
+  }
+  local sink = Sink.remote(n)
+  local ended = cray.monitor(sink)
+  return sink, function()
+    local ok, down = pcall(cray.get, ended)
+    if not ok or down.reason ~= "exited" then
+      error(("bench: the workload did not finish: %s"):format(ok and down.reason
+            or tostring(down)), 2)
+    end
+  end
 end
 
 return M

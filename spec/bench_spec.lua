@@ -43,7 +43,7 @@ local function listed_files(dir)
 end
 
 describe("bench/run", function()
-  it("prints only metric lines: the ceilings, every store and task metric, once each", function()
+  it("prints only metric lines: the ceilings and every metric of the scripts, once each", function()
     local status, out, err = quick("sh bench/run")
     assert.are.equal(0, status, err)
     local got = metrics(out)
@@ -52,7 +52,14 @@ describe("bench/run", function()
                           "single_client_put_gigabytes", "single_client_wait_1k_refs",
                           "single_client_get_object_containing_10k_refs",
                           "single_client_tasks_sync", "single_client_tasks_async",
-                          "multi_client_tasks_async"} do
+                          "multi_client_tasks_async",
+                          "1_1_actor_calls_sync", "1_1_actor_calls_async",
+                          "1_1_actor_calls_concurrent", "1_n_actor_calls_async",
+                          "n_n_actor_calls_async", "n_n_actor_calls_with_arg_async",
+                          "actor_creation_per_second", "actor_bytes",
+                          "savina_pingpong", "savina_counting", "savina_fj_throughput",
+                          "savina_fj_creation", "savina_thread_ring", "savina_big",
+                          "savina_chameneos"} do
       assert.is_truthy(got[name], name)
       assert.is_true(got[name] > 0, name)
     end
@@ -133,6 +140,70 @@ describe("bench.lib", function()
     ]], "CRAY_BENCH_QUICK=1 CRAY_BENCH_RUNS=4")
     assert.are.equal(0, status, err)
     assert.are.equal("some_seconds 25.000000 seconds\n", out)
+  end)
+
+  it("measure_all prints a line for each figure of one workload, the filter's only", function()
+    local body = [[
+      local runs = 0
+      bench.measure_all({{"some_rate", "per_second"}, {"some_bytes", "bytes"}}, function()
+        runs = runs + 1
+        return 10 * runs, runs
+      end)
+      io.stderr:write("runs: ", runs, "\n")
+      bench.measure_all({{"other_rate", "per_second"}}, function() error("ran") end)
+    ]]
+    local status, out, err = with_lib(body, "CRAY_BENCH_QUICK=1 CRAY_BENCH_RUNS=3 "
+                                            .. "CRAY_BENCH_FILTER=some_")
+    assert.are.equal(0, status, err)
+    assert.are.equal("some_rate 30 per_second\nsome_bytes 3 bytes\n", out)
+    assert.matches("runs: 4\n", err)
+    status, out, err = with_lib(body, "CRAY_BENCH_QUICK=1 CRAY_BENCH_RUNS=3 "
+                                      .. "CRAY_BENCH_FILTER=bytes")
+    assert.are.equal(0, status, err)
+    assert.are.equal("some_bytes 3 bytes\n", out)
+  end)
+
+  it("measure_all refuses a workload that returns fewer figures than metrics", function()
+    local status, out, err = with_lib([[
+      bench.measure_all({{"a_rate", "per_second"}, {"a_size", "bytes"}}, function()
+        return 1
+      end)
+    ]])
+    assert.are_not.equal(0, status)
+    assert.are.equal("", out)
+    assert.matches("a_size: the workload returned nil, not its figure", err)
+  end)
+
+  it("sink's wait returns once the sink has had its n done messages", function()
+    local status, out, err = with_lib([[
+      local cray = require "cray"
+      local sink, wait = bench.sink(3)
+      local tell = cray.remote(function(s) s.done.options{num_returns = 0}.remote() end)
+      for _ = 1, 3 do tell.remote(sink) end
+      wait()
+      print("finished")
+    ]])
+    assert.are.equal(0, status, err)
+    assert.are.equal("finished\n", out)
+  end)
+
+  it("sink's wait raises when the sink will not have its done messages", function()
+    local status, out, err = with_lib([[
+      local sink, wait = bench.sink(2)
+      sink.done.options{num_returns = 0}.remote()
+      wait()
+    ]])
+    assert.are_not.equal(0, status)
+    assert.are.equal("", out)
+    assert.matches("bench: the workload did not finish: .*deadlock", err)
+    status, out, err = with_lib([[
+      local cray = require "cray"
+      local sink, wait = bench.sink(2)
+      cray.kill(sink)
+      wait()
+    ]])
+    assert.are_not.equal(0, status)
+    assert.matches("bench: the workload did not finish: killed", err)
   end)
 
   it("refuses a bad name or unit, naming it", function()

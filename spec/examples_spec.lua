@@ -14,6 +14,14 @@ describe("examples", function()
     assert.are.equal("squares of 1..5: 1 4 9 16 25\nsum: 55\n", out)
   end)
 
+  it("bank.lua moves money between 2,000 account actors and keeps the total", function()
+    local status, out, err = support.crayrun("examples/bank.lua")
+    assert.are.equal(0, status, err)
+    assert.are.equal("2000 accounts, 16 tellers, 1000 transfers each\n"
+                     .. "total before: 2000000\ntotal after: 2000000\n", out)
+    assert.matches("%d+ of 16000 transfers went through", err)
+  end)
+
   it("embed.c stores a value from C and reads it back around a Lua driver", function()
     local status, out, err = support.run(support.build .. "/examples/embed")
     assert.are.equal(0, status, err)
