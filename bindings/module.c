@@ -50,7 +50,7 @@ static cray_runtime *need_rt(lua_State *L, cray__lstate *ls) {
   if (!g_rt && (rc = cray_open(&g_rt, NULL)) == 0) ls->owns_rt = 1;
   if (rc == 0) bind_rt(ls, g_rt);
   pthread_mutex_unlock(&g_mu);
-  if (rc) cray__raise(L, "runtime", "cray could not start: %s", cray_strerror(rc));
+  if (rc) cray__raise(L, "runtime", "cray could not start: %s", cray__open_error(rc));
   return ls->rt;
 }
 
@@ -106,6 +106,13 @@ static int opts_arg(lua_State *L, int idx, const char *fn, const char *const *na
 
 /* ---- put ---- */
 
+/* Raises out_of_memory for an object of len bytes the store has no room for. */
+static int raise_full(lua_State *L, cray_runtime *rt, size_t len, const char *fn) {
+  char why[1024];
+  cray__store_describe_full(rt->store, len, why, sizeof why);
+  return cray__raise(L, "out_of_memory", "%s: out of memory: %s", fn, why);
+}
+
 static int l_put(lua_State *L) {
   cray__lstate *ls = self(L);
   int n = lua_gettop(L);
@@ -113,6 +120,8 @@ static int l_put(lua_State *L) {
     cray__raise(L, "invalid_argument", "cray.put: takes exactly one value (got %d)", n);
   cray_runtime *rt = need_rt(L, ls);
   cray__codec_encode(L, ls, 1, 1, "value");
+  if (cray__store_reserve(rt->store, ls->buf.len, 1) != 0)
+    raise_full(L, rt, ls->buf.len, "cray.put");
   cray__blob *b = cray__blob_new(ls->buf.data, ls->buf.len, 1, ls->refs, ls->nrefs,
                                  CRAY__BLOB_TRUSTED);
   cray__entry *e = b ? cray__store_insert(rt->store, cray__id_new(&rt->ids), b) : NULL;
@@ -157,9 +166,29 @@ static void wait_or_raise(lua_State *L, cray__lstate *ls, cray__entry **v, size_
               fn, timeout, n - (size_t)got, n, hex);
 }
 
+/* Pins e's blob (reading it back from disk if it was spilled); raises when it cannot. */
+static cray__blob *pin(lua_State *L, cray__lstate *ls, cray__entry *e, const char *fn) {
+  cray__blob *b;
+  int rc = cray__store_pin(ls->rt->store, e, &b);
+  if (rc)
+    cray__raise(L, rc == CRAY_ENOMEM ? "out_of_memory" : "object_lost",
+                "%s: cannot read the object back from the spill directory %s: %s", fn,
+                cray__store_spill_dir(ls->rt->store), cray_strerror(rc));
+  return b;
+}
+
+/* Pushes the first `max` values of e (all when max < 0); returns how many. */
+static int push_values(lua_State *L, cray__lstate *ls, cray__entry *e, int max,
+                       const char *fn) {
+  cray__blob *b = pin(L, ls, e, fn);
+  int n = cray__codec_decode(L, ls, b, max);
+  cray__store_unpin(e);
+  return n;
+}
+
 /* Raises the error object stored in a failed entry. */
-static int raise_stored(lua_State *L, cray__lstate *ls, cray__entry *e) {
-  cray__codec_decode(L, ls, e->blob, 1);
+static int raise_stored(lua_State *L, cray__lstate *ls, cray__entry *e, const char *fn) {
+  push_values(L, ls, e, 1, fn);
   return lua_error(L);
 }
 
@@ -175,8 +204,8 @@ static int l_get(lua_State *L) {
       unsigned char ready;
       wait_or_raise(L, ls, &e, 1, 1, timeout, &ready, "cray.get");
     }
-    if (cray__entry_state(e) == CRAY__FAILED) return raise_stored(L, ls, e);
-    return cray__codec_decode(L, ls, e->blob, -1);
+    if (cray__entry_state(e) == CRAY__FAILED) return raise_stored(L, ls, e, "cray.get");
+    return push_values(L, ls, e, -1, "cray.get");
   }
   if (!lua_istable(L, 1))
     cray__raise(L, "invalid_argument",
@@ -189,10 +218,10 @@ static int l_get(lua_State *L) {
     wait_or_raise(L, ls, v, n, n, timeout, ready, "cray.get");
   }
   for (size_t i = 0; i < n; i++)
-    if (cray__entry_state(v[i]) == CRAY__FAILED) return raise_stored(L, ls, v[i]);
+    if (cray__entry_state(v[i]) == CRAY__FAILED) return raise_stored(L, ls, v[i], "cray.get");
   lua_createtable(L, (int)n, 0);
   for (size_t i = 0; i < n; i++) {
-    if (cray__codec_decode(L, ls, v[i]->blob, 1) == 0) lua_pushnil(L);
+    if (push_values(L, ls, v[i], 1, "cray.get") == 0) lua_pushnil(L);
     lua_rawseti(L, -2, (int)i + 1);
   }
   return 1;
@@ -305,7 +334,7 @@ static int l_open(lua_State *L) {
     cray__raise(L, "invalid_argument",
                 "cray.init: cray is already running (call cray.shutdown first, or pass "
                 "ignore_reinit_error = true)");
-  if (rc) cray__raise(L, "runtime", "cray.init: %s", cray_strerror(rc));
+  if (rc) cray__raise(L, "runtime", "cray.init: %s", cray__open_error(rc));
   return 0;
 }
 
