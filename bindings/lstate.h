@@ -24,6 +24,14 @@
 #define CRAY__REG_CNAMES "cray.cnames"     /* C function -> "lib.name" and back */
 #define CRAY__REG_FFI "cray.ffi"           /* table of FFI helpers from lua/ffi_codec.lua */
 
+/* A stretch of bytes the encoder leaves in place: it goes into the blob at ls->buf
+ * offset `at`, copied straight from the Lua value (codec.h, CRAY__SPLICE_MIN). */
+typedef struct cray__splice {
+  size_t at;
+  const void *src;
+  size_t len;
+} cray__splice;
+
 typedef struct cray__lstate {
   cray_runtime *rt; /* NULL until cray.init; borrowed from the module's process runtime */
   unsigned epoch;   /* rt->ids.epoch when rt was set: refs made under another are stale */
@@ -32,6 +40,10 @@ typedef struct cray__lstate {
   cray__buf buf;    /* encoder output, reset per encode */
   cray__entry **refs; /* entries of the ObjectRefs the last encode met, in order; borrowed */
   uint32_t nrefs, refs_cap;
+  cray__splice *splices; /* large strings and arrays of the last encode, in order */
+  uint32_t nsplices, splices_cap;
+  size_t spliced;   /* their bytes */
+  size_t gc_debt;   /* bytes of blobs put since the Lua GC was last told of them */
 } cray__lstate;
 
 /* The state's cray__lstate (luaopen_cray must have run in L). */

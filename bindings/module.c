@@ -106,6 +106,20 @@ static int opts_arg(lua_State *L, int idx, const char *fn, const char *const *na
 
 /* ---- put ---- */
 
+/* ObjectRefs are small userdata holding big blobs the Lua GC cannot see. Each put adds
+ * its blob to ls->gc_debt; once that passes a megabyte the next put pays it as a GC step
+ * of that size (a whole collection when the debt outgrows the Lua heap), so dropped refs
+ * are collected at the pace their bytes call for. Paid before encoding, so finalizers
+ * that run meanwhile find the scratch space free. */
+#define GC_DEBT_MIN ((size_t)1 << 20)
+
+static void pay_gc_debt(lua_State *L, cray__lstate *ls) {
+  size_t kb = ls->gc_debt >> 10;
+  ls->gc_debt = 0;
+  if (kb >= (size_t)lua_gc(L, LUA_GCCOUNT, 0)) lua_gc(L, LUA_GCCOLLECT, 0);
+  else lua_gc(L, LUA_GCSTEP, (int)kb);
+}
+
 /* Raises out_of_memory for an object of len bytes the store has no room for. */
 static int raise_full(lua_State *L, cray_runtime *rt, size_t len, const char *fn) {
   char why[1024];
@@ -119,16 +133,17 @@ static int l_put(lua_State *L) {
   if (n != 1)
     cray__raise(L, "invalid_argument", "cray.put: takes exactly one value (got %d)", n);
   cray_runtime *rt = need_rt(L, ls);
+  if (ls->gc_debt >= GC_DEBT_MIN) pay_gc_debt(L, ls);
   cray__codec_encode(L, ls, 1, 1, "value");
-  if (cray__store_reserve(rt->store, ls->buf.len, 1) != 0)
-    raise_full(L, rt, ls->buf.len, "cray.put");
-  cray__blob *b = cray__blob_new(ls->buf.data, ls->buf.len, 1, ls->refs, ls->nrefs,
-                                 CRAY__BLOB_TRUSTED);
+  size_t len = cray__codec_len(ls);
+  if (cray__store_reserve(rt->store, len, 1) != 0) raise_full(L, rt, len, "cray.put");
+  cray__blob *b = cray__codec_blob(ls, rt->store, 1, CRAY__BLOB_TRUSTED);
   cray__entry *e = b ? cray__store_insert(rt->store, cray__id_new(&rt->ids), b) : NULL;
   if (!e) {
     if (b) cray__blob_release(rt->store, b);
-    cray__raise(L, "out_of_memory", "cray.put: no memory for a %zu-byte object", ls->buf.len);
+    cray__raise(L, "out_of_memory", "cray.put: no memory for a %zu-byte object", len);
   }
+  ls->gc_debt += len + sizeof *e + sizeof *b;
   cray__objref_push(L, ls, e);
   return 1;
 }
@@ -381,6 +396,9 @@ static int lstate_gc(lua_State *L) {
   cray__free(ls->refs);
   ls->refs = NULL;
   ls->nrefs = ls->refs_cap = 0;
+  cray__free(ls->splices);
+  ls->splices = NULL;
+  ls->nsplices = ls->splices_cap = 0;
   pthread_mutex_lock(&g_mu);
   cray_runtime *rt = ls->owns_rt && ls->rt == g_rt ? g_rt : NULL;
   if (rt) g_rt = NULL;
@@ -496,6 +514,7 @@ int luaopen_cray(lua_State *L) {
   const cray__lua_module *main = preload_embedded(L);
   require_into_registry(L, "cray.errors", "Error", CRAY__REG_ERROR_MT);
   require_into_registry(L, "cray.ffi_codec", NULL, CRAY__REG_FFI);
+  cray__codec_open(L);
   open_cnames(L);
 
   luaL_loadbuffer(L, (const char *)main->code, *main->size, main->name);
