@@ -242,6 +242,68 @@ static int l_get(lua_State *L) {
   return 1;
 }
 
+/* The finalizer of get_buffer's pointers: upvalues are the blob and its store. */
+static int buffer_gc(lua_State *L) {
+  cray__blob *b = lua_touserdata(L, lua_upvalueindex(1));
+  cray__blob_release((b->flags & CRAY__BLOB_ORPHAN) ? NULL : lua_touserdata(L, lua_upvalueindex(2)),
+                     b);
+  return 0;
+}
+
+static const char *const mp_kinds[] = {"nil", "boolean", "number", "number", "number",
+                                       "string", "string", "table", "table", "extension"};
+
+/* get_buffer(ref [, opts]) -> const char * cdata, length: the bytes of the ref's first
+ * value, a string or an FFI array, in place. The pointer holds the blob until collected. */
+static int l_get_buffer(lua_State *L) {
+  cray__lstate *ls = self(L);
+  int opts = opts_arg(L, 2, "cray.get_buffer", get_options);
+  double timeout = opt_timeout(L, opts, "cray.get_buffer");
+  cray__entry *e = cray__objref_test(L, ls, 1);
+  if (!e)
+    cray__raise(L, "invalid_argument", "cray.get_buffer: expects an ObjectRef (got %s)",
+                luaL_typename(L, 1));
+  if (cray__entry_state(e) == CRAY__PENDING) {
+    unsigned char ready;
+    wait_or_raise(L, ls, &e, 1, 1, timeout, &ready, "cray.get_buffer");
+  }
+  if (cray__entry_state(e) == CRAY__FAILED) return raise_stored(L, ls, e, "cray.get_buffer");
+  lua_settop(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, CRAY__REG_FFI);
+  lua_getfield(L, -1, "new_buffer");
+  cray__blob *b = pin(L, ls, e, "cray.get_buffer");
+  cray__mp_reader r = {b->data, b->data + b->len};
+  cray__mp_item it;
+  const uint8_t *p = NULL;
+  size_t n = 0;
+  int ok = cray__mp_next(&r, &it) == 0;
+  if (ok && (it.type == CRAY__MP_STR || it.type == CRAY__MP_BIN)) {
+    p = it.p, n = it.n;
+  } else if (ok && it.type == CRAY__MP_EXT && it.ext == CRAY__EXT_FFI_ARRAY && it.n >= 1 &&
+             1u + (it.p[0] >> 4) <= it.n) {
+    p = it.p + 1 + (it.p[0] >> 4), n = it.n - 1 - (it.p[0] >> 4);
+  }
+  if (!p) {
+    cray__store_unpin(e);
+    cray__raise(L, "invalid_argument",
+                "cray.get_buffer: the object holds a %s, not a string or an FFI array",
+                !ok ? "malformed value" : it.type == CRAY__MP_EXT ? "cray extension value"
+                                                                  : mp_kinds[it.type]);
+  }
+  cray__blob_retain(b);
+  cray__store_unpin(e);
+  lua_pushlightuserdata(L, (void *)p);
+  lua_pushlightuserdata(L, b);
+  lua_pushlightuserdata(L, ls->rt->store);
+  lua_pushcclosure(L, buffer_gc, 2);
+  if (lua_pcall(L, 2, 1, 0) != 0) {
+    cray__blob_release(ls->rt->store, b);
+    return lua_error(L);
+  }
+  lua_pushnumber(L, (lua_Number)n);
+  return 2;
+}
+
 static const char *const wait_options[] = {"num_returns", "timeout", NULL};
 
 static int l_wait(lua_State *L) {
@@ -497,7 +559,8 @@ static void require_into_registry(lua_State *L, const char *name, const char *fi
 static const luaL_Reg core_functions[] = {
     {"put", l_put},       {"get", l_get},       {"wait", l_wait},
     {"stats", l_stats},   {"open", l_open},     {"close", l_close},
-    {"is_open", l_is_open}, {"parse_size", l_parse_size}, {NULL, NULL},
+    {"is_open", l_is_open}, {"parse_size", l_parse_size},
+    {"get_buffer", l_get_buffer}, {NULL, NULL},
 };
 
 /* Opening the module again in the same state (a test runner that clears package.loaded)

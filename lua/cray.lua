@@ -12,6 +12,7 @@ cray.put = core.put
 cray.get = core.get
 cray.wait = core.wait
 cray.stats = core.stats
+cray.get_buffer = core.get_buffer
 
 -- Option tables: each option's check returns the value to use or nil, message.
 local function whole(min)

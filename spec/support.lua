@@ -22,10 +22,12 @@ local function slurp(path)
   return s
 end
 
--- Runs a shell command; returns its exit status, stdout and stderr.
-function M.run(cmd, stdin)
+-- Runs a shell command (with the environment variables of the table env added); returns
+-- its exit status, stdout and stderr.
+function M.run(cmd, stdin, env)
   local out, err = os.tmpname(), os.tmpname()
   local input = ""
+  for k, v in pairs(env or {}) do cmd = ("%s=%q %s"):format(k, v, cmd) end
   if stdin then
     local path = os.tmpname()
     local f = assert(io.open(path, "wb"))
@@ -40,8 +42,8 @@ function M.run(cmd, stdin)
 end
 
 -- crayrun from the build under test, with arguments given as one shell string.
-function M.crayrun(args, stdin)
-  return M.run(M.build .. "/crayrun " .. args, stdin)
+function M.crayrun(args, stdin, env)
+  return M.run(M.build .. "/crayrun " .. args, stdin, env)
 end
 
 -- Restarts cray with `opts` so a spec starts from an empty store.
