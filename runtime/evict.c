@@ -181,7 +181,7 @@ static uint64_t target_of(const cray__store *s) {
 }
 
 static int has_work(cray__store *s, double now) {
-  if (s->ndead || s->sweep_req != s->sweep_done) return 1;
+  if ((s->ndead && now >= s->dead_at) || s->sweep_req != s->sweep_done) return 1;
   return atomic_load_explicit(&s->resident, memory_order_relaxed) > s->budget &&
          (!s->stalled || now >= s->stalled_at + STALL_PAUSE);
 }
@@ -195,7 +195,7 @@ static void *spill_main(void *arg) {
     if (!bt || !has_work(s, now)) {
       atomic_store(&s->kicked, 0); /* a put crossing the budget from now on signals */
       if (has_work(s, now)) continue;
-      if (s->stalled) {
+      if (s->stalled || s->ndead) { /* something to try again in a while */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += (long)(STALL_PAUSE * 1e9);
@@ -207,10 +207,13 @@ static void *spill_main(void *arg) {
       if (!bt) bt = cray__calloc(1, sizeof *bt);
       continue;
     }
-    cray__spill_item *dead = s->dead;
-    size_t ndead = s->ndead;
-    s->dead = NULL;
-    s->ndead = s->dead_cap = 0;
+    cray__spill_item *dead = NULL;
+    size_t ndead = 0;
+    if (now >= s->dead_at) {
+      dead = s->dead, ndead = s->ndead;
+      s->dead = NULL;
+      s->ndead = s->dead_cap = 0;
+    }
     uint64_t req = s->sweep_req, target = target_of(s), want = s->want;
     int may_write = !s->full_err || now >= s->full_at + WRITE_RETRY;
     pthread_mutex_unlock(&s->mu);
@@ -221,7 +224,8 @@ static void *spill_main(void *arg) {
       stalled = run(s, bt, target, may_write || (ndead && !derr), &werr);
 
     pthread_mutex_lock(&s->mu);
-    if (derr) { /* kept for the next turn (a delete can fail on a full disk) */
+    if (derr) { /* kept for a later turn (a delete can fail on a full disk) */
+      s->dead_at = cray__now() + WRITE_RETRY;
       size_t need = s->ndead + ndead;
       cray__spill_item *v = need > s->dead_cap ? cray__realloc(s->dead, need * sizeof *v) : s->dead;
       if (v) {

@@ -58,6 +58,7 @@ struct cray__store {
   uint64_t want;     /* the largest size they wait for */
   cray__spill_item *dead; /* copies to delete from disk (id and length) */
   size_t ndead, dead_cap;
+  double dead_at;    /* when deletes that failed are tried again */
   unsigned hand; /* the shard the clock hand is in; the spill thread's */
 };
 

@@ -364,7 +364,8 @@ static void *race_read(void *p) {
       r->bad++;
       continue;
     }
-    r->bad += !(b->len == RACE_LEN && b->data[0] == (uint8_t)k && b->data[RACE_LEN - 1] == (uint8_t)k);
+    r->bad += !(b->len == RACE_LEN && b->data[0] == (uint8_t)k &&
+                b->data[RACE_LEN - 1] == (uint8_t)k);
     if (i % 16 == 0) {
       if (kept) cray__blob_release(r->rt->store, kept);
       cray__blob_retain(b);
