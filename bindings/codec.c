@@ -1,7 +1,7 @@
 /*
  * codec.c: Lua values <-> MessagePack blobs. See codec.h; docs/format.md is the format.
  *
- * Encoding is one recursive walk with the Lua API, writing into ls->buf as it goes. The
+ * Encoding is one recursive walk with the Lua API, writing into ls->scratch as it goes. The
  * walk keeps, on the C stack, two small arrays bounded by CRAY__CODEC_MAX_DEPTH:
  * - the ancestors (tables and functions being encoded, by lua_topointer), so that meeting
  *   one again writes a BACKREF to its position instead of recursing forever;
@@ -11,7 +11,7 @@
  * names, FFI helpers) are fetched on first use into nil slots pushed at the start, so a
  * put of plain values touches none of them and the walk's own pushes and pops never
  * disturb them. A raise unwinds through this file freely: the only memory it owns is
- * ls->buf and ls->refs, which the next encode resets.
+ * ls->scratch and ls->refs, which the next encode resets.
  *
  * No user code runs during a walk (raw access only, no metamethods), so a table cannot
  * change between the pass that counts its keys and the pass that writes them; the one
@@ -629,14 +629,14 @@ void cray__codec_encode(lua_State *L, cray__lstate *ls, int first, int n, const 
   enc e;
   int top = lua_gettop(L);
   if (first < 0 && first > LUA_REGISTRYINDEX) first = top + first + 1;
-  ls->buf.len = 0;
-  ls->buf.failed = 0;
+  ls->scratch.len = 0;
+  ls->scratch.failed = 0;
   ls->nrefs = 0;
   ls->nsplices = 0;
   ls->spliced = 0;
   e.L = L;
   e.ls = ls;
-  e.b = &ls->buf;
+  e.b = &ls->scratch;
   e.root = root ? root : "value";
   e.root_index = 0;
   e.globals = lua_topointer(L, LUA_GLOBALSINDEX);
@@ -650,9 +650,9 @@ void cray__codec_encode(lua_State *L, cray__lstate *ls, int first, int n, const 
     enc_value(&e, first + i);
   }
   lua_settop(L, top);
-  if (ls->buf.failed)
+  if (ls->scratch.failed)
     cray__raise(L, "out_of_memory", "%s: cannot serialize: out of memory (%zu bytes written)",
-                e.root, ls->buf.len);
+                e.root, ls->scratch.len);
 }
 
 /* Scratch space bigger than this is freed once its blob is made. */
@@ -665,15 +665,15 @@ cray__blob *cray__codec_blob(cray__lstate *ls, cray__store *s, uint32_t count, u
     size_t from = 0;
     for (uint32_t i = 0; i < ls->nsplices; i++) {
       const cray__splice *sp = &ls->splices[i];
-      if (sp->at > from) memcpy(out, ls->buf.data + from, sp->at - from);
+      if (sp->at > from) memcpy(out, ls->scratch.data + from, sp->at - from);
       out += sp->at - from;
       from = sp->at;
       memcpy(out, sp->src, sp->len);
       out += sp->len;
     }
-    if (ls->buf.len > from) memcpy(out, ls->buf.data + from, ls->buf.len - from);
+    if (ls->scratch.len > from) memcpy(out, ls->scratch.data + from, ls->scratch.len - from);
   }
-  if (ls->buf.cap > SCRATCH_KEEP) cray__buf_free(&ls->buf);
+  if (ls->scratch.cap > SCRATCH_KEEP) cray__buf_free(&ls->scratch);
   if (ls->splices_cap > 1024) {
     cray__free(ls->splices);
     ls->splices = NULL;

@@ -31,14 +31,14 @@
 /* Strings and FFI arrays this big or bigger are spliced rather than copied twice. */
 #define CRAY__SPLICE_MIN 4096
 
-/* Encodes the n values at stack slots first..first+n-1 into ls->buf, ls->splices (both
+/* Encodes the n values at stack slots first..first+n-1 into ls->scratch, ls->splices (both
  * reset first) and ls->refs. `root` names them in error paths: with n == 1 the value is
  * `root` ("value"), with n > 1 the i-th is `root[i]` ("args[2]"). Raises on refusal. */
 void cray__codec_encode(lua_State *L, cray__lstate *ls, int first, int n, const char *root);
 
 /* The size of the blob the last encode makes. */
 static inline size_t cray__codec_len(const cray__lstate *ls) {
-  return ls->buf.len + ls->spliced;
+  return ls->scratch.len + ls->spliced;
 }
 
 /* The blob of the last encode, with its refs, big ones from s's cray__bigmem (s may be

@@ -24,7 +24,7 @@
 #define CRAY__REG_CNAMES "cray.cnames"     /* C function -> "lib.name" and back */
 #define CRAY__REG_FFI "cray.ffi"           /* table of FFI helpers from lua/ffi_codec.lua */
 
-/* A stretch of bytes the encoder leaves in place: it goes into the blob at ls->buf
+/* A stretch of bytes the encoder leaves in place: it goes into the blob at ls->scratch
  * offset `at`, copied straight from the Lua value (codec.h, CRAY__SPLICE_MIN). */
 typedef struct cray__splice {
   size_t at;
@@ -37,7 +37,8 @@ typedef struct cray__lstate {
   unsigned epoch;   /* rt->ids.epoch when rt was set: refs made under another are stale */
   int objref_mt;    /* registry reference of the ObjectRef metatable */
   int owns_rt;      /* rt is the process runtime this state opened: closing L closes it */
-  cray__buf buf;    /* encoder output, reset per encode */
+  cray__buf scratch; /* encoder output, reset per encode: not the whole blob (the
+                      * splices go between), which cray__codec_blob makes */
   cray__entry **refs; /* entries of the ObjectRefs the last encode met, in order; borrowed */
   uint32_t nrefs, refs_cap;
   cray__splice *splices; /* large strings and arrays of the last encode, in order */

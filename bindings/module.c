@@ -454,7 +454,7 @@ void cray__module_attach(lua_State *L, cray_runtime *rt) { bind_rt(cray__lstate_
  * opened it, if the script never called cray.shutdown. */
 static int lstate_gc(lua_State *L) {
   cray__lstate *ls = lua_touserdata(L, 1);
-  cray__buf_free(&ls->buf);
+  cray__buf_free(&ls->scratch);
   cray__free(ls->refs);
   ls->refs = NULL;
   ls->nrefs = ls->refs_cap = 0;
@@ -474,7 +474,7 @@ static int lstate_gc(lua_State *L) {
 static void new_lstate(lua_State *L) {
   cray__lstate *ls = lua_newuserdata(L, sizeof *ls);
   memset(ls, 0, sizeof *ls);
-  cray__buf_init(&ls->buf);
+  cray__buf_init(&ls->scratch);
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, lstate_gc);
   lua_setfield(L, -2, "__gc");

@@ -203,7 +203,7 @@ static void setup(void) {
   luaL_openlibs(L);
   ls = lua_newuserdata(L, sizeof *ls);
   memset(ls, 0, sizeof *ls);
-  cray__buf_init(&ls->buf);
+  cray__buf_init(&ls->scratch);
   lua_setfield(L, LUA_REGISTRYINDEX, CRAY__REG_LSTATE);
   if (cray_open(&rt, NULL) != 0) exit(2);
   ls->rt = rt;
@@ -239,7 +239,7 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-  cray__buf buf = ls->buf; /* luaopen_cray's __gc would free these; here the test does */
+  cray__buf buf = ls->scratch; /* luaopen_cray's __gc would free these; the test does */
   cray__entry **refs = ls->refs;
   cray__splice *splices = ls->splices;
   lua_close(L);
@@ -540,7 +540,7 @@ static void test_objrefs(void) {
   cray__codec_encode(L, ls, 3, 1, "value");
   CHECK_EQ(ls->nrefs, 1);
   CHECK(ls->refs[0] == one);
-  cray__blob *b = cray__blob_new(ls->buf.data, ls->buf.len, 1, &two, 1, 0);
+  cray__blob *b = cray__blob_new(ls->scratch.data, ls->scratch.len, 1, &two, 1, 0);
   lua_pushcfunction(L, decode_inner);
   lua_pushlightuserdata(L, b);
   lua_pushinteger(L, -1);
@@ -548,7 +548,7 @@ static void test_objrefs(void) {
   cray__blob_release(rt->store, b);
   /* More refs listed than the bytes use. */
   cray__entry *both[2] = {one, two};
-  b = cray__blob_new(ls->buf.data, ls->buf.len, 1, both, 2, 0);
+  b = cray__blob_new(ls->scratch.data, ls->scratch.len, 1, both, 2, 0);
   lua_pushcfunction(L, decode_inner);
   lua_pushlightuserdata(L, b);
   lua_pushinteger(L, -1);
@@ -1023,11 +1023,12 @@ static void test_fuzz(void) {
     return;
   }
   cray__codec_encode(L, ls, 1, 1, "value");
-  size_t len = ls->buf.len;
+  CHECK_EQ(ls->nsplices, 0); /* nothing big: the scratch bytes are the whole blob */
+  size_t len = ls->scratch.len;
   uint32_t nrefs = ls->nrefs;
   uint8_t *data = cray__malloc(len);
   cray__entry *refs[2];
-  memcpy(data, ls->buf.data, len);
+  memcpy(data, ls->scratch.data, len);
   memcpy(refs, ls->refs, nrefs * sizeof *refs);
   CHECK_EQ(nrefs, 2);
   lua_settop(L, 1); /* the value keeps the refs alive */
