@@ -684,6 +684,24 @@ cray__blob *cray__codec_blob(cray__lstate *ls, cray__store *s, uint32_t count, u
   return b;
 }
 
+void cray__codec_reserve(lua_State *L, cray__lstate *ls, size_t len, const char *fn) {
+  cray__store *s = ls->rt->store;
+  if (cray__store_reserve(s, len, 1) != 0) {
+    char why[1024];
+    cray__store_describe_full(s, len, why, sizeof why);
+    cray__raise(L, "out_of_memory", "%s: out of memory: %s", fn, why);
+  }
+}
+
+cray__blob *cray__codec_store_blob(lua_State *L, cray__lstate *ls, uint32_t count,
+                                   const char *fn) {
+  size_t len = cray__codec_len(ls);
+  cray__codec_reserve(L, ls, len, fn);
+  cray__blob *b = cray__codec_blob(ls, ls->rt->store, count, CRAY__BLOB_TRUSTED);
+  if (!b) cray__raise(L, "out_of_memory", "%s: no memory for a %zu-byte object", fn, len);
+  return b;
+}
+
 /* ==== decoding ==== */
 
 typedef struct dec {
@@ -837,6 +855,25 @@ static void dec_table_payload(dec *d, cray__mp_reader *sub, int maps_only) {
   dec_item(d, sub, &x);
 }
 
+/* The state does not know class `name`: loads the metatable the runtime has for it (a
+ * class registered in another state, see runtime/classes.h), registers it here, and
+ * leaves it on the stack above the classes table. 0 when the runtime has none. */
+static int load_published_class(dec *d, const char *name, uint32_t len) {
+  lua_State *L = d->L;
+  cray__blob *b = d->ls->rt ? cray__classes_get(&d->ls->rt->classes, name, len) : NULL;
+  if (!b) return 0;
+  int ok = cray__codec_decode(L, d->ls, b, 1) == 1 && lua_istable(L, -1);
+  cray__blob_release(d->ls->rt->store, b);
+  if (!ok) return 0;
+  lua_pushlstring(L, name, len);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, -4); /* name -> metatable */
+  lua_pushvalue(L, -1);
+  lua_pushlstring(L, name, len);
+  lua_rawset(L, -4); /* metatable -> name */
+  return 1;
+}
+
 static void dec_class(dec *d, const cray__mp_item *it) {
   lua_State *L = d->L;
   cray__mp_reader sub = payload(it);
@@ -856,9 +893,14 @@ static void dec_class(dec *d, const cray__mp_item *it) {
   } else {
     lua_pushnil(L);
   }
-  if (!lua_istable(L, -1))
-    cray__raise(L, "serialization", "class '%.*s' is not registered in this state",
-                (int)(len > 100 ? 100 : len), name);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    if (!load_published_class(d, name, len))
+      cray__raise(L, "serialization",
+                  "class '%.*s' is not registered in this state (register it here with "
+                  "cray.register_class, or give it a metatable that can be stored)",
+                  (int)(len > 100 ? 100 : len), name);
+  }
   lua_setmetatable(L, -3);
   lua_pop(L, 1);
 }
@@ -1051,24 +1093,72 @@ static void dec_item(dec *d, cray__mp_reader *r, const cray__mp_item *it) {
   }
 }
 
+/* Sets d up to decode `count` values of b onto L's stack. */
+static void dec_begin(dec *d, lua_State *L, cray__lstate *ls, cray__blob *b, uint32_t count) {
+  d->L = L;
+  d->ls = ls;
+  d->b = b;
+  d->nextref = 0;
+  d->nanc = 0;
+  if (count > INT32_MAX - 16 || !lua_checkstack(L, (int)count + 16))
+    cray__raise(L, "serialization", "cannot decode %u values onto the Lua stack", count);
+}
+
+/* After all of b's values: no bytes and no refs may be left over. */
+static void dec_end(dec *d, const cray__mp_reader *r) {
+  if (r->p != r->end) malformed(d, r->p, "trailing bytes after %u values", d->b->count);
+  if (d->nextref != d->b->nrefs)
+    cray__raise(d->L, "serialization", "blob's ref table does not match its contents");
+}
+
 int cray__codec_decode(lua_State *L, cray__lstate *ls, cray__blob *b, int max) {
   dec d;
-  d.L = L;
-  d.ls = ls;
-  d.b = b;
-  d.nextref = 0;
-  d.nanc = 0;
   uint32_t want = max >= 0 && (uint32_t)max < b->count ? (uint32_t)max : b->count;
-  if (want > INT32_MAX - 16 || !lua_checkstack(L, (int)want + 16))
-    cray__raise(L, "serialization", "cannot decode %u values onto the Lua stack", want);
+  dec_begin(&d, L, ls, b, want);
   cray__mp_reader r = {b->data, b->data + b->len};
   for (uint32_t i = 0; i < want; i++) dec_value(&d, &r);
-  if (want == b->count) {
-    if (r.p != r.end) malformed(&d, r.p, "trailing bytes after %u values", want);
-    if (d.nextref != b->nrefs)
-      cray__raise(L, "serialization", "blob's ref table does not match its contents");
-  }
+  if (want == b->count) dec_end(&d, &r);
   return (int)want;
+}
+
+cray__blob *cray__codec_pin(lua_State *L, cray__lstate *ls, cray__entry *e, const char *fn) {
+  cray__blob *b;
+  int rc = cray__store_pin(ls->rt->store, e, &b);
+  if (rc)
+    cray__raise(L, rc == CRAY_ENOMEM ? "out_of_memory" : "object_lost",
+                "%s: cannot read the object back from the spill directory %s: %s", fn,
+                cray__store_spill_dir(ls->rt->store), cray_strerror(rc));
+  return b;
+}
+
+int cray__codec_decode_entry(lua_State *L, cray__lstate *ls, cray__entry *e, int max,
+                             const char *fn) {
+  cray__blob *b = cray__codec_pin(L, ls, e, fn);
+  int n = cray__codec_decode(L, ls, b, max);
+  cray__store_unpin(e);
+  return n;
+}
+
+int cray__codec_decode_args(lua_State *L, cray__lstate *ls, cray__blob *b) {
+  dec d;
+  dec_begin(&d, L, ls, b, b->count);
+  cray__mp_reader r = {b->data, b->data + b->len};
+  for (uint32_t i = 0; i < b->count; i++) {
+    cray__mp_item it;
+    next_item(&d, &r, &it);
+    if (it.type != CRAY__MP_EXT || it.ext != CRAY__EXT_REF) {
+      dec_item(&d, &r, &it);
+      continue;
+    }
+    if (d.nextref >= b->nrefs || it.n != 16)
+      cray__raise(L, "serialization", "blob's ref table does not match its contents");
+    cray__entry *e = b->refs[d.nextref++];
+    if (cray__entry_state(e) != CRAY__READY)
+      cray__raise(L, "serialization", "argument %u is an object that is not ready", i + 1);
+    if (cray__codec_decode_entry(L, ls, e, 1, "task argument") == 0) lua_pushnil(L);
+  }
+  dec_end(&d, &r);
+  return (int)b->count;
 }
 
 /* ==== views ==== */

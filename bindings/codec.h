@@ -46,9 +46,31 @@ static inline size_t cray__codec_len(const cray__lstate *ls) {
  * unchanged: spliced bytes are read from them here. Frees a scratch buffer grown big. */
 cray__blob *cray__codec_blob(cray__lstate *ls, cray__store *s, uint32_t count, uint32_t flags);
 
+/* Room for len bytes of new values in ls's store: cray__store_reserve, which may wait for
+ * the spill thread. Raises out_of_memory, naming `fn` and what is full, when there is
+ * none. */
+void cray__codec_reserve(lua_State *L, cray__lstate *ls, size_t len, const char *fn);
+
+/* cray__codec_blob for a value of ls's store, trusted, after cray__codec_reserve. Raises
+ * out_of_memory, naming `fn`, when the store has no room or memory is short. */
+cray__blob *cray__codec_store_blob(lua_State *L, cray__lstate *ls, uint32_t count,
+                                   const char *fn);
+
 /* Pushes the first `max` values of b (all of them when max < 0); returns how many it
  * pushed. Raises on malformed input. Views of b's FFI arrays take references to b. */
 int cray__codec_decode(lua_State *L, cray__lstate *ls, cray__blob *b, int max);
+
+/* Pins the blob of e, a resolved entry of ls's store, reading it back from disk if it was
+ * spilled (cray__store_pin; the caller unpins); raises, naming `fn`, when it cannot. */
+cray__blob *cray__codec_pin(lua_State *L, cray__lstate *ls, cray__entry *e, const char *fn);
+
+/* cray__codec_decode of e's blob, pinned meanwhile. */
+int cray__codec_decode_entry(lua_State *L, cray__lstate *ls, cray__entry *e, int max,
+                             const char *fn);
+
+/* Pushes a task's arguments, the values of b, except that an ObjectRef at the top level
+ * stands for the first value of its object (which must be ready); returns how many. */
+int cray__codec_decode_args(lua_State *L, cray__lstate *ls, cray__blob *b);
 
 /* Gives the FFI helpers of L (registry CRAY__REG_FFI, loaded already) the C functions
  * they need: the finalizer of views. */
@@ -62,5 +84,6 @@ typedef struct cray__view {
   cray__blob *owner;  /* one reference, dropped by the finalizer */
   cray__store *store; /* owner's store; not used once owner is an orphan */
 } cray__view;
+
 
 #endif

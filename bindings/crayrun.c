@@ -199,6 +199,22 @@ static int run_chunk(lua_State *L, int status, int nargs) {
   return 1;
 }
 
+/* Puts the script's directory first on package.path, so the script and its tasks (whose
+ * states copy the driver's path) find the modules beside it. */
+static void add_script_dir(lua_State *L, const char *path) {
+  const char *slash = strrchr(path, '/');
+  lua_getglobal(L, "package");
+  if (slash) lua_pushlstring(L, path, (size_t)(slash - path + 1));
+  else lua_pushliteral(L, "./");
+  lua_pushliteral(L, "?.lua;");
+  lua_pushvalue(L, -2);
+  lua_pushliteral(L, "?/init.lua;");
+  lua_getfield(L, -5, "path");
+  lua_concat(L, 5);
+  lua_setfield(L, -2, "path");
+  lua_pop(L, 1);
+}
+
 /* The global `arg`: arg[0] is the script, arg[1..] its arguments, arg[-k] what came
  * before (as luajit sets it). Returns how many script arguments it pushed. */
 static int set_args(lua_State *L, int argc, char **argv, int script) {
@@ -252,6 +268,7 @@ int main(int argc, char **argv) {
     status = run_chunk(L, luaL_loadbuffer(L, c.chunks[k], strlen(c.chunks[k]), "=(command line)"), 0);
   if (!status && c.script < argc) {
     const char *path = argv[c.script];
+    if (strcmp(path, "-") != 0) add_script_dir(L, path);
     int nargs = set_args(L, argc, argv, c.script);
     int load = luaL_loadfile(L, strcmp(path, "-") == 0 ? NULL : path);
     lua_insert(L, -nargs - 1);

@@ -23,6 +23,7 @@
 #define CRAY__REG_CLASSES "cray.classes"   /* name -> metatable and metatable -> name */
 #define CRAY__REG_CNAMES "cray.cnames"     /* C function -> "lib.name" and back */
 #define CRAY__REG_FFI "cray.ffi"           /* table of FFI helpers from lua/ffi_codec.lua */
+#define CRAY__REG_WORKER "cray.worker"     /* set before luaopen_cray in a worker's state */
 
 /* A stretch of bytes the encoder leaves in place: it goes into the blob at ls->scratch
  * offset `at`, copied straight from the Lua value (codec.h, CRAY__SPLICE_MIN). */
@@ -36,7 +37,9 @@ typedef struct cray__lstate {
   cray_runtime *rt; /* NULL until cray.init; borrowed from the module's process runtime */
   unsigned epoch;   /* rt->ids.epoch when rt was set: refs made under another are stale */
   int objref_mt;    /* registry reference of the ObjectRef metatable */
+  const void *objref_mt_ptr; /* its address, to recognise it without a look-up */
   int owns_rt;      /* rt is the process runtime this state opened: closing L closes it */
+  void *worker;     /* in a worker's state, the executor's worker (bindings/executor.c) */
   cray__buf scratch; /* encoder output, reset per encode: not the whole blob (the
                       * splices go between), which cray__codec_blob makes */
   cray__entry **refs; /* entries of the ObjectRefs the last encode met, in order; borrowed */

@@ -20,9 +20,11 @@
 #include "../runtime/alloc.h"
 #include "../runtime/wait.h"
 #include "codec.h"
+#include "executor.h"
 #include "lua_modules.h"
 #include "lstate.h"
 #include "objref.h"
+#include "task.h"
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static cray_runtime *g_rt;
@@ -43,7 +45,7 @@ static int open_process_rt(cray__lstate *ls, const cray_options *opts) {
   return rc;
 }
 
-static cray_runtime *need_rt(lua_State *L, cray__lstate *ls) {
+cray_runtime *cray__module_rt(lua_State *L, cray__lstate *ls) {
   if (ls->rt) return ls->rt;
   pthread_mutex_lock(&g_mu);
   int rc = 0;
@@ -120,27 +122,19 @@ static void pay_gc_debt(lua_State *L, cray__lstate *ls) {
   else lua_gc(L, LUA_GCSTEP, (int)kb);
 }
 
-/* Raises out_of_memory for an object of len bytes the store has no room for. */
-static int raise_full(lua_State *L, cray_runtime *rt, size_t len, const char *fn) {
-  char why[1024];
-  cray__store_describe_full(rt->store, len, why, sizeof why);
-  return cray__raise(L, "out_of_memory", "%s: out of memory: %s", fn, why);
-}
-
 static int l_put(lua_State *L) {
   cray__lstate *ls = self(L);
   int n = lua_gettop(L);
   if (n != 1)
     cray__raise(L, "invalid_argument", "cray.put: takes exactly one value (got %d)", n);
-  cray_runtime *rt = need_rt(L, ls);
+  cray_runtime *rt = cray__module_rt(L, ls);
   if (ls->gc_debt >= GC_DEBT_MIN) pay_gc_debt(L, ls);
   cray__codec_encode(L, ls, 1, 1, "value");
   size_t len = cray__codec_len(ls);
-  if (cray__store_reserve(rt->store, len, 1) != 0) raise_full(L, rt, len, "cray.put");
-  cray__blob *b = cray__codec_blob(ls, rt->store, 1, CRAY__BLOB_TRUSTED);
-  cray__entry *e = b ? cray__store_insert(rt->store, cray__id_new(&rt->ids), b) : NULL;
+  cray__blob *b = cray__codec_store_blob(L, ls, 1, "cray.put");
+  cray__entry *e = cray__store_insert(rt->store, cray__id_new(&rt->ids), b);
   if (!e) {
-    if (b) cray__blob_release(rt->store, b);
+    cray__blob_release(rt->store, b);
     cray__raise(L, "out_of_memory", "cray.put: no memory for a %zu-byte object", len);
   }
   ls->gc_debt += len + sizeof *e + sizeof *b;
@@ -167,10 +161,18 @@ static cray__entry **collect_refs(lua_State *L, cray__lstate *ls, int idx, const
   return v;
 }
 
-/* Waits for entries[0..n) to have `want` resolved; raises "timeout" if they don't. */
+/* How long a thread may still wait for a deadline (< 0: none): seconds, at least 0. */
+static double time_left(double deadline) {
+  if (deadline < 0) return -1;
+  double left = deadline - cray__now();
+  return left > 0 ? left : 0;
+}
+
+/* Blocks the thread until `want` of entries[0..n) resolve; raises "timeout" at the
+ * deadline. `timeout` is the option as given, for the message. */
 static void wait_or_raise(lua_State *L, cray__lstate *ls, cray__entry **v, size_t n, size_t want,
-                          double timeout, unsigned char *ready, const char *fn) {
-  int got = cray__wait_entries(ls->rt->store, v, n, want, timeout, ready);
+                          double deadline, double timeout, unsigned char *ready, const char *fn) {
+  int got = cray__wait_entries(ls->rt->store, v, n, want, time_left(deadline), ready);
   if (got < 0) cray__raise(L, "out_of_memory", "%s: %s", fn, cray_strerror(got));
   if ((size_t)got >= want) return;
   size_t first = 0;
@@ -181,34 +183,35 @@ static void wait_or_raise(lua_State *L, cray__lstate *ls, cray__entry **v, size_
               fn, timeout, n - (size_t)got, n, hex);
 }
 
-/* Pins e's blob (reading it back from disk if it was spilled); raises when it cannot. */
-static cray__blob *pin(lua_State *L, cray__lstate *ls, cray__entry *e, const char *fn) {
-  cray__blob *b;
-  int rc = cray__store_pin(ls->rt->store, e, &b);
-  if (rc)
-    cray__raise(L, rc == CRAY_ENOMEM ? "out_of_memory" : "object_lost",
-                "%s: cannot read the object back from the spill directory %s: %s", fn,
-                cray__store_spill_dir(ls->rt->store), cray_strerror(rc));
-  return b;
-}
-
-/* Pushes the first `max` values of e (all when max < 0); returns how many. */
-static int push_values(lua_State *L, cray__lstate *ls, cray__entry *e, int max,
-                       const char *fn) {
-  cray__blob *b = pin(L, ls, e, fn);
-  int n = cray__codec_decode(L, ls, b, max);
-  cray__store_unpin(e);
-  return n;
-}
-
 /* Raises the error object stored in a failed entry. */
 static int raise_stored(lua_State *L, cray__lstate *ls, cray__entry *e, const char *fn) {
-  push_values(L, ls, e, 1, fn);
+  cray__codec_decode_entry(L, ls, e, 1, fn);
   return lua_error(L);
+}
+
+/* Arguments 3 and 4 of get and wait, which lua/cray.lua passes inside tasks: the deadline
+ * fixed at the first call (so a resumed call keeps it), and coroutine.isyieldable(). */
+static double deadline_arg(lua_State *L, double timeout) {
+  if (lua_type(L, 3) == LUA_TNUMBER) return lua_tonumber(L, 3);
+  return timeout < 0 ? -1 : cray__now() + timeout;
 }
 
 static const char *const get_options[] = {"timeout", NULL};
 
+/* Waits for e, pending, until the deadline of arguments 3 and 4: returns 1 when L is a
+ * task's coroutine and the caller must return lua_yield(L, 0) (then call again on
+ * CRAY__RETRY), 0 once e is resolved; raises "timeout". */
+static int await_one(lua_State *L, cray__lstate *ls, cray__entry *e, double timeout,
+                     const char *fn) {
+  double deadline = deadline_arg(L, timeout);
+  if (cray__exec_arm(L, ls, &e, 1, 1, deadline, lua_toboolean(L, 4), fn)) return 1;
+  unsigned char ready;
+  wait_or_raise(L, ls, &e, 1, 1, deadline, timeout, &ready, fn);
+  return 0;
+}
+
+/* get(ref | refs [, opts [, deadline, yieldable]]): the values, or (in a task, after a
+ * wait) CRAY__RETRY, on which lua/cray.lua calls again. */
 static int l_get(lua_State *L) {
   cray__lstate *ls = self(L);
   int opts = opts_arg(L, 2, "cray.get", get_options);
@@ -216,11 +219,10 @@ static int l_get(lua_State *L) {
   cray__entry *e = cray__objref_test(L, ls, 1);
   if (e) {
     if (cray__entry_state(e) == CRAY__PENDING) {
-      unsigned char ready;
-      wait_or_raise(L, ls, &e, 1, 1, timeout, &ready, "cray.get");
+      if (await_one(L, ls, e, timeout, "cray.get")) return lua_yield(L, 0);
     }
     if (cray__entry_state(e) == CRAY__FAILED) return raise_stored(L, ls, e, "cray.get");
-    return push_values(L, ls, e, -1, "cray.get");
+    return cray__codec_decode_entry(L, ls, e, -1, "cray.get");
   }
   if (!lua_istable(L, 1))
     cray__raise(L, "invalid_argument",
@@ -230,13 +232,24 @@ static int l_get(lua_State *L) {
   cray__entry **v = collect_refs(L, ls, 1, "cray.get", &n);
   if (n) {
     unsigned char *ready = lua_newuserdata(L, n);
-    wait_or_raise(L, ls, v, n, n, timeout, ready, "cray.get");
+    double deadline = deadline_arg(L, timeout);
+    size_t have = 0;
+    for (size_t i = 0; i < n; i++) have += cray__entry_state(v[i]) != CRAY__PENDING;
+    if (have < n) {
+      size_t k = 0; /* wait for the pending ones only (fewer by now, perhaps none) */
+      cray__entry **pending = lua_newuserdata(L, (n - have) * sizeof *pending);
+      for (size_t i = 0; i < n; i++)
+        if (cray__entry_state(v[i]) == CRAY__PENDING) pending[k++] = v[i];
+      if (k && cray__exec_arm(L, ls, pending, k, k, deadline, lua_toboolean(L, 4), "cray.get"))
+        return lua_yield(L, 0);
+      wait_or_raise(L, ls, v, n, n, deadline, timeout, ready, "cray.get");
+    }
   }
   for (size_t i = 0; i < n; i++)
     if (cray__entry_state(v[i]) == CRAY__FAILED) return raise_stored(L, ls, v[i], "cray.get");
   lua_createtable(L, (int)n, 0);
   for (size_t i = 0; i < n; i++) {
-    if (push_values(L, ls, v[i], 1, "cray.get") == 0) lua_pushnil(L);
+    if (cray__codec_decode_entry(L, ls, v[i], 1, "cray.get") == 0) lua_pushnil(L);
     lua_rawseti(L, -2, (int)i + 1);
   }
   return 1;
@@ -253,8 +266,9 @@ static int buffer_gc(lua_State *L) {
 static const char *const mp_kinds[] = {"nil", "boolean", "number", "number", "number",
                                        "string", "string", "table", "table", "extension"};
 
-/* get_buffer(ref [, opts]) -> const char * cdata, length: the bytes of the ref's first
- * value, a string or an FFI array, in place. The pointer holds the blob until collected. */
+/* get_buffer(ref [, opts [, deadline, yieldable]]) -> const char * cdata, length: the bytes
+ * of the ref's first value, a string or an FFI array, in place; or CRAY__RETRY as get. The
+ * pointer holds the blob until collected. */
 static int l_get_buffer(lua_State *L) {
   cray__lstate *ls = self(L);
   int opts = opts_arg(L, 2, "cray.get_buffer", get_options);
@@ -263,15 +277,13 @@ static int l_get_buffer(lua_State *L) {
   if (!e)
     cray__raise(L, "invalid_argument", "cray.get_buffer: expects an ObjectRef (got %s)",
                 luaL_typename(L, 1));
-  if (cray__entry_state(e) == CRAY__PENDING) {
-    unsigned char ready;
-    wait_or_raise(L, ls, &e, 1, 1, timeout, &ready, "cray.get_buffer");
-  }
+  if (cray__entry_state(e) == CRAY__PENDING && await_one(L, ls, e, timeout, "cray.get_buffer"))
+    return lua_yield(L, 0);
   if (cray__entry_state(e) == CRAY__FAILED) return raise_stored(L, ls, e, "cray.get_buffer");
   lua_settop(L, 1);
   lua_getfield(L, LUA_REGISTRYINDEX, CRAY__REG_FFI);
   lua_getfield(L, -1, "new_buffer");
-  cray__blob *b = pin(L, ls, e, "cray.get_buffer");
+  cray__blob *b = cray__codec_pin(L, ls, e, "cray.get_buffer");
   cray__mp_reader r = {b->data, b->data + b->len};
   cray__mp_item it;
   const uint8_t *p = NULL;
@@ -306,6 +318,7 @@ static int l_get_buffer(lua_State *L) {
 
 static const char *const wait_options[] = {"num_returns", "timeout", NULL};
 
+/* wait(refs [, opts [, deadline, yieldable]]): ready, pending; or CRAY__RETRY as get. */
 static int l_wait(lua_State *L) {
   cray__lstate *ls = self(L);
   if (!lua_istable(L, 1)) {
@@ -330,10 +343,21 @@ static int l_wait(lua_State *L) {
     }
     lua_pop(L, 1);
   }
-  double timeout = opt_timeout(L, opts, "cray.wait");
+  double deadline = deadline_arg(L, opt_timeout(L, opts, "cray.wait"));
   unsigned char *ready = lua_newuserdata(L, n ? n : 1);
-  int got = cray__wait_entries(ls->rt ? ls->rt->store : NULL, v, n, want, timeout, ready);
-  if (got < 0) cray__raise(L, "out_of_memory", "cray.wait: %s", cray_strerror(got));
+  size_t have = 0;
+  for (size_t i = 0; i < n; i++) have += ready[i] = cray__entry_state(v[i]) != CRAY__PENDING;
+  if (have < want && time_left(deadline) != 0) {
+    size_t k = 0;
+    cray__entry **pending = lua_newuserdata(L, (n - have) * sizeof *pending);
+    for (size_t i = 0; i < n; i++)
+      if (!ready[i]) pending[k++] = v[i];
+    if (cray__exec_arm(L, ls, pending, k, want - have, deadline, lua_toboolean(L, 4),
+                       "cray.wait"))
+      return lua_yield(L, 0);
+    int got = cray__wait_entries(ls->rt->store, v, n, want, time_left(deadline), ready);
+    if (got < 0) cray__raise(L, "out_of_memory", "cray.wait: %s", cray_strerror(got));
+  }
   lua_createtable(L, (int)want, 0);
   lua_createtable(L, (int)(n - want), 0);
   int nr = 0, np = 0;
@@ -353,11 +377,20 @@ static void set_int(lua_State *L, const char *k, uint64_t v) {
 }
 
 static int l_stats(lua_State *L) {
-  cray_runtime *rt = need_rt(L, self(L));
+  cray_runtime *rt = cray__module_rt(L, self(L));
   cray_store_stats s;
   cray_store_stats_get(rt, &s);
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 3);
   set_int(L, "workers", (uint64_t)rt->opts.workers);
+  cray__sched_stats ts = {0, 0, 0, 0};
+  cray__sched *sched = atomic_load(&rt->sched);
+  if (sched) cray__sched_stats_get(sched, &ts);
+  lua_createtable(L, 0, 4);
+  set_int(L, "submitted", ts.submitted);
+  set_int(L, "running", ts.running);
+  set_int(L, "finished", ts.finished);
+  set_int(L, "failed", ts.failed);
+  lua_setfield(L, -2, "tasks");
   lua_createtable(L, 0, 8);
   set_int(L, "objects", s.objects);
   set_int(L, "bytes", s.bytes);
@@ -475,6 +508,9 @@ static void new_lstate(lua_State *L) {
   cray__lstate *ls = lua_newuserdata(L, sizeof *ls);
   memset(ls, 0, sizeof *ls);
   cray__buf_init(&ls->scratch);
+  lua_getfield(L, LUA_REGISTRYINDEX, CRAY__REG_WORKER);
+  ls->worker = lua_touserdata(L, -1);
+  lua_pop(L, 1);
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, lstate_gc);
   lua_setfield(L, -2, "__gc");
@@ -582,10 +618,12 @@ int luaopen_cray(lua_State *L) {
 
   luaL_loadbuffer(L, (const char *)main->code, *main->size, main->name);
   lua_createtable(L, 0, 16);
-  for (const luaL_Reg *r = core_functions; r->name; r++) {
-    lua_pushlightuserdata(L, ls);
-    lua_pushcclosure(L, r->func, 1);
-    lua_setfield(L, -2, r->name);
+  for (const luaL_Reg *set[] = {core_functions, cray__task_functions, NULL}, **f = set; *f; f++) {
+    for (const luaL_Reg *r = *f; r->name; r++) {
+      lua_pushlightuserdata(L, ls);
+      lua_pushcclosure(L, r->func, 1);
+      lua_setfield(L, -2, r->name);
+    }
   }
   lua_getfield(L, LUA_REGISTRYINDEX, CRAY__REG_CLASSES);
   lua_setfield(L, -2, "classes");

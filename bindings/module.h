@@ -15,6 +15,11 @@
 
 CRAY_API int luaopen_cray(lua_State *L);
 
+/* The runtime L uses; the process runtime is started with defaults when there is none
+ * yet. Raises when it cannot start. */
+struct cray__lstate;
+cray_runtime *cray__module_rt(lua_State *L, struct cray__lstate *ls);
+
 /* Makes L (which must have loaded `cray`) use rt, owned by the caller, until L closes. */
 void cray__module_attach(lua_State *L, cray_runtime *rt);
 

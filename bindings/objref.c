@@ -8,9 +8,8 @@
 static cray__objref *to_objref(lua_State *L, cray__lstate *ls, int idx) {
   cray__objref *r = lua_touserdata(L, idx);
   if (!r || !lua_getmetatable(L, idx)) return NULL;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, ls->objref_mt);
-  int same = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
+  int same = lua_topointer(L, -1) == ls->objref_mt_ptr;
+  lua_pop(L, 1);
   return same ? r : NULL;
 }
 
@@ -36,8 +35,10 @@ void cray__objref_push(lua_State *L, cray__lstate *ls, cray__entry *e) {
   lua_setmetatable(L, -2);
 }
 
+/* The state's context is upvalue 1: the context outlives every ObjectRef (the registry
+ * holds it, and lua_close runs all finalizers before it frees anything). */
 static int objref_gc(lua_State *L) {
-  cray__lstate *ls = cray__lstate_get(L);
+  cray__lstate *ls = lua_touserdata(L, lua_upvalueindex(1));
   cray__objref *r = lua_touserdata(L, 1);
   if (ls && r && r->e && is_live(ls, r)) cray__store_release(ls->rt->store, r->e);
   if (r) r->e = NULL;
@@ -86,7 +87,8 @@ static int objref_hex(lua_State *L) {
 void cray__objref_open(lua_State *L) {
   cray__lstate *ls = cray__lstate_get(L);
   lua_createtable(L, 0, 5);
-  lua_pushcfunction(L, objref_gc);
+  lua_pushlightuserdata(L, ls);
+  lua_pushcclosure(L, objref_gc, 1);
   lua_setfield(L, -2, "__gc");
   lua_pushcfunction(L, objref_tostring);
   lua_setfield(L, -2, "__tostring");
@@ -100,5 +102,6 @@ void cray__objref_open(lua_State *L) {
   lua_setfield(L, -2, "__metatable");
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, CRAY__REG_OBJREF_MT);
+  ls->objref_mt_ptr = lua_topointer(L, -1);
   ls->objref_mt = luaL_ref(L, LUA_REGISTRYINDEX);
 }

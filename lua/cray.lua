@@ -1,96 +1,38 @@
--- cray: the public Lua module. The C half (bindings/module.c) hands its functions in as
--- `core`; this file checks options, names things as the documentation does, and adds
--- what is simplest in Lua.
+-- cray: the public Lua module. The C half (bindings/module.c, bindings/task.c) hands its
+-- functions in as `core`; this file checks options, names things as the documentation
+-- does, and adds what is simplest in Lua.
 
 local core = ...
 local errors = require "cray.errors"
+local options = require "cray.options"
 
 local raise = errors.raise
 local cray = {version = core.version, Error = errors.Error, is_error = errors.is_error}
 
 cray.put = core.put
-cray.get = core.get
-cray.wait = core.wait
 cray.stats = core.stats
-cray.get_buffer = core.get_buffer
-
--- Option tables: each option's check returns the value to use or nil, message.
-local function whole(min)
-  return function(v)
-    if type(v) == "number" and v == math.floor(v) and v >= min then return v end
-    return nil, ("a whole number >= %d"):format(min)
-  end
-end
-
-local function size(v)
-  if type(v) == "number" and v >= 0 and v == math.floor(v) then return v end
-  if type(v) == "string" then
-    local n = core.parse_size(v)
-    if n then return n end
-  end
-  return nil, 'a size in bytes, as a number or a string like "512M" or "2G"'
-end
-
-local function of_type(t)
-  return function(v)
-    if type(v) == t then return v end
-    return nil, "a " .. t
-  end
-end
-
-local function resources(v)
-  if type(v) ~= "table" then return nil, "a table of resource name = count" end
-  for name, n in pairs(v) do
-    if type(name) ~= "string" or type(n) ~= "number" or n < 0 then
-      return nil, "a table of resource name = count (count a number >= 0)"
-    end
-  end
-  return v
-end
+cray.cancel = core.cancel
 
 local init_options = {
-  workers = whole(1),
-  memory = size,
-  spill_dir = of_type("string"),
-  spill_max = size,
-  worker_memory = size,
-  resources = resources,
-  ignore_reinit_error = of_type("boolean"),
+  workers = options.whole(1, 4096),
+  memory = options.size(core.parse_size),
+  spill_dir = options.of_type("string"),
+  spill_max = options.size(core.parse_size),
+  worker_memory = options.size(core.parse_size),
+  resources = options.resources(true),
+  ignore_reinit_error = options.of_type("boolean"),
 }
 
--- Checks `opts` against `spec`; returns a table of checked values. Errors name the call.
-local function check_options(fn, opts, spec, level)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then
-    raise(level + 1, "invalid_argument", "%s: options must be a table (got %s)", fn, type(opts))
-  end
-  local out = {}
-  for k, v in pairs(opts) do
-    local check = spec[k]
-    if not check then
-      local known = {}
-      for name in pairs(spec) do known[#known + 1] = name end
-      table.sort(known)
-      raise(level + 1, "invalid_argument", "%s: unknown option '%s' (known: %s)", fn,
-            tostring(k), table.concat(known, ", "))
-    end
-    local value, want = check(v)
-    if value == nil then
-      raise(level + 1, "invalid_argument", "%s: option '%s' must be %s (got %s)", fn, k,
-            want, type(v) == "string" and ("%q"):format(v) or tostring(v))
-    end
-    out[k] = value
-  end
-  return out
-end
-
 function cray.init(opts)
-  local o = check_options("cray.init", opts, init_options, 2)
+  local o = options.check("cray.init", opts, init_options, 2)
   if core.is_open() and o.ignore_reinit_error then return end
   core.open(o.workers, o.memory, o.spill_dir, o.spill_max, o.worker_memory, o.resources)
 end
 
+local forget_unstored
+
 function cray.shutdown()
+  forget_unstored()
   core.close()
 end
 
@@ -115,5 +57,66 @@ function cray.register_class(name, mt)
   core.classes[name], core.classes[mt] = mt, name
   return mt
 end
+
+local function check_seconds(fn, s)
+  if type(s) ~= "number" or not (s >= 0) then
+    raise(3, "invalid_argument", "%s: seconds must be a number >= 0 (got %s)", fn, tostring(s))
+  end
+end
+
+local now, sleep_until = core.now, core.sleep_until
+
+if not core.in_worker() then
+  -- The driver blocks its thread when it waits.
+  cray.get = core.get
+  cray.wait = core.wait
+  cray.get_buffer = core.get_buffer
+
+  function cray.sleep(seconds)
+    check_seconds("cray.sleep", seconds)
+    sleep_until(now() + seconds)
+  end
+else
+  -- Inside a task, get, get_buffer, wait and sleep yield to the worker; when the coroutine resumes they
+  -- receive RETRY and look again, keeping the deadline of their first call.
+  local get, get_buffer, wait = core.get, core.get_buffer, core.wait
+  local RETRY, isyieldable = core.retry(), coroutine.isyieldable
+
+  local function deadline_of(opts)
+    local t = type(opts) == "table" and opts.timeout
+    return type(t) == "number" and t >= 0 and now() + t or nil
+  end
+
+  local function get_again(refs, opts, deadline, first, ...)
+    if first ~= RETRY then return first, ... end
+    return get_again(refs, opts, deadline, get(refs, opts, deadline, isyieldable()))
+  end
+
+  function cray.get(refs, opts)
+    local deadline = deadline_of(opts)
+    return get_again(refs, opts, deadline, get(refs, opts, deadline, isyieldable()))
+  end
+
+  -- A call of fn(x, opts, deadline, yieldable) -> a, b that repeats while a is RETRY.
+  local function retrying(fn)
+    return function(x, opts)
+      local deadline = deadline_of(opts)
+      local a, b = fn(x, opts, deadline, isyieldable())
+      while a == RETRY do a, b = fn(x, opts, deadline, isyieldable()) end
+      return a, b
+    end
+  end
+
+  cray.get_buffer = retrying(get_buffer)
+  cray.wait = retrying(wait)
+
+  function cray.sleep(seconds)
+    check_seconds("cray.sleep", seconds)
+    local deadline = now() + seconds
+    while sleep_until(deadline, isyieldable()) == RETRY do end
+  end
+end
+
+forget_unstored = require("cray.remote")(cray, core)
 
 return cray

@@ -45,6 +45,22 @@ function M.raise(level, kind, fmt, ...)
   error(M.new(kind, where .. msg, {traceback = debug.traceback("", level + 1):sub(2)}), 0)
 end
 
+-- The error object of a task that raised `value`, with the task's traceback. A cray error
+-- raised inside the task (a failed get, say) becomes the cause; a value that is not a
+-- string travels as `value`.
+function M.from_raised(value, traceback, task)
+  local fields = {traceback = traceback, task = task}
+  if getmetatable(value) == Error then
+    fields.cause = value
+    return M.new("task_error", ("task '%s' failed: %s"):format(task, tostring(value.message)),
+                 fields)
+  end
+  if type(value) == "string" then return M.new("task_error", value, fields) end
+  fields.value = value
+  return M.new("task_error", ("task '%s' raised a %s value: %s"):format(task, type(value),
+                                                                       tostring(value)), fields)
+end
+
 function M.is_error(v)
   return getmetatable(v) == Error
 end

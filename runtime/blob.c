@@ -94,7 +94,8 @@ cray__blob *cray__blob_unhusk(struct cray__store *s, const cray__blob *husk) {
 void cray__blob_orphan(cray__blob *b) {
   /* nrefs stays: it sizes the allocation. The refs themselves are never read again. */
   b->flags |= CRAY__BLOB_ORPHAN;
-  atomic_fetch_sub_explicit(&b->rc, 1, memory_order_acq_rel);
+  if (atomic_fetch_sub_explicit(&b->rc, 1, memory_order_acq_rel) == 1)
+    cray__blob_free_shell(NULL, b);
 }
 
 /* ---- blobs from outside ---- */

@@ -66,7 +66,8 @@ cray__blob *cray__blob_husk(const cray__blob *b);
 cray__blob *cray__blob_unhusk(struct cray__store *s, const cray__blob *husk);
 /* Frees b's memory and nothing else: its refs belong to someone else now. */
 void cray__blob_free_shell(struct cray__store *s, cray__blob *b);
-/* Makes b an orphan and drops the store's reference (its entry's) to it. */
+/* Makes b an orphan and drops one of the store's references (an entry's) to it, freeing
+ * it when that was the last. */
 void cray__blob_orphan(cray__blob *b);
 
 /* A blob of one MessagePack value copied from data[0..len), bytes from outside the

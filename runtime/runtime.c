@@ -45,6 +45,8 @@ int cray_open(cray_runtime **out, const cray_options *opts) {
                              sizeof open_error)) ||
       (rc = cray__store_spill_to(rt->store, sp)))
     goto fail;
+  pthread_mutex_init(&rt->sched_mu, NULL);
+  cray__classes_init(&rt->classes);
   *out = rt;
   return 0;
 fail:
@@ -56,9 +58,34 @@ fail:
 
 void cray_close(cray_runtime *rt) {
   if (!rt) return;
+  if (rt->sched) cray__sched_stop(rt->sched);
+  if (rt->exec_ctx_free) rt->exec_ctx_free(rt->exec_ctx);
+  pthread_mutex_destroy(&rt->sched_mu);
+  cray__classes_free(&rt->classes, rt->store);
   cray__store_destroy(rt->store);
   cray__options_free(&rt->opts);
   cray__free(rt);
+}
+
+cray__sched *cray__runtime_sched(cray_runtime *rt, const cray__executor *ex,
+                                 void *(*make_ctx)(cray_runtime *rt, void *arg), void *arg,
+                                 void (*free_ctx)(void *ctx)) {
+  cray__sched *s = atomic_load_explicit(&rt->sched, memory_order_acquire);
+  if (s) return s;
+  pthread_mutex_lock(&rt->sched_mu);
+  if (!(s = rt->sched)) {
+    void *ctx = make_ctx(rt, arg);
+    if (ctx && cray__sched_start(&s, rt, ex, ctx) == 0) {
+      rt->exec_ctx = ctx;
+      rt->exec_ctx_free = free_ctx;
+      atomic_store_explicit(&rt->sched, s, memory_order_release);
+    } else if (ctx) {
+      free_ctx(ctx);
+      s = NULL;
+    }
+  }
+  pthread_mutex_unlock(&rt->sched_mu);
+  return s;
 }
 
 int cray_put(cray_runtime *rt, const void *data, size_t len, cray_id *id) {

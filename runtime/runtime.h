@@ -2,21 +2,38 @@
  * runtime.h: what a cray_runtime holds. One per cray_open; the Lua module keeps one for
  * the process between cray.init and cray.shutdown.
  *
- * Owns the id generator, the object store and a copy of the options. The options' strings
- * and arrays are copied at open and freed at close.
+ * Owns the id generator, the object store, a copy of the options, and once the first task
+ * is submitted the scheduler with its executor's context. The options' strings and arrays
+ * are copied at open and freed at close; close stops the scheduler before it frees the
+ * store.
  */
 #ifndef CRAY_RUNTIME_H
 #define CRAY_RUNTIME_H
 
+#include <pthread.h>
+
+#include "classes.h"
 #include "cray.h"
 #include "id.h"
+#include "sched.h"
 #include "store.h"
 
 struct cray_runtime {
   cray_options opts; /* copies; workers and memory resolved to their defaults */
   cray__idgen ids;
   cray__store *store;
+  pthread_mutex_t sched_mu;   /* guards starting the scheduler */
+  cray__sched *_Atomic sched; /* NULL until the first task */
+  void *exec_ctx;             /* the executor's context, freed with exec_ctx_free */
+  void (*exec_ctx_free)(void *ctx);
+  cray__classes classes;      /* metatables published by cray.register_class */
 };
+
+/* The runtime's scheduler, started on first use with executor ex and the context that
+ * make_ctx(rt, arg) returns (freed by free_ctx at close). NULL when it cannot start. */
+cray__sched *cray__runtime_sched(cray_runtime *rt, const cray__executor *ex,
+                                 void *(*make_ctx)(cray_runtime *rt, void *arg), void *arg,
+                                 void (*free_ctx)(void *ctx));
 
 /* Copies src into dst (strings and arrays duplicated); on failure dst is left for
  * cray__options_free. */

@@ -52,9 +52,10 @@ int cray__store_create(cray__store **out, uint64_t budget) {
   return 0;
 }
 
-/* Entries hold blobs that hold other entries; free blobs first (their nested releases are
- * not followed: every entry goes anyway), then every entry. A blob a view still holds is
- * left to the view, as an orphan. */
+/* Entries hold blobs that hold other entries, and several entries may share a blob (a
+ * failed task's error): drop each entry's blob reference without following nested refs
+ * (every entry goes anyway), then free every entry. A blob a view still holds is left to
+ * the view, as an orphan. */
 void cray__store_destroy(cray__store *s) {
   cray__store_spill_stop(s);
   for (int i = 0; i < NSHARDS; i++) {
@@ -63,7 +64,7 @@ void cray__store_destroy(cray__store *s) {
       for (cray__entry *e = sh->buckets[b]; e; e = e->next) {
         cray__blob *blob = stored(e);
         if (!blob) continue;
-        if ((blob->flags & CRAY__BLOB_SPILLED) || atomic_load(&blob->rc) == 1)
+        if (blob->flags & CRAY__BLOB_SPILLED)
           cray__blob_free_shell(s, blob);
         else
           cray__blob_orphan(blob);
@@ -139,6 +140,7 @@ cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob) {
   e->on_disk = e->restoring = 0;
   atomic_init(&e->stored, blob);
   e->waiters = NULL;
+  e->producer = NULL;
   shard *sh = cray__shard_of(s, &id);
   pthread_mutex_lock(&sh->mu);
   size_t b = bucket_of(sh, &id);
@@ -229,6 +231,7 @@ int cray__store_resolve(cray__store *s, cray__entry *e, cray__blob *blob, int fa
   }
   atomic_store_explicit(&e->stored, blob, memory_order_relaxed);
   atomic_store_explicit(&e->hot, 1, memory_order_relaxed);
+  e->producer = NULL;
   cray__store_add_bytes(s, sh, (int64_t)blob->len);
   atomic_store_explicit(&e->state, failed ? CRAY__FAILED : CRAY__READY, memory_order_release);
   cray__waitnode *w = e->waiters;
@@ -240,6 +243,17 @@ int cray__store_resolve(cray__store *s, cray__entry *e, cray__blob *blob, int fa
   }
   pthread_mutex_unlock(&sh->mu);
   return 0;
+}
+
+int cray__store_with_producer(cray__store *s, cray__entry *e, void (*fn)(void *producer, void *arg),
+                              void *arg) {
+  shard *sh = cray__shard_of(s, &e->id);
+  pthread_mutex_lock(&sh->mu);
+  void *p = atomic_load_explicit(&e->state, memory_order_relaxed) == CRAY__PENDING ? e->producer
+                                                                                  : NULL;
+  if (p) fn(p, arg);
+  pthread_mutex_unlock(&sh->mu);
+  return p != NULL;
 }
 
 int cray__store_subscribe(cray__store *s, cray__entry *e, cray__waitnode *node) {
@@ -332,6 +346,13 @@ cray__blob *cray__store_evict_locked(cray__store *s, shard *sh, cray__entry *e, 
 }
 
 /* ---- the rest ---- */
+
+void cray__store_count_bytes(cray__store *s, const cray_id *id, int64_t delta) {
+  shard *sh = cray__shard_of(s, id);
+  pthread_mutex_lock(&sh->mu);
+  cray__store_add_bytes(s, sh, delta);
+  pthread_mutex_unlock(&sh->mu);
+}
 
 cray__bigmem *cray__store_bigmem(cray__store *s) { return s ? &s->big : NULL; }
 

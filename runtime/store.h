@@ -69,6 +69,7 @@ typedef struct cray__entry {
   uint8_t restoring;            /* a reader is reading it back from disk; shard lock */
   _Atomic(cray__blob *) stored; /* set before state leaves PENDING; read by pinning */
   cray__waitnode *waiters;      /* shard lock */
+  void *producer;               /* shard lock: the task that will resolve it, while pending */
   struct cray__entry *next;     /* hash chain, shard lock */
 } cray__entry;
 
@@ -105,6 +106,11 @@ static inline uint32_t cray__entry_state(const cray__entry *e) {
 /* Resolves a PENDING entry with blob (taking over the caller's blob reference) and wakes
  * its waiters. CRAY_EINVAL when it was already resolved (the blob is left to the caller). */
 int cray__store_resolve(cray__store *s, cray__entry *e, cray__blob *blob, int failed);
+
+/* While e is pending, calls fn(e->producer, arg) under e's shard lock and returns 1;
+ * returns 0 when e is resolved or has no producer. */
+int cray__store_with_producer(cray__store *s, cray__entry *e, void (*fn)(void *producer, void *arg),
+                              void *arg);
 
 /* Subscribes node (with node->waiter set) to e: 0 when subscribed, 1 when e is already
  * resolved (nothing subscribed). */
@@ -147,6 +153,9 @@ static inline void cray__store_unpin(cray__entry *e) {
  * unless memory is within the budget (an object bigger than the rest of the budget is
  * let in); restores pass may_fail 0 and are always let in. */
 int cray__store_reserve(cray__store *s, size_t len, int may_fail);
+/* Counts delta bytes held outside the entries (a task's arguments) in the store's memory,
+ * in the shard of id: plus their length when made, minus it when freed. */
+void cray__store_count_bytes(cray__store *s, const cray_id *id, int64_t delta);
 /* The message for a reserve of len that failed: budget, usage, spill directory. */
 void cray__store_describe_full(cray__store *s, size_t len, char *buf, size_t n);
 /* Waits until the spill thread is idle: deletes written, memory under the budget or

@@ -3,8 +3,10 @@
  *
  * A thread waiter is a store waiter backed by a mutex and a condition variable on the
  * monotonic clock. cray__wait_entries subscribes one to each pending entry, sleeps until
- * enough resolve or the deadline passes, then unsubscribes from the rest. Coroutines in
- * worker states wait through the scheduler instead and never block their thread.
+ * enough resolve or the deadline passes, then unsubscribes from the rest. A wait for a
+ * single entry first watches it for a few microseconds, which is how long a short task
+ * takes from submission to result when a worker is awake. Coroutines in worker states
+ * wait through the scheduler instead and never block their thread.
  */
 #ifndef CRAY_WAIT_H
 #define CRAY_WAIT_H
@@ -12,6 +14,13 @@
 #include <stddef.h>
 
 #include "store.h"
+
+/* Tells the CPU that the caller spins (waits in a loop without sleeping). */
+static inline void cray__cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
 
 /* Seconds on the monotonic clock. */
 double cray__now(void);

@@ -59,8 +59,8 @@ describe("cray.init and cray.shutdown", function()
 
   it("names an option of the wrong type or value", function()
     local cases = {
-      {{workers = 0}, "option 'workers' must be a whole number >= 1 %(got 0%)"},
-      {{workers = "4"}, [[option 'workers' must be a whole number >= 1 %(got "4"%)]]},
+      {{workers = 0}, "option 'workers' must be a whole number from 1 to 4096 %(got 0%)"},
+      {{workers = "4"}, [[option 'workers' must be a whole number from 1 to 4096 %(got "4"%)]]},
       {{memory = "lots"}, [[option 'memory' must be a size in bytes.*%(got "lots"%)]]},
       {{memory = -1}, "option 'memory' must be a size"},
       {{spill_dir = 3}, "option 'spill_dir' must be a string %(got 3%)"},

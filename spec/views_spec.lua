@@ -3,17 +3,12 @@ local ffi = require "ffi"
 pcall(ffi.cdef, [[
 int memcmp(const void *a, const void *b, size_t n);
 int poll(void *fds, unsigned long nfds, int timeout);
-int clock_gettime(int clock, void *ts);
 ]])
 
 local MiB = 2^20
 local cray = require "cray"
 
-local ts = ffi.new("struct { long s, ns; }")
-local function now()
-  ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
-  return tonumber(ts.s) + tonumber(ts.ns) * 1e-9
-end
+local now = support.clock
 
 local function doubles(n)
   local a = ffi.new("double[?]", n)

@@ -1,0 +1,519 @@
+/*
+ * executor.c: see executor.h.
+ *
+ * Everything here runs on worker threads, each touching only its own xworker and state.
+ * A task's coroutine is anchored in the registry; t->exec holds (generation << 32 | ref)
+ * so a resumption after the state was rebuilt is recognised as lost.
+ *
+ * Coroutines are reused: each runs TRAMPOLINE, a loop that calls the current task's
+ * function (from `task_function`) with its arguments (from `task_args`), and hands what
+ * it returned to `finish`, which stores the results and yields back to x_run. A coroutine
+ * whose task finished goes back to a small pool of idle ones, keeping its registry
+ * reference; one whose task raised or yielded on its own is dropped. The function of the
+ * last task started is kept as an upvalue of `task_function`, in front of the cache by
+ * function id (REG_FNCACHE).
+ */
+#include "executor.h"
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../runtime/alloc.h"
+#include "../runtime/runtime.h"
+#include "../runtime/wait.h"
+#include "codec.h"
+#include "module.h"
+
+const char cray__retry_token = 0;
+
+#define REG_FNCACHE "cray.fncache"
+#define POOL 64 /* idle coroutines kept per worker */
+
+/* The body of every task coroutine. Calling the function as the result of a call, not
+ * through a named variable, leaves tracebacks to show it as "function <file:line>". */
+#define TRAMPOLINE_SOURCE "[cray]" /* as tracebacks show it */
+static const char TRAMPOLINE[] =
+    "local task_function, task_args, finish = ...\n"
+    "return function() while true do finish(task_function()(task_args())) end end\n";
+
+typedef struct exec_ctx {
+  cray_runtime *rt;
+  char *path, *cpath;
+} exec_ctx;
+
+typedef struct xworker {
+  exec_ctx *ctx;
+  int index;
+  lua_State *L;
+  cray__lstate *ls;
+  uint32_t gen;        /* state generation, bumped when it is rebuilt */
+  size_t used, limit;  /* heap bytes, and the limit (0: none) */
+  int oom;             /* an allocation was refused since the state was made */
+  cray__task *current; /* the task running, and its coroutine */
+  lua_State *current_co;
+  int armed;           /* the running task armed a wait before yielding */
+  int finished;        /* the running task's results are stored (finish ran) */
+  int trampoline;      /* registry reference of the coroutines' body */
+  const cray__entry *last_fn; /* the entry of the function task_function keeps */
+  cray_id last_fn_id;  /* its id, as entries are reused */
+  int nidle;           /* idle coroutines: registry references and threads */
+  int idle_ref[POOL];
+  lua_State *idle_co[POOL];
+} xworker;
+
+/* ---- the state ---- */
+
+static void *counting_alloc(void *ud, void *p, size_t osize, size_t nsize) {
+  xworker *xw = ud;
+  if (nsize == 0) {
+    free(p);
+    xw->used -= osize;
+    return NULL;
+  }
+  if (xw->limit && nsize > osize && xw->used - osize + nsize > xw->limit) {
+    xw->oom = 1;
+    return NULL;
+  }
+  void *q = realloc(p, nsize);
+  if (!q) {
+    xw->oom = 1;
+    return NULL;
+  }
+  xw->used = xw->used - osize + nsize;
+  return q;
+}
+
+static int task_function(lua_State *L);
+static int task_args(lua_State *L);
+static int finish(lua_State *L);
+
+static int boot(lua_State *L) {
+  xworker *xw = lua_touserdata(L, 1);
+  luaL_openlibs(L);
+  lua_pushlightuserdata(L, xw);
+  lua_setfield(L, LUA_REGISTRYINDEX, CRAY__REG_WORKER);
+  lua_getglobal(L, "package");
+  lua_pushstring(L, xw->ctx->path);
+  lua_setfield(L, -2, "path");
+  lua_pushstring(L, xw->ctx->cpath);
+  lua_setfield(L, -2, "cpath");
+  lua_getfield(L, -1, "preload");
+  lua_pushcfunction(L, luaopen_cray);
+  lua_setfield(L, -2, "cray");
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "cray");
+  lua_call(L, 1, 1);
+  lua_setglobal(L, "cray");
+  lua_newtable(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, REG_FNCACHE);
+  if (luaL_loadbuffer(L, TRAMPOLINE, sizeof TRAMPOLINE - 1, "=" TRAMPOLINE_SOURCE) != 0)
+    return lua_error(L);
+  lua_pushlightuserdata(L, xw);
+  lua_pushnil(L); /* the last function */
+  lua_pushcclosure(L, task_function, 2);
+  lua_pushlightuserdata(L, xw);
+  lua_pushcclosure(L, task_args, 1);
+  lua_pushlightuserdata(L, xw);
+  lua_pushcclosure(L, finish, 1);
+  lua_call(L, 3, 1);
+  xw->trampoline = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+static int open_state(xworker *xw) {
+  xw->used = 0;
+  xw->oom = 0;
+  xw->nidle = 0;
+  xw->last_fn = NULL;
+  xw->L = lua_newstate(counting_alloc, xw);
+  if (!xw->L) return 0;
+  if (lua_cpcall(xw->L, boot, xw) != 0) {
+    lua_close(xw->L);
+    xw->L = NULL;
+    return 0;
+  }
+  cray__module_attach(xw->L, xw->ctx->rt);
+  xw->ls = cray__lstate_get(xw->L);
+  xw->gen++;
+  return 1;
+}
+
+static void *x_open(void *vctx, int index) {
+  xworker *xw = cray__calloc(1, sizeof *xw);
+  if (!xw) return NULL;
+  xw->ctx = vctx;
+  xw->index = index;
+  xw->limit = xw->ctx->rt->opts.worker_memory;
+  open_state(xw);
+  return xw;
+}
+
+static void x_close(void *vctx, void *w) {
+  (void)vctx;
+  xworker *xw = w;
+  if (xw->L) lua_close(xw->L);
+  cray__free(xw);
+}
+
+/* ---- errors ---- */
+
+static cray__blob *error_blob(cray__task *t, const char *kind, const char *fmt, const char *arg) {
+  return cray__error_blob(kind, t->name, NULL, fmt, arg);
+}
+
+/* (error object) -> encodes it; the blob comes back through upvalue-free lightuserdata. */
+static int encode_error(lua_State *L) {
+  cray__blob **out = lua_touserdata(L, 2);
+  cray__lstate *ls = cray__lstate_get(L);
+  cray__codec_encode(L, ls, 1, 1, "error");
+  *out = cray__codec_store_blob(L, ls, 1, "a task's error");
+  return 0;
+}
+
+/* (value, traceback, task name) -> error object, via cray.errors.from_raised. */
+static int build_error(lua_State *L) {
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "cray.errors");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "from_raised");
+  lua_insert(L, 1);
+  lua_pop(L, 1);
+  lua_call(L, 3, 1);
+  return 1;
+}
+
+/* Pushes co's traceback without the trampoline's frames, which are the bottom ones. */
+static void push_traceback(lua_State *L, lua_State *co) {
+  luaL_traceback(L, co, NULL, 0);
+  const char *tb = lua_tostring(L, -1), *cut = strstr(tb, "\n\t" TRAMPOLINE_SOURCE ":");
+  if (cut) {
+    lua_pushlstring(L, tb, (size_t)(cut - tb));
+    lua_replace(L, -2);
+  }
+}
+
+/* The error object for what the task raised (on top of its coroutine co), as a blob. */
+static cray__blob *raised_blob(xworker *xw, cray__task *t, lua_State *co) {
+  lua_State *L = xw->L;
+  lua_xmove(co, L, 1);
+  int top = lua_gettop(L) - 1;
+  push_traceback(L, co);
+  lua_pushstring(L, t->name ? t->name : "?");
+  lua_pushcfunction(L, build_error);
+  lua_insert(L, -4);
+  cray__blob *blob = NULL;
+  if (lua_pcall(L, 3, 1, 0) == 0) {
+    lua_pushcfunction(L, encode_error);
+    lua_insert(L, -2);
+    lua_pushlightuserdata(L, &blob);
+    if (lua_pcall(L, 2, 0, 0) != 0) {
+      /* The raised value itself cannot travel: say what it was instead. */
+      const char *why = lua_tostring(L, -1);
+      blob = error_blob(t, "task_error", "the task raised an error that cannot be stored: %s",
+                        why ? why : "?");
+    }
+  } else {
+    blob = error_blob(t, "task_error", "%s", lua_tostring(L, -1));
+  }
+  lua_settop(L, top);
+  return blob;
+}
+
+/* ---- functions ---- */
+
+/* Pushes t's function, from the cache or decoded (and a "mod.fn" resolved). */
+static void push_function(lua_State *L, xworker *xw, cray__task *t) {
+  uint8_t key[16];
+  cray__id_store(&t->fn->id, key);
+  lua_getfield(L, LUA_REGISTRYINDEX, REG_FNCACHE);
+  lua_pushlstring(L, (const char *)key, 16);
+  lua_rawget(L, -2);
+  if (!lua_isnil(L, -1)) return;
+  lua_pop(L, 1);
+  if (cray__codec_decode_entry(L, xw->ls, t->fn, 1, "a task's function") == 0) lua_pushnil(L);
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    const char *name = lua_tostring(L, -1), *dot = strrchr(name, '.');
+    if (!dot || dot == name || !dot[1])
+      luaL_error(L, "cray.remote('%s'): name a function as 'module.function'", name);
+    lua_getglobal(L, "require");
+    lua_pushlstring(L, name, (size_t)(dot - name));
+    lua_call(L, 1, 1);
+    if (!lua_istable(L, -1))
+      luaL_error(L, "cray.remote('%s'): module '%s' is not a table", name, lua_tostring(L, -1));
+    lua_getfield(L, -1, dot + 1);
+    if (!lua_isfunction(L, -1))
+      luaL_error(L, "cray.remote('%s'): module has no function '%s'", name, dot + 1);
+    lua_replace(L, -3);
+    lua_pop(L, 1);
+  }
+  if (!lua_isfunction(L, -1))
+    luaL_error(L, "a task's function must be a function (got %s)", luaL_typename(L, -1));
+  lua_pushlstring(L, (const char *)key, 16);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, -4);
+}
+
+/* task_function() -> the current task's function: the last one again (upvalue 2), or
+ * from push_function. */
+static int task_function(lua_State *L) {
+  xworker *xw = lua_touserdata(L, lua_upvalueindex(1));
+  cray__task *t = xw->current;
+  if (t->fn == xw->last_fn && cray__id_eq(&t->fn->id, &xw->last_fn_id)) {
+    lua_pushvalue(L, lua_upvalueindex(2));
+    return 1;
+  }
+  push_function(L, xw, t);
+  lua_pushvalue(L, -1);
+  lua_replace(L, lua_upvalueindex(2));
+  xw->last_fn = t->fn;
+  xw->last_fn_id = t->fn->id;
+  return 1;
+}
+
+/* task_args() -> the current task's arguments. */
+static int task_args(lua_State *L) {
+  xworker *xw = lua_touserdata(L, lua_upvalueindex(1));
+  cray__blob *args = xw->current->args;
+  return args ? cray__codec_decode_args(L, xw->ls, args) : 0;
+}
+
+/* ---- results ---- */
+
+/* finish(values...): resolves the current task's returns with the values, then yields
+ * to x_run. */
+static int finish(lua_State *L) {
+  xworker *xw = lua_touserdata(L, lua_upvalueindex(1));
+  cray__task *t = xw->current;
+  cray__lstate *ls = xw->ls;
+  cray__store *s = ls->rt->store;
+  int n = lua_gettop(L);
+  if (t->all_values) {
+    cray__codec_encode(L, ls, 1, n, "returns");
+    cray__blob *b = cray__codec_store_blob(L, ls, (uint32_t)n, "the task's result");
+    cray__sched_count_success(t);
+    if (cray__store_resolve(s, t->returns[0], b, 0) != 0) cray__blob_release(s, b);
+    xw->finished = 1;
+    return lua_yield(L, 0);
+  }
+  if ((uint32_t)n != t->nreturns && t->nreturns > 0)
+    return cray__raise(L, "task_error", "task '%s' returned %d values but num_returns = %u",
+                       t->name ? t->name : "?", n, t->nreturns);
+  /* A refusal must fail the task whole, with nothing resolved or held: with several
+   * returns every value is encoded once to check it (encoding raises) and to reserve room
+   * for them all, then again into its blob. */
+  if (t->nreturns > 1) {
+    size_t room = 0;
+    for (uint32_t i = 0; i < t->nreturns; i++) {
+      cray__codec_encode(L, ls, 1 + (int)i, 1, "return value");
+      room += cray__codec_len(ls);
+    }
+    cray__codec_reserve(L, ls, room, "the task's result");
+  }
+  cray__blob *one[1];
+  cray__blob **blobs = t->nreturns <= 1 ? one : lua_newuserdata(L, t->nreturns * sizeof *blobs);
+  for (uint32_t i = 0; i < t->nreturns; i++) {
+    cray__codec_encode(L, ls, 1 + (int)i, 1, "return value");
+    if (t->nreturns == 1) {
+      blobs[i] = cray__codec_store_blob(L, ls, 1, "the task's result");
+      continue;
+    }
+    blobs[i] = cray__codec_blob(ls, s, 1, CRAY__BLOB_TRUSTED);
+    if (!blobs[i]) {
+      for (uint32_t k = 0; k < i; k++) cray__blob_release(s, blobs[k]);
+      return cray__raise(L, "out_of_memory", "no memory for the task's result");
+    }
+  }
+  cray__sched_count_success(t);
+  for (uint32_t i = 0; i < t->nreturns; i++)
+    if (cray__store_resolve(s, t->returns[i], blobs[i], 0) != 0) cray__blob_release(s, blobs[i]);
+  xw->finished = 1;
+  return lua_yield(L, 0);
+}
+
+/* ---- running ---- */
+
+static void unanchor(xworker *xw, cray__task *t) {
+  uint64_t exec = (uint64_t)(uintptr_t)t->exec;
+  if (exec && (uint32_t)(exec >> 32) == xw->gen && xw->L)
+    luaL_unref(xw->L, LUA_REGISTRYINDEX, (int)(uint32_t)exec);
+  t->exec = NULL;
+}
+
+/* The state ran out of memory: make it anew. Everything suspended in it is lost. */
+static void rebuild(xworker *xw) {
+  lua_close(xw->L);
+  xw->L = NULL;
+  open_state(xw);
+}
+
+static int lost(xworker *xw, cray__task *t) {
+  t->exec = NULL;
+  t->error = cray__error_blob("out_of_memory", t->name, NULL,
+                              "task '%s' was lost: worker %d's Lua state ran out of memory "
+                              "(limit %zu bytes, --worker-memory)",
+                              t->name ? t->name : "?", xw->index, xw->limit);
+  return CRAY__RUN_LOST;
+}
+
+/* A coroutine for a new task, from the pool or made (its body the trampoline), anchored
+ * in the registry; t->exec names it. */
+static lua_State *take_coroutine(xworker *xw, cray__task *t) {
+  lua_State *L = xw->L, *co;
+  int ref;
+  if (xw->nidle) {
+    xw->nidle--;
+    ref = xw->idle_ref[xw->nidle];
+    co = xw->idle_co[xw->nidle];
+  } else {
+    co = lua_newthread(L);
+    ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, xw->trampoline);
+    lua_xmove(L, co, 1);
+  }
+  t->exec = (void *)(uintptr_t)((uint64_t)xw->gen << 32 | (uint32_t)ref);
+  return co;
+}
+
+/* t finished in co: co waits in the pool for the next task (or is dropped when the pool
+ * is full). */
+static void recycle(xworker *xw, cray__task *t, lua_State *co) {
+  if (xw->nidle == POOL) {
+    unanchor(xw, t);
+    return;
+  }
+  xw->idle_ref[xw->nidle] = (int)(uint32_t)(uintptr_t)t->exec;
+  xw->idle_co[xw->nidle] = co;
+  xw->nidle++;
+  t->exec = NULL;
+}
+
+static int x_run(void *w, cray__task *t) {
+  xworker *xw = w;
+  if (!xw->L && !open_state(xw)) {
+    t->error = error_blob(t, "out_of_memory", "no memory for a worker's Lua state%s", "");
+    return CRAY__RUN_RAISED;
+  }
+  lua_State *co;
+  int nargs = 0;
+  if (!t->exec) {
+    co = take_coroutine(xw, t);
+  } else {
+    uint64_t exec = (uint64_t)(uintptr_t)t->exec;
+    cray__sched_wait_end(t->sched, t);
+    if ((uint32_t)(exec >> 32) != xw->gen) return lost(xw, t);
+    lua_rawgeti(xw->L, LUA_REGISTRYINDEX, (int)(uint32_t)exec);
+    co = lua_tothread(xw->L, -1);
+    lua_pop(xw->L, 1);
+    lua_pushlightuserdata(co, CRAY__RETRY);
+    nargs = 1;
+  }
+  xw->current = t;
+  xw->current_co = co;
+  xw->armed = 0;
+  xw->finished = 0;
+  int status = lua_resume(co, nargs);
+  xw->current = NULL;
+  xw->current_co = NULL;
+  if (xw->oom) {
+    unanchor(xw, t);
+    rebuild(xw);
+    return lost(xw, t);
+  }
+  if (status == LUA_YIELD && xw->finished) {
+    recycle(xw, t, co);
+    return CRAY__RUN_DONE;
+  }
+  if (status == LUA_YIELD && xw->armed) return CRAY__RUN_SUSPENDED;
+  if (status == LUA_YIELD)
+    t->error = error_blob(t, "task_error",
+                          "task '%s' called coroutine.yield outside a coroutine of its own; "
+                          "use cray.sleep(0) to let other tasks run",
+                          t->name ? t->name : "?");
+  else
+    t->error = raised_blob(xw, t, co);
+  unanchor(xw, t);
+  if (xw->oom) return rebuild(xw), lost(xw, t);
+  return CRAY__RUN_RAISED;
+}
+
+static void x_drop(void *w, cray__task *t) { unanchor(w, t); }
+
+static const cray__executor lua_executor = {x_open, x_close, x_run, x_drop};
+
+/* ---- starting ---- */
+
+typedef struct ctx_args {
+  const char *path, *cpath;
+} ctx_args;
+
+static void *make_ctx(cray_runtime *rt, void *arg) {
+  ctx_args *a = arg;
+  exec_ctx *c = cray__calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->rt = rt;
+  c->path = cray__strdup(a->path);
+  c->cpath = cray__strdup(a->cpath);
+  if (!c->path || !c->cpath) {
+    cray__free(c->path), cray__free(c->cpath), cray__free(c);
+    return NULL;
+  }
+  return c;
+}
+
+static void free_ctx(void *p) {
+  exec_ctx *c = p;
+  cray__free(c->path);
+  cray__free(c->cpath);
+  cray__free(c);
+}
+
+cray__sched *cray__exec_sched(lua_State *L, cray__lstate *ls) {
+  cray__sched *s = atomic_load_explicit(&ls->rt->sched, memory_order_acquire);
+  if (s) return s;
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "path");
+  lua_getfield(L, -2, "cpath");
+  ctx_args a = {lua_tostring(L, -2), lua_tostring(L, -1)};
+  if (!a.path) a.path = "";
+  if (!a.cpath) a.cpath = "";
+  s = cray__runtime_sched(ls->rt, &lua_executor, make_ctx, &a, free_ctx);
+  lua_pop(L, 3);
+  if (!s) cray__raise(L, "runtime", "cray could not start its worker threads");
+  return s;
+}
+
+/* ---- waiting inside a task ---- */
+
+int cray__exec_arm(lua_State *L, cray__lstate *ls, cray__entry *const *entries, size_t n,
+                   size_t want, double deadline, int yieldable, const char *fn) {
+  xworker *xw = ls->worker;
+  if (!xw) return 0;
+  cray__task *t = xw->current;
+  if (!t || L != xw->current_co)
+    cray__raise(L, "invalid_argument",
+                "%s cannot wait inside a coroutine that the task made itself; call it from "
+                "the task's own code",
+                fn);
+  if (!yieldable)
+    cray__raise(L, "invalid_argument",
+                "%s cannot wait here: it was called through a C function that cannot yield "
+                "(such as a table.sort comparator or a metamethod called from C); wait for "
+                "the value before that call",
+                fn);
+  if (atomic_load(&t->cancelled) || cray__sched_stopping(t->sched)) {
+    xw->armed = 1; /* the scheduler fails it on the way out */
+    return 1;
+  }
+  double timeout = -1;
+  if (deadline >= 0) {
+    timeout = deadline - cray__now();
+    if (timeout <= 0) return 0; /* the caller's own check raises the timeout */
+  }
+  if (cray__sched_wait_begin(t->sched, t, entries, n, want, timeout) != 0)
+    cray__raise(L, "out_of_memory", "%s: no memory to wait", fn);
+  xw->armed = 1;
+  return 1;
+}

@@ -1,0 +1,243 @@
+/*
+ * task.c: the C half of remote functions: submitting tasks, cancelling them, sleeping,
+ * and the clock that deadlines are measured on. lua/remote.lua wraps these.
+ */
+#include "task.h"
+
+#include <lauxlib.h>
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#include "../runtime/alloc.h"
+#include "../runtime/wait.h"
+#include "codec.h"
+#include "executor.h"
+#include "module.h"
+#include "objref.h"
+
+/* Fields of the spec array lua/remote.lua builds from checked options. */
+enum { SPEC_NUM_RETURNS = 1, SPEC_MAX_RETRIES, SPEC_RETRY_EXCEPTIONS, SPEC_NAME, SPEC_RESOURCES };
+
+static cray__lstate *self(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
+
+static lua_Number spec_number(lua_State *L, int field) {
+  lua_rawgeti(L, 2, field);
+  lua_Number n = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  return n;
+}
+
+/* Fills need[] from the spec's resources table (at stack top), raising for a resource the
+ * runtime lacks or a need larger than it has. Returns how many. */
+static int check_resources(lua_State *L, cray__sched *s, const char *name,
+                           cray__resource_need *need, int max) {
+  int n = 0;
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    const char *res = lua_tostring(L, -2);
+    double amount = lua_tonumber(L, -1), capacity = 0;
+    int index = cray__sched_resource(s, res, &capacity);
+    if (index < 0)
+      cray__raise(L, "invalid_argument",
+                  "task '%s' needs resource '%s', which this runtime does not have (add it "
+                  "with cray.init{resources = ...} or --resource %s=N)",
+                  name, res, res);
+    if (amount > capacity)
+      cray__raise(L, "invalid_argument",
+                  "task '%s' needs %g of resource '%s', but the runtime has only %g", name,
+                  amount, res, capacity);
+    if (n < max) need[n].index = index, need[n].amount = amount;
+    n++;
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
+/* submit(fn_ref, spec, args...) -> the refs of the task's returns */
+static int l_submit(lua_State *L) {
+  cray__lstate *ls = self(L);
+  cray_runtime *rt = cray__module_rt(L, ls);
+  cray__entry *fn = cray__objref_test(L, ls, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (!fn) return luaL_argerror(L, 1, "the remote function's ObjectRef");
+  cray__sched *s = cray__exec_sched(L, ls);
+  int top = lua_gettop(L), nargs = top - 2;
+  lua_Number num_returns = spec_number(L, SPEC_NUM_RETURNS);
+  lua_rawgeti(L, 2, SPEC_NAME);
+  const char *name = lua_tostring(L, -1);
+  lua_rawgeti(L, 2, SPEC_RESOURCES);
+  cray__resource_need need[16];
+  int nres = lua_istable(L, -1) ? check_resources(L, s, name ? name : "?", need, 16) : 0;
+  if (nres > 16)
+    cray__raise(L, "invalid_argument", "task '%s' asks for more than 16 kinds of resources", name);
+
+  /* The function is a dependency too while it is not stored yet (see lua/remote.lua). */
+  uint32_t ndeps = cray__entry_state(fn) != CRAY__READY;
+  for (int i = 3; i <= top; i++) ndeps += cray__objref_test(L, ls, i) != NULL;
+  /* No arguments, no blob. */
+  cray__blob *args = NULL;
+  if (nargs) {
+    cray__codec_encode(L, ls, 3, nargs, "args");
+    args = cray__codec_store_blob(L, ls, (uint32_t)nargs, "a task's arguments");
+  }
+  uint32_t nreturns = num_returns < 0 ? 1 : (uint32_t)num_returns;
+  cray__task *t = cray__task_new(nreturns, ndeps, nres, name);
+  if (!t) {
+    if (args) cray__blob_release(rt->store, args);
+    return cray__raise(L, "out_of_memory", "no memory to submit task '%s'", name ? name : "?");
+  }
+  t->id = cray__id_new(&rt->ids);
+  t->args = args;
+  if (args) cray__store_count_bytes(rt->store, &t->id, (int64_t)args->len);
+  t->fn = fn;
+  cray__store_retain(fn);
+  t->all_values = num_returns < 0;
+  t->max_retries = (int)spec_number(L, SPEC_MAX_RETRIES);
+  lua_rawgeti(L, 2, SPEC_RETRY_EXCEPTIONS);
+  t->retry_exceptions = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  memcpy(t->resources, need, (size_t)nres * sizeof *need);
+  uint32_t j = 0;
+  if (cray__entry_state(fn) != CRAY__READY) {
+    cray__store_retain(fn);
+    t->deps[j] = fn;
+    t->dep_arg[j++] = CRAY__DEP_FUNCTION;
+  }
+  for (int i = 3; i <= top; i++) {
+    cray__entry *e = cray__objref_test(L, ls, i);
+    if (!e) continue;
+    cray__store_retain(e);
+    t->deps[j] = e;
+    t->dep_arg[j++] = (uint32_t)(i - 3);
+  }
+  for (uint32_t i = 0; i < nreturns; i++) {
+    cray__entry *e = cray__store_insert(rt->store, cray__id_with_index(t->id, i + 1), NULL);
+    if (!e) {
+      cray__task_release(rt->store, t);
+      return cray__raise(L, "out_of_memory", "no memory to submit task '%s'", name ? name : "?");
+    }
+    t->returns[i] = e;
+  }
+  lua_settop(L, top);
+  if (!lua_checkstack(L, (int)nreturns + 1)) {
+    cray__task_release(rt->store, t);
+    return cray__raise(L, "invalid_argument", "num_returns = %u is too many", nreturns);
+  }
+  uint32_t pushed = num_returns == 0 ? 0 : nreturns;
+  for (uint32_t i = 0; i < pushed; i++) {
+    cray__store_retain(t->returns[i]);
+    cray__objref_push(L, ls, t->returns[i]);
+  }
+  cray__sched_submit(s, t);
+  return (int)pushed;
+}
+
+/* reserve() -> a ref to a new pending object, which fill() gives its value later. */
+static int l_reserve(lua_State *L) {
+  cray__lstate *ls = self(L);
+  cray_runtime *rt = cray__module_rt(L, ls);
+  cray__entry *e = cray__store_insert(rt->store, cray__id_new(&rt->ids), NULL);
+  if (!e) return cray__raise(L, "out_of_memory", "no memory for a new object");
+  cray__objref_push(L, ls, e);
+  return 1;
+}
+
+/* (ls, value): encodes the value and reserves room for it. */
+static int encode_one(lua_State *L) {
+  cray__lstate *ls = lua_touserdata(L, 1);
+  cray__codec_encode(L, ls, 2, 1, "value");
+  cray__codec_reserve(L, ls, cray__codec_len(ls), "fill");
+  return 0;
+}
+
+/* Resolves e with the blob of the last encode, or with the error object on top. */
+static void resolve_from(lua_State *L, cray__lstate *ls, cray__entry *e, int failed) {
+  if (failed) cray__codec_encode(L, ls, lua_gettop(L), 1, "error");
+  cray__blob *b = cray__codec_blob(ls, ls->rt->store, 1, CRAY__BLOB_TRUSTED);
+  if (!b) cray__raise(L, "out_of_memory", "no memory to store a value");
+  if (cray__store_resolve(ls->rt->store, e, b, failed) != 0) {
+    cray__blob_release(ls->rt->store, b);
+    cray__raise(L, "invalid_argument", "the object has its value already");
+  }
+}
+
+/* fill(ref, value): gives a reserved object its value. When the value cannot be stored,
+ * the object holds that error instead (so what waits for it fails, not hangs) and the
+ * error is raised. */
+static int l_fill(lua_State *L) {
+  cray__lstate *ls = self(L);
+  cray__entry *e = cray__objref_test(L, ls, 1);
+  if (!e || cray__entry_state(e) != CRAY__PENDING)
+    return cray__raise(L, "invalid_argument", "fill: expects a reserved ObjectRef");
+  lua_settop(L, 2);
+  lua_pushcfunction(L, encode_one);
+  lua_pushlightuserdata(L, ls);
+  lua_pushvalue(L, 2);
+  int failed = lua_pcall(L, 2, 0, 0) != 0;
+  resolve_from(L, ls, e, failed);
+  if (failed) return lua_error(L);
+  return 0;
+}
+
+/* publish_class(name, metatable): lets other states (workers) load the class when they
+ * meet one of its tables. Raises when the metatable cannot be stored. */
+static int l_publish_class(lua_State *L) {
+  cray__lstate *ls = self(L);
+  cray_runtime *rt = cray__module_rt(L, ls);
+  size_t len;
+  const char *name = luaL_checklstring(L, 1, &len);
+  cray__codec_encode(L, ls, 2, 1, "metatable");
+  cray__blob *b = cray__codec_blob(ls, rt->store, 1, CRAY__BLOB_TRUSTED);
+  if (!b || cray__classes_put(&rt->classes, rt->store, name, len, b) != 0)
+    return cray__raise(L, "out_of_memory", "no memory to publish class '%s'", name);
+  return 0;
+}
+
+/* cancel(ref) -> true when a task that had not finished was told to stop */
+static int l_cancel(lua_State *L) {
+  cray__lstate *ls = self(L);
+  cray__entry *e = cray__objref_test(L, ls, 1);
+  if (!e)
+    cray__raise(L, "invalid_argument", "cray.cancel: expects an ObjectRef (got %s)",
+                luaL_typename(L, 1));
+  cray__sched *s = atomic_load(&ls->rt->sched);
+  lua_pushboolean(L, s && cray__sched_cancel(s, e));
+  return 1;
+}
+
+static int l_now(lua_State *L) {
+  lua_pushnumber(L, cray__now());
+  return 1;
+}
+
+/* sleep_until(deadline, yieldable): yields inside a task, blocks the thread elsewhere. */
+static int l_sleep_until(lua_State *L) {
+  cray__lstate *ls = self(L);
+  double deadline = luaL_checknumber(L, 1);
+  if (cray__exec_arm(L, ls, NULL, 0, 0, deadline, lua_toboolean(L, 2), "cray.sleep"))
+    return lua_yield(L, 0);
+  double left = deadline - cray__now();
+  if (left > 0) {
+    struct timespec ts = {(time_t)left, (long)((left - floor(left)) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0) continue;
+  }
+  return 0;
+}
+
+static int l_retry(lua_State *L) {
+  lua_pushlightuserdata(L, CRAY__RETRY);
+  return 1;
+}
+
+static int l_in_worker(lua_State *L) {
+  lua_pushboolean(L, self(L)->worker != NULL);
+  return 1;
+}
+
+const luaL_Reg cray__task_functions[] = {
+    {"submit", l_submit},           {"cancel", l_cancel}, {"now", l_now},
+    {"sleep_until", l_sleep_until}, {"retry", l_retry},   {"in_worker", l_in_worker},
+    {"reserve", l_reserve},         {"fill", l_fill},     {"publish_class", l_publish_class},
+    {NULL, NULL},
+};

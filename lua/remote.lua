@@ -1,0 +1,141 @@
+-- cray.remote: remote functions. `f = cray.remote(fn, opts)` stores fn once; each
+-- `f.remote(...)` submits a task running it in a worker state and returns the refs of
+-- its results. f, f.remote and f.options are tables with registered metatables, so a
+-- remote function travels inside values and tasks can call it too (recursion included).
+
+local errors = require "cray.errors"
+local options = require "cray.options"
+
+local raise = errors.raise
+
+return function(cray, core)
+  local submit, reserve, fill = core.submit, core.reserve, core.fill
+
+  -- A function is stored when the driver next submits a task or puts a value, not by
+  -- cray.remote, so that it can refer to the variable it is assigned to
+  -- (`local f; f = cray.remote(function() ... f ... end)`). Until then its reserved ref maps
+  -- to it here. Storing all of them at once means no remote function travels (as an
+  -- upvalue, an argument or inside a value) before its function is stored.
+  -- Classes registered since are published then too, so worker states can load them.
+  local unstored = setmetatable({}, {__mode = "k"})
+  local unpublished = {}
+  local dirty = false
+
+  local function flush()
+    dirty = false
+    for name, mt in pairs(unpublished) do
+      unpublished[name] = nil
+      -- A metatable that cannot be stored stays in this state only; a worker that meets
+      -- the class says so.
+      pcall(core.publish_class, name, mt)
+    end
+    for ref, fn in pairs(unstored) do
+      unstored[ref] = nil
+      fill(ref, fn)
+    end
+  end
+
+  -- The metatables, registered once per state (loading the module again reuses them).
+  local function class(name)
+    return cray.register_class(name, core.classes[name] or {})
+  end
+  local RemoteFunction = class("cray.RemoteFunction")
+  local Caller = class("cray.RemoteCaller")
+  local Options = class("cray.RemoteOptions")
+
+  local task_options = {
+    num_returns = options.whole(0, 65535),
+    max_retries = options.whole(0),
+    retry_exceptions = options.of_type("boolean"),
+    resources = options.resources(false),
+    name = options.of_type("string"),
+  }
+
+  local function make(ref, opts)
+    -- The spec is what bindings/task.c reads: {num_returns, max_retries,
+    -- retry_exceptions, name, resources}; num_returns -1 means one ref for every value.
+    local spec = {opts.num_returns or -1, opts.max_retries or 3, opts.retry_exceptions or false,
+                  opts.name, opts.resources}
+    local caller = setmetatable({ref = ref, spec = spec}, Caller)
+    return setmetatable({remote = caller, options = setmetatable({ref = ref, opts = opts}, Options)},
+                        RemoteFunction)
+  end
+
+  local function colon_misuse(first, field, self)
+    return first ~= nil and getmetatable(first) == RemoteFunction and rawequal(first[field], self)
+  end
+
+  function Caller.__call(self, ...)
+    if colon_misuse(..., "remote", self) then
+      raise(2, "invalid_argument",
+            "call %s.remote(...) with a dot: f:remote(...) passes f itself as the first argument",
+            tostring(self.spec[4] or "f"))
+    end
+    if dirty then flush() end
+    return submit(self.ref, self.spec, ...)
+  end
+
+  function Options.__call(self, opts)
+    if colon_misuse(opts, "options", self) then
+      raise(2, "invalid_argument",
+            "call f.options{...} with a dot: f:options{...} passes f itself as the options")
+    end
+    local merged = {}
+    for k, v in pairs(self.opts) do merged[k] = v end
+    for k, v in pairs(options.check("f.options", opts, task_options, 2)) do merged[k] = v end
+    return make(self.ref, merged)
+  end
+
+  -- cray.remote(fn [, opts]) or cray.remote("module.function" [, opts])
+  function cray.remote(fn, opts)
+    local o = options.check("cray.remote", opts, task_options, 2)
+    if type(fn) == "string" then
+      if not fn:match("^[%w_.]+%.[%w_]+$") then
+        raise(2, "invalid_argument",
+              "cray.remote: name a function as 'module.function' (got %q)", fn)
+      end
+      o.name = o.name or fn
+    elseif type(fn) == "function" then
+      if not o.name then
+        local info = debug.getinfo(fn, "S")
+        o.name = ("%s:%d"):format(info.short_src, info.linedefined)
+      end
+    else
+      raise(2, "invalid_argument",
+            "cray.remote: expects a function or a 'module.function' name (got %s)", type(fn))
+    end
+    local ref = reserve()
+    unstored[ref] = fn
+    dirty = true
+    return make(ref, o)
+  end
+
+  function cray.is_remote_function(v)
+    return getmetatable(v) == RemoteFunction
+  end
+
+  local put = cray.put
+  function cray.put(...)
+    if dirty then flush() end
+    return put(...)
+  end
+
+  local register = cray.register_class
+  function cray.register_class(name, mt)
+    if type(name) == "string" and type(mt) == "table" then
+      unpublished[name] = mt
+      dirty = true
+    end
+    return register(name, mt)
+  end
+
+  -- For cray.shutdown: functions not stored yet belong to the runtime that ends; classes
+  -- are published again to the next one.
+  return function()
+    unstored = setmetatable({}, {__mode = "k"})
+    for name, mt in pairs(core.classes) do
+      if type(name) == "string" and not name:match("^cray%.") then unpublished[name] = mt end
+    end
+    dirty = true
+  end
+end

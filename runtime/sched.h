@@ -1,0 +1,88 @@
+/*
+ * sched.h: the scheduler: worker threads, run queues, resumptions, resources, cancel.
+ *
+ * Each worker thread owns an executor state (for LuaJIT: one lua_State), a run queue of
+ * tasks that have not started, and an inbox of resumptions for tasks suspended on it.
+ * Idle workers steal not-started tasks from the others' queues, keep looking for a few
+ * tens of microseconds, then sleep on their condition variable; a push signals only a
+ * worker that sleeps. A started task stays on
+ * its worker (its coroutine lives in that worker's state).
+ *
+ * The runtime does not know what a task runs: an executor does (cray__executor), called
+ * only on worker threads.
+ *
+ * Locks: each worker's `mu` guards its queue, inbox and sleeping flag; `res_mu` guards
+ * the resource table and the tasks waiting for resources. Store shard locks may be held
+ * when a worker's lock is taken (wakes run under them), never the other way round.
+ */
+#ifndef CRAY_SCHED_H
+#define CRAY_SCHED_H
+
+#include <stdint.h>
+
+#include "cray.h"
+#include "task.h"
+#include "timer.h"
+
+enum {
+  CRAY__RUN_DONE,      /* finished; the executor resolved the returns */
+  CRAY__RUN_SUSPENDED, /* yielded with a wait armed (cray__sched_wait_*) */
+  CRAY__RUN_RAISED,    /* the task raised: t->error holds the error object */
+  CRAY__RUN_LOST,      /* the worker's state was lost (out of memory): t->error says why */
+};
+
+typedef struct cray__executor {
+  /* On worker `index`'s thread, before its first task: the worker's state, or NULL when it
+   * cannot be made (the worker then fails every task it is given). */
+  void *(*worker_open)(void *ctx, int index);
+  void (*worker_close)(void *ctx, void *w);
+  /* Runs t: a fresh start when t->exec is NULL, else a resumption. */
+  int (*run)(void *w, cray__task *t);
+  /* Frees a suspended task's continuation without running it. */
+  void (*drop)(void *w, cray__task *t);
+} cray__executor;
+
+typedef struct cray__sched cray__sched;
+
+typedef struct cray__sched_stats {
+  uint64_t submitted, running, finished, failed;
+} cray__sched_stats;
+
+/* Starts `workers` worker threads running tasks with ex (ctx is passed to its calls). */
+int cray__sched_start(cray__sched **out, cray_runtime *rt, const cray__executor *ex, void *ctx);
+/* Cancels what has not run, wakes what waits, waits for running tasks to reach their next
+ * yield, then joins the workers. */
+void cray__sched_stop(cray__sched *s);
+
+/* The resource's index, or -1 when the runtime has none of that name. */
+int cray__sched_resource(cray__sched *s, const char *name, double *capacity);
+
+/* Takes over the caller's reference to t: runs it once its dependencies resolve. */
+void cray__sched_submit(cray__sched *s, cray__task *t);
+
+/* The calling thread's worker index in s, or -1 when it is not one of s's workers. */
+int cray__sched_worker_index(cray__sched *s);
+
+/* Arms a wait for the task running on this worker, before it yields: wakes it when `want`
+ * of entries[0..n) (all pending, held by the caller until cray__sched_wait_end) resolve,
+ * or after `timeout` seconds (< 0: none). With n == 0 it is a sleep. CRAY_ENOMEM when
+ * it cannot be armed. */
+int cray__sched_wait_begin(cray__sched *s, cray__task *t, cray__entry *const *entries, size_t n,
+                           size_t want, double timeout);
+/* Disarms it after the task resumed (or when it will not yield after all). */
+void cray__sched_wait_end(cray__sched *s, cray__task *t);
+
+/* Cancels the task that will resolve e: a task that has not started never runs; a
+ * suspended one is woken to fail; a running one fails at its next wait. Returns 1 when
+ * there was such a task, 0 when e is resolved already or was not made by a task. */
+int cray__sched_cancel(cray__sched *s, cray__entry *e);
+
+int cray__sched_stopping(cray__sched *s);
+
+/* Called by the executor just before it resolves a finished task's returns, so counters
+ * are exact whenever a result can be seen. */
+void cray__sched_count_success(cray__task *t);
+
+void cray__sched_stats_get(cray__sched *s, cray__sched_stats *out);
+
+#endif

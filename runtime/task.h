@@ -1,0 +1,106 @@
+/*
+ * task.h: a task, from submission to its last return resolved.
+ *
+ * A task names a function blob and an argument blob, holds the store entries of its
+ * returns (which it will resolve) and of its top-level ObjectRef arguments (which it waits
+ * for), and carries its options. The runtime treats the function and arguments as opaque:
+ * an executor (bindings/executor.c for LuaJIT) runs them.
+ *
+ * Ownership: a task is reference-counted. The scheduler holds one reference from
+ * submission until the task is done; each wake-up source that may still fire (a timer, a
+ * cancel in progress) holds one while it can. Which thread touches which field:
+ * - set at submission, read-only after: id, fn, args, returns, deps, options;
+ * - atomics, any thread: rc, deps_left, cancelled, woken, fired;
+ * - the worker running the task: state, home, exec, wait fields (under the rule that a
+ *   wait is set up before the task yields and torn down after it resumes, both on that
+ *   worker).
+ */
+#ifndef CRAY_TASK_H
+#define CRAY_TASK_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "store.h"
+#include "timer.h"
+
+enum {
+  CRAY__TASK_WAITING_DEPS, /* submitted, some argument not ready */
+  CRAY__TASK_QUEUED,       /* in a run queue or waiting for resources */
+  CRAY__TASK_RUNNING,      /* its coroutine is on a worker's stack */
+  CRAY__TASK_SUSPENDED,    /* yielded in get, wait or sleep */
+  CRAY__TASK_DONE,
+};
+
+#define CRAY__DEP_FUNCTION UINT32_MAX
+
+typedef struct cray__resource_need {
+  int index;     /* into the scheduler's resource table */
+  double amount;
+} cray__resource_need;
+
+typedef struct cray__task cray__task;
+struct cray__task {
+  cray__waiter dep_waiter;  /* wakes when an argument resolves */
+  cray__waiter wait_waiter; /* wakes when a waited-for entry resolves */
+  cray_id id;
+  _Atomic uint32_t rc;
+  _Atomic uint32_t deps_left;
+  _Atomic int cancelled;
+  _Atomic int woken;        /* a resumption is on its way to the home worker */
+  _Atomic size_t fired;     /* entries of the current wait that resolved */
+  _Atomic int state;
+  int home;                 /* worker index once started, -1 before */
+  cray__task *next;         /* run queue or inbox link */
+
+  cray__entry *fn;          /* the function blob */
+  cray__blob *args;         /* the argument values; NULL when there are none. Counted in
+                             * the store's memory (cray__store_count_bytes) until freed */
+  uint32_t nreturns;
+  int all_values;           /* one return holds every value returned */
+  cray__entry **returns;
+  uint32_t ndeps;
+  cray__entry **deps;       /* top-level ObjectRef arguments */
+  uint32_t *dep_arg;        /* argument position (0-based) of each dep, or
+                               CRAY__DEP_FUNCTION for the function itself */
+  cray__waitnode *dep_nodes;
+
+  int max_retries, retries, retry_exceptions;
+  int nresources;
+  cray__resource_need *resources;
+  int holds_resources;
+  int started;              /* counted as running */
+  const char *name;         /* NULL, or in the task's own allocation */
+
+  struct cray__sched *sched;
+  void *exec;               /* the executor's continuation while suspended or running */
+  cray__blob *error;        /* set by the executor when the run raised or was lost */
+
+  /* the current wait, while suspended */
+  cray__entry **wait_entries;
+  cray__waitnode *wait_nodes;
+  size_t nwait, want;
+  cray__timer *timer;
+};
+
+/* A task with room for its returns and deps, a copy of name (when not NULL), rc 1, other
+ * fields zero; NULL when memory is short. The caller fills it and hands it to
+ * cray__sched_submit. */
+cray__task *cray__task_new(uint32_t nreturns, uint32_t ndeps, int nresources, const char *name);
+static inline void cray__task_retain(cray__task *t) {
+  atomic_fetch_add_explicit(&t->rc, 1, memory_order_relaxed);
+}
+/* Drops a reference; the last frees the task and releases what it holds. */
+void cray__task_release(cray__store *s, cray__task *t);
+
+/* Resolves every return of t that is still pending with `blob` as an error (taking over
+ * the caller's reference to blob). */
+void cray__task_fail(cray__store *s, cray__task *t, cray__blob *blob);
+
+/* An error-object blob (docs/format.md, ext 5): kind, message, the task's name when not
+ * NULL, and as `cause` the error object in `cause` (a FAILED entry's blob) when not NULL.
+ * NULL when memory is short. */
+cray__blob *cray__error_blob(const char *kind, const char *task, const cray__blob *cause,
+                             const char *fmt, ...);
+
+#endif

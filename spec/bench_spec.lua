@@ -1,0 +1,156 @@
+-- The benchmarks run and print what `make bench` promises; how fast is not checked here
+-- (docs/performance.md has the figures). Every run is CRAY_BENCH_QUICK=1: tiny sizes.
+local support = require "spec.support"
+
+local units = {per_second = true, gb_per_second = true, bytes = true, seconds = true}
+
+-- The metrics in `out`, name -> value; fails on any line that is not "<metric> <value>
+-- <unit>" with a known unit and a finite value >= 0, and on a metric printed twice.
+local function metrics(out)
+  local seen = {}
+  for line in out:gmatch("([^\n]*)\n") do
+    local name, value, unit = line:match("^([%w_]+) ([%d.]+) ([%w_]+)$")
+    assert(name and units[unit] and tonumber(value), "not a metric line: " .. line)
+    assert(not seen[name], "printed twice: " .. name)
+    seen[name] = tonumber(value)
+  end
+  assert.are.equal("", out:gsub("[^\n]*\n", ""), "stdout ends in a partial line")
+  return seen
+end
+
+local function quick(cmd)
+  return support.run(("CRAY_BENCH_QUICK=1 B=%s %s"):format(support.build, cmd))
+end
+
+-- Runs a script that uses bench.lib; returns status, stdout, stderr.
+local function with_lib(body, env)
+  local path = os.tmpname() .. ".lua"
+  local f = assert(io.open(path, "w"))
+  f:write('local bench = require "bench.lib"\n', body)
+  f:close()
+  local status, out, err = support.run(("%s %s/crayrun %s"):format(env or "CRAY_BENCH_QUICK=1",
+                                                                   support.build, path))
+  os.remove(path)
+  return status, out, err
+end
+
+local function listed_files(dir)
+  local status, out = support.run("ls " .. dir)
+  assert.are.equal(0, status)
+  local files = {}
+  for name in out:gmatch("[^\n]+") do files[#files + 1] = name end
+  return files
+end
+
+describe("bench/run", function()
+  it("prints only metric lines: the ceilings, every store and task metric, once each", function()
+    local status, out, err = quick("sh bench/run")
+    assert.are.equal(0, status, err)
+    local got = metrics(out)
+    for _, name in ipairs{"ceiling_memcpy_gb_per_second", "ceiling_handoff_per_second",
+                          "single_client_put_calls", "single_client_get_calls",
+                          "single_client_put_gigabytes", "single_client_wait_1k_refs",
+                          "single_client_get_object_containing_10k_refs",
+                          "single_client_tasks_sync", "single_client_tasks_async",
+                          "multi_client_tasks_async"} do
+      assert.is_truthy(got[name], name)
+      assert.is_true(got[name] > 0, name)
+    end
+    assert.matches("== store.lua", err)
+  end)
+
+  it("lists every script under bench/ and runs each", function()
+    local status, out = support.run("sh bench/run --list")
+    assert.are.equal(0, status)
+    local listed = {}
+    for b in out:gmatch("[^\n]+") do listed[b] = true end
+    assert.is_true(listed.ceiling)
+    local scripts = listed_files("bench")
+    local savina = support.run("test -d bench/savina") == 0 and listed_files("bench/savina") or {}
+    for _, name in ipairs(savina) do scripts[#scripts + 1] = "savina/" .. name end
+    for _, name in ipairs(scripts) do
+      if name:match("%.lua$") and name ~= "lib.lua" then
+        assert.is_true(listed[name], name .. " is not listed in bench/run")
+      end
+    end
+    for b in pairs(listed) do
+      if b:match("%.lua$") then
+        local s, script_out, err = quick(("%s/crayrun bench/%s"):format(support.build, b))
+        assert.are.equal(0, s, err)
+        assert.is_truthy(next(metrics(script_out)), b .. " printed no metric")
+      end
+    end
+  end)
+
+  it("runs only the metrics CRAY_BENCH_FILTER names", function()
+    local status, out, err = quick("CRAY_BENCH_FILTER=get_calls sh bench/run")
+    assert.are.equal(0, status, err)
+    assert.are.same({"single_client_get_calls"}, (function()
+      local names = {}
+      for name in pairs(metrics(out)) do names[#names + 1] = name end
+      return names
+    end)())
+  end)
+
+  it("fails when a benchmark fails, and still runs the others", function()
+    local status, out, err = support.run(("CRAY_BENCH_QUICK=1 B=%s/nowhere sh bench/run")
+                                         :format(support.build))
+    assert.are_not.equal(0, status)
+    assert.are.equal("", out)
+    assert.matches("ceiling failed", err)
+    assert.matches("store.lua failed", err)
+  end)
+end)
+
+describe("bench.lib", function()
+  it("rate prints per_op times the operations a second, the median of the runs", function()
+    local status, out, err = with_lib([[
+      bench.rate("some_rate", function()
+        return function(n) -- each operation takes 10 microseconds at least
+          local t0 = bench.now()
+          while bench.now() - t0 < n * 1e-5 do end
+        end
+      end, {per_op = 2})
+    ]])
+    assert.are.equal(0, status, err)
+    local got = metrics(out).some_rate
+    assert.is_true(got <= 2e5 and got > 2e4, tostring(got))
+    assert.matches("some_rate .* per_second %(%d+ ops a run%)", err)
+  end)
+
+  it("measure prints the median of its runs, after a warm-up call it ignores", function()
+    local status, out, err = with_lib([[
+      local figures, i = {1000, 30, 10, 20}, 0
+      bench.measure("some_bytes", "bytes", function() i = i + 1; return figures[i] end)
+      local evens, j = {1000, 40, 10, 20, 30}, 0
+      bench.measure("some_seconds", "seconds", function() j = j + 1; return evens[j] end)
+    ]], "CRAY_BENCH_QUICK=1 CRAY_BENCH_RUNS=3")
+    assert.are.equal(0, status, err)
+    assert.are.equal("some_bytes 20 bytes\nsome_seconds 20.000000 seconds\n", out)
+    status, out, err = with_lib([[
+      local evens, j = {1000, 40, 10, 20, 30}, 0
+      bench.measure("some_seconds", "seconds", function() j = j + 1; return evens[j] end)
+    ]], "CRAY_BENCH_QUICK=1 CRAY_BENCH_RUNS=4")
+    assert.are.equal(0, status, err)
+    assert.are.equal("some_seconds 25.000000 seconds\n", out)
+  end)
+
+  it("refuses a bad name or unit, naming it", function()
+    local status, out, err = with_lib([[bench.measure("no spaces", "bytes", tonumber)]])
+    assert.are_not.equal(0, status)
+    assert.are.equal("", out)
+    assert.matches("no spaces", err)
+    status, out, err = with_lib([[bench.measure("m", "furlongs", tonumber)]])
+    assert.are_not.equal(0, status)
+    assert.matches("unknown unit furlongs", err)
+  end)
+
+  it("skips the set-up of metrics the filter leaves out", function()
+    local status, out, err = with_lib([[
+      bench.rate("left_out", function() error("set-up ran") end)
+      bench.measure("kept", "seconds", function() return 1 end)
+    ]], "CRAY_BENCH_QUICK=1 CRAY_BENCH_FILTER=kept")
+    assert.are.equal(0, status, err)
+    assert.are.equal("kept 1.000000 seconds\n", out)
+  end)
+end)

@@ -1,0 +1,544 @@
+local support = require "spec.support"
+local ffi = require "ffi"
+local cray = support.fresh({workers = 2})
+
+local clock = support.clock
+
+describe("remote functions", function()
+  before_each(function() cray = support.fresh({workers = 2}) end)
+
+  it("run a function in a worker and return a ref to its result", function()
+    local double = cray.remote(function(x) return 2 * x end)
+    local ref = double.remote(21)
+    assert.is_true(tostring(ref):match("^ObjectRef") ~= nil)
+    assert.are.equal(42, cray.get(ref))
+  end)
+
+  it("carry their upvalues by value", function()
+    local base, names = 100, {"a", "b"}
+    local f = cray.remote(function(i) return base + i, names[i] end)
+    assert.are.same({101, "a"}, {cray.get(f.remote(1))})
+  end)
+
+  it("run a module function named as 'module.function'", function()
+    local double = cray.remote("spec.fixtures.mathx.double")
+    assert.are.equal(14, cray.get(double.remote(7)))
+    local e = support.error_of(cray.get, cray.remote("spec.fixtures.mathx.not_a_function").remote())
+    assert.are.equal("task_error", e.kind)
+    assert.matches("module has no function 'not_a_function'", e.message)
+  end)
+
+  it("are stored once, not with every call", function()
+    local f = cray.remote(function(x) return x end)
+    cray.get(f.remote(0))
+    local puts = cray.stats().store.puts
+    local refs = {}
+    for i = 1, 50 do refs[i] = f.remote(i) end
+    cray.get(refs)
+    assert.are.equal(puts + 50, cray.stats().store.puts)
+  end)
+
+  it("make new remote functions with options, leaving the original alone", function()
+    local f = cray.remote(function() return 1, 2 end)
+    local g = f.options{num_returns = 2}
+    local a, b = g.remote()
+    assert.are.same({1, 2}, {cray.get(a), cray.get(b)})
+    assert.are.same({1, 2}, {cray.get(f.remote())})
+  end)
+
+  it("say to use the dot when called with a colon", function()
+    local f = cray.remote(function() end)
+    local e = support.error_of(function() return f:remote(1) end)
+    assert.are.equal("invalid_argument", e.kind)
+    assert.matches("with a dot: f:remote%(%.%.%.%) passes f itself", e.message)
+    e = support.error_of(function() return f:options{} end)
+    assert.matches("f.options{...} with a dot", e.message)
+  end)
+
+  it("refuse what is not a function or a module function name", function()
+    assert.matches("expects a function or a 'module.function' name %(got number%)",
+                   support.error_of(cray.remote, 42).message)
+    assert.matches("name a function as 'module.function' %(got \"nodot\"%)",
+                   support.error_of(cray.remote, "nodot").message)
+  end)
+
+  it("refuse unknown options and options of the wrong type, naming them", function()
+    local fn = function() end
+    local cases = {
+      {{num_return = 1}, "unknown option 'num_return' %(known: max_retries, name, num_returns, "
+                         .. "resources, retry_exceptions%)"},
+      {{num_returns = -1}, "option 'num_returns' must be a whole number from 0 to 65535"},
+      {{num_returns = 1.5}, "option 'num_returns' must be a whole number"},
+      {{max_retries = "3"}, "option 'max_retries' must be a whole number >= 0"},
+      {{retry_exceptions = 1}, "option 'retry_exceptions' must be a boolean"},
+      {{resources = {db = 0}}, "option 'resources' must be a table of resource name = amount"},
+      {{name = 7}, "option 'name' must be a string"},
+    }
+    for _, case in ipairs(cases) do
+      local e = support.error_of(cray.remote, fn, case[1])
+      assert.are.equal("invalid_argument", e.kind)
+      assert.matches(case[2], e.message)
+      e = support.error_of(cray.remote(fn).options, case[1])
+      assert.matches(case[2], e.message)
+    end
+  end)
+
+  it("see the driver's package.path, so require works in tasks", function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    os.execute("mkdir -p " .. dir)
+    local f = io.open(dir .. "/helper_mod.lua", "w")
+    f:write("return {answer = function() return 42 end}\n")
+    f:close()
+    f = io.open(dir .. "/main.lua", "w")
+    f:write([[
+      local t = cray.remote(function() return require("helper_mod").answer() end)
+      print(cray.get(t.remote()))
+    ]])
+    f:close()
+    local status, out, err = support.crayrun(dir .. "/main.lua")
+    os.execute("rm -rf " .. dir)
+    assert.are.equal(0, status, err)
+    assert.are.equal("42\n", out)
+  end)
+end)
+
+describe("tasks as coroutines", function()
+  it("run recursive fib(20) through nested remote calls on one worker", function()
+    cray = support.fresh({workers = 1})
+    local fib
+    fib = cray.remote(function(n)
+      if n < 2 then return n end
+      return cray.get(fib.remote(n - 1)) + cray.get(fib.remote(n - 2))
+    end)
+    assert.are.equal(6765, cray.get(fib.remote(20)))
+  end)
+
+  it("yield in cray.sleep, so one worker runs many sleeping tasks at once", function()
+    cray = support.fresh({workers = 1})
+    local nap = cray.remote(function() cray.sleep(0.2) return true end)
+    local t0 = clock()
+    local refs = {}
+    for i = 1, 50 do refs[i] = nap.remote() end
+    assert.are.equal(50, #cray.get(refs))
+    assert.is_true(clock() - t0 < 5) -- 50 sleeps of 0.2 s one after another would take 10 s
+  end)
+
+  it("yield in cray.wait inside a task", function()
+    cray = support.fresh({workers = 1})
+    local slow = cray.remote(function(x) cray.sleep(0.05) return x end)
+    local gather = cray.remote(function(n)
+      local refs = {}
+      for i = 1, n do refs[i] = slow.remote(i) end
+      local ready, pending = cray.wait(refs, {num_returns = n})
+      return #ready, #pending, cray.get(refs)[n]
+    end)
+    assert.are.same({5, 0, 5}, {cray.get(gather.remote(5))})
+  end)
+
+  it("get a table of refs that resolve while the task looks at them", function()
+    -- Refs resolving between get's look and its wait once left the task asleep for good.
+    cray = support.fresh({workers = 2})
+    local small = cray.remote(function() return "ok" end)
+    local client = cray.remote(function(n)
+      local refs = {}
+      for i = 1, n do refs[i] = small.remote() end
+      return #cray.get(refs)
+    end)
+    for _ = 1, 300 do
+      local refs = {}
+      for i = 1, 4 do refs[i] = client.remote(50) end
+      assert.are.same({50, 50, 50, 50}, cray.get(refs, {timeout = 10}))
+    end
+  end)
+
+  it("say so when cray.get cannot yield inside a C callback", function()
+    local slow = cray.remote(function() cray.sleep(0.05) return 1 end)
+    local sorter = cray.remote(function(ref)
+      local t = {3, 1, 2}
+      table.sort(t, function(a, b) return cray.get(ref) and a < b end)
+    end)
+    local e = support.error_of(cray.get, sorter.remote({slow.remote()}))
+    assert.are.equal("task_error", e.kind)
+    assert.matches("cray.get cannot wait here: it was called through a C function that "
+                   .. "cannot yield %(such as a table.sort comparator", e.message)
+  end)
+
+  it("refuse to wait in a coroutine the task made itself", function()
+    local slow = cray.remote(function() cray.sleep(0.05) return 1 end)
+    local t = cray.remote(function(box)
+      local co = coroutine.create(function() return cray.get(box[1]) end)
+      return coroutine.resume(co)
+    end)
+    local ok, msg = cray.get(t.remote({slow.remote()}))
+    assert.is_false(ok)
+    assert.matches("cannot wait inside a coroutine that the task made itself", msg.message)
+  end)
+end)
+
+describe("task returns", function()
+  before_each(function() cray = support.fresh({workers = 2}) end)
+
+  it("hold every returned value in one ref", function()
+    local f = cray.remote(function() return 1, "two", {3} end)
+    assert.are.same({1, "two", {3}}, {cray.get(f.remote())})
+    assert.are.same({1}, cray.get({f.remote()})) -- a table of refs gives first values
+  end)
+
+  it("give num_returns refs of one value each", function()
+    local f = cray.remote(function() return "a", "b", "c" end, {num_returns = 3})
+    local a, b, c = f.remote()
+    assert.are.same({"a", "b", "c"}, cray.get({a, b, c}))
+  end)
+
+  it("give no ref for num_returns = 0, and the task still runs", function()
+    local f = cray.remote(function() return 1 end, {num_returns = 0})
+    local before = cray.stats().tasks.finished
+    assert.are.equal(0, select("#", f.remote()))
+    local t0 = clock()
+    while cray.stats().tasks.finished == before and clock() - t0 < 5 do cray.sleep(0.01) end
+    assert.are.equal(before + 1, cray.stats().tasks.finished)
+  end)
+
+  it("fail the task when it returns another count than num_returns", function()
+    local f = cray.remote(function() return 1 end, {num_returns = 2, name = "short"})
+    local a = f.remote()
+    local e = support.error_of(cray.get, a)
+    assert.are.equal("task_error", e.kind)
+    assert.matches("task 'short' returned 1 values but num_returns = 2", e.message)
+  end)
+
+  it("fail the task when a result cannot be stored", function()
+    local f = cray.remote(function() return io.stdout end)
+    local e = support.error_of(cray.get, f.remote())
+    assert.are.equal("task_error", e.kind)
+    assert.matches("returns: cannot serialize userdata", e.message)
+  end)
+end)
+
+describe("task arguments", function()
+  before_each(function() cray = support.fresh({workers = 2}) end)
+
+  it("resolve a top-level ref to its first value before the task starts", function()
+    local f = cray.remote(function(a, b) return type(a), a, b end)
+    local two = cray.remote(function() return "first", "second" end)
+    assert.are.same({"number", 5, "first"}, {cray.get(f.remote(cray.put(5), two.remote()))})
+  end)
+
+  it("pass refs nested in tables as refs", function()
+    local f = cray.remote(function(box) return tostring(box.ref):match("^ObjectRef") ~= nil,
+                                               cray.get(box.ref) end)
+    assert.are.same({true, "inside"}, {cray.get(f.remote({ref = cray.put("inside")}))})
+  end)
+
+  it("do not run a task whose dependency failed; its error has that cause", function()
+    local boom = cray.remote(function() error("dependency broke") end)
+    local ran = cray.remote(function(x) return "ran" end, {name = "after"})
+    local e = support.error_of(cray.get, ran.remote(1, boom.remote()))
+    assert.are.equal("task_error", e.kind)
+    assert.matches("task 'after' did not run: its argument 2 failed", e.message)
+    assert.is_true(cray.is_error(e.cause))
+    assert.matches("dependency broke", e.cause.message)
+  end)
+
+  it("complete a 200-deep chain of tasks, each waiting for the last", function()
+    local inc = cray.remote(function(x) return x + 1 end)
+    local r = cray.put(0)
+    for _ = 1, 200 do r = inc.remote(r) end
+    assert.are.equal(200, cray.get(r))
+  end)
+
+  it("complete a fan-out of 100,000 tasks", function()
+    local sq = cray.remote(function(x) return x * x end)
+    local refs = {}
+    for i = 1, 100000 do refs[i] = sq.remote(i) end
+    local vals = cray.get(refs)
+    assert.are.equal(100000, #vals)
+    assert.are.equal(1e10, vals[100000])
+    assert.are.equal(4, vals[2])
+  end)
+end)
+
+describe("registered classes in tasks", function()
+  before_each(function() cray = support.fresh({workers = 2}) end)
+
+  it("reach worker states: a task gets and returns tables of the class", function()
+    local Vec = {}
+    Vec.__index = Vec
+    function Vec.new(x, y) return setmetatable({x = x, y = y}, Vec) end
+    function Vec.add(a, b) return Vec.new(a.x + b.x, a.y + b.y) end
+    cray.register_class("spec.Vec", Vec)
+    local add = cray.remote(function(a, b) return a:add(b) end)
+    local v = cray.get(add.remote(Vec.new(1, 2), Vec.new(10, 20)))
+    assert.are.equal(Vec, getmetatable(v))
+    assert.are.same({11, 22}, {v.x, v.y})
+  end)
+
+  it("work when registered before cray.init", function()
+    local script = [[
+      local cray = require "cray"
+      local P = {}
+      P.__index = P
+      function P.twice(p) return 2 * p.v end
+      cray.register_class("early.P", P)
+      cray.init({workers = 1})
+      local f = cray.remote(function(p) return p:twice() end)
+      print(cray.get(f.remote(setmetatable({v = 21}, P))))
+    ]]
+    local cmd = ("LUA_CPATH='%s/?.so' luajit -e %q"):format(support.build, script)
+    if support.preload ~= "" then cmd = "LD_PRELOAD=" .. support.preload .. " " .. cmd end
+    local status, out, err = support.run(cmd)
+    assert.are.equal(0, status, err)
+    assert.are.equal("42\n", out)
+  end)
+
+  it("say so in the worker when the metatable cannot be stored", function()
+    local Handle = {__index = {file = io.stdout}}
+    cray.register_class("spec.Handle", Handle)
+    local f = cray.remote(function(h) return h end)
+    local e = support.error_of(cray.get, f.remote(setmetatable({}, Handle)))
+    assert.are.equal("task_error", e.kind)
+    assert.matches("class 'spec.Handle' is not registered in this state %(register it here "
+                   .. "with cray.register_class, or give it a metatable that can be stored%)",
+                   e.message)
+  end)
+end)
+
+describe("task errors", function()
+  before_each(function() cray = support.fresh({workers = 2}) end)
+
+  it("carry the message, the remote traceback with file:line, and the task's name", function()
+    local f = cray.remote(function() local x = nil; return x.y end, {name = "indexer"})
+    local e = support.error_of(cray.get, f.remote())
+    assert.are.equal("task_error", e.kind)
+    assert.are.equal("indexer", e.task)
+    assert.matches("tasks_spec.lua:%d+: attempt to index local 'x'", e.message)
+    assert.matches("tasks_spec.lua:%d+", e.traceback)
+    assert.matches("in task: indexer", tostring(e))
+  end)
+
+  it("keep a raised value that is not a string as `value`", function()
+    local f = cray.remote(function() error({code = 7}) end)
+    local e = support.error_of(cray.get, f.remote())
+    assert.are.equal("task_error", e.kind)
+    assert.are.same({code = 7}, e.value)
+  end)
+
+  it("make a failed nested get the cause", function()
+    local inner = cray.remote(function() error("inner failure") end)
+    local outer = cray.remote(function() return cray.get(inner.remote()) end, {name = "outer"})
+    local e = support.error_of(cray.get, outer.remote())
+    assert.matches("task 'outer' failed", e.message)
+    assert.matches("inner failure", e.cause.message)
+  end)
+
+  it("are printed in full by crayrun, which exits 1", function()
+    local status, _, err = support.crayrun(
+      "-e 'local f = cray.remote(function() error(\"remote boom\") end, {name = \"bad\"}) " ..
+      "cray.get(f.remote())'")
+    assert.are.equal(1, status)
+    assert.matches("cray task_error error: %(command line%):1: remote boom", err)
+    assert.matches("in task: bad", err)
+    assert.matches("stack traceback", err)
+  end)
+end)
+
+describe("task retries", function()
+  before_each(function() cray = support.fresh({workers = 1}) end)
+
+  it("re-run a task that raised, with retry_exceptions", function()
+    local flaky = cray.remote(function(key)
+      _G[key] = (_G[key] or 0) + 1
+      if _G[key] < 3 then error("not yet") end
+      return _G[key]
+    end, {max_retries = 5, retry_exceptions = true})
+    assert.are.equal(3, cray.get(flaky.remote("flaky1")))
+  end)
+
+  it("do not re-run a raising task without retry_exceptions", function()
+    local count = cray.remote(function(key) _G[key] = (_G[key] or 0) + 1 return _G[key] end)
+    local flaky = cray.remote(function(key)
+      _G[key] = (_G[key] or 0) + 1
+      error("once")
+    end, {max_retries = 5})
+    support.error_of(cray.get, flaky.remote("flaky2"))
+    assert.are.equal(2, cray.get(count.remote("flaky2"))) -- ran once, then this
+  end)
+
+  it("fail with the last error when the retries run out", function()
+    local always = cray.remote(function() error("always") end,
+                               {max_retries = 2, retry_exceptions = true})
+    local e = support.error_of(cray.get, always.remote())
+    assert.matches("always", e.message)
+  end)
+
+  it("rebuild a worker state that ran out of memory, then fail with out_of_memory", function()
+    cray = support.fresh({workers = 1, worker_memory = "64M"})
+    local hog = cray.remote(function()
+      local t = {}
+      for i = 1, 1e8 do t[i] = {i} end
+      return #t
+    end, {name = "hog", max_retries = 1})
+    local e = support.error_of(cray.get, hog.remote())
+    assert.are.equal("out_of_memory", e.kind)
+    assert.matches("task 'hog' was lost: worker 0's Lua state ran out of memory", e.message)
+    local fine = cray.remote(function() return "still works" end)
+    assert.are.equal("still works", cray.get(fine.remote()))
+  end)
+
+  it("re-run the tasks that were waiting in a state that was rebuilt", function()
+    cray = support.fresh({workers = 1, worker_memory = "64M"})
+    local sleeper = cray.remote(function(key)
+      _G[key] = (_G[key] or 0) + 1 -- the count starts again in a new state
+      cray.sleep(0.2)
+      return "woke"
+    end)
+    local hog = cray.remote(function()
+      local t = {}
+      for i = 1, 1e8 do t[i] = {i} end
+    end, {max_retries = 0})
+    local s = sleeper.remote("rebuilt")
+    cray.sleep(0.05)
+    assert.are.equal("out_of_memory", support.error_of(cray.get, hog.remote()).kind)
+    assert.are.equal("woke", cray.get(s, {timeout = 10}))
+  end)
+end)
+
+describe("task resources", function()
+  it("bound how many tasks holding a resource run at once", function()
+    cray = support.fresh({workers = 2, resources = {db = 1}})
+    local use = cray.remote(function()
+      local t0 = clock()
+      cray.sleep(0.05)
+      return t0, clock()
+    end, {resources = {db = 1}})
+    local refs = {}
+    for i = 1, 6 do refs[i] = use.remote() end
+    local spans = {}
+    for i = 1, 6 do spans[i] = {cray.get(refs[i])} end
+    table.sort(spans, function(a, b) return a[1] < b[1] end)
+    for i = 2, 6 do assert.is_true(spans[i][1] >= spans[i - 1][2]) end
+  end)
+
+  it("are given back by a task cancelled while it waited for them", function()
+    cray = support.fresh({workers = 2, resources = {db = 1}})
+    local hold = cray.remote(function() cray.sleep(0.1) return "held" end, {resources = {db = 1}})
+    local first, second = hold.remote(), hold.remote()
+    cray.sleep(0.02)
+    cray.cancel(second)
+    assert.are.equal("held", cray.get(first))
+    assert.are.equal("cancelled", support.error_of(cray.get, second).kind)
+    assert.are.equal("held", cray.get(hold.remote(), {timeout = 5}))
+  end)
+
+  it("refuse at submission a need larger than what exists, or an unknown resource", function()
+    cray = support.fresh({workers = 2, resources = {db = 2}})
+    local f = cray.remote(function() end, {resources = {db = 3}, name = "greedy"})
+    local e = support.error_of(function() return f.remote() end)
+    assert.are.equal("invalid_argument", e.kind)
+    assert.matches("task 'greedy' needs 3 of resource 'db', but the runtime has only 2", e.message)
+    local g = cray.remote(function() end, {resources = {gpu = 1}, name = "gpu"})
+    e = support.error_of(function() return g.remote() end)
+    assert.matches("needs resource 'gpu', which this runtime does not have", e.message)
+  end)
+end)
+
+describe("cray.cancel", function()
+  before_each(function() cray = support.fresh({workers = 1}) end)
+
+  it("keeps a queued task from ever running; get raises cancelled", function()
+    local busy = cray.remote(function() cray.sleep(0.2) return "busy" end)
+    local mark = cray.remote(function(key) _G[key] = true return "ran" end, {name = "queued"})
+    local check = cray.remote(function(key) return _G[key] == true end)
+    local b = busy.remote()
+    local q = mark.remote("cancel1")
+    assert.is_true(cray.cancel(q))
+    local e = support.error_of(cray.get, q)
+    assert.are.equal("cancelled", e.kind)
+    assert.matches("task 'queued' was cancelled", e.message)
+    assert.are.equal("busy", cray.get(b))
+    assert.is_false(cray.get(check.remote("cancel1")))
+  end)
+
+  it("stops a running task at its next yield point", function()
+    local forever = cray.remote(function() while true do cray.sleep(0.01) end end)
+    local r = forever.remote()
+    cray.sleep(0.05)
+    assert.is_true(cray.cancel(r))
+    assert.are.equal("cancelled", support.error_of(cray.get, r, {timeout = 5}).kind)
+  end)
+
+  it("returns false for a finished task or a put object, and refuses non-refs", function()
+    local f = cray.remote(function() return 1 end)
+    local r = f.remote()
+    cray.get(r)
+    assert.is_false(cray.cancel(r))
+    assert.is_false(cray.cancel(cray.put(1)))
+    assert.matches("cray.cancel: expects an ObjectRef %(got number%)",
+                   support.error_of(cray.cancel, 1).message)
+  end)
+end)
+
+describe("timeouts", function()
+  before_each(function() cray = support.fresh({workers = 2}) end)
+
+  it("make get raise kind timeout when a task is late", function()
+    local slow = cray.remote(function() cray.sleep(1) return 1 end)
+    local e = support.error_of(cray.get, slow.remote(), {timeout = 0.05})
+    assert.are.equal("timeout", e.kind)
+    assert.matches("cray.get: timed out after 0.05 s; 1 of 1 objects not ready", e.message)
+  end)
+
+  it("make get inside a task raise kind timeout there", function()
+    local slow = cray.remote(function() cray.sleep(1) return 1 end)
+    local impatient = cray.remote(function()
+      local ok, e = pcall(cray.get, slow.remote(), {timeout = 0.05})
+      return ok, e.kind
+    end)
+    assert.are.same({false, "timeout"}, {cray.get(impatient.remote())})
+  end)
+
+  it("make wait return what is ready when the time is up", function()
+    local slow = cray.remote(function(s) cray.sleep(s) return s end)
+    local refs = {slow.remote(0), slow.remote(2)}
+    local ready, pending = cray.wait(refs, {num_returns = 2, timeout = 0.3})
+    assert.are.equal(1, #ready)
+    assert.are.equal(1, #pending)
+    assert.is_true(pending[1] == refs[2])
+  end)
+
+  it("resume a task once when its result and its deadline come together", function()
+    local quick = cray.remote(function(i) return i end)
+    local racer = cray.remote(function(n)
+      local got, late = 0, 0
+      for i = 1, n do
+        local ok, v = pcall(cray.get, quick.remote(i), {timeout = 0.0005})
+        if ok and v == i then got = got + 1 elseif not ok and v.kind == "timeout" then late = late + 1 end
+      end
+      return got + late
+    end)
+    local refs = {}
+    for i = 1, 4 do refs[i] = racer.remote(500) end
+    assert.are.same({500, 500, 500, 500}, cray.get(refs))
+  end)
+
+  it("refuse a sleep that is not a number of seconds", function()
+    assert.matches("cray.sleep: seconds must be a number >= 0 %(got %-1%)",
+                   support.error_of(cray.sleep, -1).message)
+  end)
+end)
+
+describe("task counters", function()
+  it("count submitted, finished and failed tasks", function()
+    cray = support.fresh({workers = 2})
+    local ok = cray.remote(function() return 1 end)
+    local bad = cray.remote(function() error("x") end)
+    cray.get({ok.remote(), ok.remote()})
+    pcall(cray.get, bad.remote())
+    local t = cray.stats().tasks
+    assert.are.equal(3, t.submitted)
+    assert.are.equal(2, t.finished)
+    assert.are.equal(1, t.failed)
+    assert.are.equal(0, t.running)
+  end)
+end)
