@@ -240,3 +240,58 @@ describe("a put/get loop", function()
     assert.are.equal(1100000, tonumber(puts))
   end)
 end)
+
+describe("tasks under the budget", function()
+  after_each(function() support.collect() end)
+
+  it("count a task's arguments in memory while it holds them", function()
+    cray = support.fresh({workers = 1, memory = "64M"})
+    local gate = cray.remote(function() cray.sleep(0.2) end).remote()
+    local len = cray.remote(function(_, s) return #s end)
+    local r = len.remote(gate, pattern(1, 4 * MiB))
+    assert.is_true(cray.stats().store.bytes >= 4 * MiB)
+    assert.are.equal(4 * MiB, cray.get(r))
+    gate, r = nil, nil
+    support.collect()
+    -- what stays is the remote functions' code, kept until shutdown
+    eventually(function() return cray.stats().store.bytes < MiB end, "the frees")
+  end)
+
+  it("spill tasks' results past the budget and read them back byte-exact", function()
+    cray = support.fresh({workers = 2, memory = "8M"})
+    local make = cray.remote(function(i) return pattern(i, MiB) end)
+    local refs = {}
+    for i = 1, 32 do refs[i] = make.remote(i) end
+    for i = 1, 32 do cray.wait({refs[i]}) end
+    assert.is_true(cray.stats().store.spilled_objects > 0)
+    for i = 1, 32 do assert.is_true(cray.get(refs[i]) == pattern(i, MiB), i) end
+  end)
+
+  it("fail a task whose result finds the store full, caused by out_of_memory", function()
+    cray = support.fresh({workers = 1, memory = "8M", spill_max = "16M"})
+    local make = cray.remote(function(i) return pattern(i, MiB) end)
+    local refs, e = {}, nil
+    for i = 1, 200 do
+      refs[i] = make.remote(i)
+      local ok, err = pcall(cray.get, refs[i])
+      if not ok then
+        e = err
+        break
+      end
+    end
+    assert.is_not_nil(e, "a task failed")
+    assert.are.equal("task_error", e.kind)
+    assert.are.equal("out_of_memory", e.cause.kind)
+    has(e.cause.message, "the task's result: out of memory: no room for a 1.0 MiB object")
+  end)
+
+  it("let get_buffer wait inside a task without holding its worker", function()
+    cray = support.fresh({workers = 1})
+    local slow = cray.remote(function() cray.sleep(0.05) return ("z"):rep(5000) end)
+    local size = cray.remote(function(box)
+      local p, n = cray.get_buffer(box[1])
+      return n, require("ffi").string(p, 1)
+    end)
+    assert.are.same({5000, "z"}, {cray.get(size.remote({slow.remote()}))})
+  end)
+end)
