@@ -32,7 +32,9 @@ else ifeq ($(SAN),undefined)
 else ifeq ($(SAN),thread)
   B := build/san-thread
   OPT ?= -O1
-  SANFLAGS := -fsanitize=thread
+  # LuaJIT raises errors by unwinding through C frames: -fexceptions gives them the
+  # cleanups that run TSan's function-exit hook, or its shadow stack overflows.
+  SANFLAGS := -fsanitize=thread -fexceptions
   SANLIB := tsan
 else
   $(error SAN must be address, undefined or thread)

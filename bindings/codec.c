@@ -1,7 +1,7 @@
 /*
  * codec.c: Lua values <-> MessagePack blobs. See codec.h; docs/format.md is the format.
  *
- * Encoding is one recursive walk with the Lua API, writing into ls->buf as it goes. The
+ * Encoding is one recursive walk with the Lua API, writing into ls->scratch as it goes. The
  * walk keeps, on the C stack, two small arrays bounded by CRAY__CODEC_MAX_DEPTH:
  * - the ancestors (tables and functions being encoded, by lua_topointer), so that meeting
  *   one again writes a BACKREF to its position instead of recursing forever;
@@ -11,7 +11,7 @@
  * names, FFI helpers) are fetched on first use into nil slots pushed at the start, so a
  * put of plain values touches none of them and the walk's own pushes and pops never
  * disturb them. A raise unwinds through this file freely: the only memory it owns is
- * ls->buf and ls->refs, which the next encode resets.
+ * ls->scratch and ls->refs, which the next encode resets.
  *
  * No user code runs during a walk (raw access only, no metamethods), so a table cannot
  * change between the pass that counts its keys and the pass that writes them; the one
@@ -254,6 +254,20 @@ static void ext_name(enc *e, int8_t type) {
   const char *s = lua_tolstring(e->L, -1, &n);
   cray__mp_ext(e->b, type, (uint32_t)n);
   cray__buf_write(e->b, s, n);
+}
+
+/* Bytes that go into the blob straight from the Lua value, at the current position. */
+static void splice(enc *e, const void *src, size_t n) {
+  cray__lstate *ls = e->ls;
+  if (ls->nsplices == ls->splices_cap) {
+    uint32_t cap = ls->splices_cap ? ls->splices_cap * 2 : 8;
+    cray__splice *v = cap > ls->splices_cap ? cray__realloc(ls->splices, cap * sizeof *v) : NULL;
+    if (!v) refuse(e, "out_of_memory", "cannot serialize: out of memory");
+    ls->splices = v;
+    ls->splices_cap = cap;
+  }
+  ls->splices[ls->nsplices++] = (cray__splice){e->b->len, src, n};
+  ls->spliced += n;
 }
 
 /* Doubles that hold an integer travel as msgpack ints, up to 2^53 where every integer is
@@ -507,6 +521,32 @@ static void enc_userdata(enc *e, int idx) {
   ls->refs[ls->nrefs++] = ent;
 }
 
+/* An FFI array's payload: one byte with the element code (low 4 bits) and the length of
+ * the padding that follows (high 4 bits), the padding (zeros), then the elements, which
+ * so start 16-byte aligned in the blob and can be viewed in place. The header's size is
+ * chosen from the largest payload the padding allows, so the padding can be computed
+ * before the header is written. */
+static void enc_ffi_array(enc *e, int code, const uint8_t *src, size_t bytes) {
+  cray__buf *b = e->b;
+  if (bytes > UINT32_MAX - 16)
+    refuse(e, "serialization", "cannot serialize an FFI array larger than 4 GiB");
+  size_t head = bytes + 16 <= 0xff ? 3 : bytes + 16 <= 0xffff ? 4 : 6;
+  size_t at = b->len + e->ls->spliced; /* where the header lands in the blob */
+  unsigned pad = (unsigned)((16 - (at + head + 1) % 16) % 16);
+  uint32_t payload = (uint32_t)(1 + pad + bytes);
+  uint8_t *p = cray__buf_reserve(b, head + 1 + pad);
+  if (p) {
+    if (head == 3) p[0] = 0xc7, p[1] = (uint8_t)payload;
+    else if (head == 4) p[0] = 0xc8, cray__be16(p + 1, (uint16_t)payload);
+    else p[0] = 0xc9, cray__be32(p + 1, payload);
+    p[head - 1] = CRAY__EXT_FFI_ARRAY;
+    p[head] = (uint8_t)(code | pad << 4);
+    memset(p + head + 1, 0, pad);
+  }
+  if (bytes >= CRAY__SPLICE_MIN) splice(e, src, bytes);
+  else cray__buf_write(b, src, bytes);
+}
+
 static void enc_cdata(enc *e, int idx) {
   lua_State *L = e->L;
   cray__buf *b = e->b;
@@ -514,11 +554,12 @@ static void enc_cdata(enc *e, int idx) {
   if (!lua_istable(L, ffi)) refuse(e, "serialization", "cannot serialize cdata (no FFI helpers)");
   lua_getfield(L, ffi, "classify");
   lua_pushvalue(L, idx);
-  lua_call(L, 1, 3);
-  if (lua_isnil(L, -3)) refuse(e, "serialization", "cannot serialize %s", lua_tostring(L, -2));
-  int ext = (int)lua_tointeger(L, -3), code = (int)lua_tointeger(L, -2);
-  lua_Number n = lua_tonumber(L, -1);
-  lua_pop(L, 3);
+  lua_call(L, 1, 4);
+  if (lua_isnil(L, -4)) refuse(e, "serialization", "cannot serialize %s", lua_tostring(L, -3));
+  int ext = (int)lua_tointeger(L, -4), code = (int)lua_tointeger(L, -3);
+  lua_Number n = lua_tonumber(L, -2);
+  int view = lua_toboolean(L, -1);
+  lua_pop(L, 4);
   const uint8_t *src = lua_topointer(L, idx);
   if (ext == CRAY__EXT_INT64 || ext == CRAY__EXT_UINT64) {
     uint64_t v;
@@ -528,12 +569,10 @@ static void enc_cdata(enc *e, int idx) {
     if (p) cray__be64(p, v);
     return;
   }
-  if (n > (lua_Number)UINT32_MAX - 1)
+  if (view) src = ((const cray__view *)src)->data;
+  if (n > (lua_Number)UINT32_MAX)
     refuse(e, "serialization", "cannot serialize an FFI array larger than 4 GiB");
-  cray__mp_ext(b, CRAY__EXT_FFI_ARRAY, (uint32_t)n + 1);
-  uint8_t *p = cray__buf_reserve(b, 1);
-  if (p) *p = (uint8_t)code;
-  cray__buf_write(b, src, (size_t)n);
+  enc_ffi_array(e, code, src, (size_t)n);
 }
 
 /* ---- any value ---- */
@@ -555,7 +594,12 @@ static void enc_value(enc *e, int idx) {
       size_t n;
       const char *s = lua_tolstring(L, idx, &n);
       if (n > UINT32_MAX) refuse(e, "serialization", "cannot serialize a string over 4 GiB");
-      cray__mp_str(e->b, s, n);
+      if (n < CRAY__SPLICE_MIN) {
+        cray__mp_str(e->b, s, n);
+      } else {
+        cray__mp_str_head(e->b, n);
+        splice(e, s, n);
+      }
       return;
     }
     case LUA_TTABLE:
@@ -585,12 +629,14 @@ void cray__codec_encode(lua_State *L, cray__lstate *ls, int first, int n, const 
   enc e;
   int top = lua_gettop(L);
   if (first < 0 && first > LUA_REGISTRYINDEX) first = top + first + 1;
-  ls->buf.len = 0;
-  ls->buf.failed = 0;
+  ls->scratch.len = 0;
+  ls->scratch.failed = 0;
   ls->nrefs = 0;
+  ls->nsplices = 0;
+  ls->spliced = 0;
   e.L = L;
   e.ls = ls;
-  e.b = &ls->buf;
+  e.b = &ls->scratch;
   e.root = root ? root : "value";
   e.root_index = 0;
   e.globals = lua_topointer(L, LUA_GLOBALSINDEX);
@@ -604,9 +650,56 @@ void cray__codec_encode(lua_State *L, cray__lstate *ls, int first, int n, const 
     enc_value(&e, first + i);
   }
   lua_settop(L, top);
-  if (ls->buf.failed)
+  if (ls->scratch.failed)
     cray__raise(L, "out_of_memory", "%s: cannot serialize: out of memory (%zu bytes written)",
-                e.root, ls->buf.len);
+                e.root, ls->scratch.len);
+}
+
+/* Scratch space bigger than this is freed once its blob is made. */
+#define SCRATCH_KEEP ((size_t)1 << 20)
+
+cray__blob *cray__codec_blob(cray__lstate *ls, cray__store *s, uint32_t count, uint32_t flags) {
+  cray__blob *b = cray__blob_alloc(s, cray__codec_len(ls), count, ls->refs, ls->nrefs, flags);
+  if (b) {
+    uint8_t *out = b->data;
+    size_t from = 0;
+    for (uint32_t i = 0; i < ls->nsplices; i++) {
+      const cray__splice *sp = &ls->splices[i];
+      if (sp->at > from) memcpy(out, ls->scratch.data + from, sp->at - from);
+      out += sp->at - from;
+      from = sp->at;
+      memcpy(out, sp->src, sp->len);
+      out += sp->len;
+    }
+    if (ls->scratch.len > from) memcpy(out, ls->scratch.data + from, ls->scratch.len - from);
+  }
+  if (ls->scratch.cap > SCRATCH_KEEP) cray__buf_free(&ls->scratch);
+  if (ls->splices_cap > 1024) {
+    cray__free(ls->splices);
+    ls->splices = NULL;
+    ls->splices_cap = 0;
+  }
+  ls->nsplices = 0;
+  ls->spliced = 0;
+  return b;
+}
+
+void cray__codec_reserve(lua_State *L, cray__lstate *ls, size_t len, const char *fn) {
+  cray__store *s = ls->rt->store;
+  if (cray__store_reserve(s, len, 1) != 0) {
+    char why[1024];
+    cray__store_describe_full(s, len, why, sizeof why);
+    cray__raise(L, "out_of_memory", "%s: out of memory: %s", fn, why);
+  }
+}
+
+cray__blob *cray__codec_store_blob(lua_State *L, cray__lstate *ls, uint32_t count,
+                                   const char *fn) {
+  size_t len = cray__codec_len(ls);
+  cray__codec_reserve(L, ls, len, fn);
+  cray__blob *b = cray__codec_blob(ls, ls->rt->store, count, CRAY__BLOB_TRUSTED);
+  if (!b) cray__raise(L, "out_of_memory", "%s: no memory for a %zu-byte object", fn, len);
+  return b;
 }
 
 /* ==== decoding ==== */
@@ -614,7 +707,7 @@ void cray__codec_encode(lua_State *L, cray__lstate *ls, int first, int n, const 
 typedef struct dec {
   lua_State *L;
   cray__lstate *ls;
-  const cray__blob *b;
+  cray__blob *b;
   uint32_t nextref;
   int nanc;
   int anc[CRAY__CODEC_MAX_DEPTH]; /* stack slots of the tables and functions being built */
@@ -857,19 +950,43 @@ static void dec_cfunc(dec *d, const cray__mp_item *it) {
                 (int)(it->n > 100 ? 100 : it->n), (const char *)it->p);
 }
 
+/* A view of count elements at raw, holding a reference to the blob they lie in. Elements
+ * the writer did not align (a C producer may leave the padding out) are first copied to
+ * a blob of their own, which is aligned. The helper runs protected, so that the
+ * reference is given back if it raises. */
+static void push_view(dec *d, unsigned code, const uint8_t *raw, size_t count) {
+  lua_State *L = d->L;
+  cray__store *s = d->ls->rt ? d->ls->rt->store : NULL;
+  room(d, 8);
+  push_ffi_helper(d, "new_view");
+  cray__blob *owner = d->b;
+  if ((uintptr_t)raw % element_size[code]) {
+    owner = cray__blob_new(raw, count * element_size[code], 0, NULL, 0, 0);
+    if (!owner) cray__raise(L, "out_of_memory", "cannot decode an FFI array: out of memory");
+    raw = owner->data;
+  } else {
+    cray__blob_retain(owner);
+  }
+  lua_pushinteger(L, (lua_Integer)code);
+  lua_pushlightuserdata(L, (void *)raw);
+  lua_pushnumber(L, (lua_Number)count);
+  lua_pushlightuserdata(L, owner);
+  lua_pushlightuserdata(L, s);
+  if (lua_pcall(L, 5, 1, 0) != 0) {
+    cray__blob_release(s, owner);
+    lua_error(L);
+  }
+}
+
 static void dec_ffi_array(dec *d, const cray__mp_item *it) {
   if (it->n < 1) malformed(d, it->p, "empty FFI array payload");
-  unsigned code = it->p[0];
+  unsigned code = it->p[0] & 15, pad = it->p[0] >> 4;
   if (code < 1 || code > NELEMENT_CODES) malformed(d, it->p, "unknown FFI element code %u", code);
-  size_t bytes = it->n - 1;
+  if (1 + pad > it->n) malformed(d, it->p, "FFI array padding past its payload");
+  size_t bytes = it->n - 1 - pad;
   if (bytes % element_size[code])
     malformed(d, it->p, "FFI array of %zu bytes for %u-byte elements", bytes, element_size[code]);
-  room(d, 4);
-  push_ffi_helper(d, "new_array");
-  lua_pushinteger(d->L, (lua_Integer)code);
-  lua_pushnumber(d->L, (lua_Number)(bytes / element_size[code]));
-  lua_call(d->L, 2, 1);
-  if (bytes) memcpy((void *)lua_topointer(d->L, -1), it->p + 1, bytes);
+  push_view(d, code, it->p + 1 + pad, bytes / element_size[code]);
 }
 
 static void dec_ref(dec *d, const cray__mp_item *it) {
@@ -977,7 +1094,7 @@ static void dec_item(dec *d, cray__mp_reader *r, const cray__mp_item *it) {
 }
 
 /* Sets d up to decode `count` values of b onto L's stack. */
-static void dec_begin(dec *d, lua_State *L, cray__lstate *ls, const cray__blob *b, uint32_t count) {
+static void dec_begin(dec *d, lua_State *L, cray__lstate *ls, cray__blob *b, uint32_t count) {
   d->L = L;
   d->ls = ls;
   d->b = b;
@@ -994,7 +1111,7 @@ static void dec_end(dec *d, const cray__mp_reader *r) {
     cray__raise(d->L, "serialization", "blob's ref table does not match its contents");
 }
 
-int cray__codec_decode(lua_State *L, cray__lstate *ls, const cray__blob *b, int max) {
+int cray__codec_decode(lua_State *L, cray__lstate *ls, cray__blob *b, int max) {
   dec d;
   uint32_t want = max >= 0 && (uint32_t)max < b->count ? (uint32_t)max : b->count;
   dec_begin(&d, L, ls, b, want);
@@ -1004,7 +1121,25 @@ int cray__codec_decode(lua_State *L, cray__lstate *ls, const cray__blob *b, int 
   return (int)want;
 }
 
-int cray__codec_decode_args(lua_State *L, cray__lstate *ls, const cray__blob *b) {
+cray__blob *cray__codec_pin(lua_State *L, cray__lstate *ls, cray__entry *e, const char *fn) {
+  cray__blob *b;
+  int rc = cray__store_pin(ls->rt->store, e, &b);
+  if (rc)
+    cray__raise(L, rc == CRAY_ENOMEM ? "out_of_memory" : "object_lost",
+                "%s: cannot read the object back from the spill directory %s: %s", fn,
+                cray__store_spill_dir(ls->rt->store), cray_strerror(rc));
+  return b;
+}
+
+int cray__codec_decode_entry(lua_State *L, cray__lstate *ls, cray__entry *e, int max,
+                             const char *fn) {
+  cray__blob *b = cray__codec_pin(L, ls, e, fn);
+  int n = cray__codec_decode(L, ls, b, max);
+  cray__store_unpin(e);
+  return n;
+}
+
+int cray__codec_decode_args(lua_State *L, cray__lstate *ls, cray__blob *b) {
   dec d;
   dec_begin(&d, L, ls, b, b->count);
   cray__mp_reader r = {b->data, b->data + b->len};
@@ -1017,11 +1152,29 @@ int cray__codec_decode_args(lua_State *L, cray__lstate *ls, const cray__blob *b)
     }
     if (d.nextref >= b->nrefs || it.n != 16)
       cray__raise(L, "serialization", "blob's ref table does not match its contents");
-    const cray__entry *e = b->refs[d.nextref++];
+    cray__entry *e = b->refs[d.nextref++];
     if (cray__entry_state(e) != CRAY__READY)
       cray__raise(L, "serialization", "argument %u is an object that is not ready", i + 1);
-    if (cray__codec_decode(L, ls, e->blob, 1) == 0) lua_pushnil(L);
+    if (cray__codec_decode_entry(L, ls, e, 1, "task argument") == 0) lua_pushnil(L);
   }
   dec_end(&d, &r);
   return (int)b->count;
+}
+
+/* ==== views ==== */
+
+/* The finalizer of views: drops the view's blob reference. An orphan (its store closed
+ * while the view lived) is freed without a store. */
+static int view_gc(lua_State *L) {
+  const cray__view *v = lua_topointer(L, 1);
+  if (v && v->owner)
+    cray__blob_release((v->owner->flags & CRAY__BLOB_ORPHAN) ? NULL : v->store, v->owner);
+  return 0;
+}
+
+void cray__codec_open(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, CRAY__REG_FFI);
+  lua_pushcfunction(L, view_gc);
+  lua_setfield(L, -2, "release");
+  lua_pop(L, 1);
 }

@@ -173,7 +173,7 @@ static int encode_error(lua_State *L) {
   cray__blob **out = lua_touserdata(L, 2);
   cray__lstate *ls = cray__lstate_get(L);
   cray__codec_encode(L, ls, 1, 1, "error");
-  *out = cray__blob_new(ls->buf.data, ls->buf.len, 1, ls->refs, ls->nrefs, CRAY__BLOB_TRUSTED);
+  *out = cray__codec_store_blob(L, ls, 1, "a task's error");
   return 0;
 }
 
@@ -241,7 +241,8 @@ void cray__exec_push_stored(lua_State *L, cray__lstate *ls, cray__entry *e, int 
   lua_pop(L, 1);
   const char *what = type == LUA_TTABLE ? "cray.actor" : "cray.remote";
   const char *thing = type == LUA_TTABLE ? "class (a table)" : "function";
-  if (cray__codec_decode(L, ls, e->blob, 1) == 0) lua_pushnil(L);
+  if (cray__codec_decode_entry(L, ls, e, 1, type == LUA_TTABLE ? "an actor's class" : "a task's function") == 0)
+    lua_pushnil(L);
   if (lua_type(L, -1) == LUA_TSTRING) {
     const char *name = lua_tostring(L, -1), *dot = strrchr(name, '.');
     if (!dot || dot == name || !dot[1])
@@ -369,9 +370,7 @@ static int finish(lua_State *L) {
   int n = lua_gettop(L);
   if (t->all_values) {
     cray__codec_encode(L, ls, 1, n, "returns");
-    cray__blob *b = cray__blob_new(ls->buf.data, ls->buf.len, (uint32_t)n, ls->refs, ls->nrefs,
-                                   CRAY__BLOB_TRUSTED);
-    if (!b) return cray__raise(L, "out_of_memory", "no memory for the task's result");
+    cray__blob *b = cray__codec_store_blob(L, ls, (uint32_t)n, "the task's result");
     cray__sched_count_success(t);
     if (cray__store_resolve(s, t->returns[0], b, 0) != 0) cray__blob_release(s, b);
     xw->finished = 1;
@@ -381,17 +380,25 @@ static int finish(lua_State *L) {
     return cray__raise(L, "task_error", "task '%s' returned %d values but num_returns = %u",
                        t->name ? t->name : "?", n, t->nreturns);
   /* A refusal must fail the task whole, with nothing resolved or held: with several
-   * returns every value is encoded once to check it (encoding raises), then again into
-   * its blob. */
-  if (t->nreturns > 1)
-    for (uint32_t i = 0; i < t->nreturns; i++)
+   * returns every value is encoded once to check it (encoding raises) and to reserve room
+   * for them all, then again into its blob. */
+  if (t->nreturns > 1) {
+    size_t room = 0;
+    for (uint32_t i = 0; i < t->nreturns; i++) {
       cray__codec_encode(L, ls, 1 + (int)i, 1, "return value");
+      room += cray__codec_len(ls);
+    }
+    cray__codec_reserve(L, ls, room, "the task's result");
+  }
   cray__blob *one[1];
   cray__blob **blobs = t->nreturns <= 1 ? one : lua_newuserdata(L, t->nreturns * sizeof *blobs);
   for (uint32_t i = 0; i < t->nreturns; i++) {
     cray__codec_encode(L, ls, 1 + (int)i, 1, "return value");
-    blobs[i] = cray__blob_new(ls->buf.data, ls->buf.len, 1, ls->refs, ls->nrefs,
-                              CRAY__BLOB_TRUSTED);
+    if (t->nreturns == 1) {
+      blobs[i] = cray__codec_store_blob(L, ls, 1, "the task's result");
+      continue;
+    }
+    blobs[i] = cray__codec_blob(ls, s, 1, CRAY__BLOB_TRUSTED);
     if (!blobs[i]) {
       for (uint32_t k = 0; k < i; k++) cray__blob_release(s, blobs[k]);
       return cray__raise(L, "out_of_memory", "no memory for the task's result");

@@ -26,6 +26,14 @@
 #define CRAY__REG_WORKER "cray.worker"     /* set before luaopen_cray in a worker's state */
 #define CRAY__REG_STORED "cray.stored"     /* id -> function or class decoded from the store */
 
+/* A stretch of bytes the encoder leaves in place: it goes into the blob at ls->scratch
+ * offset `at`, copied straight from the Lua value (codec.h, CRAY__SPLICE_MIN). */
+typedef struct cray__splice {
+  size_t at;
+  const void *src;
+  size_t len;
+} cray__splice;
+
 typedef struct cray__lstate {
   cray_runtime *rt; /* NULL until cray.init; borrowed from the module's process runtime */
   unsigned epoch;   /* rt->ids.epoch when rt was set: refs made under another are stale */
@@ -33,9 +41,14 @@ typedef struct cray__lstate {
   const void *objref_mt_ptr; /* its address, to recognise it without a look-up */
   int owns_rt;      /* rt is the process runtime this state opened: closing L closes it */
   void *worker;     /* in a worker's state, the executor's worker (bindings/executor.c) */
-  cray__buf buf;    /* encoder output, reset per encode */
+  cray__buf scratch; /* encoder output, reset per encode: not the whole blob (the
+                      * splices go between), which cray__codec_blob makes */
   cray__entry **refs; /* entries of the ObjectRefs the last encode met, in order; borrowed */
   uint32_t nrefs, refs_cap;
+  cray__splice *splices; /* large strings and arrays of the last encode, in order */
+  uint32_t nsplices, splices_cap;
+  size_t spliced;   /* their bytes */
+  size_t gc_debt;   /* bytes of blobs put since the Lua GC was last told of them */
 } cray__lstate;
 
 /* The state's cray__lstate (luaopen_cray must have run in L). */

@@ -53,7 +53,7 @@ cray_runtime *cray__module_rt(lua_State *L, cray__lstate *ls) {
   if (!g_rt && (rc = cray_open(&g_rt, NULL)) == 0) ls->owns_rt = 1;
   if (rc == 0) bind_rt(ls, g_rt);
   pthread_mutex_unlock(&g_mu);
-  if (rc) cray__raise(L, "runtime", "cray could not start: %s", cray_strerror(rc));
+  if (rc) cray__raise(L, "runtime", "cray could not start: %s", cray__open_error(rc));
   return ls->rt;
 }
 
@@ -109,20 +109,36 @@ static int opts_arg(lua_State *L, int idx, const char *fn, const char *const *na
 
 /* ---- put ---- */
 
+/* ObjectRefs are small userdata holding big blobs the Lua GC cannot see. Each put adds
+ * its blob to ls->gc_debt; once that passes a megabyte the next put pays it as a GC step
+ * of that size (a whole collection when the debt outgrows the Lua heap), so dropped refs
+ * are collected at the pace their bytes call for. Paid before encoding, so finalizers
+ * that run meanwhile find the scratch space free. */
+#define GC_DEBT_MIN ((size_t)1 << 20)
+
+static void pay_gc_debt(lua_State *L, cray__lstate *ls) {
+  size_t kb = ls->gc_debt >> 10;
+  ls->gc_debt = 0;
+  if (kb >= (size_t)lua_gc(L, LUA_GCCOUNT, 0)) lua_gc(L, LUA_GCCOLLECT, 0);
+  else lua_gc(L, LUA_GCSTEP, (int)kb);
+}
+
 static int l_put(lua_State *L) {
   cray__lstate *ls = self(L);
   int n = lua_gettop(L);
   if (n != 1)
     cray__raise(L, "invalid_argument", "cray.put: takes exactly one value (got %d)", n);
   cray_runtime *rt = cray__module_rt(L, ls);
+  if (ls->gc_debt >= GC_DEBT_MIN) pay_gc_debt(L, ls);
   cray__codec_encode(L, ls, 1, 1, "value");
-  cray__blob *b = cray__blob_new(ls->buf.data, ls->buf.len, 1, ls->refs, ls->nrefs,
-                                 CRAY__BLOB_TRUSTED);
-  cray__entry *e = b ? cray__store_insert(rt->store, cray__id_new(&rt->ids), b) : NULL;
+  size_t len = cray__codec_len(ls);
+  cray__blob *b = cray__codec_store_blob(L, ls, 1, "cray.put");
+  cray__entry *e = cray__store_insert(rt->store, cray__id_new(&rt->ids), b);
   if (!e) {
-    if (b) cray__blob_release(rt->store, b);
-    cray__raise(L, "out_of_memory", "cray.put: no memory for a %zu-byte object", ls->buf.len);
+    cray__blob_release(rt->store, b);
+    cray__raise(L, "out_of_memory", "cray.put: no memory for a %zu-byte object", len);
   }
+  ls->gc_debt += len + sizeof *e + sizeof *b;
   cray__objref_push(L, ls, e);
   return 1;
 }
@@ -182,8 +198,8 @@ static void wait_or_raise(lua_State *L, cray__lstate *ls, cray__entry **v, size_
 }
 
 /* Raises the error object stored in a failed entry. */
-static int raise_stored(lua_State *L, cray__lstate *ls, cray__entry *e) {
-  cray__codec_decode(L, ls, e->blob, 1);
+static int raise_stored(lua_State *L, cray__lstate *ls, cray__entry *e, const char *fn) {
+  cray__codec_decode_entry(L, ls, e, 1, fn);
   return lua_error(L);
 }
 
@@ -196,6 +212,18 @@ static double deadline_arg(lua_State *L, double timeout) {
 
 static const char *const get_options[] = {"timeout", NULL};
 
+/* Waits for e, pending, until the deadline of arguments 3 and 4: returns 1 when L is a
+ * task's coroutine and the caller must return lua_yield(L, 0) (then call again on
+ * CRAY__RETRY), 0 once e is resolved; raises "timeout". */
+static int await_one(lua_State *L, cray__lstate *ls, cray__entry *e, double timeout,
+                     const char *fn) {
+  double deadline = deadline_arg(L, timeout);
+  if (cray__exec_arm(L, ls, &e, 1, 1, deadline, lua_toboolean(L, 4), fn)) return 1;
+  unsigned char ready;
+  wait_or_raise(L, ls, &e, 1, 1, deadline, timeout, &ready, fn);
+  return 0;
+}
+
 /* get(ref | refs [, opts [, deadline, yieldable]]): the values, or (in a task, after a
  * wait) CRAY__RETRY, on which lua/cray.lua calls again. */
 static int l_get(lua_State *L) {
@@ -205,14 +233,10 @@ static int l_get(lua_State *L) {
   cray__entry *e = cray__objref_test(L, ls, 1);
   if (e) {
     if (cray__entry_state(e) == CRAY__PENDING) {
-      double deadline = deadline_arg(L, timeout);
-      if (cray__exec_arm(L, ls, &e, 1, 1, deadline, lua_toboolean(L, 4), "cray.get"))
-        return lua_yield(L, 0);
-      unsigned char ready;
-      wait_or_raise(L, ls, &e, 1, 1, deadline, timeout, &ready, "cray.get");
+      if (await_one(L, ls, e, timeout, "cray.get")) return lua_yield(L, 0);
     }
-    if (cray__entry_state(e) == CRAY__FAILED) return raise_stored(L, ls, e);
-    return cray__codec_decode(L, ls, e->blob, -1);
+    if (cray__entry_state(e) == CRAY__FAILED) return raise_stored(L, ls, e, "cray.get");
+    return cray__codec_decode_entry(L, ls, e, -1, "cray.get");
   }
   if (!lua_istable(L, 1))
     cray__raise(L, "invalid_argument",
@@ -236,13 +260,74 @@ static int l_get(lua_State *L) {
     }
   }
   for (size_t i = 0; i < n; i++)
-    if (cray__entry_state(v[i]) == CRAY__FAILED) return raise_stored(L, ls, v[i]);
+    if (cray__entry_state(v[i]) == CRAY__FAILED) return raise_stored(L, ls, v[i], "cray.get");
   lua_createtable(L, (int)n, 0);
   for (size_t i = 0; i < n; i++) {
-    if (cray__codec_decode(L, ls, v[i]->blob, 1) == 0) lua_pushnil(L);
+    if (cray__codec_decode_entry(L, ls, v[i], 1, "cray.get") == 0) lua_pushnil(L);
     lua_rawseti(L, -2, (int)i + 1);
   }
   return 1;
+}
+
+/* The finalizer of get_buffer's pointers: upvalues are the blob and its store. */
+static int buffer_gc(lua_State *L) {
+  cray__blob *b = lua_touserdata(L, lua_upvalueindex(1));
+  cray__blob_release((b->flags & CRAY__BLOB_ORPHAN) ? NULL : lua_touserdata(L, lua_upvalueindex(2)),
+                     b);
+  return 0;
+}
+
+static const char *const mp_kinds[] = {"nil", "boolean", "number", "number", "number",
+                                       "string", "string", "table", "table", "extension"};
+
+/* get_buffer(ref [, opts [, deadline, yieldable]]) -> const char * cdata, length: the bytes
+ * of the ref's first value, a string or an FFI array, in place; or CRAY__RETRY as get. The
+ * pointer holds the blob until collected. */
+static int l_get_buffer(lua_State *L) {
+  cray__lstate *ls = self(L);
+  int opts = opts_arg(L, 2, "cray.get_buffer", get_options);
+  double timeout = opt_timeout(L, opts, "cray.get_buffer");
+  cray__entry *e = cray__objref_test(L, ls, 1);
+  if (!e)
+    cray__raise(L, "invalid_argument", "cray.get_buffer: expects an ObjectRef (got %s)",
+                luaL_typename(L, 1));
+  if (cray__entry_state(e) == CRAY__PENDING && await_one(L, ls, e, timeout, "cray.get_buffer"))
+    return lua_yield(L, 0);
+  if (cray__entry_state(e) == CRAY__FAILED) return raise_stored(L, ls, e, "cray.get_buffer");
+  lua_settop(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, CRAY__REG_FFI);
+  lua_getfield(L, -1, "new_buffer");
+  cray__blob *b = cray__codec_pin(L, ls, e, "cray.get_buffer");
+  cray__mp_reader r = {b->data, b->data + b->len};
+  cray__mp_item it;
+  const uint8_t *p = NULL;
+  size_t n = 0;
+  int ok = cray__mp_next(&r, &it) == 0;
+  if (ok && (it.type == CRAY__MP_STR || it.type == CRAY__MP_BIN)) {
+    p = it.p, n = it.n;
+  } else if (ok && it.type == CRAY__MP_EXT && it.ext == CRAY__EXT_FFI_ARRAY && it.n >= 1 &&
+             1u + (it.p[0] >> 4) <= it.n) {
+    p = it.p + 1 + (it.p[0] >> 4), n = it.n - 1 - (it.p[0] >> 4);
+  }
+  if (!p) {
+    cray__store_unpin(e);
+    cray__raise(L, "invalid_argument",
+                "cray.get_buffer: the object holds a %s, not a string or an FFI array",
+                !ok ? "malformed value" : it.type == CRAY__MP_EXT ? "cray extension value"
+                                                                  : mp_kinds[it.type]);
+  }
+  cray__blob_retain(b);
+  cray__store_unpin(e);
+  lua_pushlightuserdata(L, (void *)p);
+  lua_pushlightuserdata(L, b);
+  lua_pushlightuserdata(L, ls->rt->store);
+  lua_pushcclosure(L, buffer_gc, 2);
+  if (lua_pcall(L, 2, 1, 0) != 0) {
+    cray__blob_release(ls->rt->store, b);
+    return lua_error(L);
+  }
+  lua_pushnumber(L, (lua_Number)n);
+  return 2;
 }
 
 static const char *const wait_options[] = {"num_returns", "timeout", NULL};
@@ -375,7 +460,7 @@ static int l_open(lua_State *L) {
     cray__raise(L, "invalid_argument",
                 "cray.init: cray is already running (call cray.shutdown first, or pass "
                 "ignore_reinit_error = true)");
-  if (rc) cray__raise(L, "runtime", "cray.init: %s", cray_strerror(rc));
+  if (rc) cray__raise(L, "runtime", "cray.init: %s", cray__open_error(rc));
   return 0;
 }
 
@@ -418,10 +503,13 @@ void cray__module_attach(lua_State *L, cray_runtime *rt) { bind_rt(cray__lstate_
  * opened it, if the script never called cray.shutdown. */
 static int lstate_gc(lua_State *L) {
   cray__lstate *ls = lua_touserdata(L, 1);
-  cray__buf_free(&ls->buf);
+  cray__buf_free(&ls->scratch);
   cray__free(ls->refs);
   ls->refs = NULL;
   ls->nrefs = ls->refs_cap = 0;
+  cray__free(ls->splices);
+  ls->splices = NULL;
+  ls->nsplices = ls->splices_cap = 0;
   pthread_mutex_lock(&g_mu);
   cray_runtime *rt = ls->owns_rt && ls->rt == g_rt ? g_rt : NULL;
   if (rt) g_rt = NULL;
@@ -435,7 +523,7 @@ static int lstate_gc(lua_State *L) {
 static void new_lstate(lua_State *L) {
   cray__lstate *ls = lua_newuserdata(L, sizeof *ls);
   memset(ls, 0, sizeof *ls);
-  cray__buf_init(&ls->buf);
+  cray__buf_init(&ls->scratch);
   lua_getfield(L, LUA_REGISTRYINDEX, CRAY__REG_WORKER);
   ls->worker = lua_touserdata(L, -1);
   lua_pop(L, 1);
@@ -523,7 +611,8 @@ static void require_into_registry(lua_State *L, const char *name, const char *fi
 static const luaL_Reg core_functions[] = {
     {"put", l_put},       {"get", l_get},       {"wait", l_wait},
     {"stats", l_stats},   {"open", l_open},     {"close", l_close},
-    {"is_open", l_is_open}, {"parse_size", l_parse_size}, {NULL, NULL},
+    {"is_open", l_is_open}, {"parse_size", l_parse_size},
+    {"get_buffer", l_get_buffer}, {NULL, NULL},
 };
 
 /* Opening the module again in the same state (a test runner that clears package.loaded)
@@ -542,6 +631,7 @@ int luaopen_cray(lua_State *L) {
   const cray__lua_module *main = preload_embedded(L);
   require_into_registry(L, "cray.errors", "Error", CRAY__REG_ERROR_MT);
   require_into_registry(L, "cray.ffi_codec", NULL, CRAY__REG_FFI);
+  cray__codec_open(L);
   open_cnames(L);
 
   luaL_loadbuffer(L, (const char *)main->code, *main->size, main->name);

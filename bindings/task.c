@@ -65,16 +65,16 @@ cray__task *cray__task_build(lua_State *L, cray__lstate *ls, int first, uint32_t
   cray__blob *args = NULL;
   if (nargs > 0) {
     cray__codec_encode(L, ls, first, nargs, "args");
-    args = cray__blob_new(ls->buf.data, ls->buf.len, (uint32_t)nargs, ls->refs, ls->nrefs,
-                          CRAY__BLOB_TRUSTED);
+    args = cray__codec_store_blob(L, ls, (uint32_t)nargs, "a task's arguments");
   }
-  cray__task *t = args || nargs <= 0 ? cray__task_new(nreturns, ndeps, nres, name) : NULL;
+  cray__task *t = cray__task_new(nreturns, ndeps, nres, name);
   if (!t) {
     if (args) cray__blob_release(rt->store, args);
     cray__raise(L, "out_of_memory", "no memory to submit task '%s'", name ? name : "?");
   }
   t->id = cray__id_new(&rt->ids);
   t->args = args;
+  if (args) cray__store_count_bytes(rt->store, &t->id, (int64_t)args->len);
   uint32_t j = extra_deps;
   for (int i = first; i <= top; i++) {
     cray__entry *e = cray__objref_test(L, ls, i);
@@ -159,16 +159,18 @@ static int l_reserve(lua_State *L) {
   return 1;
 }
 
+/* (ls, value): encodes the value and reserves room for it. */
 static int encode_one(lua_State *L) {
-  cray__codec_encode(L, lua_touserdata(L, 1), 2, 1, "value");
+  cray__lstate *ls = lua_touserdata(L, 1);
+  cray__codec_encode(L, ls, 2, 1, "value");
+  cray__codec_reserve(L, ls, cray__codec_len(ls), "fill");
   return 0;
 }
 
-/* Resolves e with the blob of what ls->buf holds, or with the error object on top. */
+/* Resolves e with the blob of the last encode, or with the error object on top. */
 static void resolve_from(lua_State *L, cray__lstate *ls, cray__entry *e, int failed) {
   if (failed) cray__codec_encode(L, ls, lua_gettop(L), 1, "error");
-  cray__blob *b = cray__blob_new(ls->buf.data, ls->buf.len, 1, ls->refs, ls->nrefs,
-                                 CRAY__BLOB_TRUSTED);
+  cray__blob *b = cray__codec_blob(ls, ls->rt->store, 1, CRAY__BLOB_TRUSTED);
   if (!b) cray__raise(L, "out_of_memory", "no memory to store a value");
   if (cray__store_resolve(ls->rt->store, e, b, failed) != 0) {
     cray__blob_release(ls->rt->store, b);
@@ -202,8 +204,7 @@ static int l_publish_class(lua_State *L) {
   size_t len;
   const char *name = luaL_checklstring(L, 1, &len);
   cray__codec_encode(L, ls, 2, 1, "metatable");
-  cray__blob *b = cray__blob_new(ls->buf.data, ls->buf.len, 1, ls->refs, ls->nrefs,
-                                 CRAY__BLOB_TRUSTED);
+  cray__blob *b = cray__codec_blob(ls, rt->store, 1, CRAY__BLOB_TRUSTED);
   if (!b || cray__classes_put(&rt->classes, rt->store, name, len, b) != 0)
     return cray__raise(L, "out_of_memory", "no memory to publish class '%s'", name);
   return 0;

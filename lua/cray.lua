@@ -70,15 +70,17 @@ if not core.in_worker() then
   -- The driver blocks its thread when it waits.
   cray.get = core.get
   cray.wait = core.wait
+  cray.get_buffer = core.get_buffer
 
   function cray.sleep(seconds)
     check_seconds("cray.sleep", seconds)
     sleep_until(now() + seconds)
   end
 else
-  -- Inside a task, get, wait and sleep yield to the worker; when the coroutine resumes they
+  -- Inside a task, get, get_buffer, wait and sleep yield to the worker; when the coroutine resumes they
   -- receive RETRY and look again, keeping the deadline of their first call.
-  local get, wait, RETRY, isyieldable = core.get, core.wait, core.retry(), coroutine.isyieldable
+  local get, get_buffer, wait = core.get, core.get_buffer, core.wait
+  local RETRY, isyieldable = core.retry(), coroutine.isyieldable
 
   local function deadline_of(opts)
     local t = type(opts) == "table" and opts.timeout
@@ -95,12 +97,18 @@ else
     return get_again(refs, opts, deadline, get(refs, opts, deadline, isyieldable()))
   end
 
-  function cray.wait(refs, opts)
-    local deadline = deadline_of(opts)
-    local ready, pending = wait(refs, opts, deadline, isyieldable())
-    while ready == RETRY do ready, pending = wait(refs, opts, deadline, isyieldable()) end
-    return ready, pending
+  -- A call of fn(x, opts, deadline, yieldable) -> a, b that repeats while a is RETRY.
+  local function retrying(fn)
+    return function(x, opts)
+      local deadline = deadline_of(opts)
+      local a, b = fn(x, opts, deadline, isyieldable())
+      while a == RETRY do a, b = fn(x, opts, deadline, isyieldable()) end
+      return a, b
+    end
   end
+
+  cray.get_buffer = retrying(get_buffer)
+  cray.wait = retrying(wait)
 
   function cray.sleep(seconds)
     check_seconds("cray.sleep", seconds)

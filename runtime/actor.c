@@ -492,8 +492,12 @@ static void restart(cray__sched *s, worker *w, cray__actor *a) {
     init->method = init->name + strlen(init->name) - 4;
     init->actor = a;
     init->is_init = 1;
+    init->id = cray__id_new(&s->rt->ids);
     init->args = a->init_args;
-    if (init->args) cray__blob_retain(init->args);
+    if (init->args) {
+      cray__blob_retain(init->args);
+      cray__store_count_bytes(s->store, &init->id, (int64_t)init->args->len);
+    }
     init->fn = a->entry;
     cray__store_retain(a->entry);
     cray__sched_count_submit(s, init);

@@ -1,23 +1,37 @@
 /*
  * blob.c: see blob.h. One allocation holds header, ref table and bytes; the bytes start
- * 16-byte aligned so FFI arrays inside can be viewed in place.
+ * 16-byte aligned (malloc's alignment, or a page) so FFI arrays inside can be viewed in
+ * place.
  */
 #include "blob.h"
 
 #include <string.h>
 
 #include "alloc.h"
+#include "bigmem.h"
 #include "id.h"
 #include "wire.h"
 #include "store.h"
 
 #define ALIGN16(n) (((n) + 15) & ~(size_t)15)
 
-cray__blob *cray__blob_new(const uint8_t *data, size_t len, uint32_t count,
-                           struct cray__entry *const *refs, uint32_t nrefs, uint32_t flags) {
-  size_t head = ALIGN16(sizeof(cray__blob) + nrefs * sizeof(cray__entry *));
-  if (len > SIZE_MAX - head) return NULL;
-  cray__blob *b = cray__malloc(head + len);
+static size_t head_size(uint32_t nrefs) {
+  return ALIGN16(sizeof(cray__blob) + nrefs * sizeof(cray__entry *));
+}
+
+/* A blob header with room for `room` bytes of data (0 for a husk); refs not filled. */
+static cray__blob *make(struct cray__store *s, size_t room, size_t len, uint32_t count,
+                        uint32_t nrefs, uint32_t flags) {
+  size_t head = head_size(nrefs);
+  if (room > SIZE_MAX - head) return NULL;
+  flags &= ~(uint32_t)CRAY__BLOB_MAPPED;
+  cray__blob *b;
+  if (head + room >= CRAY__BIG_MIN) {
+    b = cray__bigmem_alloc(cray__store_bigmem(s), head + room);
+    flags |= CRAY__BLOB_MAPPED;
+  } else {
+    b = cray__malloc(head + room);
+  }
   if (!b) return NULL;
   atomic_init(&b->rc, 1);
   b->count = count;
@@ -25,19 +39,63 @@ cray__blob *cray__blob_new(const uint8_t *data, size_t len, uint32_t count,
   b->flags = flags;
   b->len = len;
   b->refs = (cray__entry **)(b + 1);
-  b->data = (uint8_t *)b + head;
+  b->data = (flags & CRAY__BLOB_SPILLED) ? NULL : (uint8_t *)b + head;
+  return b;
+}
+
+cray__blob *cray__blob_alloc(struct cray__store *s, size_t len, uint32_t count,
+                             struct cray__entry *const *refs, uint32_t nrefs, uint32_t flags) {
+  cray__blob *b = make(s, len, len, count, nrefs, flags & ~(uint32_t)CRAY__BLOB_SPILLED);
+  if (!b) return NULL;
   for (uint32_t i = 0; i < nrefs; i++) {
     cray__store_retain(refs[i]);
     b->refs[i] = refs[i];
   }
-  if (len) memcpy(b->data, data, len);
   return b;
+}
+
+cray__blob *cray__blob_new(const uint8_t *data, size_t len, uint32_t count,
+                           struct cray__entry *const *refs, uint32_t nrefs, uint32_t flags) {
+  cray__blob *b = cray__blob_alloc(NULL, len, count, refs, nrefs, flags);
+  if (b && len) memcpy(b->data, data, len);
+  return b;
+}
+
+void cray__blob_free_shell(struct cray__store *s, cray__blob *b) {
+  if (b->flags & CRAY__BLOB_MAPPED) {
+    size_t room = (b->flags & CRAY__BLOB_SPILLED) ? 0 : b->len;
+    cray__bigmem_free((b->flags & CRAY__BLOB_ORPHAN) ? NULL : cray__store_bigmem(s), b,
+                      head_size(b->nrefs) + room);
+  } else {
+    cray__free(b);
+  }
 }
 
 void cray__blob_release(struct cray__store *s, cray__blob *b) {
   if (atomic_fetch_sub_explicit(&b->rc, 1, memory_order_acq_rel) != 1) return;
-  for (uint32_t i = 0; i < b->nrefs; i++) cray__store_release(s, b->refs[i]);
-  cray__free(b);
+  if (!(b->flags & CRAY__BLOB_ORPHAN))
+    for (uint32_t i = 0; i < b->nrefs; i++) cray__store_release(s, b->refs[i]);
+  cray__blob_free_shell(s, b);
+}
+
+cray__blob *cray__blob_husk(const cray__blob *b) {
+  cray__blob *h = make(NULL, 0, b->len, b->count, b->nrefs, b->flags | CRAY__BLOB_SPILLED);
+  if (h && b->nrefs) memcpy(h->refs, b->refs, b->nrefs * sizeof *b->refs);
+  return h;
+}
+
+cray__blob *cray__blob_unhusk(struct cray__store *s, const cray__blob *husk) {
+  cray__blob *b = make(s, husk->len, husk->len, husk->count, husk->nrefs,
+                       husk->flags & ~(uint32_t)CRAY__BLOB_SPILLED);
+  if (b && husk->nrefs) memcpy(b->refs, husk->refs, husk->nrefs * sizeof *b->refs);
+  return b;
+}
+
+void cray__blob_orphan(cray__blob *b) {
+  /* nrefs stays: it sizes the allocation. The refs themselves are never read again. */
+  b->flags |= CRAY__BLOB_ORPHAN;
+  if (atomic_fetch_sub_explicit(&b->rc, 1, memory_order_acq_rel) == 1)
+    cray__blob_free_shell(NULL, b);
 }
 
 /* ---- blobs from outside ---- */

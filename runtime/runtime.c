@@ -3,10 +3,17 @@
  */
 #include "runtime.h"
 
+#include <stdio.h>
 #include <unistd.h>
 
 #include "alloc.h"
+#include "spill.h"
 #include "wait.h"
+
+/* Why the last cray_open of this thread failed, for cray__open_error. */
+static _Thread_local char open_error[512];
+
+const char *cray__open_error(int rc) { return open_error[0] ? open_error : cray_strerror(rc); }
 
 size_t cray__physical_memory(void) {
   long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
@@ -24,19 +31,26 @@ int cray_open(cray_runtime **out, const cray_options *opts) {
     cray_options_init(&defaults);
     opts = &defaults;
   }
+  open_error[0] = 0;
   cray_runtime *rt = cray__calloc(1, sizeof *rt);
   if (!rt) return CRAY_ENOMEM;
+  cray__spill *sp = NULL;
   int rc = cray__options_copy(&rt->opts, opts);
   if (rc) goto fail;
   if (rt->opts.workers == 0) rt->opts.workers = cray__online_cpus();
   if (rt->opts.memory == 0) rt->opts.memory = cray__physical_memory() / 10 * 3;
   cray__id_init(&rt->ids);
   if ((rc = cray__store_create(&rt->store, rt->opts.memory))) goto fail;
+  if ((rc = cray__spill_open(&sp, rt->opts.spill_dir, rt->opts.spill_max, open_error,
+                             sizeof open_error)) ||
+      (rc = cray__store_spill_to(rt->store, sp)))
+    goto fail;
   pthread_mutex_init(&rt->sched_mu, NULL);
   cray__classes_init(&rt->classes);
   *out = rt;
   return 0;
 fail:
+  if (rt->store) cray__store_destroy(rt->store);
   cray__options_free(&rt->opts);
   cray__free(rt);
   return rc;
@@ -77,8 +91,8 @@ cray__sched *cray__runtime_sched(cray_runtime *rt, const cray__executor *ex,
 int cray_put(cray_runtime *rt, const void *data, size_t len, cray_id *id) {
   if (!rt || (!data && len) || !id) return CRAY_EINVAL;
   cray__blob *b;
-  int rc = cray__blob_parse(rt->store, data, len, &b);
-  if (rc) return rc;
+  int rc = cray__store_reserve(rt->store, len, 1);
+  if (rc || (rc = cray__blob_parse(rt->store, data, len, &b))) return rc;
   cray_id nid = cray__id_new(&rt->ids);
   if (!cray__store_insert(rt->store, nid, b)) {
     cray__blob_release(rt->store, b);
@@ -98,9 +112,10 @@ int cray_get(cray_runtime *rt, const cray_id *id, double timeout, cray_view *vie
   int rc = s ? cray__sched_wait(s, &e, 1, 1, timeout, &ready, why, sizeof why)
              : cray__wait_entries(rt->store, &e, 1, 1, timeout, &ready);
   if (rc >= 0) rc = ready ? 0 : CRAY_ETIMEDOUT;
-  if (rc == 0) {
-    cray__blob *b = e->blob;
+  cray__blob *b;
+  if (rc == 0 && (rc = cray__store_pin(rt->store, e, &b)) == 0) {
     cray__blob_retain(b);
+    cray__store_unpin(e);
     *view = (cray_view){b->data, b->len, b->count, b};
     if (cray__entry_state(e) == CRAY__FAILED) rc = CRAY_EOBJERROR;
   }

@@ -40,6 +40,10 @@ cray__sched *cray__runtime_sched(cray_runtime *rt, const cray__executor *ex,
 int cray__options_copy(cray_options *dst, const cray_options *src);
 void cray__options_free(cray_options *o);
 
+/* Why the last cray_open of the calling thread failed (rc is what it returned): the
+ * spill directory it could not use, say; a static text for rc otherwise. */
+const char *cray__open_error(int rc);
+
 /* Physical memory in bytes, or 0 when it cannot be read. */
 size_t cray__physical_memory(void);
 /* Online CPUs, at least 1. */

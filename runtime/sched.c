@@ -223,12 +223,12 @@ static int deps_pending(const cray__task *t) {
   return 0;
 }
 
-/* The error of t's first failed argument, or NULL. */
-static const cray__blob *failed_dep(const cray__task *t, uint32_t *which) {
+/* t's first failed argument, or NULL. */
+static cray__entry *failed_dep(const cray__task *t, uint32_t *which) {
   for (uint32_t i = 0; i < t->ndeps; i++) {
     if (cray__entry_state(t->deps[i]) == CRAY__FAILED) {
       *which = t->dep_arg[i];
-      return t->deps[i]->blob;
+      return t->deps[i];
     }
   }
   return NULL;
@@ -279,16 +279,21 @@ static void start(cray__sched *s, worker *w, cray__task *t) {
     return;
   }
   uint32_t arg = 0;
-  const cray__blob *cause = failed_dep(t, &arg);
-  if (cause) {
+  cray__entry *failed = failed_dep(t, &arg);
+  if (failed) {
     release_resources(s, t);
     const char *name = t->name ? t->name : "?";
-    fail(s, t,
-         arg == CRAY__DEP_FUNCTION
-             ? cray__error_blob("task_error", t->name, cause,
-                                "task '%s' did not run: its function could not be stored", name)
-             : cray__error_blob("task_error", t->name, cause,
-                                "task '%s' did not run: its argument %u failed", name, arg + 1));
+    cray__blob *cause; /* the failed argument's error, when it can be read back */
+    int pinned = cray__store_pin(s->store, failed, &cause) == 0;
+    if (!pinned) cause = NULL;
+    cray__blob *error =
+        arg == CRAY__DEP_FUNCTION
+            ? cray__error_blob("task_error", t->name, cause,
+                               "task '%s' did not run: its function could not be stored", name)
+            : cray__error_blob("task_error", t->name, cause,
+                               "task '%s' did not run: its argument %u failed", name, arg + 1);
+    if (pinned) cray__store_unpin(failed);
+    fail(s, t, error);
     return;
   }
   if (t->actor && deps_pending(t)) {

@@ -1,5 +1,7 @@
 /*
- * store.c: see store.h for the contract and the locking rules.
+ * store.c: the map of entries, their counts, and reading their blobs (pins, restores).
+ * See store.h for the contract and the locking rules; evict.c is the other half of the
+ * store (the spill thread and the budget), store_internal.h what they share.
  *
  * Each shard is a chained hash table of entries (the chain link lives in the entry), grown
  * by doubling. Counters live in the shards, updated under their locks, and are summed by
@@ -10,43 +12,27 @@
  * thread already freeing queues further dead entries on a thread-local list (linked
  * through `next`, free once the entry left its chain) and frees them in a loop.
  */
-#include "store.h"
-
-#include <pthread.h>
+#include "store_internal.h"
 
 #include "alloc.h"
-#include "id.h"
 
-#define NSHARDS 64
 #define MIN_BUCKETS 16
-
-typedef struct shard {
-  pthread_mutex_t mu;
-  cray__entry **buckets;
-  size_t nbuckets, count;
-  uint64_t bytes, puts, frees;
-  char pad[64];
-} shard;
-
-struct cray__store {
-  shard shards[NSHARDS];
-  uint64_t budget;
-  void (*actor_gone)(void *ctx, void *actor);
-  void *actor_ctx;
-};
-
-static inline shard *shard_of(cray__store *s, const cray_id *id) {
-  return &s->shards[cray__id_hash(id) % NSHARDS];
-}
 
 static inline size_t bucket_of(const shard *sh, const cray_id *id) {
   return (cray__id_hash(id) >> 6) & (sh->nbuckets - 1);
 }
 
+static inline cray__blob *stored(const cray__entry *e) {
+  return atomic_load_explicit(&e->stored, memory_order_relaxed);
+}
+
 int cray__store_create(cray__store **out, uint64_t budget) {
   cray__store *s = cray__calloc(1, sizeof *s);
   if (!s) return CRAY_ENOMEM;
-  s->budget = budget;
+  s->budget = s->hard = s->low = budget;
+  atomic_init(&s->resident, 0);
+  atomic_init(&s->kicked, 0);
+  cray__bigmem_init(&s->big, budget / 4);
   for (int i = 0; i < NSHARDS; i++) {
     shard *sh = &s->shards[i];
     sh->buckets = cray__calloc(MIN_BUCKETS, sizeof *sh->buckets);
@@ -57,20 +43,33 @@ int cray__store_create(cray__store **out, uint64_t budget) {
     }
     sh->nbuckets = MIN_BUCKETS;
     pthread_mutex_init(&sh->mu, NULL);
+    pthread_cond_init(&sh->restored, NULL);
   }
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->wake, NULL);
+  pthread_cond_init(&s->room, NULL);
   *out = s;
   return 0;
 }
 
 /* Entries hold blobs that hold other entries, and several entries may share a blob (a
  * failed task's error): drop each entry's blob reference without following nested refs
- * (every entry goes anyway), then free every entry. */
+ * (every entry goes anyway), then free every entry. A blob a view still holds is left to
+ * the view, as an orphan. */
 void cray__store_destroy(cray__store *s) {
+  cray__store_spill_stop(s);
   for (int i = 0; i < NSHARDS; i++) {
     shard *sh = &s->shards[i];
-    for (size_t b = 0; b < sh->nbuckets; b++)
-      for (cray__entry *e = sh->buckets[b]; e; e = e->next)
-        if (e->blob && atomic_fetch_sub(&e->blob->rc, 1) == 1) cray__free(e->blob);
+    for (size_t b = 0; b < sh->nbuckets; b++) {
+      for (cray__entry *e = sh->buckets[b]; e; e = e->next) {
+        cray__blob *blob = stored(e);
+        if (!blob) continue;
+        if (blob->flags & CRAY__BLOB_SPILLED)
+          cray__blob_free_shell(s, blob);
+        else
+          cray__blob_orphan(blob);
+      }
+    }
   }
   for (int i = 0; i < NSHARDS; i++) {
     shard *sh = &s->shards[i];
@@ -84,7 +83,13 @@ void cray__store_destroy(cray__store *s) {
     }
     cray__free(sh->buckets);
     pthread_mutex_destroy(&sh->mu);
+    pthread_cond_destroy(&sh->restored);
   }
+  cray__bigmem_destroy(&s->big);
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->wake);
+  pthread_cond_destroy(&s->room);
+  cray__free(s->dead);
   cray__free(s);
 }
 
@@ -105,6 +110,23 @@ static void grow(shard *sh) {
   cray__free(sh->buckets);
   sh->buckets = nb;
   sh->nbuckets = n;
+  sh->hand = 0;
+}
+
+void cray__store_add_bytes(cray__store *s, shard *sh, int64_t delta) {
+  uint64_t before = sh->bytes;
+  sh->bytes += (uint64_t)delta;
+  int64_t granules = (int64_t)(sh->bytes >> GRANULE_SHIFT) - (int64_t)(before >> GRANULE_SHIFT);
+  if (!granules) return;
+  uint64_t add = (uint64_t)(granules * ((int64_t)1 << GRANULE_SHIFT));
+  uint64_t now = atomic_fetch_add_explicit(&s->resident, add, memory_order_relaxed) + add;
+  if (granules > 0 && s->spill && now > s->budget &&
+      !atomic_load_explicit(&s->kicked, memory_order_relaxed) &&
+      !atomic_exchange_explicit(&s->kicked, 1, memory_order_relaxed)) {
+    pthread_mutex_lock(&s->mu);
+    if (cray__store_spill_start(s) == 0) pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->mu);
+  }
 }
 
 cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob) {
@@ -113,11 +135,14 @@ cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob) {
   e->id = id;
   atomic_init(&e->refs, 1);
   atomic_init(&e->state, blob ? CRAY__READY : CRAY__PENDING);
-  e->blob = blob;
+  atomic_init(&e->pins, 0);
+  atomic_init(&e->hot, 1);
+  e->on_disk = e->restoring = 0;
+  atomic_init(&e->stored, blob);
   e->waiters = NULL;
   e->producer = NULL;
   e->actor = 0;
-  shard *sh = shard_of(s, &id);
+  shard *sh = cray__shard_of(s, &id);
   pthread_mutex_lock(&sh->mu);
   size_t b = bucket_of(sh, &id);
   for (cray__entry *o = sh->buckets[b]; o; o = o->next) {
@@ -131,14 +156,14 @@ cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob) {
   sh->buckets[b] = e;
   sh->count++;
   sh->puts++;
-  if (blob) sh->bytes += blob->len;
+  if (blob) cray__store_add_bytes(s, sh, (int64_t)blob->len);
   if (sh->count > sh->nbuckets) grow(sh);
   pthread_mutex_unlock(&sh->mu);
   return e;
 }
 
 cray__entry *cray__store_lookup(cray__store *s, const cray_id *id) {
-  shard *sh = shard_of(s, id);
+  shard *sh = cray__shard_of(s, id);
   pthread_mutex_lock(&sh->mu);
   cray__entry *e = sh->buckets[bucket_of(sh, id)];
   while (e && !cray__id_eq(&e->id, id)) e = e->next;
@@ -162,16 +187,23 @@ static _Thread_local struct {
   cray__entry *dead;
 } freeing;
 
-/* Takes e out of its chain; e's count has reached zero. */
+/* Takes e out of its chain and its bytes out of the counts; e's count has reached zero.
+ * A copy on disk is queued for deletion. */
 static void unlink_entry(cray__store *s, cray__entry *e) {
-  shard *sh = shard_of(s, &e->id);
+  shard *sh = cray__shard_of(s, &e->id);
   pthread_mutex_lock(&sh->mu);
   cray__entry **pp = &sh->buckets[bucket_of(sh, &e->id)];
   while (*pp != e) pp = &(*pp)->next;
   *pp = e->next;
   sh->count--;
   sh->frees++;
-  if (e->blob) sh->bytes -= e->blob->len;
+  cray__blob *b = stored(e);
+  if (b && !(b->flags & CRAY__BLOB_SPILLED)) cray__store_add_bytes(s, sh, -(int64_t)b->len);
+  if (e->on_disk) {
+    sh->disk_objects--;
+    sh->disk_bytes -= b->len;
+    cray__store_forget(s, &e->id, b->len);
+  }
   pthread_mutex_unlock(&sh->mu);
 }
 
@@ -184,7 +216,8 @@ void cray__store_release(cray__store *s, cray__entry *e) {
   freeing.busy = 1;
   while ((e = freeing.dead)) {
     freeing.dead = e->next;
-    if (e->blob) cray__blob_release(s, e->blob);
+    cray__blob *b = stored(e);
+    if (b) cray__blob_release(s, b);
     if (e->actor && s->actor_gone) s->actor_gone(s->actor_ctx, e->producer);
     cray__free(e);
   }
@@ -192,15 +225,16 @@ void cray__store_release(cray__store *s, cray__entry *e) {
 }
 
 int cray__store_resolve(cray__store *s, cray__entry *e, cray__blob *blob, int failed) {
-  shard *sh = shard_of(s, &e->id);
+  shard *sh = cray__shard_of(s, &e->id);
   pthread_mutex_lock(&sh->mu);
   if (atomic_load_explicit(&e->state, memory_order_relaxed) != CRAY__PENDING) {
     pthread_mutex_unlock(&sh->mu);
     return CRAY_EINVAL;
   }
-  e->blob = blob;
+  atomic_store_explicit(&e->stored, blob, memory_order_relaxed);
+  atomic_store_explicit(&e->hot, 1, memory_order_relaxed);
   e->producer = NULL;
-  sh->bytes += blob->len;
+  cray__store_add_bytes(s, sh, (int64_t)blob->len);
   atomic_store_explicit(&e->state, failed ? CRAY__FAILED : CRAY__READY, memory_order_release);
   cray__waitnode *w = e->waiters;
   e->waiters = NULL;
@@ -215,7 +249,7 @@ int cray__store_resolve(cray__store *s, cray__entry *e, cray__blob *blob, int fa
 
 int cray__store_with_producer(cray__store *s, cray__entry *e, void (*fn)(void *producer, void *arg),
                               void *arg) {
-  shard *sh = shard_of(s, &e->id);
+  shard *sh = cray__shard_of(s, &e->id);
   pthread_mutex_lock(&sh->mu);
   void *p = atomic_load_explicit(&e->state, memory_order_relaxed) == CRAY__PENDING && !e->actor
                 ? e->producer
@@ -226,7 +260,7 @@ int cray__store_with_producer(cray__store *s, cray__entry *e, void (*fn)(void *p
 }
 
 int cray__store_try_producer(cray__store *s, cray__entry *e, void **out) {
-  shard *sh = shard_of(s, &e->id);
+  shard *sh = cray__shard_of(s, &e->id);
   if (pthread_mutex_trylock(&sh->mu) != 0) return 0;
   *out = atomic_load_explicit(&e->state, memory_order_relaxed) == CRAY__PENDING ? e->producer
                                                                                 : NULL;
@@ -235,7 +269,7 @@ int cray__store_try_producer(cray__store *s, cray__entry *e, void **out) {
 }
 
 int cray__store_subscribe(cray__store *s, cray__entry *e, cray__waitnode *node) {
-  shard *sh = shard_of(s, &e->id);
+  shard *sh = cray__shard_of(s, &e->id);
   pthread_mutex_lock(&sh->mu);
   if (atomic_load_explicit(&e->state, memory_order_relaxed) != CRAY__PENDING) {
     pthread_mutex_unlock(&sh->mu);
@@ -248,7 +282,7 @@ int cray__store_subscribe(cray__store *s, cray__entry *e, cray__waitnode *node) 
 }
 
 void cray__store_unsubscribe(cray__store *s, cray__entry *e, cray__waitnode *node) {
-  shard *sh = shard_of(s, &e->id);
+  shard *sh = cray__shard_of(s, &e->id);
   pthread_mutex_lock(&sh->mu);
   for (cray__waitnode **pp = &e->waiters; *pp; pp = &(*pp)->next) {
     if (*pp == node) {
@@ -264,6 +298,85 @@ void cray__store_on_actor_gone(cray__store *s, void (*gone)(void *ctx, void *act
   s->actor_ctx = ctx;
 }
 
+/* ---- pins and restores ---- */
+
+/* The fast path met the spill thread at work, or a husk. Under the shard lock EVICTING
+ * is never set (it is set and cleared under it), so a pin taken here is safe; a husk is
+ * read back by one reader while the others wait for it. */
+int cray__store_pin_slow(cray__store *s, cray__entry *e, cray__blob **out) {
+  atomic_fetch_sub_explicit(&e->pins, 1, memory_order_release);
+  shard *sh = cray__shard_of(s, &e->id);
+  pthread_mutex_lock(&sh->mu);
+  for (;;) {
+    cray__blob *b = stored(e);
+    if (!(b->flags & CRAY__BLOB_SPILLED)) {
+      atomic_fetch_add_explicit(&e->pins, 1, memory_order_acquire);
+      atomic_store_explicit(&e->hot, 1, memory_order_relaxed);
+      pthread_mutex_unlock(&sh->mu);
+      *out = b;
+      return 0;
+    }
+    if (!e->restoring) break;
+    pthread_cond_wait(&sh->restored, &sh->mu);
+  }
+  e->restoring = 1;
+  cray__blob *husk = stored(e); /* ours alone until restoring is cleared */
+  pthread_mutex_unlock(&sh->mu);
+
+  cray__store_reserve(s, husk->len, 0);
+  int err = 0;
+  cray__blob *b = cray__blob_unhusk(s, husk);
+  if (b && (err = cray__spill_read(s->spill, &e->id, b->data, b->len)) != 0) {
+    cray__blob_free_shell(s, b);
+    b = NULL;
+  }
+
+  pthread_mutex_lock(&sh->mu);
+  e->restoring = 0;
+  pthread_cond_broadcast(&sh->restored);
+  if (b) {
+    atomic_store_explicit(&e->stored, b, memory_order_release);
+    atomic_fetch_add_explicit(&e->pins, 1, memory_order_acquire);
+    atomic_store_explicit(&e->hot, 1, memory_order_relaxed);
+    cray__store_add_bytes(s, sh, (int64_t)b->len);
+    sh->restores++;
+  }
+  pthread_mutex_unlock(&sh->mu);
+  if (!b) return err == 0 ? CRAY_ENOMEM : err == CRAY_EBADBLOB ? CRAY_EBADBLOB : CRAY_ESYS;
+  cray__blob_free_shell(s, husk);
+  *out = b;
+  return 0;
+}
+
+cray__blob *cray__store_evict_locked(cray__store *s, shard *sh, cray__entry *e, uint32_t rc) {
+  uint32_t idle = 0;
+  if (!atomic_compare_exchange_strong_explicit(&e->pins, &idle, CRAY__EVICTING,
+                                               memory_order_acquire, memory_order_relaxed))
+    return NULL;
+  cray__blob *b = stored(e), *husk = NULL;
+  if (atomic_load_explicit(&b->rc, memory_order_acquire) == rc && (husk = cray__blob_husk(b)))
+    atomic_store_explicit(&e->stored, husk, memory_order_release);
+  atomic_fetch_sub_explicit(&e->pins, CRAY__EVICTING, memory_order_release);
+  if (!husk) return NULL;
+  cray__store_add_bytes(s, sh, -(int64_t)b->len);
+  return b;
+}
+
+/* ---- the rest ---- */
+
+void cray__store_count_bytes(cray__store *s, const cray_id *id, int64_t delta) {
+  shard *sh = cray__shard_of(s, id);
+  pthread_mutex_lock(&sh->mu);
+  cray__store_add_bytes(s, sh, delta);
+  pthread_mutex_unlock(&sh->mu);
+}
+
+cray__bigmem *cray__store_bigmem(cray__store *s) { return s ? &s->big : NULL; }
+
+const char *cray__store_spill_dir(cray__store *s) {
+  return s->spill ? cray__spill_dir(s->spill) : NULL;
+}
+
 void cray__store_stats(cray__store *s, cray_store_stats *out) {
   *out = (cray_store_stats){.budget = s->budget};
   for (int i = 0; i < NSHARDS; i++) {
@@ -273,6 +386,9 @@ void cray__store_stats(cray__store *s, cray_store_stats *out) {
     out->bytes += sh->bytes;
     out->puts += sh->puts;
     out->frees += sh->frees;
+    out->spilled_objects += sh->disk_objects;
+    out->spilled_bytes += sh->disk_bytes;
+    out->restored_objects += sh->restores;
     pthread_mutex_unlock(&sh->mu);
   }
 }

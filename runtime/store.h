@@ -1,18 +1,35 @@
 /*
- * store.h: the object store, a map from ids to entries.
+ * store.h: the object store, a map from ids to entries, and its memory budget.
  *
  * An entry is PENDING until it resolves, once, to READY (a value blob) or FAILED (an
  * error-object blob). It lives while its reference count is above zero: ObjectRefs in any
  * Lua state, blobs that nest it, tasks that hold it as an argument or as a return they
- * will fill. At zero it leaves the map and its blob is released.
+ * will fill. At zero it leaves the map, its blob is released, and its copy on disk, if it
+ * has one, is deleted.
+ *
+ * Memory: the bytes of the resolved blobs in memory are counted against the budget. Past
+ * it, the spill thread (evict.c) writes cold, unpinned entries to the spill environment
+ * (spill.h) and swaps their blob for a husk (header and nested refs, no bytes);
+ * cray__store_pin reads them back. Puts call cray__store_reserve before they allocate: it
+ * returns at once below the hard limit (budget * 1.5), waits for the spill thread above
+ * it, and fails only when nothing more can leave memory.
  *
  * Concurrency: the map is split in shards, each with its own mutex, chosen by the id's
  * hash. A shard's lock guards its hash chains, its counters, and for each of its entries
- * the waiter list and the PENDING -> resolved transition. Readers of a resolved entry take
- * no lock: `blob` is written before `state` is published with release order, and never
- * changes after. Waiters are woken under the shard lock (lock order: shard, then the
- * waiter's own lock), so a waiter that unsubscribes under that lock knows no wake is still
- * running for it.
+ * the waiter list, the PENDING -> resolved transition, `on_disk`, `restoring`, and every
+ * change of `stored` (resolving sets it; spilling and restoring swap it).
+ *
+ * Reading a resolved entry's blob takes a pin, not a lock: cray__store_pin adds one to
+ * `pins` and loads `stored`. The spill thread swaps `stored` only after moving `pins` from
+ * 0 to CRAY__EVICTING, under the shard lock, so a pinned blob stays put; a reader that
+ * meets EVICTING or a husk retries under the lock, reading the bytes back from disk when
+ * they are gone. A reader that keeps the blob past its unpin (a view) takes a blob
+ * reference while pinned, and the spill thread leaves alone any blob with references
+ * beyond its entry's. Every read of `stored` goes through cray__store_pin.
+ *
+ * Waiters are woken under the shard lock (lock order: shard, then the waiter's own lock),
+ * so a waiter that unsubscribes under that lock knows no wake is still running for it.
+ * The spill thread's mutex (evict.c) is taken after a shard lock, never before one.
  */
 #ifndef CRAY_STORE_H
 #define CRAY_STORE_H
@@ -20,10 +37,14 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "bigmem.h"
 #include "blob.h"
 #include "cray.h"
 
 enum { CRAY__PENDING = 0, CRAY__READY = 1, CRAY__FAILED = 2 };
+
+/* Set in `pins` while the spill thread swaps `stored`. */
+#define CRAY__EVICTING 0x80000000u
 
 typedef struct cray__waiter cray__waiter;
 struct cray__waiter {
@@ -42,18 +63,29 @@ typedef struct cray__entry {
   cray_id id;
   _Atomic uint32_t refs;
   _Atomic uint32_t state;
-  cray__blob *blob;          /* set once, before state leaves PENDING */
-  cray__waitnode *waiters;   /* shard lock */
-  void *producer;            /* shard lock: the task that will resolve it, while pending;
-                                for an actor's entry, the actor, for good */
-  int actor;                 /* an actor's entry (sched/actor.c): set before it is shared */
-  struct cray__entry *next;  /* hash chain, shard lock */
+  _Atomic uint32_t pins;        /* readers of `stored` right now, | CRAY__EVICTING */
+  _Atomic uint8_t hot;          /* read or written since the spill thread last passed */
+  uint8_t on_disk;              /* a copy is in the spill environment; shard lock */
+  uint8_t restoring;            /* a reader is reading it back from disk; shard lock */
+  _Atomic(cray__blob *) stored; /* set before state leaves PENDING; read by pinning */
+  cray__waitnode *waiters;      /* shard lock */
+  void *producer;               /* shard lock: the task that will resolve it, while pending;
+                                   for an actor's entry, the actor, for good */
+  uint8_t actor;                /* an actor's entry (runtime/actor.c): set before it is shared */
+  struct cray__entry *next;     /* hash chain, shard lock */
 } cray__entry;
 
 typedef struct cray__store cray__store;
+struct cray__spill;
 
+/* A store with a budget of `budget` bytes in memory, not spilling yet. */
 int cray__store_create(cray__store **out, uint64_t budget);
-/* Frees every entry and blob still held. Nothing may use the store afterwards. */
+/* Starts the spill thread, writing to sp; the store owns sp from then on (on failure
+ * too) and closes it in cray__store_destroy. Without this call nothing is spilled and
+ * cray__store_reserve never waits. */
+int cray__store_spill_to(cray__store *s, struct cray__spill *sp);
+/* Stops the spill thread and frees every entry and blob still held; blobs that views
+ * still hold become orphans. Nothing may use the store afterwards. */
 void cray__store_destroy(cray__store *s);
 
 /* A new entry with one reference (the caller's). READY with blob when blob is not NULL
@@ -95,6 +127,55 @@ void cray__store_unsubscribe(cray__store *s, cray__entry *e, cray__waitnode *nod
 /* Calls gone(ctx, e->producer) when an actor's entry is freed: its last handle went.
  * Runs on the thread that released it, with no store lock held. */
 void cray__store_on_actor_gone(cray__store *s, void (*gone)(void *ctx, void *actor), void *ctx);
+
+/* ---- reading a resolved entry's blob ---- */
+
+int cray__store_pin_slow(cray__store *s, cray__entry *e, cray__blob **out);
+
+/* Pins the blob of a resolved entry in memory (reading it back from disk if it was
+ * spilled) and sets *out: valid until cray__store_unpin, or longer with a blob reference
+ * taken meanwhile. The caller holds a reference to e. 0, or CRAY_ENOMEM / CRAY_ESYS /
+ * CRAY_EBADBLOB when the bytes cannot be read back (the object stays on disk). A pin
+ * that is never dropped (a Lua error thrown past it) only keeps e in memory. */
+static inline int cray__store_pin(cray__store *s, cray__entry *e, cray__blob **out) {
+  uint32_t p = atomic_fetch_add_explicit(&e->pins, 1, memory_order_acquire);
+  if (!(p & CRAY__EVICTING)) {
+    cray__blob *b = atomic_load_explicit(&e->stored, memory_order_acquire);
+    if (!(b->flags & CRAY__BLOB_SPILLED)) {
+      if (!atomic_load_explicit(&e->hot, memory_order_relaxed))
+        atomic_store_explicit(&e->hot, 1, memory_order_relaxed);
+      *out = b;
+      return 0;
+    }
+  }
+  return cray__store_pin_slow(s, e, out);
+}
+
+static inline void cray__store_unpin(cray__entry *e) {
+  atomic_fetch_sub_explicit(&e->pins, 1, memory_order_release);
+}
+
+/* ---- memory ---- */
+
+/* Room for a new blob of len bytes: returns at once while memory is under the hard limit;
+ * above it, waits while the spill thread can make room. When it cannot (the spill space
+ * is full, or what is in memory is pinned), a caller with may_fail gets CRAY_ENOMEM
+ * unless memory is within the budget (an object bigger than the rest of the budget is
+ * let in); restores pass may_fail 0 and are always let in. */
+int cray__store_reserve(cray__store *s, size_t len, int may_fail);
+/* Counts delta bytes held outside the entries (a task's arguments) in the store's memory,
+ * in the shard of id: plus their length when made, minus it when freed. */
+void cray__store_count_bytes(cray__store *s, const cray_id *id, int64_t delta);
+/* The message for a reserve of len that failed: budget, usage, spill directory. */
+void cray__store_describe_full(cray__store *s, size_t len, char *buf, size_t n);
+/* Waits until the spill thread is idle: deletes written, memory under the budget or
+ * nothing more to spill. For tests. */
+void cray__store_spill_sync(cray__store *s);
+/* The spill directory, or NULL when the store does not spill. */
+const char *cray__store_spill_dir(cray__store *s);
+
+/* The store's cache of big blocks (NULL when s is). */
+cray__bigmem *cray__store_bigmem(cray__store *s);
 
 void cray__store_stats(cray__store *s, cray_store_stats *out);
 

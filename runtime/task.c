@@ -42,7 +42,10 @@ void cray__task_release(cray__store *s, cray__task *t) {
   for (uint32_t i = 0; i < t->nreturns; i++)
     if (t->returns[i]) cray__store_release(s, t->returns[i]);
   if (t->fn) cray__store_release(s, t->fn);
-  if (t->args) cray__blob_release(s, t->args);
+  if (t->args) {
+    cray__store_count_bytes(s, &t->id, -(int64_t)t->args->len);
+    cray__blob_release(s, t->args);
+  }
   if (t->error) cray__blob_release(s, t->error);
   cray__free(t);
 }

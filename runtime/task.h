@@ -55,7 +55,8 @@ struct cray__task {
   cray__task *next;         /* run queue or inbox link */
 
   cray__entry *fn;          /* the function blob */
-  cray__blob *args;         /* the argument values; NULL when there are none */
+  cray__blob *args;         /* the argument values; NULL when there are none. Counted in
+                             * the store's memory (cray__store_count_bytes) until freed */
   uint32_t nreturns;
   int all_values;           /* one return holds every value returned */
   cray__entry **returns;

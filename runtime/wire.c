@@ -129,8 +129,12 @@ static void put_len(cray__buf *b, uint32_t n, uint8_t fix, uint32_t fixmax, uint
   }
 }
 
-void cray__mp_str(cray__buf *b, const char *s, size_t n) {
+void cray__mp_str_head(cray__buf *b, size_t n) {
   put_len(b, (uint32_t)n, 0xa0, 31, 0xd9, 0xda, 0xdb);
+}
+
+void cray__mp_str(cray__buf *b, const char *s, size_t n) {
+  cray__mp_str_head(b, n);
   cray__buf_write(b, s, n);
 }
 

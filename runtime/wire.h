@@ -75,6 +75,8 @@ void cray__mp_int(cray__buf *b, int64_t v);
 void cray__mp_uint(cray__buf *b, uint64_t v);
 void cray__mp_double(cray__buf *b, double v);
 void cray__mp_str(cray__buf *b, const char *s, size_t n);
+/* The header of a str of n bytes; the bytes follow. */
+void cray__mp_str_head(cray__buf *b, size_t n);
 void cray__mp_bin(cray__buf *b, const void *s, size_t n);
 void cray__mp_array(cray__buf *b, uint32_t n);
 void cray__mp_map(cray__buf *b, uint32_t n);

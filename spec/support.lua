@@ -1,4 +1,6 @@
 -- Shared by the specs: the build under test, running commands, a fresh runtime.
+local ffi = require "ffi"
+
 local M = {}
 
 M.build = os.getenv("CRAY_BUILD") or "build"
@@ -9,7 +11,6 @@ M.san = os.getenv("CRAY_SAN") or ""
 -- load it as well), so it is taken out of the environment.
 M.preload = os.getenv("CRAY_PRELOAD") or ""
 if os.getenv("LD_PRELOAD") then
-  local ffi = require "ffi"
   ffi.cdef "int unsetenv(const char *name);"
   ffi.C.unsetenv("LD_PRELOAD")
 end
@@ -22,10 +23,12 @@ local function slurp(path)
   return s
 end
 
--- Runs a shell command; returns its exit status, stdout and stderr.
-function M.run(cmd, stdin)
+-- Runs a shell command (with the environment variables of the table env added); returns
+-- its exit status, stdout and stderr.
+function M.run(cmd, stdin, env)
   local out, err = os.tmpname(), os.tmpname()
   local input = ""
+  for k, v in pairs(env or {}) do cmd = ("%s=%q %s"):format(k, v, cmd) end
   if stdin then
     local path = os.tmpname()
     local f = assert(io.open(path, "wb"))
@@ -40,8 +43,20 @@ function M.run(cmd, stdin)
 end
 
 -- crayrun from the build under test, with arguments given as one shell string.
-function M.crayrun(args, stdin)
-  return M.run(M.build .. "/crayrun " .. args, stdin)
+function M.crayrun(args, stdin, env)
+  return M.run(M.build .. "/crayrun " .. args, stdin, env)
+end
+
+-- Seconds on the monotonic clock, usable inside tasks (ffi travels as a module; the
+-- declarations are made in whichever state runs it).
+function M.clock()
+  pcall(ffi.cdef, [[
+    struct cray_spec_timespec { long tv_sec; long tv_nsec; };
+    int clock_gettime(int clk, struct cray_spec_timespec *ts);
+  ]])
+  local ts = ffi.new("struct cray_spec_timespec")
+  ffi.C.clock_gettime(1, ts)
+  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
 end
 
 -- Restarts cray with `opts` so a spec starts from an empty store.

@@ -2,17 +2,7 @@ local support = require "spec.support"
 local ffi = require "ffi"
 local cray = support.fresh({workers = 2})
 
--- Seconds on the monotonic clock, usable inside tasks (ffi travels as a module; the
--- declarations are made in whichever state runs it).
-local function clock()
-  pcall(ffi.cdef, [[
-    struct cray_spec_timespec { long tv_sec; long tv_nsec; };
-    int clock_gettime(int clk, struct cray_spec_timespec *ts);
-  ]])
-  local ts = ffi.new("struct cray_spec_timespec")
-  ffi.C.clock_gettime(1, ts)
-  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
-end
+local clock = support.clock
 
 describe("remote functions", function()
   before_each(function() cray = support.fresh({workers = 2}) end)

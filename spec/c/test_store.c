@@ -156,7 +156,10 @@ static void test_resolve_once(void) {
   cray__blob *again = blob_of("again");
   CHECK_EQ(cray__store_resolve(s, e, again, 0), CRAY_EINVAL);
   cray__blob_release(s, again);
-  CHECK(memcmp(e->blob->data, "err", 3) == 0);
+  cray__blob *b;
+  CHECK_EQ(cray__store_pin(s, e, &b), 0);
+  CHECK(memcmp(b->data, "err", 3) == 0);
+  cray__store_unpin(e);
   cray__store_release(s, e);
   cray__store_destroy(s);
 }

@@ -1,0 +1,327 @@
+/*
+ * spill.c: see spill.h. The environment is one data file (MDB_NOSUBDIR), named after the
+ * process and a counter so that runtimes sharing a user's directory never share a file;
+ * its lock file sits beside it. Closing removes both, and nothing else of a user's
+ * directory.
+ */
+#include "spill.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "id.h"
+
+#define MIN_MAP ((size_t)256 << 10)
+#define MAX_READERS 1024
+
+struct cray__spill {
+  MDB_env *env;
+  MDB_dbi dbi;
+  char *dir;
+  char *path; /* the data file; the lock file is path + "-lock" */
+  int made_dir;
+  uint64_t cap;             /* 0: none */
+  unsigned psize;           /* LMDB's page size */
+  _Atomic uint64_t used;    /* estimate, see cost(); written by the spill thread only */
+};
+
+/* The disk a value of len bytes takes: whole overflow pages beyond half a page, else its
+ * share of a leaf page (node header, key and value, on pages kept half full or more). */
+static uint64_t cost(const cray__spill *sp, size_t len) {
+  size_t node = 8 + 16 + len;
+  if (node > sp->psize / 2 - 16) return (len + 16 + sp->psize - 1) / sp->psize * sp->psize;
+  return 2 * (uint64_t)(node + 2);
+}
+
+static int refuse(char *why, size_t whylen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, whylen, fmt, ap);
+  va_end(ap);
+  return CRAY_ESYS;
+}
+
+static void remove_files(cray__spill *sp) {
+  if (sp->path) {
+    char lock[4200];
+    snprintf(lock, sizeof lock, "%s-lock", sp->path);
+    unlink(sp->path);
+    unlink(lock);
+  }
+  if (sp->made_dir) rmdir(sp->dir);
+}
+
+static void free_spill(cray__spill *sp) {
+  cray__free(sp->dir);
+  cray__free(sp->path);
+  cray__free(sp);
+}
+
+/* The directory: made fresh under $TMPDIR, or the user's (made when missing). */
+static int set_dir(cray__spill *sp, const char *dir, char *why, size_t whylen) {
+  char buf[4096];
+  if (!dir) {
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !*tmp) tmp = "/tmp";
+    snprintf(buf, sizeof buf, "%s/cray-spill-XXXXXX", tmp);
+    if (!mkdtemp(buf))
+      return refuse(why, whylen, "cannot make a spill directory under '%s' ($TMPDIR): %s", tmp,
+                    strerror(errno));
+    sp->made_dir = 1;
+    dir = buf;
+  } else if (mkdir(dir, 0700) == 0) {
+    sp->made_dir = 1;
+  } else if (errno != EEXIST) {
+    return refuse(why, whylen, "cannot use spill directory '%s': %s", dir, strerror(errno));
+  }
+  struct stat st;
+  int err = stat(dir, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+  if (err) {
+    if (sp->made_dir) rmdir(dir);
+    return refuse(why, whylen, "cannot use spill directory '%s': %s", dir, strerror(err));
+  }
+  if (!(sp->dir = cray__strdup(dir))) return CRAY_ENOMEM;
+  return 0;
+}
+
+/* The cap and an eighth, or the size of the file system (the disk says no first). */
+static uint64_t map_size(const char *dir, size_t cap) {
+  uint64_t size = (uint64_t)cap + cap / 8 + ((uint64_t)1 << 20);
+  if (!cap) {
+    struct statvfs fs;
+    size = statvfs(dir, &fs) == 0 ? (uint64_t)fs.f_blocks * fs.f_frsize : 0;
+    if (size < ((uint64_t)1 << 30)) size = (uint64_t)1 << 30;
+    if (size > ((uint64_t)1 << 42)) size = (uint64_t)1 << 42;
+  }
+  if (size < MIN_MAP) size = MIN_MAP;
+  long page = sysconf(_SC_PAGESIZE);
+  return (size + (uint64_t)page - 1) / (uint64_t)page * (uint64_t)page;
+}
+
+int cray__spill_open(cray__spill **out, const char *dir, size_t max, char *why, size_t whylen) {
+  static _Atomic unsigned serial;
+  cray__spill *sp = cray__calloc(1, sizeof *sp);
+  if (!sp) return CRAY_ENOMEM;
+  int rc = set_dir(sp, dir, why, whylen);
+  if (rc) {
+    free_spill(sp);
+    return rc;
+  }
+  char path[4200];
+  snprintf(path, sizeof path, "%s/cray-%ld-%u.mdb", sp->dir, (long)getpid(),
+           atomic_fetch_add(&serial, 1));
+  if (!(sp->path = cray__strdup(path))) {
+    remove_files(sp);
+    free_spill(sp);
+    return CRAY_ENOMEM;
+  }
+  sp->cap = max;
+  atomic_init(&sp->used, 0);
+  MDB_txn *txn;
+  MDB_stat st;
+  if ((rc = mdb_env_create(&sp->env)) == 0 &&
+      (rc = mdb_env_set_mapsize(sp->env, map_size(sp->dir, max))) == 0 &&
+      (rc = mdb_env_set_maxreaders(sp->env, MAX_READERS)) == 0 &&
+      (rc = mdb_env_open(sp->env, sp->path,
+                         MDB_NOSUBDIR | MDB_NOTLS | MDB_NOSYNC | MDB_NOMETASYNC, 0600)) == 0 &&
+      (rc = mdb_txn_begin(sp->env, NULL, 0, &txn)) == 0) {
+    if ((rc = mdb_dbi_open(txn, NULL, 0, &sp->dbi)) != 0) mdb_txn_abort(txn);
+    else rc = mdb_txn_commit(txn);
+  }
+  if (rc == 0) rc = mdb_env_stat(sp->env, &st);
+  if (rc) {
+    refuse(why, whylen, "cannot use spill directory '%s': %s", sp->dir, mdb_strerror(rc));
+    if (sp->env) mdb_env_close(sp->env);
+    remove_files(sp);
+    free_spill(sp);
+    return CRAY_ESYS;
+  }
+  sp->psize = st.ms_psize;
+  *out = sp;
+  return 0;
+}
+
+void cray__spill_close(cray__spill *sp) {
+  if (!sp) return;
+  mdb_env_close(sp->env);
+  remove_files(sp);
+  free_spill(sp);
+}
+
+/* ---- values in chunks ---- */
+
+/* A value is kept in chunks of at most CHUNK bytes, keyed by its id and the chunk's
+ * number (20 bytes, big-endian). LMDB holds a write transaction's pages in memory until
+ * it commits, takes a value bigger than its dirty-page list (512 MiB) down a path that
+ * leaks that list, and moves each value with one write(2), which stops at 2 GiB; chunks
+ * keep every value, whatever its size, on the plain path. A batch is committed as soon
+ * as it holds CHUNK bytes, so a transaction's memory stays bounded by its largest value
+ * plus CHUNK. */
+#define CHUNK ((size_t)64 << 20)
+
+static size_t nchunks(size_t len) { return len ? (len + CHUNK - 1) / CHUNK : 1; }
+
+static size_t chunk_len(size_t len, size_t k) {
+  return len - k * CHUNK < CHUNK ? len - k * CHUNK : CHUNK;
+}
+
+static MDB_val chunk_key(uint8_t key[20], const cray_id *id, size_t k) {
+  cray__id_store(id, key);
+  key[16] = (uint8_t)(k >> 24), key[17] = (uint8_t)(k >> 16);
+  key[18] = (uint8_t)(k >> 8), key[19] = (uint8_t)k;
+  return (MDB_val){20, key};
+}
+
+static uint64_t value_cost(const cray__spill *sp, size_t len) {
+  uint64_t c = 0;
+  for (size_t k = 0; k < nchunks(len); k++) c += cost(sp, chunk_len(len, k));
+  return c;
+}
+
+/* ---- writing (the spill thread) ---- */
+
+static int put_value(cray__spill *sp, MDB_txn *txn, const cray__spill_item *it) {
+  int rc = 0;
+  for (size_t k = 0; k < nchunks(it->len) && rc == 0; k++) {
+    uint8_t key[20];
+    MDB_val kv = chunk_key(key, &it->id, k);
+    MDB_val vv = {chunk_len(it->len, k), (void *)(it->data + k * CHUNK)};
+    rc = mdb_put(txn, sp->dbi, &kv, &vv, 0);
+  }
+  return rc;
+}
+
+/* Commits *txn, which holds the values up to `through` and brings the estimate to used. */
+static int commit(cray__spill *sp, MDB_txn **txn, uint64_t used, size_t through, size_t *done) {
+  int rc = mdb_txn_commit(*txn);
+  *txn = NULL;
+  if (rc == 0) {
+    *done = through;
+    atomic_store_explicit(&sp->used, used, memory_order_relaxed);
+  }
+  return rc;
+}
+
+int cray__spill_write(cray__spill *sp, const cray__spill_item *items, size_t n, size_t *done) {
+  uint64_t used = atomic_load_explicit(&sp->used, memory_order_relaxed);
+  MDB_txn *txn = NULL;
+  size_t pending = 0, i;
+  int rc = 0, full = 0;
+  *done = 0;
+  for (i = 0; i < n; i++) {
+    uint64_t c = value_cost(sp, items[i].len);
+    if (sp->cap && used + c > sp->cap) {
+      full = MDB_MAP_FULL; /* the values before it still go */
+      break;
+    }
+    if (!txn && (rc = mdb_txn_begin(sp->env, NULL, 0, &txn)) != 0) {
+      txn = NULL;
+      break;
+    }
+    if ((rc = put_value(sp, txn, &items[i])) != 0) break;
+    used += c;
+    pending += items[i].len;
+    if (pending >= CHUNK) {
+      pending = 0;
+      if ((rc = commit(sp, &txn, used, i + 1, done)) != 0) break;
+    }
+  }
+  if (txn && rc == 0) rc = commit(sp, &txn, used, i, done);
+  if (txn) mdb_txn_abort(txn); /* a put failed: what it held is not written */
+  return rc ? rc : full;
+}
+
+int cray__spill_delete(cray__spill *sp, const cray__spill_item *items, size_t n) {
+  MDB_txn *txn;
+  int rc = mdb_txn_begin(sp->env, NULL, 0, &txn);
+  if (rc) return rc;
+  uint64_t freed = 0;
+  for (size_t i = 0; i < n && rc == 0; i++) {
+    for (size_t k = 0; k < nchunks(items[i].len) && rc == 0; k++) {
+      uint8_t key[20];
+      MDB_val kv = chunk_key(key, &items[i].id, k);
+      rc = mdb_del(txn, sp->dbi, &kv, NULL);
+      if (rc == 0) freed += cost(sp, chunk_len(items[i].len, k));
+      if (rc == MDB_NOTFOUND) rc = 0;
+    }
+  }
+  if (rc) {
+    mdb_txn_abort(txn);
+    return rc;
+  }
+  if ((rc = mdb_txn_commit(txn)) == 0)
+    atomic_fetch_sub_explicit(&sp->used, freed, memory_order_relaxed);
+  return rc;
+}
+
+/* ---- reading (any thread) ---- */
+
+int cray__spill_read(cray__spill *sp, const cray_id *id, uint8_t *dst, size_t len) {
+  MDB_txn *txn;
+  int rc;
+  /* Every reader slot taken (a thousand reads at once): wait for one. */
+  for (int tries = 0; (rc = mdb_txn_begin(sp->env, NULL, MDB_RDONLY, &txn)) == MDB_READERS_FULL &&
+                      tries < 10000;
+       tries++) {
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
+  if (rc) return rc;
+  for (size_t k = 0; k < nchunks(len) && rc == 0; k++) {
+    uint8_t key[20];
+    MDB_val kv = chunk_key(key, id, k), v;
+    size_t want = chunk_len(len, k);
+    rc = mdb_get(txn, sp->dbi, &kv, &v);
+    if (rc == 0 && v.mv_size != want) rc = CRAY_EBADBLOB;
+    if (rc == 0 && want) memcpy(dst + k * CHUNK, v.mv_data, want);
+  }
+  mdb_txn_abort(txn);
+  return rc;
+}
+
+/* ---- describing ---- */
+
+const char *cray__spill_why(int err) {
+  switch (err) {
+    case MDB_MAP_FULL:
+      return "the spill space is full";
+    case ENOSPC:
+    case EDQUOT:
+      return "the disk is full";
+    case EFBIG:
+      return "the spill file has reached the largest file size allowed";
+    case CRAY_EBADBLOB:
+      return "the spill file holds a value of the wrong size";
+    case EIO:
+      return "a write to the spill file failed (a full disk, or an I/O error)";
+    default:
+      return err < 0 && err > -100 ? cray_strerror(err) : mdb_strerror(err);
+  }
+}
+
+const char *cray__spill_dir(const cray__spill *sp) { return sp->dir; }
+
+uint64_t cray__spill_cap(const cray__spill *sp) { return sp->cap; }
+
+uint64_t cray__spill_used(const cray__spill *sp) {
+  return atomic_load_explicit(&sp->used, memory_order_relaxed);
+}
+
+uint64_t cray__spill_count(cray__spill *sp) {
+  MDB_txn *txn;
+  MDB_stat st;
+  if (mdb_txn_begin(sp->env, NULL, MDB_RDONLY, &txn)) return 0;
+  int rc = mdb_stat(txn, sp->dbi, &st);
+  mdb_txn_abort(txn);
+  return rc ? 0 : st.ms_entries;
+}
