@@ -557,17 +557,62 @@ static int apply(cray__sched *s, worker *w, cray__actor *a, int ctl) {
 /* Calls started in a row before the actor goes to the back of the ready list. */
 #define SERVE_BATCH 64
 
+/* Folds what call_end counted while the actor was served. */
+static int fold(cray__actor *a) {
+  a->running -= a->ended;
+  a->ended = 0;
+  if (a->ended_init) a->initializing = 0, a->ended_init = 0;
+  int ctl = a->ctl_local;
+  a->ctl_local = 0;
+  return ctl;
+}
+
+static int can_start(const cray__actor *a) {
+  return a->state == CRAY__ACTOR_ALIVE && !a->initializing && a->running < a->max_concurrency;
+}
+
+/* Puts calls taken from the mailbox (head..tail) back at its front; under the lock. */
+static void give_back(cray__actor *a, cray__task *head, cray__task *tail) {
+  if (!head) return;
+  tail->next = a->mhead;
+  if (!a->mhead) a->mtail = tail;
+  a->mhead = head;
+}
+
 void cray__actor_serve(cray__sched *s, worker *w, cray__actor *a) {
-  /* `ready` stays set while serving: nobody lists the actor again, and each turn of the
-   * loop looks at what came meanwhile. Calls that end meanwhile are counted in `ended`
-   * (call_end runs on this thread) and folded in here, under the lock taken anyway. */
+  /* `ready` stays set while serving, so nobody else lists the actor or reads its slots:
+   * `running` and `initializing` are this thread's until it is cleared. The calls are
+   * taken from the mailbox all at once under the lock and started without it; calls that
+   * end meanwhile are counted by call_end in `ended` and folded in here. What could not
+   * start goes back to the mailbox's front. */
   a->serving = 1;
-  for (int n = 0;; n++) {
-    a->running -= a->ended;
-    a->ended = 0;
-    if (a->ended_init) a->initializing = 0, a->ended_init = 0;
-    int ctl = a->ctl | a->ctl_local;
-    a->ctl = a->ctl_local = 0;
+  cray__task *mine = NULL, *mine_tail = NULL;
+  int n = 0;
+  for (;;) {
+    int ctl = a->ctl;
+    a->ctl = 0;
+    if (!mine && n < SERVE_BATCH) {
+      mine = a->mhead, mine_tail = a->mtail;
+      a->mhead = a->mtail = NULL;
+    }
+    pthread_mutex_unlock(&w->mu);
+    ctl |= fold(a);
+    while (!ctl && mine && n < SERVE_BATCH && can_start(a)) {
+      cray__task *t = mine;
+      if (!(mine = t->next)) mine_tail = NULL;
+      a->running++;
+      a->initializing = t->is_init;
+      t->dispatched = 1;
+      t->home = a->home;
+      t->sibling = a->started;
+      a->started = t;
+      n++;
+      cray__sched_start_call(s, w, t);
+      ctl |= fold(a);
+    }
+    pthread_mutex_lock(&w->mu);
+    give_back(a, mine, mine_tail);
+    mine = mine_tail = NULL;
     if (ctl) {
       pthread_mutex_unlock(&w->mu);
       a->serving = 0;
@@ -576,20 +621,8 @@ void cray__actor_serve(cray__sched *s, worker *w, cray__actor *a) {
       pthread_mutex_lock(&w->mu);
       continue;
     }
-    cray__task *t = a->mhead;
-    if (n >= SERVE_BATCH || !t || a->state != CRAY__ACTOR_ALIVE || a->initializing ||
-        a->running >= a->max_concurrency)
-      break;
-    if (!(a->mhead = t->next)) a->mtail = NULL;
-    a->running++;
-    a->initializing = t->is_init;
-    pthread_mutex_unlock(&w->mu);
-    t->dispatched = 1;
-    t->home = a->home;
-    t->sibling = a->started;
-    a->started = t;
-    cray__sched_start_call(s, w, t);
-    pthread_mutex_lock(&w->mu);
+    if (a->ctl) continue;
+    if (n >= SERVE_BATCH || !a->mhead || !can_start(a)) break;
   }
   a->serving = 0;
   a->ready = 0;
