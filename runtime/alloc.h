@@ -16,4 +16,11 @@ void *cray__realloc(void *p, size_t n);
 void cray__free(void *p);
 char *cray__strdup(const char *s);
 
+/* Blocks of CRAY__SMALL bytes, recycled between threads (alloc.c); not zeroed. */
+#define CRAY__SMALL 512
+void *cray__small_alloc(void);
+void cray__small_free(void *p);
+/* Before a thread of the runtime ends: gives its cache of small blocks back. */
+void cray__thread_done(void);
+
 #endif

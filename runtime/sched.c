@@ -428,6 +428,7 @@ static void *worker_main(void *arg) {
   }
   if (w->w) s->ex->worker_close(s->ctx, w->w);
   self_worker = NULL;
+  cray__thread_done();
   return NULL;
 }
 

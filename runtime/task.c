@@ -1,5 +1,7 @@
 /*
  * task.c: tasks' memory, failing them, and the error objects the runtime makes itself.
+ * A task that fits in a small block (alloc.h) lives in one: one thread makes a task and
+ * often another frees it.
  */
 #include "task.h"
 
@@ -15,8 +17,11 @@ cray__task *cray__task_new(uint32_t nreturns, uint32_t ndeps, int nresources, co
   size_t size = sizeof(cray__task) + nreturns * sizeof(cray__entry *) +
                 ndeps * (sizeof(cray__entry *) + sizeof(uint32_t) + sizeof(cray__waitnode)) +
                 (size_t)nresources * sizeof(cray__resource_need) + namelen;
-  cray__task *t = cray__calloc(1, size);
+  int small = size <= CRAY__SMALL;
+  cray__task *t = small ? cray__small_alloc() : cray__calloc(1, size);
   if (!t) return NULL;
+  if (small) memset(t, 0, size);
+  t->small = small;
   char *p = (char *)(t + 1);
   t->dep_nodes = (cray__waitnode *)p, p += ndeps * sizeof(cray__waitnode);
   t->returns = (cray__entry **)p, p += nreturns * sizeof(cray__entry *);
@@ -47,7 +52,8 @@ void cray__task_release(cray__store *s, cray__task *t) {
     cray__blob_release(s, t->args);
   }
   if (t->error) cray__blob_release(s, t->error);
-  cray__free(t);
+  if (t->small) cray__small_free(t);
+  else cray__free(t);
 }
 
 void cray__task_fail(cray__store *s, cray__task *t, cray__blob *blob) {

@@ -72,6 +72,7 @@ struct cray__task {
   int holds_resources;
   int started;              /* counted as running */
   const char *name;         /* NULL, or in the task's own allocation */
+  int small;                /* it lives in a small block (alloc.h) */
 
   /* an actor call: the actor, its method (a suffix of name), whether it is the call that
    * makes the instance, whether it took one of the actor's slots (sched/actor.c), and

@@ -126,6 +126,7 @@ static void on_requests(uv_async_t *a) {
 static void *run(void *arg) {
   cray__timers *t = arg;
   uv_run(&t->loop, UV_RUN_DEFAULT);
+  cray__thread_done(); /* tasks released by timers leave their memory here */
   return NULL;
 }
 
