@@ -8,8 +8,6 @@ int poll(void *fds, unsigned long nfds, int timeout);
 local MiB = 2^20
 local cray = require "cray"
 
-local now = support.clock
-
 local function doubles(n)
   local a = ffi.new("double[?]", n)
   for i = 0, n - 1 do a[i] = i / 4 end
@@ -89,17 +87,14 @@ describe("views of FFI arrays", function()
     support.collect()
   end)
 
-  it("cost no copy: an 80 MB array gotten 500 times takes milliseconds", function()
+  it("cost no copy: 500 gets of an 80 MB array all point at the stored bytes", function()
     local a = ffi.new("int64_t[?]", 10 * MiB)
     local r = cray.put(a)
-    local t = now()
     local first = cray.get(r)
     for _ = 1, 499 do
       local v = cray.get(r)
       assert(v.data == first.data)
     end
-    local dt = now() - t
-    assert.is_true(dt < 0.5, ("500 gets took %.3f s"):format(dt))
   end)
 
   it("keep their object in memory: a viewed object is not spilled", function()
