@@ -119,9 +119,15 @@ $(B)/tests/%: spec/c/%.c $(B)/libcray.a
 	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags msgpack) -o $@ $< \
 	  $(ALL_LDFLAGS) $(B)/libcray.a $(PKG_LIBS) $(shell pkg-config --libs msgpack) $(SYSLIBS)
 
-$(B)/examples/%: examples/%.c $(B)/libcray.a
+# Examples see cray.h alone, as an installed program does (runtime/ also holds headers
+# named like system ones, such as sched.h).
+$(B)/include/cray.h: runtime/cray.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Iruntime $(shell pkg-config --cflags msgpack) -o $@ $< $(ALL_LDFLAGS) \
+	cp $< $@
+
+$(B)/examples/%: examples/%.c $(B)/libcray.a $(B)/include/cray.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -I$(B)/include $(shell pkg-config --cflags msgpack) -o $@ $< $(ALL_LDFLAGS) \
 	  $(B)/libcray.a $(PKG_LIBS) $(shell pkg-config --libs msgpack) $(SYSLIBS)
 
 $(B)/bench/ceiling: bench/ceiling.c
