@@ -501,6 +501,7 @@ static void restart(cray__sched *s, worker *w, cray__actor *a) {
     init->fn = a->entry;
     cray__store_retain(a->entry);
     cray__sched_count_submit(s, init);
+    atomic_store_explicit(&init->state, CRAY__TASK_QUEUED, memory_order_relaxed);
     init->next = again;
     again = init;
   }
