@@ -177,8 +177,18 @@ static int acquire(cray__sched *s, cray__task *t) {
   return ok;
 }
 
-/* Gives resources back and starts the waiting tasks that now fit, in order (an actor's
- * init, parked as suspended, is woken on its home worker). */
+/* Starts tasks taken off the resource queue, in order: an actor's init, parked as
+ * suspended, is woken on its home worker; other tasks are queued. */
+static void start_parked(cray__sched *s, cray__task *list) {
+  while (list) {
+    cray__task *next = list->next;
+    if (list->actor) wake(s, list);
+    else enqueue(s, list);
+    list = next;
+  }
+}
+
+/* Gives resources back and starts the waiting tasks that now fit, in order. */
 void cray__sched_release_resources(cray__sched *s, const cray__resource_need *need, int n) {
   cray__task *ready = NULL, *ready_tail = NULL;
   pthread_mutex_lock(&s->res_mu);
@@ -190,12 +200,7 @@ void cray__sched_release_resources(cray__sched *s, const cray__resource_need *ne
     append(&ready, &ready_tail, next);
   }
   pthread_mutex_unlock(&s->res_mu);
-  while (ready) {
-    cray__task *next = ready->next;
-    if (ready->actor) wake(s, ready);
-    else enqueue(s, ready);
-    ready = next;
-  }
+  start_parked(s, ready);
 }
 
 static void release_resources(cray__sched *s, cray__task *t) {
@@ -619,12 +624,7 @@ void cray__sched_stop(cray__sched *s) {
   cray__task *parked = s->res_head;
   s->res_head = s->res_tail = NULL;
   pthread_mutex_unlock(&s->res_mu);
-  while (parked) {
-    cray__task *next = parked->next;
-    if (parked->actor) wake(s, parked);
-    else enqueue(s, parked);
-    parked = next;
-  }
+  start_parked(s, parked);
   signal_all(s);
   /* Ends are read before submissions (cray__sched_stats_get): a task counted as ended
    * was submitted before, so equal counts mean nothing was alive when the ends were read,
