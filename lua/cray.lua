@@ -117,6 +117,49 @@ else
   end
 end
 
+local function check_refs(fn, refs)
+  if type(refs) ~= "table" then
+    raise(3, "invalid_argument", "%s: expects a table of ObjectRefs (got %s)", fn, type(refs))
+  end
+  for i = 1, #refs do
+    if getmetatable(refs[i]) ~= "ObjectRef" then
+      raise(3, "invalid_argument", "%s: refs[%d] is not an ObjectRef (got %s)", fn, i,
+            type(refs[i]))
+    end
+  end
+end
+
+local timeout_option = {timeout = function(v)
+  if type(v) == "number" and v >= 0 then return v end
+  return nil, "a number of seconds >= 0"
+end}
+
+-- for ref in cray.as_completed(refs [, {timeout = s}]): each ref once, in the order they
+-- finish (those found finished together, in the order given). Past the timeout, with refs
+-- left, the next step raises "timeout".
+function cray.as_completed(refs, opts)
+  check_refs("cray.as_completed", refs)
+  local o = options.check("cray.as_completed", opts, timeout_option, 2)
+  local left, done, at = {}, {}, 0
+  for i = 1, #refs do left[i] = refs[i] end
+  local deadline = o.timeout and now() + o.timeout
+  return function()
+    if at == #done then
+      if #left == 0 then return nil end
+      local ready = cray.wait(left, {num_returns = 1,
+                                     timeout = deadline and math.max(0, deadline - now())})
+      if #ready == 0 then
+        raise(2, "timeout", "cray.as_completed: timed out after %g s; %d of %d refs not ready",
+              o.timeout, #left, #refs)
+      end
+      done, left = cray.wait(left, {num_returns = #left, timeout = 0})
+      at = 0
+    end
+    at = at + 1
+    return done[at]
+  end
+end
+
 pending = require("cray.remote")(cray, core)
 require("cray.actor")(cray, core, pending)
 
