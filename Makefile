@@ -42,13 +42,6 @@ endif
 
 WERROR := $(if $(filter true,$(CI)),-Werror,)
 
-# LuaJIT raises errors by unwinding C frames, which skips ThreadSanitizer's function-exit
-# hooks: every raise leaves the frames it crossed on TSan's shadow stack, and the codec's
-# deep recursion would overflow it after a few hundred refused values. The codec touches
-# only its own Lua state's data and immutable blobs, so under SAN=thread it is left out.
-ifeq ($(SAN),thread)
-$(B)/obj/bindings/codec.o: SANFLAGS :=
-endif
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS ?= $(OPT) -g

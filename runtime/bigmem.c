@@ -7,9 +7,17 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* The page size, read once for all threads (pthread_once orders the write before every
+ * read, so no thread sees it half-set). */
+static size_t page;
+static pthread_once_t page_once = PTHREAD_ONCE_INIT;
+
+static void page_read(void) {
+  page = (size_t)sysconf(_SC_PAGESIZE);
+}
+
 static size_t page_round(size_t n) {
-  static size_t page;
-  if (!page) page = (size_t)sysconf(_SC_PAGESIZE);
+  pthread_once(&page_once, page_read);
   return (n + page - 1) / page * page;
 }
 
