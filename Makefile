@@ -68,19 +68,30 @@ EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(EXAMPLE_C))
 
 PRODUCTS := $(B)/crayrun $(B)/libcray.a $(B)/libcray.so $(B)/cray.so $(B)/cray.pc
 
-.PHONY: all run test bench install clean deps
+.PHONY: all run test bench install clean deps FORCE
 .SECONDARY:
 all: $(PRODUCTS) $(CTESTS) $(EXAMPLES) $(B)/bench/ceiling
 
-$(B)/obj/%.o: %.c
+# Everything built depends on $(FLAGS), a stamp of the compiler and flags in use (CC, CI,
+# CFLAGS, OPT, SAN, LDFLAGS ...), rewritten only when they change: a build with other
+# flags rebuilds what they affect, an unchanged one rebuilds nothing.
+FLAGS := $(B)/flags
+FLAGS_NOW := $(subst ','\'',$(CC) $(ALL_CFLAGS) | $(ALL_LDFLAGS) | $(LUAJIT))
+$(FLAGS): FORCE
+	@mkdir -p $(dir $@)
+	@printf '%s\n' '$(FLAGS_NOW)' | cmp -s - $@ || printf '%s\n' '$(FLAGS_NOW)' > $@
+# A link rule's inputs: its prerequisites but the stamp.
+linked = $(filter-out $(FLAGS),$^)
+
+$(B)/obj/%.o: %.c $(FLAGS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(B)/gen/%.o: $(B)/gen/%.c
+$(B)/gen/%.o: $(B)/gen/%.c $(FLAGS)
 	$(CC) $(ALL_CFLAGS) -Ibindings -c $< -o $@
 
 lua_sym = luaJIT_BC_$(subst .,_,$(call lua_name,$(1)))
-$(B)/gen/lua_%.c: lua/%.lua
+$(B)/gen/lua_%.c: lua/%.lua $(FLAGS)
 	@mkdir -p $(dir $@)
 	$(LUAJIT) -b -g -n $(call lua_name,$*) $< $@
 	@echo 'const unsigned long $(call lua_sym,$*)_size = sizeof $(call lua_sym,$*);' >> $@
@@ -96,18 +107,18 @@ $(B)/gen/lua_modules.c: $(LUA_SRC)
 
 $(B)/libcray.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	ar rcs $@ $(linked)
 
-$(B)/libcray.so: $(LIB_OBJ)
-	$(CC) -shared $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(SYSLIBS)
+$(B)/libcray.so: $(LIB_OBJ) $(FLAGS)
+	$(CC) -shared $(ALL_LDFLAGS) -o $@ $(linked) $(PKG_LIBS) $(SYSLIBS)
 
-$(B)/cray.so: $(LIB_OBJ)
-	$(CC) -shared $(ALL_LDFLAGS) -o $@ $^ $(MODULE_LIBS)
+$(B)/cray.so: $(LIB_OBJ) $(FLAGS)
+	$(CC) -shared $(ALL_LDFLAGS) -o $@ $(linked) $(MODULE_LIBS)
 
-$(B)/crayrun: $(B)/obj/bindings/crayrun.o $(B)/libcray.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) $(SYSLIBS)
+$(B)/crayrun: $(B)/obj/bindings/crayrun.o $(B)/libcray.a $(FLAGS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(linked) $(PKG_LIBS) $(SYSLIBS)
 
-$(B)/tests/%: spec/c/%.c $(B)/libcray.a
+$(B)/tests/%: spec/c/%.c $(B)/libcray.a $(FLAGS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags msgpack) -o $@ $< \
 	  $(ALL_LDFLAGS) $(B)/libcray.a $(PKG_LIBS) $(shell pkg-config --libs msgpack) $(SYSLIBS)
@@ -118,12 +129,12 @@ $(B)/include/cray.h: runtime/cray.h
 	@mkdir -p $(dir $@)
 	cp $< $@
 
-$(B)/examples/%: examples/%.c $(B)/libcray.a $(B)/include/cray.h
+$(B)/examples/%: examples/%.c $(B)/libcray.a $(B)/include/cray.h $(FLAGS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -I$(B)/include $(shell pkg-config --cflags msgpack) -o $@ $< $(ALL_LDFLAGS) \
 	  $(B)/libcray.a $(PKG_LIBS) $(shell pkg-config --libs msgpack) $(SYSLIBS)
 
-$(B)/bench/ceiling: bench/ceiling.c
+$(B)/bench/ceiling: bench/ceiling.c $(FLAGS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) -lpthread
 
@@ -181,4 +192,5 @@ install: all
 clean:
 	rm -rf build
 
--include $(shell find build -name '*.d' 2>/dev/null)
+# The dependency files of this build only (-MMD writes one beside each object).
+-include $(wildcard $(B)/obj/*/*.d $(B)/gen/*.d $(B)/tests/*.d $(B)/examples/*.d $(B)/bench/*.d)
