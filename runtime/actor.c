@@ -395,6 +395,7 @@ static cray__task *abandon_started(cray__sched *s, worker *w, cray__actor *a, in
   a->started = NULL;
   for (cray__task *t = rev, *next; t; t = next) {
     next = t->sibling;
+    cray__sched_disarm(s, w, t);
     cray__sched_wait_end(s, t);
     s->ex->drop(w->w, t);
     t->exec = NULL;
@@ -604,7 +605,6 @@ void cray__actor_serve(cray__sched *s, worker *w, cray__actor *a) {
       a->running++;
       a->initializing = t->is_init;
       t->dispatched = 1;
-      t->home = a->home;
       t->sibling = a->started;
       a->started = t;
       n++;

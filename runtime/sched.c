@@ -94,15 +94,59 @@ static void enqueue(cray__sched *s, cray__task *t) {
   push(s, w, t, 0);
 }
 
-/* Posts t's resumption to its home worker, unless one is on its way already. The inbox
- * holds a reference: a late wake (a timer that fired as the task was resumed by what it
- * waited for) may still be there when the task has finished; resume() drops it then. */
+/* Posts t's resumption to its home worker, unless one is on its way already or t is
+ * disarmed (task.h). The inbox holds a reference: a late wake (a timer that fired as the
+ * task was resumed by what it waited for) may still be there when the task has finished;
+ * resume() drops it then. */
 static void wake(cray__sched *s, cray__task *t) {
   int expected = 0;
-  if (atomic_compare_exchange_strong(&t->woken, &expected, 1)) {
+  /* acquire: `home` was written before the release that armed t */
+  if (atomic_compare_exchange_strong_explicit(&t->woken, &expected, 1, memory_order_acquire,
+                                              memory_order_relaxed)) {
     cray__task_retain(t);
     push(s, &s->workers[t->home], t, 1);
   }
+}
+
+/* Takes t out of w's inbox; 1 when it was there. Under w->mu. */
+static int unlink_inbox(worker *w, cray__task *t) {
+  cray__task *prev = NULL;
+  for (cray__task *x = w->ihead; x; prev = x, x = x->next) {
+    if (x != t) continue;
+    if (prev) prev->next = t->next;
+    else w->ihead = t->next;
+    if (w->itail == t) w->itail = prev;
+    note_work(w);
+    return 1;
+  }
+  return 0;
+}
+
+void cray__sched_disarm(cray__sched *s, worker *w, cray__task *t) {
+  t->disarmed = 1;
+  /* acq_rel: a waker's claim (and its reading of `home`) is ordered before this */
+  if (atomic_exchange_explicit(&t->woken, 1, memory_order_acq_rel) == 0) return;
+  /* A wake claimed t first: its post to this inbox is there or a few instructions away. */
+  for (;;) {
+    pthread_mutex_lock(&w->mu);
+    int found = unlink_inbox(w, t);
+    pthread_mutex_unlock(&w->mu);
+    if (found) break;
+    sched_yield();
+  }
+  cray__task_release(s->store, t); /* the inbox's reference */
+}
+
+/* Homes t on w, which starts it, and lets wakes post it there. A task that was armed
+ * already either is resumed here to start (an actor call) or is not suspended (parked
+ * for resources), so no wake reads `home` while it is written; it is written only when
+ * it changes all the same. */
+static void arm(worker *w, cray__task *t) {
+  if (t->home != w->index) t->home = w->index;
+  if (!t->disarmed) return;
+  t->disarmed = 0;
+  /* release: publishes `home` to the waker that flips `woken` next */
+  atomic_store_explicit(&t->woken, 0, memory_order_release);
 }
 
 /* ---- finishing ---- */
@@ -263,6 +307,7 @@ static void after_run(cray__sched *s, worker *w, cray__task *t, int rc) {
   int retry = !t->actor && t->retries < t->max_retries && !atomic_load(&t->cancelled) &&
               !atomic_load(&s->stopping) && (rc == CRAY__RUN_LOST || t->retry_exceptions);
   if (retry) {
+    cray__sched_disarm(s, w, t);
     cray__sched_count_running(s, t, -1);
     t->retries++;
     cray__blob_release(s->store, t->error);
@@ -278,6 +323,7 @@ static void after_run(cray__sched *s, worker *w, cray__task *t, int rc) {
 }
 
 static void start(cray__sched *s, worker *w, cray__task *t) {
+  arm(w, t);
   if (atomic_load(&t->cancelled) || atomic_load(&s->stopping)) {
     release_resources(s, t); /* held when it comes from the resource queue */
     fail_cancelled(s, t);
@@ -313,7 +359,6 @@ static void start(cray__sched *s, worker *w, cray__task *t) {
   if (t->actor && t->nresources && !t->holds_resources)
     atomic_store_explicit(&t->state, CRAY__TASK_SUSPENDED, memory_order_release);
   if (!t->holds_resources && !acquire(s, t)) return;
-  t->home = w->index;
   atomic_store_explicit(&t->state, CRAY__TASK_RUNNING, memory_order_relaxed);
   cray__sched_count_running(s, t, 1);
   after_run(s, w, t, s->ex->run(w->w, t));
@@ -323,7 +368,8 @@ void cray__sched_start_call(cray__sched *s, worker *w, cray__task *t) { start(s,
 
 static void resume(cray__sched *s, worker *w, cray__task *t) {
   if (atomic_load_explicit(&t->state, memory_order_acquire) != CRAY__TASK_SUSPENDED) return;
-  atomic_store_explicit(&t->woken, 0, memory_order_relaxed);
+  /* release: the inbox's post is consumed; `home` is unchanged since it was armed */
+  atomic_store_explicit(&t->woken, 0, memory_order_release);
   if (!t->exec && t->actor) {
     /* An actor call whose arguments were pending, or whose state was lost (then its
      * actor's restart takes it, and only a cancel or shutdown wakes it here). */

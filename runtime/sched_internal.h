@@ -74,6 +74,9 @@ void cray__sched_poke(worker *w);
 void cray__sched_release_resources(cray__sched *s, const cray__resource_need *need, int n);
 /* Starts t on w now (t's slot is taken); w is t's actor's home. */
 void cray__sched_start_call(cray__sched *s, worker *w, cray__task *t);
+/* Refuses t's wakes until it starts again and takes back one already posted, so that t
+ * can go back to a queue (task.h). On t's home worker w, without w->mu. */
+void cray__sched_disarm(cray__sched *s, worker *w, cray__task *t);
 /* Fails t, which is not running, with error (NULL: out of memory). */
 void cray__sched_fail(cray__sched *s, cray__task *t, cray__blob *error);
 /* Counts t as started (delta 1) or no longer running (-1). */

@@ -33,6 +33,8 @@ cray__task *cray__task_new(uint32_t nreturns, uint32_t ndeps, int nresources, co
   t->ndeps = ndeps;
   t->nresources = nresources;
   t->home = -1;
+  t->disarmed = 1; /* wakes are armed when it starts */
+  atomic_init(&t->woken, 1);
   atomic_init(&t->rc, 1);
   return t;
 }

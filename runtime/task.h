@@ -15,6 +15,15 @@
  * - the worker running the task: state, home, exec, wait fields (under the rule that a
  *   wait is set up before the task yields and torn down after it resumes, both on that
  *   worker).
+ *
+ * Wakes: `woken` is 0 while a wake may post the task to its home's inbox, and 1 while
+ * one is there or on its way, or while the task is disarmed. The first wake to flip it
+ * posts the task, holding a reference, and reads `home` only after the flip (the store
+ * that armed it published `home`). A task that goes back to not started (an actor's
+ * restart or death takes its suspended calls; a retry) is disarmed first on its home
+ * (cray__sched_disarm): a wake already posted is taken back out of the inbox, later
+ * ones fail to flip `woken`, so a timer or cancel that fires after that never touches
+ * the task's links; start arms it again.
  */
 #ifndef CRAY_TASK_H
 #define CRAY_TASK_H
@@ -48,7 +57,8 @@ struct cray__task {
   _Atomic uint32_t rc;
   _Atomic uint32_t deps_left;
   _Atomic int cancelled;
-  _Atomic int woken;        /* a resumption is on its way to the home worker */
+  _Atomic int woken;        /* a resumption is on its way to the home worker, or the
+                               task is disarmed (see above) */
   _Atomic size_t fired;     /* entries of the current wait that resolved */
   _Atomic int state;
   int home;                 /* worker index once started, -1 before */
@@ -71,6 +81,8 @@ struct cray__task {
   cray__resource_need *resources;
   int holds_resources;
   int started;              /* counted as running */
+  int disarmed;             /* wakes are refused until start arms them (a new task, or
+                               one taken back to not started) */
   const char *name;         /* NULL, or in the task's own allocation */
   int small;                /* it lives in a small block (alloc.h) */
 

@@ -314,6 +314,33 @@ describe("actor lifecycle", function()
     assert.matches("max_task_retries = 0", e.message)
   end)
 
+  it("restarts soundly while its calls sleep, round after round", function()
+    -- A restart takes back calls whose sleep timers are still armed; a timer firing after
+    -- that must not touch the call, which is queued again or failed.
+    local Napper = {__name = "Napper", nap = function(_, s) cray.sleep(s); return "rested" end}
+    local a = cray.actor(Napper, {max_restarts = -1, max_concurrency = 4, max_task_retries = 1}).remote()
+    local calls, deadline = {}, support.clock() + 3
+    for round = 1, 1500 do
+      for i = 1, 4 do calls[#calls + 1] = a.nap.remote(0.0005 * i) end
+      if round % 2 == 0 then cray.sleep(0.0005 * (round % 7)) end
+      cray.kill(a, {no_restart = false})
+      if support.clock() > deadline then break end
+    end
+    local rested = 0
+    for _, r in ipairs(calls) do
+      local ok, v = pcall(cray.get, r, {timeout = 30})
+      if ok then
+        assert.are.equal("rested", v)
+        rested = rested + 1
+      else
+        assert.are.equal("actor_died", v.kind)
+        assert.matches("restarted while call 'Napper.nap' ran", v.message)
+      end
+    end
+    assert.is_true(rested > 0)
+    assert.are.equal("rested", cray.get(a.nap.remote(0), {timeout = 30}))
+  end)
+
   it("restarts after its worker state runs out of memory, or dies without restarts", function()
     cray = support.fresh({workers = 1, worker_memory = "64M"})
     local Hog = {
