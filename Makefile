@@ -91,9 +91,13 @@ $(B)/gen/%.o: $(B)/gen/%.c $(FLAGS)
 	$(CC) $(ALL_CFLAGS) -Ibindings -c $< -o $@
 
 lua_sym = luaJIT_BC_$(subst .,_,$(call lua_name,$(1)))
-$(B)/gen/lua_%.c: lua/%.lua $(FLAGS)
+# Each module's chunk is named "[cray.NAME]" (bindings/lstate.h, CRAY__CHUNK_PREFIX), so
+# that messages can point past cray's own frames at the user's code.
+lua_bc = local f = assert(io.open("$(1)")); local code = f:read("*a"); f:close(); \
+  require("jit.bcsave").start("-g", "-n", "$(2)", assert(loadstring(code, "=[$(2)]")), "$(3)")
+$(B)/gen/lua_%.c: lua/%.lua $(FLAGS) Makefile
 	@mkdir -p $(dir $@)
-	$(LUAJIT) -b -g -n $(call lua_name,$*) $< $@
+	$(LUAJIT) -e '$(call lua_bc,$<,$(call lua_name,$*),$@)'
 	@echo 'const unsigned long $(call lua_sym,$*)_size = sizeof $(call lua_sym,$*);' >> $@
 
 $(B)/gen/lua_modules.c: $(LUA_SRC)

@@ -73,8 +73,9 @@ static int l_actor_create(lua_State *L) {
   lua_rawgeti(L, 2, NEW_INIT_NAME);
   const char *init_name = lua_tostring(L, -1);
   lua_rawgeti(L, 2, NEW_RESOURCES);
-  cray__resource_need need[16];
-  int nres = lua_istable(L, -1) ? cray__check_resources(L, s, init_name, need, 16) : 0;
+  cray__resource_need need[CRAY__MAX_NEEDS];
+  int nres = lua_istable(L, -1) ? cray__check_resources(L, s, init_name, need, CRAY__MAX_NEEDS)
+                                : 0;
   lua_pop(L, 1);
   for (int i = 3; i <= top; i++) lua_pushvalue(L, i);
   cray__task *init = cray__task_build(L, ls, top + 4, 0, 0, nres, init_name);

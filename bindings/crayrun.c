@@ -10,6 +10,7 @@
 #include <lua.h>
 #include <luajit.h>
 #include <lualib.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -154,16 +155,20 @@ static int push_init_options(lua_State *L, const cli *c) {
     lua_pushinteger(L, w);
     lua_setfield(L, -2, "workers");
   }
+  /* 0 would mean the default (memory) or no limit (the others) to cray_open: refused, as
+   * cray.init refuses it, so that a value given is a value used. */
   const struct {
-    const char *value, *option, *field;
-  } sizes[] = {{c->memory, "--memory", "memory"},
-               {c->spill_max, "--spill-max", "spill_max"},
-               {c->worker_memory, "--worker-memory", "worker_memory"}};
+    const char *value, *option, *field, *least;
+    size_t min;
+  } sizes[] = {{c->memory, "--memory", "memory", "1 byte", 1},
+               {c->spill_max, "--spill-max", "spill_max", "1 byte", 1},
+               {c->worker_memory, "--worker-memory", "worker_memory", "1M",
+                CRAY_WORKER_MEMORY_MIN}};
   for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
     if (!sizes[k].value) continue;
-    if (cray_parse_size(sizes[k].value, &n) != 0)
-      return usage_error("%s wants a size such as 512M or 2G, not '%s'", sizes[k].option,
-                         sizes[k].value);
+    if (cray_parse_size(sizes[k].value, &n) != 0 || n < sizes[k].min)
+      return usage_error("%s wants a size of at least %s, such as 512M or 2G, not '%s'",
+                         sizes[k].option, sizes[k].least, sizes[k].value);
     lua_pushnumber(L, (lua_Number)n);
     lua_setfield(L, -2, sizes[k].field);
   }
@@ -177,8 +182,8 @@ static int push_init_options(lua_State *L, const cli *c) {
       const char *r = c->resources[k], *eq = strchr(r, '=');
       char *end = NULL;
       double units = eq ? strtod(eq + 1, &end) : -1;
-      if (!eq || eq == r || end == eq + 1 || *end || !(units >= 0))
-        return usage_error("--resource wants NAME=N with N >= 0, not '%s'", r);
+      if (!eq || eq == r || end == eq + 1 || *end || !(units >= 0) || isinf(units))
+        return usage_error("--resource wants NAME=N with N a finite number >= 0, not '%s'", r);
       lua_pushlstring(L, r, (size_t)(eq - r));
       lua_pushnumber(L, units);
       lua_rawset(L, -3);

@@ -54,7 +54,23 @@ typedef struct cray__lstate {
 /* The state's cray__lstate (luaopen_cray must have run in L). */
 cray__lstate *cray__lstate_get(lua_State *L);
 
-/* Pushes a new error object: {kind = kind, message = msg} with the error metatable. */
+/* cray's own Lua chunks (the modules in lua/, built with this chunk name, and the executor's
+ * trampoline) start their source with this: messages point past them at the user's code. */
+#define CRAY__CHUNK_PREFIX "=[cray"
+
+/* The first stack level, from `level` up, that runs the user's Lua code (not a C function,
+ * not one of cray's chunks); 0 when there is none. */
+int cray__user_level(lua_State *L, int level);
+
+/* Pushes how a message shows the value at idx and returns it: numbers as numbers ("nan",
+ * "inf", "70000"), strings quoted (cut after 40 bytes), booleans and nil as themselves,
+ * cray's values by what they are ("an actor handle", "an ObjectRef"), tables of
+ * registered classes by their class, anything else by its type ("a table"). */
+const char *cray__describe(lua_State *L, int idx);
+
+/* Pushes a new error object: {kind = kind, message = msg} with the error metatable; the
+ * message starts with the position of the user's code that called cray (cray__user_level),
+ * and the traceback starts there. */
 void cray__error_push(lua_State *L, const char *kind, const char *msg);
 /* Raises a new error object of `kind` with a printf-style message. Never returns. */
 int cray__raise(lua_State *L, const char *kind, const char *fmt, ...);

@@ -70,6 +70,7 @@ static void check_option_names(lua_State *L, int idx, const char *fn, const char
     int known = 0;
     for (int i = 0; k && names[i]; i++) known |= strcmp(k, names[i]) == 0;
     if (!known) {
+      const char *name = k ? lua_pushfstring(L, "'%s'", k) : cray__describe(L, -1);
       luaL_Buffer b;
       luaL_buffinit(L, &b);
       for (int i = 0; names[i]; i++) {
@@ -77,8 +78,8 @@ static void check_option_names(lua_State *L, int idx, const char *fn, const char
         luaL_addstring(&b, names[i]);
       }
       luaL_pushresult(&b);
-      cray__raise(L, "invalid_argument", "%s: unknown option '%s' (known: %s)", fn,
-                  k ? k : luaL_typename(L, -2), lua_tostring(L, -1));
+      cray__raise(L, "invalid_argument", "%s: unknown option %s (known: %s)", fn, name,
+                  lua_tostring(L, -1));
     }
   }
 }
@@ -90,8 +91,9 @@ static double opt_timeout(lua_State *L, int idx, const char *fn) {
   double t = -1;
   if (!lua_isnil(L, -1)) {
     if (lua_type(L, -1) != LUA_TNUMBER || !(lua_tonumber(L, -1) >= 0))
-      cray__raise(L, "invalid_argument", "%s: timeout must be a number of seconds >= 0 (got %s)",
-                  fn, luaL_typename(L, -1));
+      cray__raise(L, "invalid_argument",
+                  "%s: option 'timeout' must be a number of seconds >= 0 (got %s)", fn,
+                  cray__describe(L, -1));
     t = lua_tonumber(L, -1);
   }
   lua_pop(L, 1);
@@ -102,7 +104,7 @@ static int opts_arg(lua_State *L, int idx, const char *fn, const char *const *na
   if (lua_isnoneornil(L, idx)) return 0;
   if (!lua_istable(L, idx))
     cray__raise(L, "invalid_argument", "%s: options must be a table (got %s)", fn,
-                luaL_typename(L, idx));
+                cray__describe(L, idx));
   check_option_names(L, idx, fn, names);
   return idx;
 }
@@ -145,17 +147,45 @@ static int l_put(lua_State *L) {
 
 /* ---- get and wait ---- */
 
+/* Refuses what fn was given at idx in place of `want`, saying what it is; the values most
+ * often passed by mistake get a hint. */
+static void refuse_refs(lua_State *L, int idx, const char *fn, const char *want) {
+  static const char *const hints[][2] = {
+      {"a remote function", "; call f.remote(...) and pass the refs it returns"},
+      {"an actor handle", "; call a method, h.method.remote(...), and pass the ref it returns"},
+      {"an actor method", "; call it, h.method.remote(...), and pass the ref it returns"},
+      {"an ObjectRef", "; pass {ref}"},
+      {NULL, NULL},
+  };
+  const char *what = cray__describe(L, idx), *hint = "";
+  for (int i = 0; hints[i][0]; i++)
+    if (strcmp(what, hints[i][0]) == 0) hint = hints[i][1];
+  cray__raise(L, "invalid_argument", "%s: expects %s (got %s%s)", fn, want, what, hint);
+}
+
 /* The entries of the refs in the array at idx, in a userdata scratch left on the stack (so
- * an error frees it). Raises naming the first element that is not an ObjectRef. */
+ * an error frees it). Raises unless the value is a plain table whose keys are 1..#t, each
+ * holding an ObjectRef. */
 static cray__entry **collect_refs(lua_State *L, cray__lstate *ls, int idx, const char *fn,
-                                  size_t *n) {
+                                  const char *want, size_t *n) {
+  if (!lua_istable(L, idx) || strcmp(cray__describe(L, idx), "a table") != 0)
+    refuse_refs(L, idx, fn, want);
+  lua_pop(L, 1);
   size_t len = lua_objlen(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    lua_Number k = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+    if (!(k >= 1 && k <= (lua_Number)len && k == floor(k)))
+      cray__raise(L, "invalid_argument", "%s: expects %s (got a table with key %s)", fn, want,
+                  cray__describe(L, -1));
+  }
   cray__entry **v = lua_newuserdata(L, (len ? len : 1) * sizeof *v);
   for (size_t i = 0; i < len; i++) {
     lua_rawgeti(L, idx, (int)i + 1);
     if (!(v[i] = cray__objref_test(L, ls, -1)))
       cray__raise(L, "invalid_argument", "%s: refs[%zu] is not an ObjectRef (got %s)", fn,
-                  i + 1, luaL_typename(L, -1));
+                  i + 1, cray__describe(L, -1));
     lua_pop(L, 1);
   }
   *n = len;
@@ -238,12 +268,8 @@ static int l_get(lua_State *L) {
     if (cray__entry_state(e) == CRAY__FAILED) return raise_stored(L, ls, e, "cray.get");
     return cray__codec_decode_entry(L, ls, e, -1, "cray.get");
   }
-  if (!lua_istable(L, 1))
-    cray__raise(L, "invalid_argument",
-                "cray.get: expects an ObjectRef or a table of ObjectRefs (got %s)",
-                luaL_typename(L, 1));
   size_t n;
-  cray__entry **v = collect_refs(L, ls, 1, "cray.get", &n);
+  cray__entry **v = collect_refs(L, ls, 1, "cray.get", "an ObjectRef or an array of ObjectRefs", &n);
   if (n) {
     unsigned char *ready = lua_newuserdata(L, n);
     double deadline = deadline_arg(L, timeout);
@@ -289,8 +315,7 @@ static int l_get_buffer(lua_State *L) {
   double timeout = opt_timeout(L, opts, "cray.get_buffer");
   cray__entry *e = cray__objref_test(L, ls, 1);
   if (!e)
-    cray__raise(L, "invalid_argument", "cray.get_buffer: expects an ObjectRef (got %s)",
-                luaL_typename(L, 1));
+    refuse_refs(L, 1, "cray.get_buffer", "an ObjectRef");
   if (cray__entry_state(e) == CRAY__PENDING && await_one(L, ls, e, timeout, "cray.get_buffer"))
     return lua_yield(L, 0);
   if (cray__entry_state(e) == CRAY__FAILED) return raise_stored(L, ls, e, "cray.get_buffer");
@@ -335,24 +360,18 @@ static const char *const wait_options[] = {"num_returns", "timeout", NULL};
 /* wait(refs [, opts [, deadline, yieldable]]): ready, pending; or CRAY__RETRY as get. */
 static int l_wait(lua_State *L) {
   cray__lstate *ls = self(L);
-  if (!lua_istable(L, 1)) {
-    if (cray__objref_test(L, ls, 1))
-      cray__raise(L, "invalid_argument",
-                  "cray.wait: expects a table of ObjectRefs (got one ObjectRef: pass {ref})");
-    cray__raise(L, "invalid_argument", "cray.wait: expects a table of ObjectRefs (got %s)",
-                luaL_typename(L, 1));
-  }
   int opts = opts_arg(L, 2, "cray.wait", wait_options);
   size_t n;
-  cray__entry **v = collect_refs(L, ls, 1, "cray.wait", &n);
+  cray__entry **v = collect_refs(L, ls, 1, "cray.wait", "an array of ObjectRefs", &n);
   size_t want = n ? 1 : 0;
   if (opts) {
     lua_getfield(L, opts, "num_returns");
     if (!lua_isnil(L, -1)) {
       lua_Number k = lua_tonumber(L, -1);
-      if (lua_type(L, -1) != LUA_TNUMBER || k != floor(k) || k < 0 || k > (lua_Number)n)
+      if (lua_type(L, -1) != LUA_TNUMBER || k != floor(k) || !(k >= 0) || k > (lua_Number)n)
         cray__raise(L, "invalid_argument",
-                    "cray.wait: num_returns must be a whole number from 0 to #refs (%zu)", n);
+                    "cray.wait: option 'num_returns' must be a whole number from 0 to #refs "
+                    "(%zu) (got %s)", n, cray__describe(L, -1));
       want = (size_t)k;
     }
     lua_pop(L, 1);
@@ -488,6 +507,11 @@ static int l_is_open(lua_State *L) {
   return 1;
 }
 
+static int l_describe(lua_State *L) {
+  cray__describe(L, 1);
+  return 1;
+}
+
 static int l_parse_size(lua_State *L) {
   size_t n;
   if (cray_parse_size(luaL_checkstring(L, 1), &n) != 0) return 0;
@@ -612,7 +636,7 @@ static const luaL_Reg core_functions[] = {
     {"put", l_put},       {"get", l_get},       {"wait", l_wait},
     {"stats", l_stats},   {"open", l_open},     {"close", l_close},
     {"is_open", l_is_open}, {"parse_size", l_parse_size},
-    {"get_buffer", l_get_buffer}, {NULL, NULL},
+    {"get_buffer", l_get_buffer}, {"describe", l_describe}, {NULL, NULL},
 };
 
 /* Opening the module again in the same state (a test runner that clears package.loaded)
@@ -649,6 +673,12 @@ int luaopen_cray(lua_State *L) {
   lua_setfield(L, -2, "classes");
   lua_pushliteral(L, CRAY_VERSION_STRING);
   lua_setfield(L, -2, "version");
+  lua_pushinteger(L, CRAY__MAX_RETURNS);
+  lua_setfield(L, -2, "max_returns");
+  lua_pushinteger(L, CRAY__MAX_NEEDS);
+  lua_setfield(L, -2, "max_needs");
+  lua_pushnumber(L, (lua_Number)CRAY_WORKER_MEMORY_MIN);
+  lua_setfield(L, -2, "worker_memory_min");
   lua_call(L, 1, 1);
   return 1;
 }

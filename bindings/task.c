@@ -123,8 +123,9 @@ static int l_submit(lua_State *L) {
   lua_rawgeti(L, 2, SPEC_NAME);
   const char *name = lua_tostring(L, -1);
   lua_rawgeti(L, 2, SPEC_RESOURCES);
-  cray__resource_need need[16];
-  int nres = lua_istable(L, -1) ? cray__check_resources(L, s, name ? name : "?", need, 16) : 0;
+  cray__resource_need need[CRAY__MAX_NEEDS];
+  int nres = lua_istable(L, -1) ? cray__check_resources(L, s, name ? name : "?", need,
+                                                        CRAY__MAX_NEEDS) : 0;
   /* The name stays on the stack (below the arguments' copies) while the task copies it. */
   lua_pop(L, 1);
   for (int i = 3; i <= top; i++) lua_pushvalue(L, i);

@@ -12,6 +12,13 @@
 
 extern const luaL_Reg cray__task_functions[];
 
+/* The most refs one call returns: each is a value on the caller's Lua stack, and the task
+ * returns as many values, with room to spare below LuaJIT's 8,000-slot limit for a C call
+ * (lua/remote.lua and lua/actor.lua refuse more). */
+#define CRAY__MAX_RETURNS 4096
+/* The most kinds of resources one task or actor needs. */
+#define CRAY__MAX_NEEDS 16
+
 /* A task for the values at stack slots first..top as its arguments (encoded; top-level
  * ObjectRefs among them become deps, after `extra_deps` slots left for the caller), with
  * nreturns new pending return entries. Raises (leaking nothing) when an argument cannot

@@ -19,28 +19,25 @@ return function(cray, core, pending)
   local Method = class("cray.ActorMethod")
   local CallOptions = class("cray.ActorCallOptions")
 
-  -- -1 means "without limit", as in Ray.
-  local function count_or_forever(v)
-    if v == -1 then return 2147483647 end
-    if type(v) == "number" and v == math.floor(v) and v >= 0 and v <= 2147483647 then return v end
-    return nil, "a whole number >= 0, or -1 for no limit"
-  end
-
   local actor_options = {
-    name = options.of_type("string"),
+    name = options.name,
     get_if_exists = options.of_type("boolean"),
-    max_restarts = count_or_forever,
-    max_task_retries = count_or_forever,
+    max_restarts = options.count_or_forever,
+    max_task_retries = options.count_or_forever,
     max_concurrency = options.whole(1, 1000000),
-    resources = options.resources(false),
+    resources = options.resources(false, core.max_needs),
   }
-  local call_options = {num_returns = options.whole(0, 65535)}
+  local call_options = {num_returns = options.whole(0, core.max_returns)}
 
   local function misuse(first, field, self, mt)
     return first ~= nil and getmetatable(first) == mt and rawequal(first[field], self)
   end
 
   local function make_class(ref, class_name, opts)
+    if opts.get_if_exists and not opts.name then
+      raise(3, "invalid_argument", "%s: option 'get_if_exists' needs option 'name' (the name "
+            .. "of the actor to get)", class_name)
+    end
     -- The spec is what bindings/actor.c reads: {name, get_if_exists, max_restarts,
     -- max_task_retries, max_concurrency, class name, init's call name, resources}.
     local spec = {opts.name or false, opts.get_if_exists and 1 or 0, opts.max_restarts or 0,
@@ -65,6 +62,11 @@ return function(cray, core, pending)
     flush()
     local actor, cls, class_name = create(self.ref, self.spec, ...)
     return handle(actor, cls or self.ref, class_name or self.spec[6])
+  end
+
+  function ActorClass.__call(cls)
+    raise(2, "invalid_argument", "call A.remote(...) to make an actor of class '%s', not A(...)",
+          cls.remote.spec[6])
   end
 
   function CreatorOptions.__call(self, opts)
@@ -105,12 +107,12 @@ return function(cray, core, pending)
     elseif type(cls) == "table" then
       if rawget(cls, "init") ~= nil and type(rawget(cls, "init")) ~= "function" then
         raise(2, "invalid_argument", "cray.actor: the class's init must be a function (got %s)",
-              type(rawget(cls, "init")))
+              options.show(rawget(cls, "init")))
       end
       return make_class(stash(cls), class_name_of(cls), o)
     end
     raise(2, "invalid_argument", "cray.actor: expects a class (a table of methods) or a "
-          .. "'module.Class' name (got %s)", type(cls))
+          .. "'module.Class' name (got %s)", options.show(cls))
   end
 
   -- The call specs of a class's methods, by the class's ref: {num_returns, call name,
@@ -124,7 +126,7 @@ return function(cray, core, pending)
     if spec then return spec end
     if type(name) ~= "string" then
       raise(3, "invalid_argument", "actor %s: a method name must be a string (got %s)", class_name,
-            type(name))
+            options.show(name))
     end
     if name == "init" then
       raise(3, "invalid_argument",
@@ -147,13 +149,23 @@ return function(cray, core, pending)
   -- h.method.remote(...) calls it), its `options` makes another with other options. It is
   -- made at each h.method, checked against the class where the call is written; keep it
   -- (`local incr = h.incr.remote`) to call it in a loop without making it again.
+  -- Slot 3 turns true once `remote` is read, so that h:method(...) and h.method(...), which
+  -- call the method without it, are told apart from h.method.remote(...) and refused.
   function Method.__index(m, key)
-    if key == "remote" then return m end
+    if key == "remote" then
+      rawset(m, 3, true)
+      return m
+    end
     if key == "options" then return setmetatable({m}, CallOptions) end
   end
 
   function Handle.__index(h, name)
-    return setmetatable({rawget(h, 1), spec_of(h, name)}, Method)
+    return setmetatable({rawget(h, 1), spec_of(h, name), false}, Method)
+  end
+
+  function Handle.__call(h)
+    raise(2, "invalid_argument", "%s cannot be called: call one of its methods, "
+          .. "h.method.remote(...)", tostring(h))
   end
 
   function Handle.__tostring(h)
@@ -165,10 +177,21 @@ return function(cray, core, pending)
   end
 
   function Method.__call(self, ...)
+    local name = self[2][2]
+    if not self[3] then
+      local first = ...
+      if getmetatable(first) == Handle and rawget(first, 1) == self[1] then
+        raise(2, "invalid_argument", "call h.%s.remote(...) to call actor method '%s': h:%s(...) "
+              .. "passes the handle itself as the first argument", name:match("[^.]*$"), name,
+              name:match("[^.]*$"))
+      end
+      raise(2, "invalid_argument", "call h.%s.remote(...) to call actor method '%s', not "
+            .. "h.%s(...)", name:match("[^.]*$"), name, name:match("[^.]*$"))
+    end
     if rawequal(..., self) then
       raise(2, "invalid_argument",
             "call %s.remote(...) with a dot: h.%s:remote(...) passes the method itself as the "
-            .. "first argument", self[2][2], self[2][2]:match("[^.]*$"))
+            .. "first argument", name, name:match("[^.]*$"))
     end
     flush()
     return call(self[1], self[2], ...)
@@ -183,12 +206,12 @@ return function(cray, core, pending)
     end
     local base = m[2]
     local o = options.check(base[2] .. ".options", opts, call_options, 2)
-    return setmetatable({m[1], {o.num_returns or base[1], base[2], base[3]}}, Method)
+    return setmetatable({m[1], {o.num_returns or base[1], base[2], base[3]}, false}, Method)
   end
 
   local function check_handle(fn, h)
     if getmetatable(h) ~= Handle then
-      raise(3, "invalid_argument", "%s: expects an actor handle (got %s)", fn, type(h))
+      raise(3, "invalid_argument", "%s: expects an actor handle (got %s)", fn, options.show(h))
     end
   end
 
@@ -198,7 +221,7 @@ return function(cray, core, pending)
 
   function cray.get_actor(name)
     if type(name) ~= "string" then
-      raise(2, "invalid_argument", "cray.get_actor: expects a name (got %s)", type(name))
+      raise(2, "invalid_argument", "cray.get_actor: expects a name (got %s)", options.show(name))
     end
     local actor, cls, class_name = core.get_actor(name)
     if not actor then raise(2, "invalid_argument", "cray.get_actor: no actor named '%s'", name) end

@@ -7,6 +7,7 @@ local errors = require "cray.errors"
 local options = require "cray.options"
 
 local raise = errors.raise
+options.show = core.describe
 local cray = {version = core.version, Error = errors.Error, is_error = errors.is_error}
 
 cray.put = core.put
@@ -15,10 +16,10 @@ cray.cancel = core.cancel
 
 local init_options = {
   workers = options.whole(1, 4096),
-  memory = options.size(core.parse_size),
-  spill_dir = options.of_type("string"),
-  spill_max = options.size(core.parse_size),
-  worker_memory = options.size(core.parse_size),
+  memory = options.size(core.parse_size, 1, "1"),
+  spill_dir = options.name,
+  spill_max = options.size(core.parse_size, 1, "1"),
+  worker_memory = options.size(core.parse_size, core.worker_memory_min, "1M"),
   resources = options.resources(true),
   ignore_reinit_error = options.of_type("boolean"),
 }
@@ -44,11 +45,12 @@ end
 -- the same name in the receiving state.
 function cray.register_class(name, mt)
   if type(name) ~= "string" or name == "" then
-    raise(2, "invalid_argument", "cray.register_class: name must be a non-empty string")
+    raise(2, "invalid_argument", "cray.register_class: name must be a non-empty string (got %s)",
+          options.show(name))
   end
   if type(mt) ~= "table" then
     raise(2, "invalid_argument", "cray.register_class: metatable must be a table (got %s)",
-          type(mt))
+          options.show(mt))
   end
   local other = core.classes[name]
   if other ~= nil and other ~= mt then
@@ -60,7 +62,8 @@ end
 
 local function check_seconds(fn, s)
   if type(s) ~= "number" or not (s >= 0) then
-    raise(3, "invalid_argument", "%s: seconds must be a number >= 0 (got %s)", fn, tostring(s))
+    raise(3, "invalid_argument", "%s: seconds must be a number >= 0 (got %s)", fn,
+          options.show(s))
   end
 end
 

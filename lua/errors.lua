@@ -33,16 +33,28 @@ function M.new(kind, message, fields)
   return setmetatable(e, Error)
 end
 
--- Raises an error object whose message starts with the position `level` levels up (as
--- error() does for strings) and whose traceback starts there.
+-- cray's own chunks are named "[cray...]" (bindings/lstate.h, CRAY__CHUNK_PREFIX).
+local CHUNK_PREFIX = "=[cray"
+
+-- Raises an error object whose message starts with a position, as error() does for
+-- strings: that of the first frame from `level` up that runs the user's Lua code (not a C
+-- function, not cray's own), so that it points at the user's line. Its traceback starts
+-- there too.
 function M.raise(level, kind, fmt, ...)
   local msg = select("#", ...) > 0 and fmt:format(...) or fmt
-  local where = ""
-  local info = debug.getinfo(level + 1, "Sl")
-  if info and info.currentline > 0 then
-    where = ("%s:%d: "):format(info.short_src, info.currentline)
+  local at = level + 1
+  local info = debug.getinfo(at, "Sl")
+  while info and (info.currentline <= 0 or info.source:sub(1, #CHUNK_PREFIX) == CHUNK_PREFIX) do
+    at = at + 1
+    info = debug.getinfo(at, "Sl")
   end
-  error(M.new(kind, where .. msg, {traceback = debug.traceback("", level + 1):sub(2)}), 0)
+  local where = ""
+  if info then
+    where = ("%s:%d: "):format(info.short_src, info.currentline)
+  else
+    at = level + 1
+  end
+  error(M.new(kind, where .. msg, {traceback = debug.traceback("", at):sub(2)}), 0)
 end
 
 -- The error object of a task that raised `value`, with the task's traceback. A cray error

@@ -1,18 +1,31 @@
--- cray.options: checking option tables. Each check returns the value to use, or nil and
--- what it wanted; `check` raises an invalid_argument error naming the call and the option.
+-- cray.options: checking option tables. Each check returns the value to use, or nil, what
+-- it wanted and (when the value itself would say too little, as a table does) the part of
+-- the value at fault; `check` raises an invalid_argument error naming the call, the
+-- option and the value. Each accepts exactly the range that works: docs/lua-api.md lists
+-- them.
 
 local errors = require "cray.errors"
 
 local M = {}
 
+-- How messages show a value ("nan", "70000", "a table", "an actor handle"): cray.lua sets
+-- it to the C half's cray__describe, so both halves say it alike.
+M.show = tostring
+
+local INT_MAX = 2147483647
+
 function M.whole(min, max)
   return function(v)
-    if type(v) == "number" and v == math.floor(v) and v >= min and (not max or v <= max) then
-      return v
-    end
-    if max then return nil, ("a whole number from %d to %d"):format(min, max) end
-    return nil, ("a whole number >= %d"):format(min)
+    if type(v) == "number" and v == math.floor(v) and v >= min and v <= max then return v end
+    return nil, ("a whole number from %d to %d"):format(min, max)
   end
+end
+
+-- A count of retries or restarts: -1 means "without limit", as in Ray.
+function M.count_or_forever(v)
+  if v == -1 then return INT_MAX end
+  if type(v) == "number" and v == math.floor(v) and v >= 0 and v <= INT_MAX then return v end
+  return nil, ("a whole number from 0 to %d, or -1 for no limit"):format(INT_MAX)
 end
 
 function M.of_type(t)
@@ -22,36 +35,43 @@ function M.of_type(t)
   end
 end
 
--- A size in bytes: a number, or a string such as "512M"; parse is core.parse_size.
-function M.size(parse)
+function M.name(v)
+  if type(v) == "string" and v ~= "" then return v end
+  return nil, "a non-empty string"
+end
+
+-- A size in bytes from `min` (shown as `min_text`) to 2^63: a number, or a string such as
+-- "512M"; parse is core.parse_size.
+function M.size(parse, min, min_text)
   return function(v)
-    if type(v) == "number" and v >= 0 and v == math.floor(v) then return v end
-    if type(v) == "string" then
-      local n = parse(v)
-      if n then return n end
-    end
-    return nil, 'a size in bytes, as a number or a string like "512M" or "2G"'
+    local n = v
+    if type(v) == "string" then n = parse(v) end
+    if type(n) == "number" and n == math.floor(n) and n >= min and n <= 2 ^ 63 then return n end
+    return nil, ('a size from %s to 2^63 bytes, as a number or a string like "512M" or "2G"')
+                :format(min_text)
   end
 end
 
--- {name = amount}: amounts above `min` (0 for capacities, which may be 0).
-function M.resources(allow_zero)
+-- {name = amount}: names non-empty strings, amounts finite numbers above 0 (needs) or from
+-- 0 (capacities); at most `max_kinds` of them when given.
+function M.resources(allow_zero, max_kinds)
+  local want = ("a table of resource name = amount (a finite number %s 0)")
+               :format(allow_zero and ">=" or ">")
+  if max_kinds then want = ("%s, at most %d of them"):format(want, max_kinds) end
   return function(v)
-    if type(v) == "table" then
-      local ok = true
-      for name, n in pairs(v) do
-        if type(name) ~= "string" or type(n) ~= "number" or n < 0 or (n == 0 and not allow_zero) then
-          ok = false
-        end
+    if type(v) ~= "table" or getmetatable(v) ~= nil then return nil, want end
+    local kinds = 0
+    for name, n in pairs(v) do
+      kinds = kinds + 1
+      if type(name) ~= "string" or name == "" or type(n) ~= "number" or n ~= n
+         or n == math.huge or n < 0 or (n == 0 and not allow_zero) then
+        return nil, want, ("%s = %s"):format(type(name) == "string" and name or M.show(name),
+                                             M.show(n))
       end
-      if ok then return v end
     end
-    return nil, ("a table of resource name = amount (a number %s 0)"):format(allow_zero and ">=" or ">")
+    if max_kinds and kinds > max_kinds then return nil, want, ("%d resources"):format(kinds) end
+    return v
   end
-end
-
-local function show(v)
-  return type(v) == "string" and ("%q"):format(v) or tostring(v)
 end
 
 -- Checks `opts` against `spec` (name -> check); returns a table of checked values.
@@ -60,7 +80,7 @@ function M.check(fn, opts, spec, level)
   if opts == nil then return {} end
   if type(opts) ~= "table" then
     errors.raise(level + 1, "invalid_argument", "%s: options must be a table (got %s)", fn,
-                 type(opts))
+                 M.show(opts))
   end
   local out = {}
   for k, v in pairs(opts) do
@@ -69,13 +89,14 @@ function M.check(fn, opts, spec, level)
       local known = {}
       for name in pairs(spec) do known[#known + 1] = name end
       table.sort(known)
-      errors.raise(level + 1, "invalid_argument", "%s: unknown option '%s' (known: %s)", fn,
-                   tostring(k), table.concat(known, ", "))
+      errors.raise(level + 1, "invalid_argument", "%s: unknown option %s (known: %s)", fn,
+                   type(k) == "string" and ("'%s'"):format(k) or M.show(k),
+                   table.concat(known, ", "))
     end
-    local value, want = check(v)
+    local value, want, got = check(v)
     if value == nil then
       errors.raise(level + 1, "invalid_argument", "%s: option '%s' must be %s (got %s)", fn, k,
-                   want, show(v))
+                   want, got or M.show(v))
     end
     out[k] = value
   end

@@ -58,11 +58,11 @@ return function(cray, core)
   local Options = class("cray.RemoteOptions")
 
   local task_options = {
-    num_returns = options.whole(0, 65535),
-    max_retries = options.whole(0),
+    num_returns = options.whole(0, core.max_returns),
+    max_retries = options.count_or_forever,
     retry_exceptions = options.of_type("boolean"),
-    resources = options.resources(false),
-    name = options.of_type("string"),
+    resources = options.resources(false, core.max_needs),
+    name = options.name,
   }
 
   local function make(ref, opts)
@@ -87,6 +87,11 @@ return function(cray, core)
     end
     if dirty then flush() end
     return submit(self.ref, self.spec, ...)
+  end
+
+  function RemoteFunction.__call(f)
+    raise(2, "invalid_argument", "call f.remote(...) to run remote function '%s' as a task, "
+          .. "not f(...)", tostring(f.remote.spec[4]))
   end
 
   function Options.__call(self, opts)
@@ -116,7 +121,8 @@ return function(cray, core)
       end
     else
       raise(2, "invalid_argument",
-            "cray.remote: expects a function or a 'module.function' name (got %s)", type(fn))
+            "cray.remote: expects a function or a 'module.function' name (got %s)",
+            options.show(fn))
     end
     return make(stash(fn), o)
   end

@@ -74,11 +74,16 @@ typedef struct cray_options {
   size_t memory;                /* object store budget in bytes; 0: 30% of physical memory */
   const char *spill_dir;        /* NULL: a fresh directory under $TMPDIR */
   size_t spill_max;             /* bytes of disk for spilled objects; 0: no cap */
-  size_t worker_memory;         /* Lua heap limit per worker state; 0: no limit */
-  int nresources;               /* custom resources: names[i] has counts[i] units */
+  size_t worker_memory;         /* Lua heap limit per worker state; 0: no limit; else at
+                                 * least CRAY_WORKER_MEMORY_MIN */
+  int nresources;               /* custom resources: names[i] (non-empty) has counts[i]
+                                 * units (a finite number >= 0) */
   const char *const *resource_names;
   const double *resource_counts;
 } cray_options;
+
+/* The smallest worker_memory a worker's Lua state with cray loaded fits in. */
+#define CRAY_WORKER_MEMORY_MIN ((size_t)1 << 20)
 
 CRAY_API void cray_options_init(cray_options *opts);
 

@@ -25,7 +25,9 @@ int cray__options_copy(cray_options *dst, const cray_options *src) {
   dst->nresources = 0;
   dst->resource_names = NULL;
   dst->resource_counts = NULL;
-  if (src->workers < 0 || src->nresources < 0) return CRAY_EINVAL;
+  if (src->workers < 0 || src->nresources < 0 ||
+      (src->worker_memory && src->worker_memory < CRAY_WORKER_MEMORY_MIN))
+    return CRAY_EINVAL;
   if (src->spill_dir && !(dst->spill_dir = cray__strdup(src->spill_dir))) return CRAY_ENOMEM;
   if (src->nresources == 0) return 0;
   const char **names = cray__calloc((size_t)src->nresources, sizeof *names);
@@ -34,7 +36,10 @@ int cray__options_copy(cray_options *dst, const cray_options *src) {
   dst->resource_counts = counts;
   if (!names || !counts) return CRAY_ENOMEM;
   for (int i = 0; i < src->nresources; i++) {
-    if (!src->resource_names[i] || src->resource_counts[i] < 0) return CRAY_EINVAL;
+    /* NaN and infinity would take the limit away for the whole run. */
+    if (!src->resource_names[i] || !src->resource_names[i][0] ||
+        !(src->resource_counts[i] >= 0) || isinf(src->resource_counts[i]))
+      return CRAY_EINVAL;
     if (!(names[i] = cray__strdup(src->resource_names[i]))) return CRAY_ENOMEM;
     counts[i] = src->resource_counts[i];
     dst->nresources = i + 1;

@@ -80,6 +80,41 @@ describe("actor classes", function()
     assert.matches("with a dot", support.error_of(function() return c.incr:remote() end).message)
   end)
 
+  it("refuse a method called with a colon or without .remote, saying what to write", function()
+    local c = cray.actor(Counter).remote(1)
+    local e = support.error_of(function() local r = c:incr(5) return r end)
+    assert.are.equal("invalid_argument", e.kind)
+    assert.matches("actors_spec.lua:%d+: call h.incr.remote%(...%) to call actor method "
+                   .. "'Counter.incr': h:incr%(...%) passes the handle itself as the first "
+                   .. "argument", e.message)
+    assert.matches("call h.incr.remote%(...%) to call actor method 'Counter.incr', not "
+                   .. "h.incr%(...%)", support.error_of(function() return c.incr(5) end).message)
+    assert.matches("call h.incr.remote%(...%)",
+                   support.error_of(function() return c.incr.options{num_returns = 1}(5) end)
+                     .message)
+    assert.are.equal(1, cray.get(c.get.remote()))
+    local incr = c.incr.remote
+    assert.are.same({2, 3}, {cray.get(incr(1)), cray.get(incr(1))})
+  end)
+
+  it("refuse a class or a handle called as a function, saying what to write", function()
+    local A = cray.actor(Counter)
+    assert.matches("call A.remote%(...%) to make an actor of class 'Counter', not A%(...%)",
+                   support.error_of(function() return A(1) end).message)
+    assert.matches("ActorHandle%(Counter, %x+%) cannot be called: call one of its methods",
+                   support.error_of(function() return A.remote()(1) end).message)
+  end)
+
+  it("refuse an empty name, and get_if_exists without a name", function()
+    local A = cray.actor(Counter)
+    assert.matches([[Counter.options: option 'name' must be a non%-empty string %(got ""%)]],
+                   support.error_of(A.options, {name = ""}).message)
+    assert.matches("Counter.options: option 'name' must be a non%-empty string %(got a table%)",
+                   support.error_of(A.options, {name = {}}).message)
+    assert.matches("Counter: option 'get_if_exists' needs option 'name'",
+                   support.error_of(A.options, {get_if_exists = true}).message)
+  end)
+
   it("refuse what is not a class, and unknown or bad options, naming them", function()
     assert.matches("expects a class", support.error_of(cray.actor, 42).message)
     assert.matches("'module.Class'", support.error_of(cray.actor, "nodots").message)

@@ -61,12 +61,24 @@ describe("cray.init and cray.shutdown", function()
     local cases = {
       {{workers = 0}, "option 'workers' must be a whole number from 1 to 4096 %(got 0%)"},
       {{workers = "4"}, [[option 'workers' must be a whole number from 1 to 4096 %(got "4"%)]]},
-      {{memory = "lots"}, [[option 'memory' must be a size in bytes.*%(got "lots"%)]]},
+      {{memory = "lots"}, [[option 'memory' must be a size from 1 to 2%^63 bytes.*%(got "lots"%)]]},
       {{memory = -1}, "option 'memory' must be a size"},
-      {{spill_dir = 3}, "option 'spill_dir' must be a string %(got 3%)"},
+      {{spill_dir = 3}, "option 'spill_dir' must be a non%-empty string %(got 3%)"},
       {{resources = {db = "two"}}, "option 'resources' must be a table of resource name"},
       {{resources = 2}, "option 'resources' must be a table"},
-      {"fast", "cray.init: options must be a table %(got string%)"},
+      {{resources = {db = 0 / 0}}, "option 'resources' must be a table of resource name = amount "
+                                   .. "%(a finite number >= 0%) %(got db = nan%)"},
+      {{resources = {db = math.huge}}, "%(got db = inf%)"},
+      {{resources = {[""] = 1}}, "%(got  = 1%)"},
+      {{memory = math.huge}, "option 'memory' must be a size from 1 to 2%^63 bytes.* %(got inf%)"},
+      {{memory = 0}, "option 'memory' must be a size from 1 to 2%^63 bytes.* %(got 0%)"},
+      {{memory = 2 ^ 64}, "option 'memory' must be a size.* %(got 18446744073709551616%)"},
+      {{spill_max = 0}, "option 'spill_max' must be a size from 1 to 2%^63 bytes.* %(got 0%)"},
+      {{worker_memory = "64K"}, "option 'worker_memory' must be a size from 1M to 2%^63 bytes.* "
+                                .. [[%(got "64K"%)]]},
+      {{spill_dir = ""}, [[option 'spill_dir' must be a non%-empty string %(got ""%)]]},
+      {{workers = 0 / 0}, "option 'workers' must be a whole number from 1 to 4096 %(got nan%)"},
+      {"fast", [[cray.init: options must be a table %(got "fast"%)]]},
     }
     for _, case in ipairs(cases) do
       local e = support.error_of(cray.init, case[1])
@@ -93,9 +105,9 @@ end)
 
 describe("cray.register_class", function()
   it("refuses a bad name, a non-table and a taken name", function()
-    assert.matches("name must be a non%-empty string",
+    assert.matches([[name must be a non%-empty string %(got ""%)]],
                    support.error_of(cray.register_class, "", {}).message)
-    assert.matches("metatable must be a table %(got number%)",
+    assert.matches("metatable must be a table %(got 1%)",
                    support.error_of(cray.register_class, "n", 1).message)
     cray.register_class("spec.Taken", {})
     assert.matches("'spec.Taken' is registered already",

@@ -61,16 +61,41 @@ describe("cray.put and cray.get", function()
     assert.matches("got 2", e.message)
   end)
 
-  it("refuses to get what is not a ref, naming its type", function()
+  it("refuses to get what is not a ref, naming the value", function()
     local e = support.error_of(cray.get, 42)
     assert.are.equal("invalid_argument", e.kind)
-    assert.matches("ObjectRef or a table of ObjectRefs %(got number%)", e.message)
+    assert.matches("ObjectRef or an array of ObjectRefs %(got 42%)", e.message)
+  end)
+
+  it("refuses a table that is not an array of refs, naming a key that does not belong", function()
+    local r = cray.put(1)
+    local e = support.error_of(cray.get, {a = r})
+    assert.are.equal("invalid_argument", e.kind)
+    assert.matches([[cray.get: expects an ObjectRef or an array of ObjectRefs %(got a table with ]]
+                   .. [[key "a"%)]], e.message)
+    assert.matches("%(got a table with key 5%)", support.error_of(cray.get, {r, [5] = r}).message)
+    assert.matches([[cray.wait: expects an array of ObjectRefs %(got a table with key "a"%)]],
+                   support.error_of(cray.wait, {a = r}).message)
+  end)
+
+  it("refuses a remote function or an actor handle, saying what it is and what to pass", function()
+    local f = cray.remote(function() return 1 end)
+    local h = cray.actor{get = function() return 1 end}.remote()
+    assert.matches("cray.get: expects an ObjectRef or an array of ObjectRefs %(got a remote "
+                   .. "function; call f.remote%(...%) and pass the refs it returns%)",
+                   support.error_of(cray.get, f).message)
+    assert.matches("cray.get: expects an ObjectRef or an array of ObjectRefs %(got an actor "
+                   .. "handle; call a method, h.method.remote%(...%), and pass the ref it returns%)",
+                   support.error_of(cray.get, h).message)
+    assert.matches("cray.wait: expects an array of ObjectRefs %(got an actor handle",
+                   support.error_of(cray.wait, h).message)
+    assert.matches("%(got an actor method", support.error_of(cray.get, h.get).message)
   end)
 
   it("names the element of a table that is not a ref", function()
     local e = support.error_of(cray.get, {cray.put(1), "nope"})
     assert.are.equal("invalid_argument", e.kind)
-    assert.matches("refs%[2%] is not an ObjectRef %(got string%)", e.message)
+    assert.matches([[refs%[2%] is not an ObjectRef %(got "nope"%)]], e.message)
   end)
 
   it("refuses unknown options and bad timeouts", function()
@@ -79,11 +104,11 @@ describe("cray.put and cray.get", function()
     assert.are.equal("invalid_argument", e.kind)
     assert.matches("unknown option 'timout' %(known: timeout%)", e.message)
     e = support.error_of(cray.get, r, {timeout = "soon"})
-    assert.matches("timeout must be a number of seconds >= 0 %(got string%)", e.message)
+    assert.matches([[option 'timeout' must be a number of seconds >= 0 %(got "soon"%)]], e.message)
     e = support.error_of(cray.get, r, {timeout = -1})
-    assert.matches("timeout must be", e.message)
+    assert.matches("option 'timeout' must be a number of seconds >= 0 %(got %-1%)", e.message)
     e = support.error_of(cray.get, r, 5)
-    assert.matches("options must be a table %(got number%)", e.message)
+    assert.matches("options must be a table %(got 5%)", e.message)
   end)
 
   it("reports the caller's position in usage errors", function()
@@ -210,15 +235,16 @@ describe("cray.wait", function()
 
   it("refuses num_returns outside 0..#refs", function()
     local refs = {cray.put(1)}
-    for _, n in ipairs{2, -1, 0.5, "1"} do
-      local e = support.error_of(cray.wait, refs, {num_returns = n})
+    for _, case in ipairs{{2, "2"}, {-1, "%-1"}, {0.5, "0.5"}, {"1", '"1"'}, {0 / 0, "nan"}} do
+      local e = support.error_of(cray.wait, refs, {num_returns = case[1]})
       assert.are.equal("invalid_argument", e.kind)
-      assert.matches("num_returns must be a whole number from 0 to #refs %(1%)", e.message)
+      assert.matches("option 'num_returns' must be a whole number from 0 to #refs %(1%) %(got "
+                     .. case[2] .. "%)", e.message)
     end
   end)
 
-  it("refuses what is not a table of refs, and unknown options", function()
-    assert.matches("expects a table of ObjectRefs %(got one ObjectRef: pass {ref}%)",
+  it("refuses what is not an array of refs, and unknown options", function()
+    assert.matches("expects an array of ObjectRefs %(got an ObjectRef; pass {ref}%)",
                    support.error_of(cray.wait, cray.put(1)).message)
     assert.matches("refs%[1%] is not an ObjectRef",
                    support.error_of(cray.wait, {1}).message)

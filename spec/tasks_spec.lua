@@ -55,8 +55,31 @@ describe("remote functions", function()
     assert.matches("f.options{...} with a dot", e.message)
   end)
 
+  it("refuse a call without .remote, saying what to write", function()
+    local f = cray.remote(function(x) return x end, {name = "ident"})
+    local e = support.error_of(function() local r = f(1) return r end)
+    assert.are.equal("invalid_argument", e.kind)
+    assert.matches("tasks_spec.lua:%d+: call f.remote%(...%) to run remote function 'ident' as a "
+                   .. "task, not f%(...%)", e.message)
+  end)
+
+  it("accept num_returns up to 4096, the most that works, and refuse more", function()
+    local many = cray.remote(function(n)
+      local t = {}
+      for i = 1, n do t[i] = i end
+      return unpack(t)
+    end)
+    local refs = {many.options{num_returns = 4096}.remote(4096)}
+    assert.are.equal(4096, #refs)
+    assert.are.equal(4096, cray.get(refs[4096]))
+    for _, n in ipairs{4097, 7999, 70000} do
+      assert.matches("f.options: option 'num_returns' must be a whole number from 0 to 4096 %(got "
+                     .. n .. "%)", support.error_of(many.options, {num_returns = n}).message)
+    end
+  end)
+
   it("refuse what is not a function or a module function name", function()
-    assert.matches("expects a function or a 'module.function' name %(got number%)",
+    assert.matches("expects a function or a 'module.function' name %(got 42%)",
                    support.error_of(cray.remote, 42).message)
     assert.matches("name a function as 'module.function' %(got \"nodot\"%)",
                    support.error_of(cray.remote, "nodot").message)
@@ -67,12 +90,13 @@ describe("remote functions", function()
     local cases = {
       {{num_return = 1}, "unknown option 'num_return' %(known: max_retries, name, num_returns, "
                          .. "resources, retry_exceptions%)"},
-      {{num_returns = -1}, "option 'num_returns' must be a whole number from 0 to 65535"},
+      {{num_returns = -1}, "option 'num_returns' must be a whole number from 0 to 4096 %(got %-1%)"},
       {{num_returns = 1.5}, "option 'num_returns' must be a whole number"},
-      {{max_retries = "3"}, "option 'max_retries' must be a whole number >= 0"},
+      {{max_retries = "3"}, "option 'max_retries' must be a whole number from 0 to 2147483647, "
+                            .. [[or %-1 for no limit %(got "3"%)]]},
       {{retry_exceptions = 1}, "option 'retry_exceptions' must be a boolean"},
       {{resources = {db = 0}}, "option 'resources' must be a table of resource name = amount"},
-      {{name = 7}, "option 'name' must be a string"},
+      {{name = 7}, "option 'name' must be a non%-empty string %(got 7%)"},
     }
     for _, case in ipairs(cases) do
       local e = support.error_of(cray.remote, fn, case[1])
@@ -440,6 +464,20 @@ describe("task resources", function()
     local g = cray.remote(function() end, {resources = {gpu = 1}, name = "gpu"})
     e = support.error_of(function() return g.remote() end)
     assert.matches("needs resource 'gpu', which this runtime does not have", e.message)
+  end)
+
+  it("refuse a need of NaN, infinity or 0, which would lift or dodge the limit", function()
+    cray = support.fresh({workers = 2, resources = {db = 1}})
+    for _, case in ipairs{{0 / 0, "nan"}, {math.huge, "inf"}, {0, "0"}, {-1, "%-1"}} do
+      local e = support.error_of(cray.remote, function() end, {resources = {db = case[1]}})
+      assert.matches("cray.remote: option 'resources' must be a table of resource name = amount "
+                     .. "%(a finite number > 0%), at most 16 of them %(got db = " .. case[2] .. "%)",
+                     e.message)
+    end
+    local seventeen = {}
+    for i = 1, 17 do seventeen["r" .. i] = 1 end
+    assert.matches("%(got 17 resources%)",
+                   support.error_of(cray.remote, function() end, {resources = seventeen}).message)
   end)
 end)
 
