@@ -234,10 +234,11 @@ static int l_sleep_until(lua_State *L) {
   double deadline = luaL_checknumber(L, 1);
   if (cray__exec_arm(L, ls, NULL, 0, 0, deadline, lua_toboolean(L, 2), "cray.sleep"))
     return lua_yield(L, 0);
-  double left = deadline - cray__now();
-  if (left > 0) {
+  /* In steps of at most CRAY__FOREVER, so that a deadline of infinity sleeps forever. */
+  for (double left; (left = deadline - cray__now()) > 0;) {
+    if (left > CRAY__FOREVER) left = CRAY__FOREVER;
     struct timespec ts = {(time_t)left, (long)((left - floor(left)) * 1e9)};
-    while (nanosleep(&ts, &ts) != 0) continue;
+    nanosleep(&ts, NULL);
   }
   return 0;
 }

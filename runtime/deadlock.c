@@ -144,6 +144,7 @@ static int explain(cray__sched *s, cray__entry *e, out *o) {
 
 int cray__sched_wait(cray__sched *s, cray__entry *const *entries, size_t n, size_t want,
                      double timeout, unsigned char *ready, char *why, size_t whylen) {
+  timeout = cray__timeout(timeout);
   if (timeout >= 0) return cray__wait_entries(s->store, entries, n, want, timeout, ready);
   double end = timeout < 0 ? -1 : cray__now() + timeout, slice = 0.05;
   uint64_t last = 0;

@@ -539,6 +539,7 @@ static void timer_fired(void *arg, int why) {
 
 int cray__sched_wait_begin(cray__sched *s, cray__task *t, cray__entry *const *entries, size_t n,
                            size_t want, double timeout) {
+  timeout = cray__timeout(timeout);
   t->wait_waiter.wake = wait_resolved;
   atomic_store(&t->fired, 0);
   t->want = want;

@@ -15,6 +15,7 @@
 
 #include "alloc.h"
 #include "cray.h"
+#include "wait.h"
 
 enum { REQ_ADD, REQ_CANCEL, REQ_FLUSH };
 
@@ -171,7 +172,7 @@ cray__timer *cray__timer_add(cray__timers *t, double delay, cray__timer_fn fn, v
   if (!tm) return NULL;
   tm->fn = fn;
   tm->arg = arg;
-  tm->delay = delay;
+  tm->delay = delay < CRAY__FOREVER ? delay : CRAY__FOREVER; /* NaN too */
   atomic_fetch_add(&t->pending, 1);
   if (post(t, REQ_ADD, tm) != 0) {
     atomic_fetch_sub(&t->pending, 1);

@@ -62,6 +62,7 @@ static size_t count_ready(cray__entry *const *entries, size_t n, unsigned char *
 
 int cray__wait_entries(cray__store *s, cray__entry *const *entries, size_t n, size_t want,
                        double timeout, unsigned char *ready) {
+  timeout = cray__timeout(timeout);
   size_t have = count_ready(entries, n, ready);
   if (have >= want || timeout == 0) return (int)have;
   if (n == 1 && spin_until_ready(entries[0], timeout)) return (int)count_ready(entries, n, ready);

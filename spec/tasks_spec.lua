@@ -563,6 +563,62 @@ describe("timeouts", function()
   it("refuse a sleep that is not a number of seconds", function()
     assert.matches("cray.sleep: seconds must be a number >= 0 %(got %-1%)",
                    support.error_of(cray.sleep, -1).message)
+    assert.matches("cray.sleep: seconds must be a number >= 0 %(got nan%)",
+                   support.error_of(cray.sleep, 0 / 0).message)
+  end)
+
+  it("refuse a timeout of NaN, showing it", function()
+    local r = cray.put(1)
+    assert.matches("cray.get: option 'timeout' must be a number of seconds >= 0 %(got nan%)",
+                   support.error_of(cray.get, r, {timeout = 0 / 0}).message)
+    assert.matches("cray.wait: option 'timeout' must be a number of seconds >= 0 %(got nan%)",
+                   support.error_of(cray.wait, {r}, {timeout = 0 / 0}).message)
+  end)
+
+  it("of infinity or more than 31 years wait forever: get and wait return the result", function()
+    local slow = cray.remote(function() cray.sleep(0.1) return 5 end)
+    for _, t in ipairs{math.huge, 1e300, 1e10} do
+      assert.are.equal(5, cray.get(slow.remote(), {timeout = t}))
+      assert.are.equal(1, #cray.wait({slow.remote()}, {timeout = t}))
+    end
+    local inner = cray.remote(function(t)
+      return cray.get(slow.remote(), {timeout = t}), #cray.wait({slow.remote()}, {timeout = t})
+    end)
+    assert.are.same({5, 1}, {cray.get(inner.remote(math.huge))})
+    assert.are.same({5, 1}, {cray.get(inner.remote(1e300))})
+  end)
+
+  it("let a task sleep for infinity or 1e300 s until it is cancelled", function()
+    local sleeper = cray.remote(function(s) cray.sleep(s) return "woke" end)
+    for _, s in ipairs{math.huge, 1e300} do
+      local r = sleeper.remote(s)
+      local ready = cray.wait({r}, {timeout = 0.2})
+      assert.are.equal(0, #ready)
+      assert.is_true(cray.cancel(r))
+      assert.are.equal("cancelled", support.error_of(cray.get, r).kind)
+    end
+  end)
+
+  it("let the driver sleep for infinity or 1e300 s without spinning a core", function()
+    local ffi = require "ffi"
+    pcall(ffi.cdef, [[
+      struct cray_spec_rusage { long utime[2], stime[2]; long rest[14]; };
+      int getrusage(int who, struct cray_spec_rusage *usage);
+    ]])
+    local function children_cpu()
+      local u = ffi.new("struct cray_spec_rusage")
+      ffi.C.getrusage(-1, u) -- RUSAGE_CHILDREN
+      return tonumber(u.utime[0]) + tonumber(u.utime[1]) * 1e-6
+             + tonumber(u.stime[0]) + tonumber(u.stime[1]) * 1e-6
+    end
+    for _, s in ipairs{"math.huge", "1e300"} do
+      local before = children_cpu()
+      -- timeout(1) ends it after 2 s of sleep; a spinning sleep takes the core that long.
+      local status = support.run("timeout 2 " .. support.build .. "/crayrun -w 1 -e 'cray.sleep("
+                                 .. s .. ")'")
+      assert.are.equal(124, status)
+      assert.is_true(children_cpu() - before < 0.5, s)
+    end
   end)
 end)
 
