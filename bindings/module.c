@@ -507,6 +507,14 @@ static int l_is_open(lua_State *L) {
   return 1;
 }
 
+/* check_refs(fn, refs): raises as cray.wait does, naming fn, unless refs is an array of
+ * ObjectRefs. */
+static int l_check_refs(lua_State *L) {
+  size_t n;
+  collect_refs(L, self(L), 2, luaL_checkstring(L, 1), "an array of ObjectRefs", &n);
+  return 0;
+}
+
 static int l_describe(lua_State *L) {
   cray__describe(L, 1);
   return 1;
@@ -636,7 +644,8 @@ static const luaL_Reg core_functions[] = {
     {"put", l_put},       {"get", l_get},       {"wait", l_wait},
     {"stats", l_stats},   {"open", l_open},     {"close", l_close},
     {"is_open", l_is_open}, {"parse_size", l_parse_size},
-    {"get_buffer", l_get_buffer}, {"describe", l_describe}, {NULL, NULL},
+    {"get_buffer", l_get_buffer}, {"describe", l_describe},
+    {"check_refs", l_check_refs}, {NULL, NULL},
 };
 
 /* Opening the module again in the same state (a test runner that clears package.loaded)

@@ -120,18 +120,6 @@ else
   end
 end
 
-local function check_refs(fn, refs)
-  if type(refs) ~= "table" then
-    raise(3, "invalid_argument", "%s: expects a table of ObjectRefs (got %s)", fn, type(refs))
-  end
-  for i = 1, #refs do
-    if getmetatable(refs[i]) ~= "ObjectRef" then
-      raise(3, "invalid_argument", "%s: refs[%d] is not an ObjectRef (got %s)", fn, i,
-            type(refs[i]))
-    end
-  end
-end
-
 local timeout_option = {timeout = function(v)
   if type(v) == "number" and v >= 0 then return v end
   return nil, "a number of seconds >= 0"
@@ -141,7 +129,7 @@ end}
 -- finish (those found finished together, in the order given). Past the timeout, with refs
 -- left, the next step raises "timeout".
 function cray.as_completed(refs, opts)
-  check_refs("cray.as_completed", refs)
+  core.check_refs("cray.as_completed", refs)
   local o = options.check("cray.as_completed", opts, timeout_option, 2)
   local left, done, at = {}, {}, 0
   for i = 1, #refs do left[i] = refs[i] end

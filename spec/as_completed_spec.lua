@@ -67,10 +67,12 @@ describe("cray.as_completed", function()
     assert.are.same({21, 6}, {cray.get(sum.options{}.remote(refs))})
   end)
 
-  it("refuses what is not a table of refs, and bad options", function()
-    assert.matches("cray.as_completed: expects a table of ObjectRefs %(got string%)",
+  it("refuses what is not an array of refs, and bad options", function()
+    assert.matches([[cray.as_completed: expects an array of ObjectRefs %(got "x"%)]],
                    support.error_of(cray.as_completed, "x").message)
-    assert.matches("cray.as_completed: refs%[2%] is not an ObjectRef %(got number%)",
+    assert.matches([[cray.as_completed: expects an array of ObjectRefs %(got a table with key "a"%)]],
+                   support.error_of(cray.as_completed, {a = cray.put(1)}).message)
+    assert.matches("cray.as_completed: refs%[2%] is not an ObjectRef %(got 5%)",
                    support.error_of(cray.as_completed, {cray.put(1), 5}).message)
     local e = support.error_of(cray.as_completed, {}, {timeout = -1})
     assert.are.equal("invalid_argument", e.kind)
