@@ -34,7 +34,7 @@ const char cray__retry_token = 0;
 
 /* The body of every task coroutine. Calling the function as the result of a call, not
  * through a named variable, leaves tracebacks to show it as "function <file:line>". */
-#define TRAMPOLINE_SOURCE "[cray]" /* as tracebacks show it */
+#define TRAMPOLINE_SOURCE "[cray.trampoline]" /* one of cray's chunks (lstate.h) */
 static const char TRAMPOLINE[] =
     "local task_function, task_args, finish = ...\n"
     "return function() while true do finish(task_function()(task_args())) end end\n";
@@ -189,14 +189,51 @@ static int build_error(lua_State *L) {
   return 1;
 }
 
-/* Pushes co's traceback without the trampoline's frames, which are the bottom ones. */
-static void push_traceback(lua_State *L, lua_State *co) {
+/* A coroutine that died of an error the VM raised in a Lua function (not through
+ * error()) keeps no line for that top frame, and its traceback reads "f.lua: in function
+ * 'g'". The message, the string at index err, starts with that frame's "f.lua:12:": its
+ * line goes back into the traceback on top. */
+static void add_top_line(lua_State *L, lua_State *co, int err) {
+  lua_Debug ar;
+  if (lua_type(L, err) != LUA_TSTRING || !lua_getstack(co, 0, &ar) || !lua_getinfo(co, "Sl", &ar) ||
+      ar.currentline > 0 || strcmp(ar.what, "C") == 0)
+    return;
+  const char *msg = lua_tostring(L, err), *tb = lua_tostring(L, -1);
+  size_t n = strlen(ar.short_src), digits = 0;
+  if (strncmp(msg, ar.short_src, n) != 0 || msg[n] != ':') return;
+  while (msg[n + 1 + digits] >= '0' && msg[n + 1 + digits] <= '9') digits++;
+  lua_pushfstring(L, "\n\t%s: ", ar.short_src);
+  const char *at = strstr(tb, lua_tostring(L, -1));
+  lua_pop(L, 1);
+  if (!digits || msg[n + 1 + digits] != ':' || !at) return;
+  size_t head = (size_t)(at - tb) + 2 + n;
+  lua_pushlstring(L, tb, head);
+  lua_pushlstring(L, msg + n, 1 + digits);
+  lua_pushstring(L, tb + head);
+  lua_concat(L, 3);
+  lua_replace(L, -2);
+}
+
+/* Pushes co's traceback without the frames of cray's own chunks (its modules and the
+ * trampoline, at the bottom); err is the index in L of what the task raised. */
+static void push_traceback(lua_State *L, lua_State *co, int err) {
   luaL_traceback(L, co, NULL, 0);
-  const char *tb = lua_tostring(L, -1), *cut = strstr(tb, "\n\t" TRAMPOLINE_SOURCE ":");
-  if (cut) {
-    lua_pushlstring(L, tb, (size_t)(cut - tb));
-    lua_replace(L, -2);
+  add_top_line(L, co, err);
+  const char *tb = lua_tostring(L, -1), *ours = CRAY__CHUNK_PREFIX + 1; /* "[cray" */
+  size_t ours_len = strlen(ours);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (const char *line = tb; *line;) {
+    const char *end = strchr(line, '\n');
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    if (!(line[0] == '\t' && strncmp(line + 1, ours, ours_len) == 0)) {
+      if (line != tb) luaL_addchar(&b, '\n');
+      luaL_addlstring(&b, line, len);
+    }
+    line += len + (end != NULL);
   }
+  luaL_pushresult(&b);
+  lua_replace(L, -2);
 }
 
 /* The error object for what the task raised (on top of its coroutine co), as a blob. */
@@ -204,7 +241,7 @@ static cray__blob *raised_blob(xworker *xw, cray__task *t, lua_State *co) {
   lua_State *L = xw->L;
   lua_xmove(co, L, 1);
   int top = lua_gettop(L) - 1;
-  push_traceback(L, co);
+  push_traceback(L, co, top + 1);
   lua_pushstring(L, t->name ? t->name : "?");
   lua_pushcfunction(L, build_error);
   lua_insert(L, -4);

@@ -21,9 +21,8 @@ int cray__user_level(lua_State *L, int level) {
   lua_Debug ar;
   for (; lua_getstack(L, level, &ar); level++) {
     lua_getinfo(L, "Sl", &ar);
-    if (ar.currentline > 0 && strncmp(ar.source, CRAY__CHUNK_PREFIX,
-                                      sizeof CRAY__CHUNK_PREFIX - 1) != 0)
-      return level;
+    if (strncmp(ar.source, CRAY__CHUNK_PREFIX, sizeof CRAY__CHUNK_PREFIX - 1) != 0)
+      return ar.currentline > 0 ? level : 0;
   }
   return 0;
 }

@@ -58,8 +58,10 @@ cray__lstate *cray__lstate_get(lua_State *L);
  * trampoline) start their source with this: messages point past them at the user's code. */
 #define CRAY__CHUNK_PREFIX "=[cray"
 
-/* The first stack level, from `level` up, that runs the user's Lua code (not a C function,
- * not one of cray's chunks); 0 when there is none. */
+/* The first stack level, from `level` up, that is not in one of cray's chunks, when it
+ * runs Lua code with line information: the user's line that called cray. 0 when there is
+ * none, or when that frame is a C function (pcall(cray.get, x) has no line of its own, as
+ * error(msg, 2) has none there). */
 int cray__user_level(lua_State *L, int level);
 
 /* Pushes how a message shows the value at idx and returns it: numbers as numbers ("nan",

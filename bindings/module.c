@@ -227,9 +227,16 @@ static void wait_or_raise(lua_State *L, cray__lstate *ls, cray__entry **v, size_
               fn, timeout, n - (size_t)got, n, hex);
 }
 
-/* Raises the error object stored in a failed entry. */
+/* Raises the error object stored in a failed entry, its `waited_at` set to the user's line
+ * that waited for it (this copy's own: each get decodes the error anew). */
 static int raise_stored(lua_State *L, cray__lstate *ls, cray__entry *e, const char *fn) {
   cray__codec_decode_entry(L, ls, e, 1, fn);
+  lua_Debug ar;
+  int level = cray__user_level(L, 1);
+  if (level && lua_istable(L, -1) && lua_getstack(L, level, &ar) && lua_getinfo(L, "Sl", &ar)) {
+    lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+    lua_setfield(L, -2, "waited_at");
+  }
   return lua_error(L);
 }
 
@@ -269,7 +276,8 @@ static int l_get(lua_State *L) {
     return cray__codec_decode_entry(L, ls, e, -1, "cray.get");
   }
   size_t n;
-  cray__entry **v = collect_refs(L, ls, 1, "cray.get", "an ObjectRef or an array of ObjectRefs", &n);
+  cray__entry **v =
+      collect_refs(L, ls, 1, "cray.get", "an ObjectRef or an array of ObjectRefs", &n);
   if (n) {
     unsigned char *ready = lua_newuserdata(L, n);
     double deadline = deadline_arg(L, timeout);

@@ -37,7 +37,8 @@ static inline double cray__timeout(double seconds) {
 }
 
 /* Waits until at least `want` of entries[0..n) are resolved, or `timeout` seconds pass
- * (timeout < 0 or from CRAY__FOREVER up: no limit). ready[i] is set to 1 for each resolved entry, 0 otherwise.
+ * (timeout < 0 or from CRAY__FOREVER up: no limit). ready[i] is set to 1 for each
+ * resolved entry, 0 otherwise.
  * Returns the number resolved (>= want unless timed out), or CRAY_ENOMEM. */
 int cray__wait_entries(cray__store *s, cray__entry *const *entries, size_t n, size_t want,
                        double timeout, unsigned char *ready);

@@ -11,16 +11,27 @@ describe("error objects", function()
   end)
 
   it("print everything they hold with tostring", function()
-    local cause = cray.Error and setmetatable({kind = "timeout", message = "slow"}, cray.Error)
     local e = setmetatable({kind = "task_error", message = "boom", task = "double",
                             traceback = "stack traceback:\n\tscript.lua:3: in function",
-                            value = 42, cause = cause}, cray.Error)
-    local s = tostring(e)
-    assert.matches("^cray task_error error: boom", s)
-    assert.matches("in task: double", s)
-    assert.matches("raised value: 42", s)
-    assert.matches("script.lua:3", s)
-    assert.matches("caused by: cray timeout error: slow", s)
+                            value = 42, waited_at = "main.lua:9"}, cray.Error)
+    assert.are.equal("cray task_error error: boom\n  in task: double\n  raised value: 42\n"
+                     .. "  stack traceback:\n  \tscript.lua:3: in function\n"
+                     .. "  waited for at main.lua:9", tostring(e))
+  end)
+
+  it("print the root cause first, then one line per error it caused, then who waited", function()
+    local root = setmetatable({kind = "timeout", message = "slow", task = "leaf",
+                               traceback = "stack traceback:\n\tleaf.lua:3: in function",
+                               waited_at = "mid.lua:5"}, cray.Error)
+    local mid = setmetatable({kind = "task_error", message = "task 'mid' failed: slow",
+                              task = "mid", cause = root, waited_at = "top.lua:7"}, cray.Error)
+    local died = setmetatable({kind = "actor_died", message = "actor A died: its init raised\nmore",
+                               cause = mid, waited_at = "main.lua:9"}, cray.Error)
+    assert.are.equal("cray timeout error: slow\n  in task: leaf\n  stack traceback:\n"
+                     .. "  \tleaf.lua:3: in function\n  which failed in turn:\n"
+                     .. "    task 'mid' failed, waiting at mid.lua:5\n"
+                     .. "    actor_died: actor A died: its init raised, waiting at top.lua:7\n"
+                     .. "  waited for at main.lua:9", tostring(died))
   end)
 
   it("travel through the store with their fields and cause", function()

@@ -356,6 +356,76 @@ describe("task errors", function()
     assert.matches("inner failure", e.cause.message)
   end)
 
+  it("say where each waited: the get's line in the task and in the driver", function()
+    local inner = cray.remote(function() error("inner failure") end)
+    local outer = cray.remote(function()
+      local v = cray.get(inner.remote())
+      return v
+    end, {name = "outer"})
+    local line = debug.getinfo(1, "l").currentline
+    local e = support.error_of(function() local v = cray.get(outer.remote()) return v end)
+    assert.are.equal("spec/tasks_spec.lua:" .. (line - 3), e.cause.waited_at)
+    assert.are.equal("spec/tasks_spec.lua:" .. (line + 1), e.waited_at)
+  end)
+
+  it("keep the message of a chain as long as its root's, whatever its depth", function()
+    local chain
+    chain = cray.remote(function(n)
+      if n == 0 then error("root cause", 0) end
+      local v = cray.get(chain.remote(n - 1))
+      return v
+    end, {name = "link"})
+    local e = support.error_of(cray.get, chain.remote(25))
+    assert.are.equal("task 'link' failed: root cause", e.message)
+  end)
+
+  it("are printed by crayrun from the root cause, one line per task, then the driver's line", function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write([[
+local chain
+chain = cray.remote(function(n)
+  if n == 0 then error("root cause here") end
+  local v = cray.get(chain.remote(n - 1))
+  return v
+end, {name = "link"})
+local r = chain.remote(25)
+local v = cray.get(r)
+]])
+    f:close()
+    local status, _, err = support.crayrun(path)
+    os.remove(path)
+    assert.are.equal(1, status)
+    local short = path:match("[^/]*$")
+    local lines = {}
+    for line in err:gmatch("[^\n]+") do lines[#lines + 1] = line end
+    assert.matches("^crayrun: cray task_error error: .*" .. short .. ":3: root cause here$", lines[1])
+    assert.are.equal("  in task: link", lines[2])
+    assert.are.equal("  which failed in turn:", lines[6])
+    for i = 7, 31 do
+      assert.matches("^    task 'link' failed, waiting at .*" .. short .. ":4$", lines[i])
+    end
+    assert.matches("^  waited for at .*" .. short .. ":8$", lines[32])
+    assert.are.equal(32, #lines)
+  end)
+
+  it("give the line of the top frame when the VM raised the error there", function()
+    local function inner(x)
+      local y = x.field + 1
+      return y
+    end
+    local f = cray.remote(function(x)
+      local r = inner(x)
+      return r
+    end)
+    local line = debug.getinfo(1, "l").currentline
+    local e = support.error_of(cray.get, f.remote(1))
+    assert.matches("attempt to index local 'x'", e.message)
+    assert.matches("^stack traceback:\n\tspec/tasks_spec.lua:" .. (line - 7)
+                   .. ": in function 'inner'\n\tspec/tasks_spec.lua:" .. (line - 3) .. ":",
+                   e.traceback)
+  end)
+
   it("are printed in full by crayrun, which exits 1", function()
     local status, _, err = support.crayrun(
       "-e 'local f = cray.remote(function() error(\"remote boom\") end, {name = \"bad\"}) " ..
@@ -512,7 +582,7 @@ describe("cray.cancel", function()
     cray.get(r)
     assert.is_false(cray.cancel(r))
     assert.is_false(cray.cancel(cray.put(1)))
-    assert.matches("cray.cancel: expects an ObjectRef %(got number%)",
+    assert.matches("cray.cancel: expects an ObjectRef %(got 1%)",
                    support.error_of(cray.cancel, 1).message)
   end)
 end)
