@@ -217,7 +217,7 @@ static int l_cancel(lua_State *L) {
   cray__entry *e = cray__objref_test(L, ls, 1);
   if (!e)
     cray__raise(L, "invalid_argument", "cray.cancel: expects an ObjectRef (got %s)",
-                luaL_typename(L, 1));
+                cray__describe(L, 1));
   cray__sched *s = atomic_load(&ls->rt->sched);
   lua_pushboolean(L, s && cray__sched_cancel(s, e));
   return 1;
