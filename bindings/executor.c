@@ -99,10 +99,14 @@ static int boot(lua_State *L) {
   lua_pushlightuserdata(L, xw);
   lua_setfield(L, LUA_REGISTRYINDEX, CRAY__REG_WORKER);
   lua_getglobal(L, "package");
-  lua_pushstring(L, xw->ctx->path);
-  lua_setfield(L, -2, "path");
-  lua_pushstring(L, xw->ctx->cpath);
-  lua_setfield(L, -2, "cpath");
+  if (xw->ctx->path) {
+    lua_pushstring(L, xw->ctx->path);
+    lua_setfield(L, -2, "path");
+  }
+  if (xw->ctx->cpath) {
+    lua_pushstring(L, xw->ctx->cpath);
+    lua_setfield(L, -2, "cpath");
+  }
   lua_getfield(L, -1, "preload");
   lua_pushcfunction(L, luaopen_cray);
   lua_setfield(L, -2, "cray");
@@ -573,18 +577,26 @@ static const cray__executor lua_executor = {x_open,       x_close,     x_run, x_
 
 /* ---- starting ---- */
 
+/* The package.path and cpath of the state that starts the workers (NULL: none). */
 typedef struct ctx_args {
   const char *path, *cpath;
 } ctx_args;
+
+/* A copy of the option when set, else of the starting state's path, else NULL; 0 when
+ * memory is short. */
+static int pick_path(char **out, const char *option, const char *state) {
+  const char *p = option ? option : state;
+  *out = p ? cray__strdup(p) : NULL;
+  return !p || *out;
+}
 
 static void *make_ctx(cray_runtime *rt, void *arg) {
   ctx_args *a = arg;
   exec_ctx *c = cray__calloc(1, sizeof *c);
   if (!c) return NULL;
   c->rt = rt;
-  c->path = cray__strdup(a->path);
-  c->cpath = cray__strdup(a->cpath);
-  if (!c->path || !c->cpath) {
+  if (!pick_path(&c->path, rt->opts.lua_path, a->path) ||
+      !pick_path(&c->cpath, rt->opts.lua_cpath, a->cpath)) {
     cray__free(c->path), cray__free(c->cpath), cray__free(c);
     return NULL;
   }
@@ -611,6 +623,13 @@ cray__sched *cray__exec_sched(lua_State *L, cray__lstate *ls) {
   lua_pop(L, 3);
   if (!s) cray__raise(L, "runtime", "cray could not start its worker threads");
   return s;
+}
+
+cray__sched *cray__exec_sched_c(cray_runtime *rt) {
+  cray__sched *s = atomic_load_explicit(&rt->sched, memory_order_acquire);
+  if (s) return s;
+  ctx_args a = {NULL, NULL};
+  return cray__runtime_sched(rt, &lua_executor, make_ctx, &a, free_ctx);
 }
 
 cray__task *cray__exec_current(cray__lstate *ls) {

@@ -27,6 +27,10 @@ extern const char cray__retry_token;
  * get L's package.path and package.cpath. Raises when it cannot start. */
 cray__sched *cray__exec_sched(lua_State *L, cray__lstate *ls);
 
+/* The same for a C caller, which has no state: worker states keep the options' lua_path
+ * and lua_cpath, or LuaJIT's defaults. NULL when it cannot start. */
+cray__sched *cray__exec_sched_c(cray_runtime *rt);
+
 /* Called by cray.get, cray.wait and cray.sleep (`fn` names it) when they must wait for
  * `want` of entries[0..n) (n == 0: a sleep) until `deadline` (monotonic seconds, < 0:
  * none). Returns 1 after arming the wait when the caller must `return lua_yield(L, 0)`,

@@ -145,6 +145,27 @@ static int l_put(lua_State *L) {
   return 1;
 }
 
+/* ref(hex) -> an ObjectRef to the object whose id the 32 hex digits give, holding a
+ * reference of its own (the way ids come back from C, a log or another program). */
+static int l_ref(lua_State *L) {
+  cray__lstate *ls = self(L);
+  int is_string = lua_type(L, 1) == LUA_TSTRING;
+  size_t len = 0;
+  const char *hex = is_string ? lua_tolstring(L, 1, &len) : NULL;
+  cray_id id;
+  if (!is_string || strlen(hex) != len || cray_id_parse(hex, &id) != 0)
+    cray__raise(L, "invalid_argument",
+                "cray.ref: expects an id as 32 hex digits, as ref:hex() gives (got %s%s%s)",
+                is_string ? "'" : "", is_string ? hex : luaL_typename(L, 1), is_string ? "'" : "");
+  cray_runtime *rt = cray__module_rt(L, ls);
+  cray__entry *e = cray__store_lookup(rt->store, &id);
+  if (!e)
+    cray__raise(L, "object_lost", "cray.ref: no object has id %s (freed, or never made here)",
+                hex);
+  cray__objref_push(L, ls, e);
+  return 1;
+}
+
 /* ---- get and wait ---- */
 
 /* Refuses what fn was given at idx in place of `want`, saying what it is; the values most
@@ -653,7 +674,7 @@ static const luaL_Reg core_functions[] = {
     {"stats", l_stats},   {"open", l_open},     {"close", l_close},
     {"is_open", l_is_open}, {"parse_size", l_parse_size},
     {"get_buffer", l_get_buffer}, {"describe", l_describe},
-    {"check_refs", l_check_refs}, {NULL, NULL},
+    {"check_refs", l_check_refs}, {"ref", l_ref}, {NULL, NULL},
 };
 
 /* Opening the module again in the same state (a test runner that clears package.loaded)

@@ -11,6 +11,7 @@ options.show = core.describe
 local cray = {version = core.version, Error = errors.Error, is_error = errors.is_error}
 
 cray.put = core.put
+cray.ref = core.ref
 cray.stats = core.stats
 cray.cancel = core.cancel
 

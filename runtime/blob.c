@@ -39,6 +39,7 @@ static cray__blob *make(struct cray__store *s, size_t room, size_t len, uint32_t
   b->flags = flags;
   b->len = len;
   b->refs = (cray__entry **)(b + 1);
+  atomic_init(&b->aux, NULL);
   b->data = (flags & CRAY__BLOB_SPILLED) ? NULL : (uint8_t *)b + head;
   return b;
 }
@@ -62,6 +63,7 @@ cray__blob *cray__blob_new(const uint8_t *data, size_t len, uint32_t count,
 }
 
 void cray__blob_free_shell(struct cray__store *s, cray__blob *b) {
+  cray__free(atomic_load_explicit(&b->aux, memory_order_acquire)); /* the last holder */
   if (b->flags & CRAY__BLOB_MAPPED) {
     size_t room = (b->flags & CRAY__BLOB_SPILLED) ? 0 : b->len;
     cray__bigmem_free((b->flags & CRAY__BLOB_ORPHAN) ? NULL : cray__store_bigmem(s), b,
@@ -160,15 +162,26 @@ static int parse_value(cray__store *s, cray__mp_reader *r, ref_list *refs, int d
   }
 }
 
-int cray__blob_parse(struct cray__store *s, const uint8_t *data, size_t len, cray__blob **out) {
+int cray__blob_parse_values(struct cray__store *s, const uint8_t *data, size_t len,
+                            uint32_t *count, cray__blob **out) {
   ref_list refs = {NULL, 0, 0};
   cray__mp_reader r = {data, data + len};
-  int rc = parse_value(s, &r, &refs, 0);
-  if (rc == 0 && r.p != r.end) rc = CRAY_EBADBLOB;
+  uint32_t n = 0;
+  int rc = 0;
+  while (rc == 0 && r.p != r.end) {
+    if (n == UINT32_MAX) rc = CRAY_EBADBLOB;
+    else if ((rc = parse_value(s, &r, &refs, 0)) == 0) n++;
+  }
+  if (rc == 0 && *count != UINT32_MAX && n != *count) rc = CRAY_EBADBLOB;
   cray__blob *b = NULL;
-  if (rc == 0 && !(b = cray__blob_new(data, len, 1, refs.v, refs.n, 0))) rc = CRAY_ENOMEM;
+  if (rc == 0 && !(b = cray__blob_new(data, len, n, refs.v, refs.n, 0))) rc = CRAY_ENOMEM;
   for (uint32_t i = 0; i < refs.n; i++) cray__store_release(s, refs.v[i]);
   cray__free(refs.v);
-  if (rc == 0) *out = b;
+  if (rc == 0) *out = b, *count = n;
   return rc;
+}
+
+int cray__blob_parse(struct cray__store *s, const uint8_t *data, size_t len, cray__blob **out) {
+  uint32_t one = 1;
+  return cray__blob_parse_values(s, data, len, &one, out);
 }

@@ -38,6 +38,8 @@ typedef struct cray__blob {
   size_t len;
   struct cray__entry **refs; /* nrefs entries, one reference each */
   uint8_t *data;             /* len bytes, 16-byte aligned; NULL in a husk */
+  _Atomic(void *) aux;       /* what cray_error_info read from it (made once, by CAS),
+                                freed with the blob; NULL until then */
 } cray__blob;
 
 /* A new blob with rc 1 and room for len bytes, to be written before anyone else sees it;
@@ -75,5 +77,9 @@ void cray__blob_orphan(cray__blob *b);
  * of every ObjectRef inside (ext payloads included). Never CRAY__BLOB_TRUSTED.
  * 0, CRAY_EBADBLOB, CRAY_ENOTFOUND (a ref to no object) or CRAY_ENOMEM. */
 int cray__blob_parse(struct cray__store *s, const uint8_t *data, size_t len, cray__blob **out);
+/* cray__blob_parse for any number of values back to back: exactly *count of them, or
+ * with *count UINT32_MAX as many as there are (then *count is set to how many). */
+int cray__blob_parse_values(struct cray__store *s, const uint8_t *data, size_t len,
+                            uint32_t *count, cray__blob **out);
 
 #endif

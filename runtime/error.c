@@ -1,5 +1,6 @@
 /*
- * error.c: names and messages of the CRAY_E* codes, from the one table in cray.h.
+ * error.c: names and messages of the CRAY_E* codes, from the one table in cray.h, and the
+ * library's version.
  */
 #include "cray.h"
 
@@ -24,3 +25,5 @@ const char *cray_err_name(int err) {
   }
   return "CRAY_EUNKNOWN";
 }
+
+const char *cray_version(void) { return CRAY_VERSION_STRING; }

@@ -60,3 +60,24 @@ cray_id cray__id_load(const uint8_t in[16]) {
 void cray_id_format(const cray_id *id, char buf[33]) {
   snprintf(buf, 33, "%016llx%016llx", (unsigned long long)id->hi, (unsigned long long)id->lo);
 }
+
+static int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+int cray_id_parse(const char *hex, cray_id *id) {
+  if (!hex || !id) return CRAY_EINVAL;
+  uint64_t half[2] = {0, 0};
+  for (int i = 0; i < 32; i++) {
+    int d = hex_digit(hex[i]); /* a NUL ends the loop here: -1 */
+    if (d < 0) return CRAY_EINVAL;
+    half[i / 16] = half[i / 16] << 4 | (uint64_t)d;
+  }
+  if (hex[32]) return CRAY_EINVAL;
+  id->hi = half[0];
+  id->lo = half[1];
+  return 0;
+}

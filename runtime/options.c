@@ -2,6 +2,7 @@
  * options.c: cray_options, their copies inside a runtime, and size strings ("512M").
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -10,25 +11,45 @@
 #include "alloc.h"
 #include "runtime.h"
 
-void cray_options_init(cray_options *opts) { memset(opts, 0, sizeof *opts); }
+void cray_options_init(cray_options *opts) {
+  if (!opts) return;
+  memset(opts, 0, sizeof *opts);
+  opts->size = sizeof *opts;
+}
 
 void cray__options_free(cray_options *o) {
   cray__free((char *)o->spill_dir);
+  cray__free((char *)o->lua_path);
+  cray__free((char *)o->lua_cpath);
   for (int i = 0; i < o->nresources; i++) cray__free((char *)o->resource_names[i]);
   cray__free((void *)o->resource_names);
   cray__free((void *)o->resource_counts);
 }
 
-int cray__options_copy(cray_options *dst, const cray_options *src) {
+/* The fields of this header's first version end with resource_counts. */
+#define OPTIONS_MIN_SIZE (offsetof(cray_options, resource_counts) + sizeof(const double *))
+
+int cray__options_copy(cray_options *dst, const cray_options *caller) {
+  /* A caller built against another version: the fields its size covers, defaults for the
+   * rest. */
+  cray_options src_copy, *src = &src_copy;
+  cray_options_init(src);
+  memset(dst, 0, sizeof *dst);
+  if (caller->size < OPTIONS_MIN_SIZE) return CRAY_EINVAL;
+  memcpy(src, caller, caller->size < sizeof *src ? caller->size : sizeof *src);
   *dst = *src;
-  dst->spill_dir = NULL;
+  dst->size = sizeof *dst;
+  dst->spill_dir = dst->lua_path = dst->lua_cpath = NULL;
   dst->nresources = 0;
   dst->resource_names = NULL;
   dst->resource_counts = NULL;
   if (src->workers < 0 || src->nresources < 0 ||
       (src->worker_memory && src->worker_memory < CRAY_WORKER_MEMORY_MIN))
     return CRAY_EINVAL;
-  if (src->spill_dir && !(dst->spill_dir = cray__strdup(src->spill_dir))) return CRAY_ENOMEM;
+  if ((src->spill_dir && !(dst->spill_dir = cray__strdup(src->spill_dir))) ||
+      (src->lua_path && !(dst->lua_path = cray__strdup(src->lua_path))) ||
+      (src->lua_cpath && !(dst->lua_cpath = cray__strdup(src->lua_cpath))))
+    return CRAY_ENOMEM;
   if (src->nresources == 0) return 0;
   const char **names = cray__calloc((size_t)src->nresources, sizeof *names);
   double *counts = cray__calloc((size_t)src->nresources, sizeof *counts);

@@ -47,6 +47,8 @@ int cray_open(cray_runtime **out, const cray_options *opts) {
     goto fail;
   pthread_mutex_init(&rt->sched_mu, NULL);
   cray__classes_init(&rt->classes);
+  cray__cfuncs_init(&rt->cfuncs);
+  cray__names_init(&rt->names);
   *out = rt;
   return 0;
 fail:
@@ -62,6 +64,8 @@ void cray_close(cray_runtime *rt) {
   if (rt->exec_ctx_free) rt->exec_ctx_free(rt->exec_ctx);
   pthread_mutex_destroy(&rt->sched_mu);
   cray__classes_free(&rt->classes, rt->store);
+  cray__names_free(&rt->names, rt->store);
+  cray__cfuncs_free(&rt->cfuncs);
   cray__store_destroy(rt->store);
   cray__options_free(&rt->opts);
   cray__free(rt);
@@ -109,8 +113,9 @@ int cray_get(cray_runtime *rt, const cray_id *id, double timeout, cray_view *vie
   unsigned char ready;
   cray__sched *s = atomic_load_explicit(&rt->sched, memory_order_acquire);
   char why[512];
-  int rc = s ? cray__sched_wait(s, &e, 1, 1, timeout, &ready, why, sizeof why)
-             : cray__wait_entries(rt->store, &e, 1, 1, timeout, &ready);
+  int rc = !s                                      ? cray__wait_entries(rt->store, &e, 1, 1, timeout, &ready)
+           : cray__sched_worker_index(s) >= 0 ? cray__sched_wait_helping(s, &e, 1, 1, timeout, &ready)
+                                              : cray__sched_wait(s, &e, 1, 1, timeout, &ready, why, sizeof why);
   if (rc >= 0) rc = ready ? 0 : CRAY_ETIMEDOUT;
   cray__blob *b;
   if (rc == 0 && (rc = cray__store_pin(rt->store, e, &b)) == 0) {

@@ -2,8 +2,9 @@
  * runtime.h: what a cray_runtime holds. One per cray_open; the Lua module keeps one for
  * the process between cray.init and cray.shutdown.
  *
- * Owns the id generator, the object store, a copy of the options, and once the first task
- * is submitted the scheduler with its executor's context. The options' strings and arrays
+ * Owns the id generator, the object store, a copy of the options, the registered C
+ * functions, the objects of the names the C API called, and once the first task is
+ * submitted the scheduler with its executor's context. The options' strings and arrays
  * are copied at open and freed at close; close stops the scheduler before it frees the
  * store.
  */
@@ -12,6 +13,8 @@
 
 #include <pthread.h>
 
+#include "call.h"
+#include "cfunc.h"
 #include "classes.h"
 #include "cray.h"
 #include "id.h"
@@ -27,6 +30,8 @@ struct cray_runtime {
   void *exec_ctx;             /* the executor's context, freed with exec_ctx_free */
   void (*exec_ctx_free)(void *ctx);
   cray__classes classes;      /* metatables published by cray.register_class */
+  cray__cfuncs cfuncs;        /* C functions registered with cray_register */
+  cray__names names;          /* functions and classes named by cray_call and friends */
 };
 
 /* The runtime's scheduler, started on first use with executor ex and the context that

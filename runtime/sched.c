@@ -23,6 +23,7 @@
 
 #include "actor.h"
 #include "alloc.h"
+#include "cfunc.h"
 #include "runtime.h"
 #include "sched_internal.h"
 #include "wait.h"
@@ -361,7 +362,9 @@ static void start(cray__sched *s, worker *w, cray__task *t) {
   if (!t->holds_resources && !acquire(s, t)) return;
   atomic_store_explicit(&t->state, CRAY__TASK_RUNNING, memory_order_relaxed);
   cray__sched_count_running(s, t, 1);
-  after_run(s, w, t, s->ex->run(w->w, t));
+  /* A C function runs here on the worker's thread; anything else goes to the executor. */
+  int rc = t->actor ? -1 : cray__cfunc_run(s->rt, t);
+  after_run(s, w, t, rc >= 0 ? rc : s->ex->run(w->w, t));
 }
 
 void cray__sched_start_call(cray__sched *s, worker *w, cray__task *t) { start(s, w, t); }
@@ -425,6 +428,33 @@ static cray__task *steal(cray__sched *s, worker *me) {
   return NULL;
 }
 
+/* Runs one piece of w's work, in the order a worker takes it: a resumption from its
+ * inbox, a ready actor, a task from its queue, or one stolen. 0 when there was none. */
+static int run_one(cray__sched *s, worker *w) {
+  pthread_mutex_lock(&w->mu);
+  cray__task *t = take(&w->ihead, &w->itail);
+  if (t) {
+    note_work(w);
+    pthread_mutex_unlock(&w->mu);
+    resume(s, w, t);
+    cray__task_release(s->store, t); /* the inbox's reference */
+    return 1;
+  }
+  if (w->rhead) {
+    cray__actor *a = w->rhead;
+    if (!(w->rhead = a->rnext)) w->rtail = NULL;
+    note_work(w);
+    cray__actor_serve(s, w, a); /* unlocks w->mu */
+    return 1;
+  }
+  t = take(&w->qhead, &w->qtail);
+  note_work(w);
+  pthread_mutex_unlock(&w->mu);
+  if (!t && !(t = steal(s, w))) return 0;
+  start(s, w, t);
+  return 1;
+}
+
 static void *worker_main(void *arg) {
   worker *w = arg;
   cray__sched *s = w->s;
@@ -435,52 +465,88 @@ static void *worker_main(void *arg) {
       w->actors_shut = 1;
       cray__actor_shutdown(w);
     }
+    if (run_one(s, w) || spin(s, w)) continue;
+    /* Re-check under the lock: a push after the look above signals us. */
     pthread_mutex_lock(&w->mu);
-    int resumed = 1;
-    cray__task *t = take(&w->ihead, &w->itail);
-    if (!t && w->rhead) {
-      cray__actor *a = w->rhead;
-      if (!(w->rhead = a->rnext)) w->rtail = NULL;
-      note_work(w);
-      cray__actor_serve(s, w, a); /* unlocks w->mu */
-      continue;
-    }
-    if (!t) resumed = 0, t = take(&w->qhead, &w->qtail);
-    note_work(w);
-    if (!t) {
-      pthread_mutex_unlock(&w->mu);
-      t = steal(s, w);
-      if (!t && spin(s, w)) continue;
-      pthread_mutex_lock(&w->mu);
-    }
-    if (!t) {
-      /* Re-check under the lock: a push after the look above signals us. */
-      if (!w->ihead && !w->qhead && !w->rhead) {
-        if (atomic_load(&s->exiting)) {
-          pthread_mutex_unlock(&w->mu);
-          break;
-        }
-        w->sleeping = 1;
-        atomic_fetch_add(&s->sleepers, 1);
-        pthread_cond_wait(&w->cv, &w->mu);
-        atomic_fetch_sub(&s->sleepers, 1);
-        w->sleeping = 0;
+    if (!w->ihead && !w->qhead && !w->rhead) {
+      if (atomic_load(&s->exiting)) {
+        pthread_mutex_unlock(&w->mu);
+        break;
       }
-      pthread_mutex_unlock(&w->mu);
-      continue;
+      w->sleeping = 1;
+      atomic_fetch_add(&s->sleepers, 1);
+      pthread_cond_wait(&w->cv, &w->mu);
+      atomic_fetch_sub(&s->sleepers, 1);
+      w->sleeping = 0;
     }
     pthread_mutex_unlock(&w->mu);
-    if (resumed) {
-      resume(s, w, t);
-      cray__task_release(s->store, t); /* the inbox's reference */
-    } else {
-      start(s, w, t);
-    }
   }
   if (w->w) s->ex->worker_close(s->ctx, w->w);
   self_worker = NULL;
   cray__thread_done();
   return NULL;
+}
+
+/* How deep a worker nests the work it runs while a C function on it waits, and how long
+ * that wait sleeps between looks for work (work pushed to other workers wakes them, not
+ * this one). */
+#define HELP_DEPTH 64
+#define HELP_SLICE 2e-3
+
+/* Takes t off the run queue it sits in; 0 when it is in none (started, or parked). */
+static int take_queued(cray__sched *s, cray__task *t) {
+  for (int i = 0; i < s->n; i++) {
+    worker *v = &s->workers[i];
+    pthread_mutex_lock(&v->mu);
+    cray__task *prev = NULL, *q = v->qhead;
+    while (q && q != t) prev = q, q = q->next;
+    if (q) {
+      if (prev) prev->next = q->next;
+      else v->qhead = q->next;
+      if (v->qtail == q) v->qtail = prev;
+      note_work(v);
+    }
+    pthread_mutex_unlock(&v->mu);
+    if (q) return 1;
+  }
+  return 0;
+}
+
+static void retain_producer(void *producer, void *out);
+
+/* Runs, here and now, the task that will resolve e when it is queued and not started:
+ * waiting for a result first runs what makes it, so nesting follows the calls' own depth. */
+static int run_producer(cray__sched *s, worker *w, cray__entry *e) {
+  cray__task *t = NULL;
+  if (!cray__store_with_producer(s->store, e, retain_producer, &t)) return 0;
+  int ran = atomic_load_explicit(&t->state, memory_order_relaxed) == CRAY__TASK_QUEUED &&
+            !t->actor && take_queued(s, t);
+  if (ran) start(s, w, t); /* the queue's reference goes with it */
+  cray__task_release(s->store, t);
+  return ran;
+}
+
+int cray__sched_wait_helping(cray__sched *s, cray__entry *const *entries, size_t n, size_t want,
+                             double timeout, unsigned char *ready) {
+  worker *w = self_worker;
+  double deadline = timeout < 0 ? -1 : cray__now() + timeout;
+  for (;;) {
+    int got = cray__wait_entries(s->store, entries, n, want, 0, ready);
+    if (got < 0 || (size_t)got >= want) return got;
+    double left = deadline < 0 ? HELP_SLICE : deadline - cray__now();
+    if (left <= 0) return got;
+    if (w->depth < HELP_DEPTH) {
+      int ran = 0;
+      w->depth++;
+      for (size_t i = 0; i < n && !ran; i++) ran = !ready[i] && run_producer(s, w, entries[i]);
+      if (!ran) ran = run_one(s, w);
+      w->depth--;
+      if (ran) continue;
+    }
+    got = cray__wait_entries(s->store, entries, n, want, left < HELP_SLICE ? left : HELP_SLICE,
+                             ready);
+    if (got < 0 || (size_t)got >= want) return got;
+  }
 }
 
 /* ---- submitting ---- */

@@ -91,6 +91,13 @@ int cray__sched_stopping(cray__sched *s);
 int cray__sched_wait(cray__sched *s, cray__entry *const *entries, size_t n, size_t want,
                      double timeout, unsigned char *ready, char *why, size_t whylen);
 
+/* For a worker thread of s (a C function's task calling cray_get): waits as
+ * cray__wait_entries does, running the worker's other work meanwhile (resumptions, its
+ * actors, queued and stolen tasks, nested up to a fixed depth), so that what it waits for
+ * can run even when every worker waits. */
+int cray__sched_wait_helping(cray__sched *s, cray__entry *const *entries, size_t n, size_t want,
+                             double timeout, unsigned char *ready);
+
 /* Called by the executor just before it resolves a finished task's returns, so counters
  * are exact whenever a result can be seen. */
 void cray__sched_count_success(cray__task *t);

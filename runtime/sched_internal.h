@@ -27,6 +27,7 @@ typedef struct worker {
   cray__actor *actors;        /* every actor homed here (under mu, or anyone's once the
                                  worker has stopped) */
   int actors_shut;            /* its actors were told the runtime stops */
+  int depth;                  /* work nested in a C function's wait (its thread only) */
   char pad[64];
 } worker;
 
