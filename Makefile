@@ -7,13 +7,19 @@
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make SAN=address|undefined|thread ...   everything instrumented, in build/san-$(SAN)/
 #
-# Products: crayrun, libcray.a, libcray.so, the Lua module cray.so, cray.pc.
+# Products: crayrun, libcray.a, libcray.so (versioned, with its soname's symlinks), the
+# Lua module cray.so, cray.pc.
 
 PREFIX ?= /usr/local
 DESTDIR ?=
 CC ?= cc
 LUAJIT ?= luajit
 PKGS := luajit libuv lmdb
+VERSION := $(shell sed -n 's/.*CRAY_VERSION_STRING "\(.*\)"/\1/p' runtime/cray.h)
+# The soname names the ABI: the major version, and while it is 0 the minor too (0.x
+# releases may change the ABI).
+VMAJOR := $(word 1,$(subst ., ,$(VERSION)))
+SONAME := libcray.so.$(if $(filter 0,$(VMAJOR)),0.$(word 2,$(subst ., ,$(VERSION))),$(VMAJOR))
 
 ifeq ($(SAN),)
   B := build
@@ -63,10 +69,10 @@ LIB_OBJ := $(patsubst %.c,$(B)/obj/%.o,$(RUNTIME_SRC) $(BINDINGS_SRC)) \
            $(patsubst %.c,%.o,$(LUA_GEN))
 CTEST_SRC := $(wildcard spec/c/test_*.c)
 CTESTS := $(patsubst spec/c/%.c,$(B)/tests/%,$(CTEST_SRC))
-EXAMPLE_C := $(wildcard examples/*.c)
+EXAMPLE_C := $(wildcard examples/*.c examples/*/*.c)
 EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(EXAMPLE_C))
 
-PRODUCTS := $(B)/crayrun $(B)/libcray.a $(B)/libcray.so $(B)/cray.so $(B)/cray.pc
+PRODUCTS := $(B)/crayrun $(B)/libcray.a $(B)/libcray.so.$(VERSION) $(B)/libcray.so $(B)/cray.so $(B)/cray.pc
 
 .PHONY: all run test bench install clean deps FORCE
 .SECONDARY:
@@ -113,8 +119,12 @@ $(B)/libcray.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $(linked)
 
-$(B)/libcray.so: $(LIB_OBJ) $(FLAGS)
-	$(CC) -shared $(ALL_LDFLAGS) -o $@ $(linked) $(PKG_LIBS) $(SYSLIBS)
+$(B)/libcray.so.$(VERSION): $(LIB_OBJ) $(FLAGS)
+	$(CC) -shared -Wl,-soname,$(SONAME) $(ALL_LDFLAGS) -o $@ $(linked) $(PKG_LIBS) $(SYSLIBS)
+
+$(B)/libcray.so: $(B)/libcray.so.$(VERSION)
+	ln -sf libcray.so.$(VERSION) $(B)/$(SONAME)
+	ln -sf $(SONAME) $@
 
 $(B)/cray.so: $(LIB_OBJ) $(FLAGS)
 	$(CC) -shared $(ALL_LDFLAGS) -o $@ $(linked) $(MODULE_LIBS)
@@ -146,13 +156,14 @@ $(B)/cray.pc: Makefile
 	@mkdir -p $(dir $@)
 	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
 	  'Name: cray' 'Description: Ray-style tasks, actors and object store in a LuaJIT runtime' \
-	  'Version: $(shell sed -n 's/.*CRAY_VERSION_STRING "\(.*\)"/\1/p' runtime/cray.h)' \
+	  'Version: $(VERSION)' \
 	  'Requires.private: $(PKGS)' 'Libs: -L$${libdir} -lcray' 'Libs.private: $(SYSLIBS)' \
 	  'Cflags: -I$${includedir}' > $@
 
 # ---- set-up ----
 
-DEBS := luajit libluajit-5.1-dev libuv1-dev liblmdb-dev lua-busted libmsgpack-dev pkg-config
+DEBS := luajit libluajit-5.1-dev libuv1-dev liblmdb-dev lua-busted libmsgpack-dev pkg-config \
+        valgrind
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 deps:
@@ -187,7 +198,9 @@ install: all
 	  $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(B)/crayrun $(DESTDIR)$(PREFIX)/bin/crayrun
 	install -m 644 $(B)/libcray.a $(DESTDIR)$(PREFIX)/lib/libcray.a
-	install -m 755 $(B)/libcray.so $(DESTDIR)$(PREFIX)/lib/libcray.so
+	install -m 755 $(B)/libcray.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcray.so.$(VERSION)
+	ln -sf libcray.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libcray.so
 	install -m 755 $(B)/cray.so $(DESTDIR)$(PREFIX)/lib/lua/5.1/cray.so
 	sed 's|^prefix=.*|prefix=$(PREFIX)|' $(B)/cray.pc > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cray.pc
 	install -m 644 runtime/cray.h $(DESTDIR)$(PREFIX)/include/cray.h

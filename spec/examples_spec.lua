@@ -22,11 +22,18 @@ describe("examples", function()
     assert.matches("%d+ of 16000 transfers went through", err)
   end)
 
-  it("embed.c stores a value from C and reads it back around a Lua driver", function()
-    local status, out, err = support.run(support.build .. "/examples/embed")
+  it("embed/hello.c stores a value from C and reads it back around a Lua driver", function()
+    local status, out, err = support.run(support.build .. "/examples/embed/hello")
     assert.are.equal(0, status, err)
     assert.are.equal('stored 1 object(s), 19 bytes\ndriver: 2 objects in the store\n'
                      .. 'read back: {"greeting"=>"hello", "n"=>3}\n', out)
+  end)
+
+  it("embed/logproc.c runs a log through Lua tasks, a C function and an actor", function()
+    local status, out, err = support.run(support.build .. "/examples/embed/logproc examples/embed"
+                                         .. " < examples/embed/access.log")
+    assert.are.equal(0, status, err)
+    assert.are.equal(read("spec/fixtures/logproc.out"), out)
   end)
 
   it("README's example is examples/squares.lua, and runs as `make run` runs it", function()

@@ -1,8 +1,8 @@
 /*
- * embed.c: cray inside a C program. Stores a MessagePack value made with msgpack-c, lets a
+ * hello.c: cray inside a C program. Stores a MessagePack value made with msgpack-c, lets a
  * Lua driver read it by id, and reads back what the driver stored.
  *
- *   make && build/examples/embed
+ *   make && build/examples/embed/hello
  */
 #include <cray.h>
 #include <msgpack.h>
