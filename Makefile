@@ -4,7 +4,7 @@
 #   make run        install missing Debian packages, build, run an example with crayrun
 #   make test       install missing Debian packages, build, run every C test and spec
 #   make bench      build, run the benchmarks: "<metric> <median> <unit>" lines on stdout
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= (BINDIR, LUA_CMOD_DIR: see below)
 #   make SAN=address|undefined|thread ...   everything instrumented, in build/san-$(SAN)/
 #
 # Products: crayrun, libcray.a, libcray.so (versioned, with its soname's symlinks), the
@@ -12,6 +12,9 @@
 
 PREFIX ?= /usr/local
 DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+# Where the Lua module cray.so goes (LuaRocks sets it to the rock's LIBDIR).
+LUA_CMOD_DIR ?= $(PREFIX)/lib/lua/5.1
 CC ?= cc
 LUAJIT ?= luajit
 PKGS := luajit libuv lmdb
@@ -74,7 +77,7 @@ EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(EXAMPLE_C))
 
 PRODUCTS := $(B)/crayrun $(B)/libcray.a $(B)/libcray.so.$(VERSION) $(B)/libcray.so $(B)/cray.so $(B)/cray.pc
 
-.PHONY: all run test bench install clean deps FORCE
+.PHONY: all run test bench install install-lua clean deps FORCE
 .SECONDARY:
 all: $(PRODUCTS) $(CTESTS) $(EXAMPLES) $(B)/bench/ceiling
 
@@ -163,7 +166,7 @@ $(B)/cray.pc: Makefile
 # ---- set-up ----
 
 DEBS := luajit libluajit-5.1-dev libuv1-dev liblmdb-dev lua-busted libmsgpack-dev pkg-config \
-        valgrind
+        valgrind luarocks
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 deps:
@@ -192,16 +195,19 @@ bench:
 	@$(MAKE) --no-print-directory all >&2
 	@B=$(B) sh bench/run
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
-	  $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/lua/5.1 \
+# What LuaRocks installs (cray-scm-1.rockspec): the Lua module and crayrun.
+install-lua: $(B)/cray.so $(B)/crayrun
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LUA_CMOD_DIR)
+	install -m 755 $(B)/crayrun $(DESTDIR)$(BINDIR)/crayrun
+	install -m 755 $(B)/cray.so $(DESTDIR)$(LUA_CMOD_DIR)/cray.so
+
+install: all install-lua
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include \
 	  $(DESTDIR)$(PREFIX)/share/man/man1
-	install -m 755 $(B)/crayrun $(DESTDIR)$(PREFIX)/bin/crayrun
 	install -m 644 $(B)/libcray.a $(DESTDIR)$(PREFIX)/lib/libcray.a
 	install -m 755 $(B)/libcray.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcray.so.$(VERSION)
 	ln -sf libcray.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libcray.so
-	install -m 755 $(B)/cray.so $(DESTDIR)$(PREFIX)/lib/lua/5.1/cray.so
 	sed 's|^prefix=.*|prefix=$(PREFIX)|' $(B)/cray.pc > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cray.pc
 	install -m 644 runtime/cray.h $(DESTDIR)$(PREFIX)/include/cray.h
 	install -m 644 docs/crayrun.1 $(DESTDIR)$(PREFIX)/share/man/man1/crayrun.1

@@ -62,4 +62,24 @@ describe("make install", function()
     assert.are.equal(assert(io.open("spec/fixtures/logproc.out")):read("*a"), out)
     os.execute("rm -rf " .. prefix)
   end)
+
+  local has_luarocks = support.run("command -v luarocks") == 0
+  local it_rocks = support.san == "" and has_luarocks and it or pending
+  it_rocks("luarocks make builds the module with the Makefile and installs it in a tree", function()
+    local tree = os.tmpname()
+    os.remove(tree)
+    local status, _, err = support.run(("luarocks --lua-version=5.1 --tree=%s make cray-scm-1.rockspec")
+                                       :format(tree))
+    assert.are.equal(0, status, err)
+    local out
+    status, out, err = support.run(("LUA_CPATH='%s/lib/lua/5.1/?.so' luajit -e "
+                                    .. "'local c = require \"cray\"; print(c.get(c.put(41)) + 1)'")
+                                   :format(tree))
+    assert.are.equal(0, status, err)
+    assert.are.equal("42\n", out)
+    local f = io.open(tree .. "/bin/crayrun")
+    assert.is_not_nil(f)
+    f:close()
+    os.execute("rm -rf " .. tree)
+  end)
 end)
