@@ -178,7 +178,8 @@ CRAY_API int cray_run_file(cray_runtime *rt, const char *path, char **err);
  * is ready (and fails, with that error as its cause, when it failed). Refs nested deeper
  * arrive as refs. Every ref must name an object that exists (CRAY_ENOTFOUND otherwise).
  * The bytes are copied; the caller keeps them. Bytes from C are untrusted: a Lua function
- * inside them is never loaded (the task fails with kind "serialization", saying so).
+ * inside them is never loaded: the task fails (kind "task_error") with a cause of kind
+ * "serialization" that says so.
  *
  * Each call returns at once; *result is the id of one object that will hold every value
  * the function returned (cray_get's view has `count` of them), or the task's error

@@ -519,6 +519,7 @@ static void retain_producer(void *producer, void *out);
 static int run_producer(cray__sched *s, worker *w, cray__entry *e) {
   cray__task *t = NULL;
   if (!cray__store_with_producer(s->store, e, retain_producer, &t)) return 0;
+  /* relaxed: a hint only; taking it off a queue under that queue's lock decides */
   int ran = atomic_load_explicit(&t->state, memory_order_relaxed) == CRAY__TASK_QUEUED &&
             !t->actor && take_queued(s, t);
   if (ran) start(s, w, t); /* the queue's reference goes with it */
