@@ -109,18 +109,24 @@ static void wake(cray__sched *s, cray__task *t) {
   }
 }
 
-/* Takes t out of w's inbox; 1 when it was there. Under w->mu. */
-static int unlink_inbox(worker *w, cray__task *t) {
+/* Takes t out of the list head..tail; 1 when it was there. */
+static int unlink_task(cray__task **head, cray__task **tail, cray__task *t) {
   cray__task *prev = NULL;
-  for (cray__task *x = w->ihead; x; prev = x, x = x->next) {
+  for (cray__task *x = *head; x; prev = x, x = x->next) {
     if (x != t) continue;
     if (prev) prev->next = t->next;
-    else w->ihead = t->next;
-    if (w->itail == t) w->itail = prev;
-    note_work(w);
+    else *head = t->next;
+    if (*tail == t) *tail = prev;
     return 1;
   }
   return 0;
+}
+
+/* Takes t out of w's inbox; 1 when it was there. Under w->mu. */
+static int unlink_inbox(worker *w, cray__task *t) {
+  if (!unlink_task(&w->ihead, &w->itail, t)) return 0;
+  note_work(w);
+  return 1;
 }
 
 void cray__sched_disarm(cray__sched *s, worker *w, cray__task *t) {
@@ -498,16 +504,10 @@ static int take_queued(cray__sched *s, cray__task *t) {
   for (int i = 0; i < s->n; i++) {
     worker *v = &s->workers[i];
     pthread_mutex_lock(&v->mu);
-    cray__task *prev = NULL, *q = v->qhead;
-    while (q && q != t) prev = q, q = q->next;
-    if (q) {
-      if (prev) prev->next = q->next;
-      else v->qhead = q->next;
-      if (v->qtail == q) v->qtail = prev;
-      note_work(v);
-    }
+    int found = unlink_task(&v->qhead, &v->qtail, t);
+    if (found) note_work(v);
     pthread_mutex_unlock(&v->mu);
-    if (q) return 1;
+    if (found) return 1;
   }
   return 0;
 }
