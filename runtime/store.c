@@ -138,6 +138,7 @@ cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob) {
   atomic_init(&e->pins, 0);
   atomic_init(&e->hot, 1);
   e->on_disk = e->restoring = 0;
+  atomic_init(&e->spilled, 0);
   atomic_init(&e->stored, blob);
   e->waiters = NULL;
   e->producer = NULL;
@@ -335,7 +336,9 @@ int cray__store_pin_slow(cray__store *s, cray__entry *e, cray__blob **out) {
   e->restoring = 0;
   pthread_cond_broadcast(&sh->restored);
   if (b) {
-    atomic_store_explicit(&e->stored, b, memory_order_release);
+    atomic_store_explicit(&e->stored, b, memory_order_relaxed);
+    /* release: a fast-path pin that sees it clear reads the new blob, never the husk */
+    atomic_store_explicit(&e->spilled, 0, memory_order_release);
     atomic_fetch_add_explicit(&e->pins, 1, memory_order_acquire);
     atomic_store_explicit(&e->hot, 1, memory_order_relaxed);
     cray__store_add_bytes(s, sh, (int64_t)b->len);
@@ -354,8 +357,11 @@ cray__blob *cray__store_evict_locked(cray__store *s, shard *sh, cray__entry *e, 
                                                memory_order_acquire, memory_order_relaxed))
     return NULL;
   cray__blob *b = stored(e), *husk = NULL;
-  if (atomic_load_explicit(&b->rc, memory_order_acquire) == rc && (husk = cray__blob_husk(b)))
-    atomic_store_explicit(&e->stored, husk, memory_order_release);
+  if (atomic_load_explicit(&b->rc, memory_order_acquire) == rc && (husk = cray__blob_husk(b))) {
+    atomic_store_explicit(&e->stored, husk, memory_order_relaxed);
+    /* relaxed: pins are taken after EVICTING is cleared below, with release */
+    atomic_store_explicit(&e->spilled, 1, memory_order_relaxed);
+  }
   atomic_fetch_sub_explicit(&e->pins, CRAY__EVICTING, memory_order_release);
   if (!husk) return NULL;
   cray__store_add_bytes(s, sh, -(int64_t)b->len);

@@ -20,12 +20,18 @@
  * change of `stored` (resolving sets it; spilling and restoring swap it).
  *
  * Reading a resolved entry's blob takes a pin, not a lock: cray__store_pin adds one to
- * `pins` and loads `stored`. The spill thread swaps `stored` only after moving `pins` from
- * 0 to CRAY__EVICTING, under the shard lock, so a pinned blob stays put; a reader that
- * meets EVICTING or a husk retries under the lock, reading the bytes back from disk when
- * they are gone. A reader that keeps the blob past its unpin (a view) takes a blob
- * reference while pinned, and the spill thread leaves alone any blob with references
- * beyond its entry's. Every read of `stored` goes through cray__store_pin.
+ * `pins`, checks `spilled`, and only when it is clear loads `stored`. The spill thread
+ * swaps `stored` for a husk (and sets `spilled`) only after moving `pins` from 0 to
+ * CRAY__EVICTING, under the shard lock, so a pinned blob stays put; a reader that meets
+ * EVICTING or `spilled` retries under the lock, reading the bytes back from disk when
+ * they are gone. Restoring does not wait for pins: under the shard lock it stores the
+ * new blob, then clears `spilled` (release), and frees the husk after unlocking. That is
+ * safe because the fast path never dereferences a husk: it reads `stored` only after
+ * seeing `spilled` clear (acquire), which shows it the restored blob, and a pin taken
+ * before the eviction would have kept the blob from being swapped. A reader that keeps
+ * the blob past its unpin (a view) takes a blob reference while pinned, and the spill
+ * thread leaves alone any blob with references beyond its entry's. Every read of
+ * `stored` outside the shard lock goes through cray__store_pin.
  *
  * Waiters are woken under the shard lock (lock order: shard, then the waiter's own lock),
  * so a waiter that unsubscribes under that lock knows no wake is still running for it.
@@ -67,6 +73,7 @@ typedef struct cray__entry {
   _Atomic uint8_t hot;          /* read or written since the spill thread last passed */
   uint8_t on_disk;              /* a copy is in the spill environment; shard lock */
   uint8_t restoring;            /* a reader is reading it back from disk; shard lock */
+  _Atomic uint8_t spilled;      /* `stored` is a husk; written under the shard lock */
   _Atomic(cray__blob *) stored; /* set before state leaves PENDING; read by pinning */
   cray__waitnode *waiters;      /* shard lock */
   void *producer;               /* shard lock: the task that will resolve it, while pending;
@@ -132,21 +139,29 @@ void cray__store_on_actor_gone(cray__store *s, void (*gone)(void *ctx, void *act
 
 int cray__store_pin_slow(cray__store *s, cray__entry *e, cray__blob **out);
 
+/* A pause between taking the pin and the reads that follow it: nothing, except in a
+ * test that defines it before including this header to widen that window. */
+#ifndef CRAY__STORE_PIN_PAUSE
+#define CRAY__STORE_PIN_PAUSE(e) ((void)0)
+#endif
+
 /* Pins the blob of a resolved entry in memory (reading it back from disk if it was
  * spilled) and sets *out: valid until cray__store_unpin, or longer with a blob reference
  * taken meanwhile. The caller holds a reference to e. 0, or CRAY_ENOMEM / CRAY_ESYS /
  * CRAY_EBADBLOB when the bytes cannot be read back (the object stays on disk). A pin
  * that is never dropped (a Lua error thrown past it) only keeps e in memory. */
 static inline int cray__store_pin(cray__store *s, cray__entry *e, cray__blob **out) {
+  /* acquire: a finished eviction's swap is seen (it cleared EVICTING with release) */
   uint32_t p = atomic_fetch_add_explicit(&e->pins, 1, memory_order_acquire);
-  if (!(p & CRAY__EVICTING)) {
+  CRAY__STORE_PIN_PAUSE(e);
+  /* acquire: when a restore cleared it, `stored` below is the restored blob */
+  if (!(p & CRAY__EVICTING) && !atomic_load_explicit(&e->spilled, memory_order_acquire)) {
+    /* acquire: as every reader of a blob, see the bytes written before it was stored */
     cray__blob *b = atomic_load_explicit(&e->stored, memory_order_acquire);
-    if (!(b->flags & CRAY__BLOB_SPILLED)) {
-      if (!atomic_load_explicit(&e->hot, memory_order_relaxed))
-        atomic_store_explicit(&e->hot, 1, memory_order_relaxed);
-      *out = b;
-      return 0;
-    }
+    if (!atomic_load_explicit(&e->hot, memory_order_relaxed))
+      atomic_store_explicit(&e->hot, 1, memory_order_relaxed);
+    *out = b;
+    return 0;
   }
   return cray__store_pin_slow(s, e, out);
 }

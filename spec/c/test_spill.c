@@ -5,10 +5,17 @@
  * a full spill space, views outliving the runtime, and the big-block cache. Run it under
  * -fsanitize=thread too: the race test is for that.
  */
+/* A pin of the entry `pause_at` stops between taking the pin and reading the entry, until
+ * the test lets it go (test_pin_races_a_restore). */
+struct cray__entry;
+static void pin_pause(const struct cray__entry *e);
+#define CRAY__STORE_PIN_PAUSE(e) pin_pause(e)
+
 #include <dirent.h>
 #include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -410,6 +417,140 @@ static void test_readers_race_the_spill_thread(void) {
   cray_close(rt);
 }
 
+/* ---- a pin racing a restore ---- */
+
+static const struct cray__entry *_Atomic pause_at;
+static _Atomic int pause_step; /* 1: the pin is paused; 2: let it go */
+
+static void pin_pause(const struct cray__entry *e) {
+  if (e != atomic_load(&pause_at)) return;
+  atomic_store(&pause_at, NULL); /* once */
+  atomic_store(&pause_step, 1);
+  while (atomic_load(&pause_step) != 2) sched_yield();
+}
+
+typedef struct paused_reader {
+  cray_runtime *rt;
+  cray__entry *e;
+  int rc, good;
+} paused_reader;
+
+static void *paused_read(void *p) {
+  paused_reader *r = p;
+  cray__blob *b;
+  if ((r->rc = cray__store_pin(r->rt->store, r->e, &b)) == 0) {
+    r->good = b->len == RACE_LEN && same_fill(b->data, RACE_LEN, 7);
+    cray__store_unpin(r->e);
+  }
+  return NULL;
+}
+
+/* A reader that has just pinned a spilled entry (its fast path) stops there while another
+ * reader restores the entry and frees its husk: the first must then read the restored
+ * blob, never the husk. */
+static void test_pin_races_a_restore(void) {
+  enum { N = 64 };
+  cray_runtime *rt = open_rt(1 << 20, NULL, 0);
+  cray__entry *x = put_filled(rt, RACE_LEN, 7), *other[N];
+  int n = 0;
+  /* More objects until x is spilled; reading the others keeps x the coldest. */
+  while (n < N && !is_spilled(x)) {
+    if (!(other[n] = put_filled(rt, RACE_LEN, 100 + (uint32_t)n))) break;
+    n++;
+    cray__blob *b;
+    for (int k = 0; k < n; k++)
+      if (cray__store_pin(rt->store, other[k], &b) == 0) cray__store_unpin(other[k]);
+    cray__store_spill_sync(rt->store);
+  }
+  CHECK(is_spilled(x));
+  paused_reader first = {rt, x, -1, 0}, second = {rt, x, -1, 0};
+  atomic_store(&pause_at, x);
+  pthread_t t;
+  pthread_create(&t, NULL, paused_read, &first);
+  while (atomic_load(&pause_step) != 1) sched_yield();
+  paused_read(&second); /* restores x and frees its husk */
+  atomic_store(&pause_step, 2);
+  pthread_join(t, NULL);
+  CHECK_EQ(second.rc, 0);
+  CHECK(second.good);
+  CHECK_EQ(first.rc, 0);
+  CHECK(first.good);
+  cray_store_stats st;
+  cray_store_stats_get(rt, &st);
+  CHECK(st.restored_objects > 0);
+  cray__store_release(rt->store, x);
+  for (int i = 0; i < n; i++) cray__store_release(rt->store, other[i]);
+  cray_close(rt);
+}
+
+/* One putter and four readers through the public API, with a budget that makes them
+ * spill and restore all along: every value read is whole. */
+enum { API_N = 48, API_LEN = 96 << 10, API_ROUNDS = 300 };
+
+typedef struct api_reader {
+  cray_runtime *rt;
+  const cray_id *ids;
+  unsigned seed;
+  int bad, read;
+} api_reader;
+
+/* A MessagePack bin 32 of API_LEN bytes filled from seed. */
+static uint8_t *api_value(uint32_t seed) {
+  uint8_t *p = malloc(5 + API_LEN);
+  p[0] = 0xc6, p[1] = (uint8_t)(API_LEN >> 24), p[2] = (uint8_t)(API_LEN >> 16);
+  p[3] = (uint8_t)(API_LEN >> 8), p[4] = (uint8_t)API_LEN;
+  fill(p + 5, API_LEN, seed);
+  return p;
+}
+
+static void *api_read(void *p) {
+  api_reader *r = p;
+  for (int i = 0; i < API_ROUNDS; i++) {
+    int k = (int)(rand_r(&r->seed) % API_N);
+    cray_view v;
+    if (cray_get(r->rt, &r->ids[k], 5, &v) != 0) {
+      r->bad++;
+      continue;
+    }
+    r->bad += !(v.len == 5 + API_LEN && same_fill(v.data + 5, API_LEN, (uint32_t)k));
+    r->read++;
+    cray_view_release(r->rt, &v);
+  }
+  return NULL;
+}
+
+static void test_api_readers_race_a_putter(void) {
+  cray_runtime *rt = open_rt(1 << 20, NULL, 0);
+  cray_id ids[API_N];
+  for (int i = 0; i < API_N; i++) {
+    uint8_t *p = api_value((uint32_t)i);
+    CHECK_EQ(cray_put(rt, p, 5 + API_LEN, &ids[i]), 0);
+    free(p);
+  }
+  api_reader r[4];
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++) {
+    r[i] = (api_reader){rt, ids, (unsigned)i + 1, 0, 0};
+    pthread_create(&t[i], NULL, api_read, &r[i]);
+  }
+  uint8_t *p = api_value(9999); /* the putter's objects come and go */
+  for (int i = 0; i < API_ROUNDS / 2; i++) {
+    cray_id id;
+    if (cray_put(rt, p, 5 + API_LEN, &id) == 0) cray_release(rt, &id);
+  }
+  free(p);
+  for (int i = 0; i < 4; i++) {
+    pthread_join(t[i], NULL);
+    CHECK_EQ(r[i].bad, 0);
+    CHECK_EQ(r[i].read, API_ROUNDS);
+  }
+  cray_store_stats st;
+  cray_store_stats_get(rt, &st);
+  CHECK(st.restored_objects > 0);
+  for (int i = 0; i < API_N; i++) CHECK_EQ(cray_release(rt, &ids[i]), 0);
+  cray_close(rt);
+}
+
 /* ---- full ---- */
 
 static void test_spill_space_full(void) {
@@ -540,6 +681,8 @@ int main(void) {
   RUN(test_pinned_and_viewed_blobs_stay);
   RUN(test_object_bigger_than_the_budget);
   RUN(test_readers_race_the_spill_thread);
+  RUN(test_pin_races_a_restore);
+  RUN(test_api_readers_race_a_putter);
   RUN(test_spill_space_full);
   RUN(test_view_outlives_runtime);
   RUN(test_bigmem_reuses_blocks);
