@@ -6,6 +6,8 @@
 #   make bench      build, run the benchmarks: "<metric> <median> <unit>" lines on stdout
 #   make install    PREFIX=/usr/local DESTDIR= (BINDIR, LUA_CMOD_DIR: see below)
 #   make SAN=address|undefined|thread ...   everything instrumented, in build/san-$(SAN)/
+#   make fuzz       install clang, build the libFuzzer targets of spec/fuzz/ in build/fuzz/
+#   make fuzz-run FUZZ_SECONDS=60   run each of them that long
 #
 # Products: crayrun, libcray.a, libcray.so (versioned, with its soname's symlinks), the
 # Lua module cray.so, cray.pc.
@@ -45,6 +47,14 @@ else ifeq ($(SAN),thread)
   # cleanups that run TSan's function-exit hook, or its shadow stack overflows.
   SANFLAGS := -fsanitize=thread -fexceptions
   SANLIB := tsan
+else ifeq ($(SAN),fuzz)
+  # make fuzz's build: clang, libFuzzer's coverage hooks, AddressSanitizer and UBSan.
+  B := build/fuzz
+  OPT ?= -O1
+  CC := clang
+  SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+              -fno-omit-frame-pointer
+  SANLIB := asan
 else
   $(error SAN must be address, undefined or thread)
 endif
@@ -74,12 +84,16 @@ CTEST_SRC := $(wildcard spec/c/test_*.c)
 CTESTS := $(patsubst spec/c/%.c,$(B)/tests/%,$(CTEST_SRC))
 EXAMPLE_C := $(wildcard examples/*.c examples/*/*.c)
 EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(EXAMPLE_C))
+# Fuzz targets: spec/fuzz/NAME.c, its kept inputs in spec/fuzz/NAME/. Every build links
+# each with replay.c, which spec/run runs on those inputs; make fuzz links it with libFuzzer.
+FUZZ_NAMES := $(filter-out replay,$(basename $(notdir $(wildcard spec/fuzz/*.c))))
+REPLAYS := $(patsubst %,$(B)/replay/%,$(FUZZ_NAMES))
 
 PRODUCTS := $(B)/crayrun $(B)/libcray.a $(B)/libcray.so.$(VERSION) $(B)/libcray.so $(B)/cray.so $(B)/cray.pc
 
-.PHONY: all run test bench install install-lua clean deps FORCE
+.PHONY: all run test bench install install-lua clean deps fuzz fuzzers fuzz-run FORCE
 .SECONDARY:
-all: $(PRODUCTS) $(CTESTS) $(EXAMPLES) $(B)/bench/ceiling
+all: $(PRODUCTS) $(CTESTS) $(EXAMPLES) $(REPLAYS) $(B)/bench/ceiling
 
 # Everything built depends on $(FLAGS), a stamp of the compiler and flags in use (CC, CI,
 # CFLAGS, OPT, SAN, LDFLAGS ...), rewritten only when they change: a build with other
@@ -140,6 +154,16 @@ $(B)/tests/%: spec/c/%.c $(B)/libcray.a $(FLAGS)
 	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags msgpack) -o $@ $< \
 	  $(ALL_LDFLAGS) $(B)/libcray.a $(PKG_LIBS) $(shell pkg-config --libs msgpack) $(SYSLIBS)
 
+$(B)/replay/%: spec/fuzz/%.c spec/fuzz/replay.c $(B)/libcray.a $(FLAGS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< spec/fuzz/replay.c $(ALL_LDFLAGS) $(B)/libcray.a $(PKG_LIBS) \
+	  $(SYSLIBS)
+
+$(B)/fuzzers/%: spec/fuzz/%.c $(B)/libcray.a $(FLAGS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) -fsanitize=fuzzer $(B)/libcray.a $(PKG_LIBS) \
+	  $(SYSLIBS)
+
 # Examples see cray.h alone, as an installed program does (runtime/ also holds headers
 # named like system ones, such as sched.h).
 $(B)/include/cray.h: runtime/cray.h
@@ -177,6 +201,34 @@ deps:
 	  $(SUDO) apt-get install -y -q $$missing || \
 	  { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $$missing; }; \
 	fi
+
+# ---- fuzzing ----
+
+# libFuzzer comes with clang's runtime libraries, needed by these targets only.
+FUZZ_DEBS := clang libclang-rt-14-dev
+FUZZ_SECONDS ?= 60
+
+fuzz:
+	@$(MAKE) --no-print-directory deps DEBS="$(FUZZ_DEBS)"
+	@$(MAKE) --no-print-directory SAN=fuzz fuzzers
+
+fuzzers: $(patsubst %,$(B)/fuzzers/%,$(FUZZ_NAMES))
+
+# Each target starts from its kept inputs and writes what it learns to build/fuzz/corpus/;
+# an input that breaks a promise lands in build/fuzz/findings/ and fails the run (keep it
+# in spec/fuzz/NAME/ once fixed).
+fuzz-run: fuzz
+	@for f in $(FUZZ_NAMES); do \
+	  mkdir -p build/fuzz/corpus/$$f build/fuzz/findings; \
+	  echo "== fuzzing $$f for $(FUZZ_SECONDS) s"; \
+	  if build/fuzz/fuzzers/$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	       -artifact_prefix=build/fuzz/findings/$$f- build/fuzz/corpus/$$f spec/fuzz/$$f \
+	       > build/fuzz/$$f.log 2>&1; then \
+	    grep -E '^(Done|stat::number_of_executed_units)' build/fuzz/$$f.log; \
+	  else \
+	    tail -n 60 build/fuzz/$$f.log; echo "fuzz target $$f failed"; exit 1; \
+	  fi; \
+	done
 
 # ---- running ----
 
@@ -216,4 +268,5 @@ clean:
 	rm -rf build
 
 # The dependency files of this build only (-MMD writes one beside each object).
--include $(wildcard $(B)/obj/*/*.d $(B)/gen/*.d $(B)/tests/*.d $(B)/examples/*.d $(B)/bench/*.d)
+-include $(wildcard $(B)/obj/*/*.d $(B)/gen/*.d $(B)/tests/*.d $(B)/examples/*.d $(B)/bench/*.d \
+                    $(B)/replay/*.d $(B)/fuzzers/*.d)
