@@ -8,6 +8,7 @@
 #   make SAN=address|undefined|thread ...   everything instrumented, in build/san-$(SAN)/
 #   make fuzz       install clang, build the libFuzzer targets of spec/fuzz/ in build/fuzz/
 #   make fuzz-run FUZZ_SECONDS=60   run each of them that long
+#   make soak SOAK_SECONDS=60 [SAN=...]   spec/soak/soak.lua's mixed load on this build
 #
 # Products: crayrun, libcray.a, libcray.so (versioned, with its soname's symlinks), the
 # Lua module cray.so, cray.pc.
@@ -91,7 +92,7 @@ REPLAYS := $(patsubst %,$(B)/replay/%,$(FUZZ_NAMES))
 
 PRODUCTS := $(B)/crayrun $(B)/libcray.a $(B)/libcray.so.$(VERSION) $(B)/libcray.so $(B)/cray.so $(B)/cray.pc
 
-.PHONY: all run test bench install install-lua clean deps fuzz fuzzers fuzz-run FORCE
+.PHONY: all run test bench install install-lua clean deps fuzz fuzzers fuzz-run soak FORCE
 .SECONDARY:
 all: $(PRODUCTS) $(CTESTS) $(EXAMPLES) $(REPLAYS) $(B)/bench/ceiling
 
@@ -229,6 +230,18 @@ fuzz-run: fuzz
 	    tail -n 60 build/fuzz/$$f.log; echo "fuzz target $$f failed"; exit 1; \
 	  fi; \
 	done
+
+# ---- soak ----
+
+# Fails when a ref is hung or wrong (the script's exit status) or a sanitizer reported.
+SOAK_SECONDS ?= 60
+SAN_REPORT := ERROR: AddressSanitizer|WARNING: ThreadSanitizer|runtime error:
+soak: deps
+	@$(MAKE) --no-print-directory $(B)/crayrun
+	@$(B)/crayrun spec/soak/soak.lua $(SOAK_SECONDS) > $(B)/soak.log 2>&1; rc=$$?; \
+	  cat $(B)/soak.log; \
+	  if grep -qE '$(SAN_REPORT)' $(B)/soak.log; then echo "soak: a sanitizer reported"; exit 1; fi; \
+	  exit $$rc
 
 # ---- running ----
 
