@@ -621,13 +621,16 @@ int cray__sched_wait_begin(cray__sched *s, cray__task *t, cray__entry *const *en
       t->wait_nodes = NULL, t->wait_entries = NULL;
       return CRAY_ENOMEM;
     }
-    memcpy(t->wait_entries, entries, n * sizeof *entries);
+    /* The wait holds its entries: the refs that hold them for the task die with its state
+     * when that is rebuilt, before the task learns it was lost and unsubscribes. */
+    for (size_t i = 0; i < n; i++) cray__store_retain(t->wait_entries[i] = entries[i]);
     t->nwait = n;
   }
   if (timeout >= 0) {
     cray__task_retain(t);
     if (!(t->timer = cray__timer_add(s->timers, timeout, timer_fired, t))) {
       cray__task_release(s->store, t);
+      for (size_t i = 0; i < n; i++) cray__store_release(s->store, t->wait_entries[i]);
       cray__free(t->wait_nodes), cray__free(t->wait_entries);
       t->wait_nodes = NULL, t->wait_entries = NULL, t->nwait = 0;
       return CRAY_ENOMEM;
@@ -646,8 +649,10 @@ int cray__sched_wait_begin(cray__sched *s, cray__task *t, cray__entry *const *en
 }
 
 void cray__sched_wait_end(cray__sched *s, cray__task *t) {
-  for (size_t i = 0; i < t->nwait; i++)
+  for (size_t i = 0; i < t->nwait; i++) {
     if (t->wait_nodes[i].waiter) cray__store_unsubscribe(s->store, t->wait_entries[i], &t->wait_nodes[i]);
+    cray__store_release(s->store, t->wait_entries[i]);
+  }
   cray__free(t->wait_nodes);
   cray__free(t->wait_entries);
   t->wait_nodes = NULL;

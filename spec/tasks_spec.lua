@@ -496,6 +496,22 @@ describe("task retries", function()
     assert.are.equal("out_of_memory", support.error_of(cray.get, hog.remote()).kind)
     assert.are.equal("woke", cray.get(s, {timeout = 10}))
   end)
+
+  it("re-run a task that waited in cray.get on a ref only its lost state held", function()
+    cray = support.fresh({workers = 1, worker_memory = "64M"})
+    -- The hog's rebuild frees the waiter's ref; the slow task, lost without retries, then
+    -- resolves and frees the entry the waiter was subscribed to before the waiter resumes.
+    local slow = cray.remote(function() cray.sleep(0.2); return "slow" end, {max_retries = 0})
+    local waiter = cray.remote(function(f) return cray.get(f.remote()) end)
+    local hog = cray.remote(function()
+      local t = {}
+      for i = 1, 1e8 do t[i] = {i} end
+    end, {max_retries = 0})
+    local w = waiter.remote(slow)
+    cray.sleep(0.05)
+    assert.are.equal("out_of_memory", support.error_of(cray.get, hog.remote()).kind)
+    assert.are.equal("slow", cray.get(w, {timeout = 10}))
+  end)
 end)
 
 describe("task resources", function()
