@@ -258,12 +258,9 @@ int main(int argc, char **argv) {
   lua_getglobal(L, "cray");
   lua_getfield(L, -1, "init");
   if ((status = push_init_options(L, &c)) >= 0) goto done;
-  if (lua_pcall(L, 1, 0, 0) != 0) {
-    lua_getglobal(L, "tostring");
-    lua_insert(L, -2);
-    lua_call(L, 1, 1);
-    fprintf(stderr, "crayrun: %s\n", lua_tostring(L, -1));
-    status = 2;
+  if (lua_pcall(L, 1, 0, 0) != 0) { /* an option's value cray.init refused: bad usage */
+    if (lua_istable(L, -1)) lua_getfield(L, -1, "message");
+    status = usage_error("%s", lua_isstring(L, -1) ? lua_tostring(L, -1) : "cray.init failed");
     goto done;
   }
   lua_pop(L, 1);

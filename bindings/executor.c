@@ -223,21 +223,7 @@ static void add_top_line(lua_State *L, lua_State *co, int err) {
 static void push_traceback(lua_State *L, lua_State *co, int err) {
   luaL_traceback(L, co, NULL, 0);
   add_top_line(L, co, err);
-  const char *tb = lua_tostring(L, -1), *ours = CRAY__CHUNK_PREFIX + 1; /* "[cray" */
-  size_t ours_len = strlen(ours);
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  for (const char *line = tb; *line;) {
-    const char *end = strchr(line, '\n');
-    size_t len = end ? (size_t)(end - line) : strlen(line);
-    if (!(line[0] == '\t' && strncmp(line + 1, ours, ours_len) == 0)) {
-      if (line != tb) luaL_addchar(&b, '\n');
-      luaL_addlstring(&b, line, len);
-    }
-    line += len + (end != NULL);
-  }
-  luaL_pushresult(&b);
-  lua_replace(L, -2);
+  cray__traceback_clean(L);
 }
 
 /* The error object for what the task raised (on top of its coroutine co), as a blob. */

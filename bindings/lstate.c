@@ -27,6 +27,37 @@ int cray__user_level(lua_State *L, int level) {
   return 0;
 }
 
+/* Whether a traceback's line is a frame of one of cray's chunks. */
+static int ours(const char *line) {
+  return line[0] == '\t' && strncmp(line + 1, CRAY__CHUNK_PREFIX + 1,
+                                     sizeof CRAY__CHUNK_PREFIX - 2) == 0;
+}
+
+void cray__traceback_clean(lua_State *L) {
+  const char *tb = lua_tostring(L, -1);
+  int kept = 0;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (const char *line = tb; *line;) {
+    const char *end = strchr(line, '\n'), *next = end ? end + 1 : "";
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    /* A C function right above a frame of cray's was called by cray: its own too. */
+    int c_of_ours = strncmp(line, "\t[C]:", 5) == 0 && ours(next);
+    if (!ours(line) && !c_of_ours) {
+      if (line != tb) luaL_addchar(&b, '\n');
+      luaL_addlstring(&b, line, len);
+      kept += line != tb;
+    }
+    line = next;
+  }
+  luaL_pushresult(&b);
+  if (!kept) { /* the header alone */
+    lua_pop(L, 1);
+    lua_pushliteral(L, "");
+  }
+  lua_replace(L, -2);
+}
+
 /* The message starts with the position of the user's code that called cray, as
  * luaL_error's does with its caller's; the traceback starts there too. */
 void cray__error_push(lua_State *L, const char *kind, const char *msg) {
@@ -40,6 +71,7 @@ void cray__error_push(lua_State *L, const char *kind, const char *msg) {
   lua_concat(L, 2);
   lua_setfield(L, -2, "message");
   luaL_traceback(L, L, NULL, level ? level : 1);
+  cray__traceback_clean(L);
   lua_setfield(L, -2, "traceback");
   lua_getfield(L, LUA_REGISTRYINDEX, CRAY__REG_ERROR_MT);
   lua_setmetatable(L, -2);

@@ -64,6 +64,10 @@ cray__lstate *cray__lstate_get(lua_State *L);
  * error(msg, 2) has none there). */
 int cray__user_level(lua_State *L, int level);
 
+/* Replaces the traceback string on top of L with one without the frames of cray's chunks
+ * (and the C functions they called); "" when no frame is left. */
+void cray__traceback_clean(lua_State *L);
+
 /* Pushes how a message shows the value at idx and returns it: numbers as numbers ("nan",
  * "inf", "70000"), strings quoted (cut after 40 bytes), booleans and nil as themselves,
  * cray's values by what they are ("an actor handle", "an ObjectRef"), tables of

@@ -160,11 +160,12 @@ static int l_reserve(lua_State *L) {
   return 1;
 }
 
-/* (ls, value): encodes the value and reserves room for it. */
+/* (ls, value, label): encodes the value and reserves room for it; errors name `label`. */
 static int encode_one(lua_State *L) {
   cray__lstate *ls = lua_touserdata(L, 1);
-  cray__codec_encode(L, ls, 2, 1, "value");
-  cray__codec_reserve(L, ls, cray__codec_len(ls), "fill");
+  const char *label = lua_tostring(L, 3);
+  cray__codec_encode(L, ls, 2, 1, label);
+  cray__codec_reserve(L, ls, cray__codec_len(ls), label);
   return 0;
 }
 
@@ -179,19 +180,32 @@ static void resolve_from(lua_State *L, cray__lstate *ls, cray__entry *e, int fai
   }
 }
 
-/* fill(ref, value): gives a reserved object its value. When the value cannot be stored,
- * the object holds that error instead (so what waits for it fails, not hangs) and the
- * error is raised. */
+/* fill(ref, value [, label]): gives a reserved object its value. When the value cannot be
+ * stored, the object holds that error instead (so what waits for it fails, not hangs) and
+ * the error is raised, naming the value by `label` ("remote function 'f'") and pointing at
+ * the user's line that made it be stored. */
 static int l_fill(lua_State *L) {
   cray__lstate *ls = self(L);
   cray__entry *e = cray__objref_test(L, ls, 1);
   if (!e || cray__entry_state(e) != CRAY__PENDING)
-    return cray__raise(L, "invalid_argument", "fill: expects a reserved ObjectRef");
-  lua_settop(L, 2);
+    return cray__raise(L, "invalid_argument", "storing a value: its ref is not a reserved one");
+  const char *label = luaL_optstring(L, 3, "value");
+  lua_settop(L, 3);
   lua_pushcfunction(L, encode_one);
   lua_pushlightuserdata(L, ls);
   lua_pushvalue(L, 2);
-  int failed = lua_pcall(L, 2, 0, 0) != 0;
+  lua_pushstring(L, label);
+  int failed = lua_pcall(L, 3, 0, 0) != 0;
+  int level = failed && lua_istable(L, -1) ? cray__user_level(L, 1) : 0;
+  if (level) { /* raised where no user frame was in sight */
+    luaL_where(L, level);
+    lua_getfield(L, -2, "message");
+    lua_concat(L, 2);
+    lua_setfield(L, -2, "message");
+    luaL_traceback(L, L, NULL, level);
+    cray__traceback_clean(L);
+    lua_setfield(L, -2, "traceback");
+  }
   resolve_from(L, ls, e, failed);
   if (failed) return lua_error(L);
   return 0;

@@ -103,13 +103,14 @@ return function(cray, core, pending)
       if not cls:match("^[%w_.]+%.[%w_]+$") then
         raise(2, "invalid_argument", "cray.actor: name a class as 'module.Class' (got %q)", cls)
       end
-      return make_class(stash(cls), cls, o)
+      return make_class(stash(cls, ("actor class '%s'"):format(cls)), cls, o)
     elseif type(cls) == "table" then
       if rawget(cls, "init") ~= nil and type(rawget(cls, "init")) ~= "function" then
         raise(2, "invalid_argument", "cray.actor: the class's init must be a function (got %s)",
               options.show(rawget(cls, "init")))
       end
-      return make_class(stash(cls), class_name_of(cls), o)
+      local name = class_name_of(cls)
+      return make_class(stash(cls, ("actor class '%s'"):format(name)), name, o)
     end
     raise(2, "invalid_argument", "cray.actor: expects a class (a table of methods) or a "
           .. "'module.Class' name (got %s)", options.show(cls))

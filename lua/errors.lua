@@ -84,7 +84,9 @@ function M.raise(level, kind, fmt, ...)
   elseif not info then
     at = level + 1
   end
-  error(M.new(kind, where .. msg, {traceback = debug.traceback("", at):sub(2)}), 0)
+  local traceback = debug.traceback("", at):sub(2)
+  if not traceback:find("\n", 1, true) then traceback = "" end -- the header alone
+  error(M.new(kind, where .. msg, {traceback = traceback}), 0)
 end
 
 -- The error object of a task that raised `value`, with the task's traceback. A cray error

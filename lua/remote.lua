@@ -20,6 +20,7 @@ return function(cray, core)
   -- upvalue, an argument or inside a value) before its function is stored.
   -- Classes registered since are published then too, so worker states can load them.
   local unstored = setmetatable({}, {__mode = "k"})
+  local labels = setmetatable({}, {__mode = "k"}) -- how errors name them
   local unpublished = {}
   local dirty = false
 
@@ -33,7 +34,7 @@ return function(cray, core)
     end
     for ref, fn in pairs(unstored) do
       unstored[ref] = nil
-      fill(ref, fn)
+      fill(ref, fn, labels[ref])
     end
   end
 
@@ -42,10 +43,11 @@ return function(cray, core)
     if dirty then flush() end
   end
 
-  -- A reserved ref that the value fills at the next flush.
-  local function stash(value)
+  -- A reserved ref that the value fills at the next flush; errors name it by `label`.
+  local function stash(value, label)
     local ref = reserve()
     unstored[ref] = value
+    labels[ref] = label
     dirty = true
     return ref
   end
@@ -124,7 +126,7 @@ return function(cray, core)
             "cray.remote: expects a function or a 'module.function' name (got %s)",
             options.show(fn))
     end
-    return make(stash(fn), o)
+    return make(stash(fn, ("remote function '%s'"):format(o.name)), o)
   end
 
   function cray.is_remote_function(v)

@@ -104,6 +104,7 @@ describe("crayrun", function()
       {"--resource db=inf -e 1", "not 'db=inf'"},
       {"--resource =2 -e 1", "not '=2'"},
       {"--resource db=-1 -e 1", "not 'db=%-1'"},
+      {"--spill-dir '' -e 1", [[cray.init: option 'spill_dir' must be a non%-empty string %(got ""%)]]},
       {"", "no script given"},
     }
     for _, case in ipairs(cases) do

@@ -45,6 +45,39 @@ describe("error objects", function()
     assert.are.equal(7, got.value.code)
   end)
 
+  it("name a function that cannot be stored and point at the line that stored it", function()
+    local co = coroutine.create(print)
+    local f = cray.remote(function() return co end, {name = "holder"})
+    local line = debug.getinfo(1, "l").currentline
+    local e = support.error_of(function() local r = f.remote() return r end)
+    assert.are.equal("serialization", e.kind)
+    assert.are.equal("spec/errors_spec.lua:" .. (line + 1) .. ": remote function 'holder'"
+                     .. ".<upvalue co>: cannot serialize a coroutine", e.message)
+    local A = cray.actor{__name = "Holder", get = function() return co end}
+    e = support.error_of(function() local h = A.remote() return h end)
+    assert.matches("^spec/errors_spec.lua:%d+: actor class 'Holder'.get.<upvalue co>: cannot "
+                   .. "serialize a coroutine$", e.message)
+    assert.is_nil(e.traceback:find("fill", 1, true), e.traceback)
+  end)
+
+  it("never name cray's own files in messages or remote tracebacks", function()
+    local f = cray.remote(function(refs)
+      local v = cray.get(refs[1], {timeout = 0.01})
+      return v
+    end)
+    local slow = cray.remote(function() cray.sleep(1) end)
+    local e = support.error_of(function() local v = cray.get(f.remote({slow.remote()})) return v end)
+    assert.are.equal("timeout", e.cause.kind)
+    for _, s in ipairs{e.message, e.cause.message, e.cause.traceback, tostring(e)} do
+      assert.is_nil(s:find("[cray", 1, true), s)
+      assert.is_nil(s:find("lua/", 1, true), s)
+      assert.is_nil(s:find("in function 'get'", 1, true), s)
+    end
+    local A = cray.actor{__name = "Named"}
+    e = support.error_of(function() local h = A.options{name = ""}.remote() return h end)
+    assert.matches("^spec/errors_spec.lua:%d+: Named.options: option 'name'", e.message)
+  end)
+
   it("are told apart from other values", function()
     assert.is_false(cray.is_error({kind = "timeout"}))
     assert.is_false(cray.is_error("timeout"))
