@@ -379,12 +379,29 @@ static int c_fib(void *ud, const uint8_t *args, size_t len, cray_buffer *out) {
   return rc;
 }
 
+/* c.via_lua(a, b): calls the Lua task slow_add(a, b), which sleeps, and waits for it
+ * with a timeout, from inside its own task. */
+static int c_via_lua(void *ud, const uint8_t *args, size_t len, cray_buffer *out) {
+  cray_runtime *rt = ud;
+  cray_id r;
+  int rc = cray_call(rt, FIX "slow_add", args, len, &r);
+  if (rc) return rc;
+  cray_view v;
+  if ((rc = cray_get(rt, &r, 60, &v)) == 0) {
+    rc = cray_buffer_append(out, v.data, v.len);
+    cray_view_release(rt, &v);
+  }
+  cray_release(rt, &r);
+  return rc;
+}
+
 static void register_all(cray_runtime *rt) {
   CHECK_EQ(cray_register(rt, "sum", c_sum, NULL), 0);
   CHECK_EQ(cray_register(rt, "pair", c_pair, NULL), 0);
   CHECK_EQ(cray_register(rt, "code", c_code, NULL), 0);
   CHECK_EQ(cray_register(rt, "garbage", c_garbage, NULL), 0);
   CHECK_EQ(cray_register(rt, "fib", c_fib, rt), 0);
+  CHECK_EQ(cray_register(rt, "via_lua", c_via_lua, rt), 0);
 }
 
 static void test_c_functions(void) {
@@ -472,6 +489,8 @@ static void test_c_callbacks(void) {
   register_all(rt);
   CHECK_EQ(call_int(rt, "c.fib", 1, (long long[]){5}), 5);
   CHECK_EQ(call_int(rt, "c.fib", 1, (long long[]){12}), 144);
+  /* the Lua task it waits for suspends on this same worker and is resumed there */
+  CHECK_EQ(call_int(rt, "c.via_lua", 2, (long long[]){40, 2}), 42);
   cray_close(rt);
 }
 
