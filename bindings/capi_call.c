@@ -26,6 +26,7 @@ static cray__sched *sched_of(cray_runtime *rt, int *rc) {
 /* Hands t (one return) to s, giving the caller a reference to its return. */
 static void submit_one(cray__sched *s, cray__task *t, cray_id *result) {
   cray__store_retain(t->returns[0]);
+  cray__store_hand_out(t->returns[0]);
   *result = t->returns[0]->id;
   cray__sched_submit(s, t);
 }
@@ -69,6 +70,7 @@ int cray_actor_create(cray_runtime *rt, const char *cls, const void *args, size_
   rc = cray__actor_create(s, &spec, class_entry, init, &e);
   cray__store_release(rt->store, class_entry); /* the actor holds its own */
   if (rc < 0) return rc;
+  cray__store_hand_out(e);
   *actor = e->id;
   return 0;
 }

@@ -18,7 +18,8 @@
  *   (which run on worker threads) included, until cray_close, which must be the last
  *   call on it and must not run on a worker thread.
  * - Ids handed out (cray_put, cray_call, cray_actor_create, cray_actor_call) each carry
- *   one reference that the caller owns and drops with cray_release.
+ *   one reference that the caller owns and drops with cray_release. cray_release drops
+ *   only those: never a reference that objects nesting the id, or tasks, hold.
  */
 #ifndef CRAY_H
 #define CRAY_H
@@ -117,7 +118,9 @@ CRAY_API void cray_options_init(cray_options *opts);
  * optional B after it), as in "512M" or "1.5G". 0 or CRAY_EINVAL. */
 CRAY_API int cray_parse_size(const char *s, size_t *out);
 
-/* Opens a runtime. On success *out owns it until cray_close(*out). */
+/* Opens a runtime. On success *out owns it until cray_close(*out). CRAY_EINVAL when out
+ * is NULL or an option is out of range (nresources above 0 with a NULL array among
+ * them). */
 CRAY_API int cray_open(cray_runtime **out, const cray_options *opts);
 /* Closes a runtime and frees every object in it. rt must not be used afterwards. */
 CRAY_API void cray_close(cray_runtime *rt);
@@ -147,7 +150,10 @@ typedef struct cray_view {
 CRAY_API int cray_get(cray_runtime *rt, const cray_id *id, double timeout, cray_view *view);
 CRAY_API void cray_view_release(cray_runtime *rt, cray_view *view);
 
-/* Drops one reference that cray_put gave. */
+/* Drops one reference that cray_put (or cray_call, cray_actor_create, cray_actor_call)
+ * gave. CRAY_ENOTFOUND when the object is gone; CRAY_EINVAL when every reference handed
+ * out for it was dropped already: the object may live on, held by others (an object that
+ * nests it), and their references are left alone. */
 CRAY_API int cray_release(cray_runtime *rt, const cray_id *id);
 
 /* Object store counters. */

@@ -58,6 +58,7 @@ cray_id cray__id_load(const uint8_t in[16]) {
 }
 
 void cray_id_format(const cray_id *id, char buf[33]) {
+  if (!id || !buf) return;
   snprintf(buf, 33, "%016llx%016llx", (unsigned long long)id->hi, (unsigned long long)id->lo);
 }
 

@@ -51,6 +51,7 @@ int cray__options_copy(cray_options *dst, const cray_options *caller) {
       (src->lua_cpath && !(dst->lua_cpath = cray__strdup(src->lua_cpath))))
     return CRAY_ENOMEM;
   if (src->nresources == 0) return 0;
+  if (!src->resource_names || !src->resource_counts) return CRAY_EINVAL;
   const char **names = cray__calloc((size_t)src->nresources, sizeof *names);
   double *counts = cray__calloc((size_t)src->nresources, sizeof *counts);
   dst->resource_names = names;

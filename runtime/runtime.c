@@ -26,6 +26,7 @@ int cray__online_cpus(void) {
 }
 
 int cray_open(cray_runtime **out, const cray_options *opts) {
+  if (!out) return CRAY_EINVAL;
   cray_options defaults;
   if (!opts) {
     cray_options_init(&defaults);
@@ -98,10 +99,12 @@ int cray_put(cray_runtime *rt, const void *data, size_t len, cray_id *id) {
   int rc = cray__store_reserve(rt->store, len, 1);
   if (rc || (rc = cray__blob_parse(rt->store, data, len, &b))) return rc;
   cray_id nid = cray__id_new(&rt->ids);
-  if (!cray__store_insert(rt->store, nid, b)) {
+  cray__entry *e = cray__store_insert(rt->store, nid, b);
+  if (!e) {
     cray__blob_release(rt->store, b);
     return CRAY_ENOMEM;
   }
+  cray__store_hand_out(e);
   *id = nid;
   return 0;
 }
@@ -138,11 +141,20 @@ int cray_release(cray_runtime *rt, const cray_id *id) {
   if (!rt || !id) return CRAY_EINVAL;
   cray__entry *e = cray__store_lookup(rt->store, id);
   if (!e) return CRAY_ENOTFOUND;
-  cray__store_release(rt->store, e);
-  cray__store_release(rt->store, e);
+  uint32_t n = atomic_load_explicit(&e->api_refs, memory_order_relaxed);
+  do {
+    if (n == 0) { /* every handed-out reference was dropped: the rest are not the caller's */
+      cray__store_release(rt->store, e);
+      return CRAY_EINVAL;
+    }
+  } while (!atomic_compare_exchange_weak_explicit(&e->api_refs, &n, n - 1, memory_order_relaxed,
+                                                  memory_order_relaxed)); /* a count only */
+  cray__store_release(rt->store, e); /* the lookup's */
+  cray__store_release(rt->store, e); /* the caller's */
   return 0;
 }
 
 void cray_store_stats_get(cray_runtime *rt, cray_store_stats *out) {
+  if (!rt || !out) return;
   cray__store_stats(rt->store, out);
 }

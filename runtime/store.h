@@ -79,6 +79,7 @@ typedef struct cray__entry {
   void *producer;               /* shard lock: the task that will resolve it, while pending;
                                    for an actor's entry, the actor, for good */
   uint8_t actor;                /* an actor's entry (runtime/actor.c): set before it is shared */
+  _Atomic uint32_t api_refs;    /* of `refs`, those handed to C callers (cray__store_hand_out) */
   struct cray__entry *next;     /* hash chain, shard lock */
 } cray__entry;
 
@@ -105,6 +106,11 @@ cray__entry *cray__store_lookup(cray__store *s, const cray_id *id);
 
 static inline void cray__store_retain(cray__entry *e) {
   atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
+}
+/* Counts one reference the caller holds to e as handed to a C API caller, who may drop
+ * it with cray_release; cray_release drops no other (runtime.c). */
+static inline void cray__store_hand_out(cray__entry *e) {
+  atomic_fetch_add_explicit(&e->api_refs, 1, memory_order_relaxed); /* a count only */
 }
 void cray__store_release(cray__store *s, cray__entry *e);
 

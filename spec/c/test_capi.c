@@ -82,6 +82,9 @@ static void test_refs_inside_blobs(void) {
   }
   CHECK_EQ(cray_put(rt, blob, sizeof blob, &outer), 0);
   CHECK_EQ(cray_release(rt, &inner), 0);
+  /* Releases beyond the one cray_put gave are refused: the outer blob's stays. */
+  CHECK_EQ(cray_release(rt, &inner), CRAY_EINVAL);
+  CHECK_EQ(cray_release(rt, &inner), CRAY_EINVAL);
   cray_view v;
   CHECK_EQ(cray_get(rt, &inner, 0, &v), 0); /* the outer blob keeps it alive */
   CHECK_EQ(v.data[0], 1);
@@ -163,6 +166,68 @@ static void test_errors_and_sizes(void) {
   CHECK(rt == NULL);
 }
 
+/* Each public function refuses NULL where it needs a pointer, or ignores it when it
+ * returns nothing, with no effect either way. */
+static void test_null_arguments(void) {
+  cray_runtime *rt = open_rt();
+  const uint8_t one[] = {0x01};
+  cray_id id, none = {0, 0};
+  CHECK_EQ(cray_put(rt, one, 1, &id), 0);
+  cray_view v = {0};
+  cray_store_stats st;
+  char buf[33] = "untouched";
+  size_t n;
+  char *err = NULL;
+
+  CHECK_EQ(cray_open(NULL, NULL), CRAY_EINVAL);
+  cray_options o;
+  cray_options_init(&o);
+  CHECK_EQ(cray_open(NULL, &o), CRAY_EINVAL);
+  const char *names[] = {"db"}, *null_name[] = {NULL};
+  const double counts[] = {1};
+  cray_runtime *other = NULL;
+  o.nresources = 1; /* with one array NULL, then the other, then a NULL name */
+  o.resource_counts = counts;
+  CHECK_EQ(cray_open(&other, &o), CRAY_EINVAL);
+  o.resource_names = names, o.resource_counts = NULL;
+  CHECK_EQ(cray_open(&other, &o), CRAY_EINVAL);
+  o.resource_names = null_name, o.resource_counts = counts;
+  CHECK_EQ(cray_open(&other, &o), CRAY_EINVAL);
+  CHECK(other == NULL);
+
+  CHECK_EQ(cray_put(NULL, one, 1, &id), CRAY_EINVAL);
+  CHECK_EQ(cray_put(rt, one, 1, NULL), CRAY_EINVAL);
+  CHECK_EQ(cray_get(NULL, &id, 0, &v), CRAY_EINVAL);
+  CHECK_EQ(cray_get(rt, NULL, 0, &v), CRAY_EINVAL);
+  CHECK_EQ(cray_get(rt, &id, 0, NULL), CRAY_EINVAL);
+  CHECK_EQ(cray_release(NULL, &id), CRAY_EINVAL);
+  CHECK_EQ(cray_release(rt, NULL), CRAY_EINVAL);
+  CHECK_EQ(cray_release(rt, &none), CRAY_ENOTFOUND);
+  CHECK_EQ(cray_parse_size(NULL, &n), CRAY_EINVAL);
+  CHECK_EQ(cray_parse_size("1M", NULL), CRAY_EINVAL);
+  CHECK_EQ(cray_run_string(NULL, "return 1", "=x", &err), CRAY_EINVAL);
+  CHECK_EQ(cray_run_string(rt, NULL, "=x", &err), CRAY_EINVAL);
+  CHECK_EQ(cray_run_file(NULL, "x.lua", &err), CRAY_EINVAL);
+  CHECK_EQ(cray_run_file(rt, NULL, &err), CRAY_EINVAL);
+  CHECK(err == NULL);
+  cray_options_init(NULL);
+  cray_view_release(NULL, &v);
+  cray_view_release(rt, NULL);
+  cray_store_stats_get(NULL, &st);
+  cray_store_stats_get(rt, NULL);
+  cray_id_format(NULL, buf);
+  cray_id_format(&id, NULL);
+  CHECK(strcmp(buf, "untouched") == 0);
+  cray_close(NULL);
+
+  cray_store_stats_get(rt, &st); /* none of it touched the object */
+  CHECK_EQ(st.objects, 1);
+  cray_id_format(&id, buf);
+  CHECK_EQ(strlen(buf), 32);
+  CHECK_EQ(cray_release(rt, &id), 0);
+  cray_close(rt);
+}
+
 static void test_lua_drivers(void) {
   cray_runtime *rt = open_rt();
   char *err = NULL;
@@ -192,6 +257,7 @@ int main(void) {
   RUN(test_bad_blobs);
   RUN(test_get_timeout_on_pending);
   RUN(test_errors_and_sizes);
+  RUN(test_null_arguments);
   RUN(test_lua_drivers);
   return check_done();
 }
