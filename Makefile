@@ -281,5 +281,5 @@ clean:
 	rm -rf build
 
 # The dependency files of this build only (-MMD writes one beside each object).
--include $(wildcard $(B)/obj/*/*.d $(B)/gen/*.d $(B)/tests/*.d $(B)/examples/*.d $(B)/bench/*.d \
-                    $(B)/replay/*.d $(B)/fuzzers/*.d)
+-include $(wildcard $(B)/obj/*/*.d $(B)/gen/*.d $(B)/tests/*.d $(B)/examples/*.d \
+                    $(B)/examples/*/*.d $(B)/bench/*.d $(B)/replay/*.d $(B)/fuzzers/*.d)
