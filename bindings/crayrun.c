@@ -35,6 +35,8 @@ static const char usage_text[] =
     "  --spill-dir DIR       where objects past the budget go on disk\n"
     "  --spill-max SIZE      disk space cap for spilled objects\n"
     "  --worker-memory SIZE  Lua heap limit per worker state\n"
+    "  --task-memory SIZE    Lua heap share of one task or actor call (default: half of\n"
+    "                        --worker-memory)\n"
     "  --resource NAME=N     a custom resource with N units (repeatable)\n"
     "  --stats               print the runtime's counters to stderr at exit\n"
     "  -v, --version         print the version and exit\n"
@@ -47,7 +49,7 @@ static const char usage_text[] =
 typedef struct cli {
   const char *chunks[MAX_CHUNKS];
   int nchunks;
-  const char *workers, *memory, *spill_dir, *spill_max, *worker_memory;
+  const char *workers, *memory, *spill_dir, *spill_max, *worker_memory, *task_memory;
   const char *resources[MAX_RESOURCES];
   int nresources;
   int stats;
@@ -118,6 +120,7 @@ static int parse_cli(int argc, char **argv, cli *c) {
         {NULL, "--spill-dir", offsetof(cli, spill_dir)},
         {NULL, "--spill-max", offsetof(cli, spill_max)},
         {NULL, "--worker-memory", offsetof(cli, worker_memory)},
+        {NULL, "--task-memory", offsetof(cli, task_memory)},
         {NULL, "--resource", 1},
     };
     int matched = 0;
@@ -163,7 +166,8 @@ static int push_init_options(lua_State *L, const cli *c) {
   } sizes[] = {{c->memory, "--memory", "memory", "1 byte", 1},
                {c->spill_max, "--spill-max", "spill_max", "1 byte", 1},
                {c->worker_memory, "--worker-memory", "worker_memory", "1M",
-                CRAY_WORKER_MEMORY_MIN}};
+                CRAY_WORKER_MEMORY_MIN},
+               {c->task_memory, "--task-memory", "task_memory", "1 byte", 1}};
   for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
     if (!sizes[k].value) continue;
     if (cray_parse_size(sizes[k].value, &n) != 0 || n < sizes[k].min)

@@ -12,12 +12,22 @@
  * reference; one whose task raised or yielded on its own is dropped. The function of the
  * last task started is kept as an upvalue of `task_function`, in front of the cache by
  * function id (REG_FNCACHE).
+ *
+ * Isolation: the state's allocator counts every byte allocated or freed while a task (or
+ * actor call) runs against that task (t->heap), and refuses the allocation that would take
+ * it past its share (--task-memory). Lua raises "not enough memory" in the task, which
+ * fails with out_of_memory alone: the state and every other task and actor in it go on.
+ * Frees count too, so a task that makes and drops temporaries is charged for what it
+ * keeps; the collector's frees of others' garbage, met while it runs, are credited to it
+ * (the count is an estimate that errs towards leniency). Only when the state as a whole
+ * passes --worker-memory is it beyond saving and rebuilt.
  */
 #include "executor.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,7 +61,9 @@ typedef struct xworker {
   cray__lstate *ls;
   uint32_t gen;        /* state generation, bumped when it is rebuilt */
   size_t used, limit;  /* heap bytes, and the limit (0: none) */
+  size_t share;        /* the heap bytes one task may take, net (0: no share) */
   int oom;             /* an allocation was refused since the state was made */
+  int over_share;      /* an allocation of the running task was refused: past its share */
   cray__task *current; /* the task running, and its coroutine */
   lua_State *current_co;
   int armed;           /* the running task armed a wait before yielding */
@@ -71,13 +83,20 @@ typedef struct xworker {
 
 static void *counting_alloc(void *ud, void *p, size_t osize, size_t nsize) {
   xworker *xw = ud;
+  cray__task *t = xw->current;
   if (nsize == 0) {
     free(p);
     xw->used -= osize;
+    if (t) t->heap -= (ptrdiff_t)osize;
     return NULL;
   }
   if (xw->limit && nsize > osize && xw->used - osize + nsize > xw->limit) {
     xw->oom = 1;
+    return NULL;
+  }
+  if (t && xw->share && nsize > osize &&
+      t->heap + (ptrdiff_t)(nsize - osize) > (ptrdiff_t)xw->share) {
+    xw->over_share = 1;
     return NULL;
   }
   void *q = realloc(p, nsize);
@@ -86,6 +105,7 @@ static void *counting_alloc(void *ud, void *p, size_t osize, size_t nsize) {
     return NULL;
   }
   xw->used = xw->used - osize + nsize;
+  if (t) t->heap += (ptrdiff_t)nsize - (ptrdiff_t)osize;
   return q;
 }
 
@@ -155,6 +175,7 @@ static void *x_open(void *vctx, int index) {
   xw->ctx = vctx;
   xw->index = index;
   xw->limit = xw->ctx->rt->opts.worker_memory;
+  xw->share = xw->ctx->rt->opts.task_memory ? xw->ctx->rt->opts.task_memory : xw->limit / 2;
   open_state(xw);
   return xw;
 }
@@ -454,6 +475,16 @@ static void rebuild(xworker *xw) {
   open_state(xw);
 }
 
+/* The error of a task that passed its share of the heap. */
+static cray__blob *over_share_blob(xworker *xw, cray__task *t) {
+  char why[320];
+  snprintf(why, sizeof why,
+           "task '%.128s' used more than its share of worker %d's Lua heap (task_memory = "
+           "%zu bytes, --task-memory)",
+           t->name ? t->name : "?", xw->index, xw->share);
+  return error_blob(t, "out_of_memory", "%s", why);
+}
+
 static int lost(xworker *xw, cray__task *t) {
   t->exec = NULL;
   t->error = cray__error_blob("out_of_memory", t->name, NULL,
@@ -506,6 +537,7 @@ static int x_run(void *w, cray__task *t) {
   if (!t->exec) {
     if (t->actor && !t->is_init && !exec_current(xw, t->actor->exec)) return lost(xw, t);
     co = take_coroutine(xw, t);
+    t->heap = 0;
   } else {
     uint64_t exec = (uint64_t)(uintptr_t)t->exec;
     cray__sched_wait_end(t->sched, t);
@@ -520,6 +552,7 @@ static int x_run(void *w, cray__task *t) {
   xw->current_co = co;
   xw->armed = 0;
   xw->finished = 0;
+  xw->over_share = 0;
   int status = lua_resume(co, nargs);
   xw->current = NULL;
   xw->current_co = NULL;
@@ -533,7 +566,9 @@ static int x_run(void *w, cray__task *t) {
     return CRAY__RUN_DONE;
   }
   if (status == LUA_YIELD && xw->armed) return CRAY__RUN_SUSPENDED;
-  if (status == LUA_YIELD)
+  if (status == LUA_ERRMEM && xw->over_share)
+    t->error = over_share_blob(xw, t);
+  else if (status == LUA_YIELD)
     t->error = error_blob(t, "task_error",
                           "task '%s' called coroutine.yield outside a coroutine of its own; "
                           "use cray.sleep(0) to let other tasks run",
@@ -542,6 +577,8 @@ static int x_run(void *w, cray__task *t) {
     t->error = raised_blob(xw, t, co);
   unanchor(xw, t);
   if (xw->oom) return rebuild(xw), lost(xw, t);
+  /* The offender's garbage goes at once, before it crowds the tasks that go on. */
+  if (xw->over_share) lua_gc(xw->L, LUA_GCCOLLECT, 0);
   return CRAY__RUN_RAISED;
 }
 

@@ -470,8 +470,8 @@ static int l_stats(lua_State *L) {
 
 /* ---- opening and closing ---- */
 
-/* _open(workers, memory, spill_dir, spill_max, worker_memory, resources): arguments already
- * checked by lua/cray.lua. */
+/* _open(workers, memory, spill_dir, spill_max, worker_memory, resources, task_memory):
+ * arguments already checked by lua/cray.lua. */
 static int l_open(lua_State *L) {
   cray__lstate *ls = self(L);
   if (ls->rt && ls->rt != g_rt)
@@ -484,6 +484,7 @@ static int l_open(lua_State *L) {
   o.spill_dir = luaL_optstring(L, 3, NULL);
   o.spill_max = (size_t)luaL_optnumber(L, 4, 0);
   o.worker_memory = (size_t)luaL_optnumber(L, 5, 0);
+  o.task_memory = (size_t)luaL_optnumber(L, 7, 0);
   int nres = 0;
   if (lua_istable(L, 6)) {
     lua_pushnil(L);

@@ -21,6 +21,7 @@ local init_options = {
   spill_dir = options.name,
   spill_max = options.size(core.parse_size, 1, "1"),
   worker_memory = options.size(core.parse_size, core.worker_memory_min, "1M"),
+  task_memory = options.size(core.parse_size, 1, "1"),
   resources = options.resources(true),
   ignore_reinit_error = options.of_type("boolean"),
 }
@@ -28,7 +29,8 @@ local init_options = {
 function cray.init(opts)
   local o = options.check("cray.init", opts, init_options, 2)
   if core.is_open() and o.ignore_reinit_error then return end
-  core.open(o.workers, o.memory, o.spill_dir, o.spill_max, o.worker_memory, o.resources)
+  core.open(o.workers, o.memory, o.spill_dir, o.spill_max, o.worker_memory, o.resources,
+            o.task_memory)
 end
 
 local pending -- lua/remote.lua's

@@ -106,6 +106,8 @@ typedef struct cray_options {
   const char *lua_path;         /* package.path of worker states; NULL: the driver's that
                                    starts the workers, else LuaJIT's ($LUA_PATH) */
   const char *lua_cpath;        /* package.cpath likewise */
+  size_t task_memory;           /* Lua heap share of one task or actor call in a worker
+                                   state; 0: half of worker_memory (none without it) */
 } cray_options;
 
 /* The smallest worker_memory a worker's Lua state with cray loaded fits in. */

@@ -97,6 +97,7 @@ struct cray__task {
 
   struct cray__sched *sched;
   void *exec;               /* the executor's continuation while suspended or running */
+  ptrdiff_t heap;           /* the executor's count of Lua heap bytes its runs took, net */
   cray__blob *error;        /* set by the executor when the run raised or was lost */
 
   /* the current wait, while suspended */

@@ -377,7 +377,7 @@ describe("actor lifecycle", function()
   end)
 
   it("restarts after its worker state runs out of memory, or dies without restarts", function()
-    cray = support.fresh({workers = 1, worker_memory = "64M"})
+    cray = support.fresh({workers = 1, worker_memory = "64M", task_memory = "64M"})
     local Hog = {
       init = function(self, tag) self.tag = tag end,
       tag_of = function(self) return self.tag end,

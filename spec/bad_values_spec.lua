@@ -40,6 +40,7 @@ local OPTIONS = {
   {"cray.init", cray.init, "memory", {["70000"] = true}},
   {"cray.init", cray.init, "spill_max", {["70000"] = true}},
   {"cray.init", cray.init, "worker_memory", {}},
+  {"cray.init", cray.init, "task_memory", {["70000"] = true}},
   {"cray.init", cray.init, "spill_dir", {['"text"'] = true}},
   {"cray.init", cray.init, "ignore_reinit_error", {["true"] = true}},
   {"cray.remote", function(o) return cray.remote(print, o) end, "num_returns", {}},

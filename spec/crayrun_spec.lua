@@ -21,8 +21,8 @@ describe("crayrun", function()
     local status, out = support.crayrun("--help")
     assert.are.equal(0, status)
     for _, opt in ipairs{"-e CODE", "-w, --workers", "-m, --memory", "--spill-dir",
-                         "--spill-max", "--worker-memory", "--resource NAME=N", "--stats",
-                         "-v, --version", "-h, --help"} do
+                         "--spill-max", "--worker-memory", "--task-memory", "--resource NAME=N",
+                         "--stats", "-v, --version", "-h, --help"} do
       assert.is_truthy(out:find(opt, 1, true), opt)
     end
   end)
@@ -99,6 +99,7 @@ describe("crayrun", function()
       {"--worker-memory 64K -e 1", "%-%-worker%-memory wants a size of at least 1M, such as 512M or "
                                    .. "2G, not '64K'"},
       {"--spill-max 1Q -e 1", "%-%-spill%-max wants a size"},
+      {"--task-memory 1Q -e 1", "%-%-task%-memory wants a size"},
       {"--resource db -e 1", "%-%-resource wants NAME=N with N a finite number >= 0, not 'db'"},
       {"--resource db=nan -e 1", "not 'db=nan'"},
       {"--resource db=inf -e 1", "not 'db=inf'"},

@@ -467,7 +467,7 @@ describe("task retries", function()
   end)
 
   it("rebuild a worker state that ran out of memory, then fail with out_of_memory", function()
-    cray = support.fresh({workers = 1, worker_memory = "64M"})
+    cray = support.fresh({workers = 1, worker_memory = "64M", task_memory = "64M"})
     local hog = cray.remote(function()
       local t = {}
       for i = 1, 1e8 do t[i] = {i} end
@@ -481,7 +481,7 @@ describe("task retries", function()
   end)
 
   it("re-run the tasks that were waiting in a state that was rebuilt", function()
-    cray = support.fresh({workers = 1, worker_memory = "64M"})
+    cray = support.fresh({workers = 1, worker_memory = "64M", task_memory = "64M"})
     local sleeper = cray.remote(function(key)
       _G[key] = (_G[key] or 0) + 1 -- the count starts again in a new state
       cray.sleep(0.2)
@@ -498,7 +498,7 @@ describe("task retries", function()
   end)
 
   it("re-run a task that waited in cray.get on a ref only its lost state held", function()
-    cray = support.fresh({workers = 1, worker_memory = "64M"})
+    cray = support.fresh({workers = 1, worker_memory = "64M", task_memory = "64M"})
     -- The hog's rebuild frees the waiter's ref; the slow task, lost without retries, then
     -- resolves and frees the entry the waiter was subscribed to before the waiter resumes.
     local slow = cray.remote(function() cray.sleep(0.2); return "slow" end, {max_retries = 0})
