@@ -303,7 +303,7 @@ int cray__actor_create(cray__sched *s, const cray__actor_spec *spec, cray__entry
     cray__task_release(s->store, init);
     return CRAY_ENOMEM;
   }
-  e->producer = a;
+  cray__store_set_producer(s->store, e, a);
   e->actor = 1;
   a->entry = e;
   a->cls = cls;

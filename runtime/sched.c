@@ -560,7 +560,8 @@ static void dep_resolved(cray__waiter *wt) {
 void cray__sched_count_submit(cray__sched *s, cray__task *t) {
   t->sched = s;
   atomic_fetch_add_explicit(&my_counts(s)->submitted, 1, memory_order_relaxed);
-  for (uint32_t i = 0; i < t->nreturns; i++) t->returns[i]->producer = t;
+  for (uint32_t i = 0; i < t->nreturns; i++)
+    cray__store_set_producer(s->store, t->returns[i], t);
 }
 
 void cray__sched_submit(cray__sched *s, cray__task *t) {

@@ -249,6 +249,13 @@ int cray__store_resolve(cray__store *s, cray__entry *e, cray__blob *blob, int fa
   return 0;
 }
 
+void cray__store_set_producer(cray__store *s, cray__entry *e, void *producer) {
+  shard *sh = cray__shard_of(s, &e->id);
+  pthread_mutex_lock(&sh->mu);
+  e->producer = producer;
+  pthread_mutex_unlock(&sh->mu);
+}
+
 int cray__store_with_producer(cray__store *s, cray__entry *e, void (*fn)(void *producer, void *arg),
                               void *arg) {
   shard *sh = cray__shard_of(s, &e->id);

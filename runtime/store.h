@@ -122,6 +122,9 @@ static inline uint32_t cray__entry_state(const cray__entry *e) {
  * its waiters. CRAY_EINVAL when it was already resolved (the blob is left to the caller). */
 int cray__store_resolve(cray__store *s, cray__entry *e, cray__blob *blob, int failed);
 
+/* Sets e's producer, under its shard lock as every access to it is. */
+void cray__store_set_producer(cray__store *s, cray__entry *e, void *producer);
+
 /* While e is pending, calls fn(e->producer, arg) under e's shard lock and returns 1;
  * returns 0 when e is resolved, has no producer, or is an actor's entry. */
 int cray__store_with_producer(cray__store *s, cray__entry *e, void (*fn)(void *producer, void *arg),
