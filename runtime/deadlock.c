@@ -59,7 +59,9 @@ static void subject(out *o, const cray__task *t) {
  * Returns with every worker's lock held when it is so (the caller unlocks). */
 static int quiet(cray__sched *s, uint64_t *activity) {
   for (int i = 0; i < s->n; i++) pthread_mutex_lock(&s->workers[i].mu);
-  int still = cray__timers_pending(s->timers) == 0 && atomic_load(&s->drivers_waiting) == 1;
+  /* relaxed: a hint; the verdict rests on the workers' locks and two quiet looks in a row */
+  int still = cray__timers_pending(s->timers) == 0 &&
+              atomic_load_explicit(&s->drivers_waiting, memory_order_relaxed) == 1;
   for (int i = 0; still && i < s->n; i++) {
     worker *w = &s->workers[i];
     still = w->sleeping && !w->ihead && !w->qhead && !w->rhead;
@@ -113,7 +115,8 @@ static int explain(cray__sched *s, cray__entry *e, out *o) {
       return 1;
     }
     seen[steps] = t;
-    int state = atomic_load(&t->state);
+    /* relaxed: read for the explanation only, under every worker's lock */
+    int state = atomic_load_explicit(&t->state, memory_order_relaxed);
     cray__task *next = NULL;
     say(o, "\n  ");
     subject(o, t);
@@ -149,7 +152,7 @@ int cray__sched_wait(cray__sched *s, cray__entry *const *entries, size_t n, size
   double end = timeout < 0 ? -1 : cray__now() + timeout, slice = 0.05;
   uint64_t last = 0;
   int looked = 0, got;
-  atomic_fetch_add(&s->drivers_waiting, 1);
+  atomic_fetch_add_explicit(&s->drivers_waiting, 1, memory_order_relaxed); /* see quiet */
   for (;;) {
     double left = end < 0 ? slice : end - cray__now();
     if (left > slice) left = slice;
@@ -173,6 +176,6 @@ int cray__sched_wait(cray__sched *s, cray__entry *const *entries, size_t n, size
     last = activity;
     if (slice < 0.4) slice *= 2;
   }
-  atomic_fetch_sub(&s->drivers_waiting, 1);
+  atomic_fetch_sub_explicit(&s->drivers_waiting, 1, memory_order_relaxed); /* see quiet */
   return got;
 }

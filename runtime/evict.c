@@ -190,10 +190,12 @@ static void *spill_main(void *arg) {
   cray__store *s = arg;
   batch *bt = cray__calloc(1, sizeof *bt);
   pthread_mutex_lock(&s->mu);
-  while (!atomic_load(&s->stop)) {
+  while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) { /* set under s->mu, held */
     double now = cray__now();
     if (!bt || !has_work(s, now)) {
-      atomic_store(&s->kicked, 0); /* a put crossing the budget from now on signals */
+      /* A put crossing the budget from now on signals. relaxed: the signal itself is sent
+       * and awaited under s->mu, which orders it; the flag only spares repeated ones. */
+      atomic_store_explicit(&s->kicked, 0, memory_order_relaxed);
       if (has_work(s, now)) continue;
       if (s->stalled || s->ndead) { /* something to try again in a while */
         struct timespec ts;
@@ -279,7 +281,7 @@ void cray__store_spill_stop(cray__store *s) {
   if (!s->spill) return;
   pthread_mutex_lock(&s->mu);
   int running = s->running;
-  atomic_store(&s->stop, 1);
+  atomic_store_explicit(&s->stop, 1, memory_order_relaxed); /* under s->mu, as it is read */
   pthread_cond_signal(&s->wake);
   pthread_cond_broadcast(&s->room);
   pthread_mutex_unlock(&s->mu);
@@ -316,7 +318,7 @@ int cray__store_reserve(cray__store *s, size_t len, int may_fail) {
   if (len > s->want) s->want = len;
   for (;;) {
 #define FITS() (atomic_load_explicit(&s->resident, memory_order_relaxed) + len <= s->hard)
-    if (FITS() || atomic_load(&s->stop)) break;
+    if (FITS() || atomic_load_explicit(&s->stop, memory_order_relaxed)) break; /* s->mu held */
     if (cray__store_spill_start(s) != 0) { /* no thread, no room to make: as a stall */
       if (may_fail && atomic_load_explicit(&s->resident, memory_order_relaxed) > s->budget)
         rc = CRAY_ENOMEM;
@@ -324,7 +326,8 @@ int cray__store_reserve(cray__store *s, size_t len, int may_fail) {
     }
     uint64_t mine = ++s->sweep_req;
     pthread_cond_signal(&s->wake);
-    while (s->sweep_done < mine && !FITS() && !atomic_load(&s->stop))
+    while (s->sweep_done < mine && !FITS() &&
+           !atomic_load_explicit(&s->stop, memory_order_relaxed)) /* s->mu held */
       pthread_cond_wait(&s->room, &s->mu);
     if (FITS() || s->sweep_done < mine || !s->stalled) continue;
     /* Nothing more can leave memory now. */
@@ -347,7 +350,9 @@ void cray__store_spill_sync(cray__store *s) {
   }
   uint64_t mine = ++s->sweep_req;
   pthread_cond_signal(&s->wake);
-  while (s->sweep_done < mine && !atomic_load(&s->stop)) pthread_cond_wait(&s->room, &s->mu);
+  /* relaxed: s->mu is held */
+  while (s->sweep_done < mine && !atomic_load_explicit(&s->stop, memory_order_relaxed))
+    pthread_cond_wait(&s->room, &s->mu);
   pthread_mutex_unlock(&s->mu);
 }
 

@@ -26,7 +26,8 @@ void cray__id_init(cray__idgen *g) {
   }
   g->nonce = nonce;
   atomic_init(&g->next_block, 1);
-  g->epoch = atomic_fetch_add(&id_epochs, 1) + 1;
+  /* relaxed: only uniqueness matters; nothing else is published with the number */
+  g->epoch = atomic_fetch_add_explicit(&id_epochs, 1, memory_order_relaxed) + 1;
 }
 
 cray_id cray__id_new(cray__idgen *g) {
