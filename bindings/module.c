@@ -155,8 +155,8 @@ static int l_ref(lua_State *L) {
   cray_id id;
   if (!is_string || strlen(hex) != len || cray_id_parse(hex, &id) != 0)
     cray__raise(L, "invalid_argument",
-                "cray.ref: expects an id as 32 hex digits, as ref:hex() gives (got %s%s%s)",
-                is_string ? "'" : "", is_string ? hex : luaL_typename(L, 1), is_string ? "'" : "");
+                "cray.ref: expects an id as 32 hex digits, as ref:hex() gives (got %s)",
+                cray__describe(L, 1));
   cray_runtime *rt = cray__module_rt(L, ls);
   cray__entry *e = cray__store_lookup(rt->store, &id);
   if (!e)

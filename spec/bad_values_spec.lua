@@ -123,7 +123,7 @@ describe("bad values", function()
       {"cray.get", cray.get}, {"cray.wait", cray.wait}, {"cray.get_buffer", cray.get_buffer},
       {"cray.cancel", cray.cancel}, {"cray.as_completed", cray.as_completed},
       {"cray.kill", cray.kill}, {"cray.monitor", cray.monitor}, {"cray.sleep", cray.sleep},
-      {"cray.remote", cray.remote}, {"cray.actor", cray.actor},
+      {"cray.remote", cray.remote}, {"cray.actor", cray.actor}, {"cray.ref", cray.ref},
       {"cray.get_actor", cray.get_actor},
       {"cray.register_class", function(v) return cray.register_class(v, {}) end},
       {"cray.register_class", function(v) return cray.register_class("spec.Bad", v) end},
@@ -150,6 +150,16 @@ describe("bad values", function()
         end
       end
     end
+  end)
+
+  it("are refused when a call takes none, or outside an actor's method", function()
+    refused("cray.put()", {"cray.put: takes exactly one value (got 0)"}, cray.put)
+    refused("cray.put(1, 2)", {"cray.put: takes exactly one value (got 2)"}, cray.put, 1, 2)
+    refused("cray.self()", {"cray.self: only an actor's method can call it"}, cray.self)
+    refused("cray.exit_actor()", {"cray.exit_actor: only an actor's method can call it"},
+            cray.exit_actor)
+    refused("cray.ref(hex)", {[[cray.ref: expects an id as 32 hex digits, as ref:hex() gives ]]
+                              .. [[(got "0123")]]}, cray.ref, "0123")
   end)
 
   it("name cray's own values by what they are when they are passed where refs go", function()

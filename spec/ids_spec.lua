@@ -51,7 +51,9 @@ describe("ids as hex: ref:hex() and cray.ref(hex)", function()
     end
     local ok, e = pcall(cray.ref, 12)
     assert.is_false(ok)
-    assert.is_truthy(e.message:find("got number", 1, true))
+    assert.is_truthy(e.message:find("(got 12)", 1, true))
+    ok, e = pcall(cray.ref, "abc")
+    assert.is_truthy(e.message:find([[(got "abc")]], 1, true))
   end)
 
   it("says object_lost for an id that names no object", function()
