@@ -26,6 +26,7 @@
 
 #include <lauxlib.h>
 #include <lualib.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,6 +277,16 @@ static cray__blob *raised_blob(xworker *xw, cray__task *t, lua_State *co) {
 
 /* ---- functions ---- */
 
+/* Raises a message without a position: luaL_error's would name the trampoline, a frame of
+ * cray's, not the user's code. */
+static int refuse(lua_State *L, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  return lua_error(L);
+}
+
 void cray__exec_push_stored(lua_State *L, cray__lstate *ls, cray__entry *e, int type) {
   uint8_t key[16];
   cray__id_store(&e->id, key);
@@ -294,20 +305,20 @@ void cray__exec_push_stored(lua_State *L, cray__lstate *ls, cray__entry *e, int 
   if (lua_type(L, -1) == LUA_TSTRING) {
     const char *name = lua_tostring(L, -1), *dot = strrchr(name, '.');
     if (!dot || dot == name || !dot[1])
-      luaL_error(L, "%s('%s'): name it as 'module.name'", what, name);
+      refuse(L, "%s('%s'): name it as 'module.name'", what, name);
     lua_getglobal(L, "require");
     lua_pushlstring(L, name, (size_t)(dot - name));
     lua_call(L, 1, 1);
     if (!lua_istable(L, -1))
-      luaL_error(L, "%s('%s'): module '%s' is not a table", what, name, lua_tostring(L, -1));
+      refuse(L, "%s('%s'): module '%s' is not a table", what, name, lua_tostring(L, -1));
     lua_getfield(L, -1, dot + 1);
     if (lua_type(L, -1) != type)
-      luaL_error(L, "%s('%s'): the module has no %s '%s'", what, name, thing, dot + 1);
+      refuse(L, "%s('%s'): the module has no %s '%s'", what, name, thing, dot + 1);
     lua_replace(L, -3);
     lua_pop(L, 1);
   }
   if (lua_type(L, -1) != type)
-    luaL_error(L, "%s: expects a %s (got %s)", what, thing, luaL_typename(L, -1));
+    refuse(L, "%s: expects a %s (got %s)", what, thing, cray__describe(L, -1));
   lua_pushlstring(L, (const char *)key, 16);
   lua_pushvalue(L, -2);
   lua_rawset(L, -4);
@@ -349,7 +360,7 @@ static void push_method(lua_State *L, xworker *xw, cray__task *t) {
   if (lua_isnil(L, -1) && t->is_init) {
     lua_pushcfunction(L, noop);
   } else if (!lua_isfunction(L, -1)) {
-    luaL_error(L, "actor class '%s' has no method '%s'", a->class_name, t->method);
+    refuse(L, "actor class '%s' has no method '%s'", a->class_name, t->method);
   }
 }
 

@@ -25,7 +25,8 @@ describe("remote functions", function()
     assert.are.equal(14, cray.get(double.remote(7)))
     local e = support.error_of(cray.get, cray.remote("spec.fixtures.mathx.not_a_function").remote())
     assert.are.equal("task_error", e.kind)
-    assert.matches("module has no function 'not_a_function'", e.message)
+    assert.are.equal("cray.remote('spec.fixtures.mathx.not_a_function'): the module has no "
+                     .. "function 'not_a_function'", e.message)
   end)
 
   it("are stored once, not with every call", function()
