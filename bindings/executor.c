@@ -34,6 +34,7 @@
 
 #include "../runtime/actor.h"
 #include "../runtime/alloc.h"
+#include "../runtime/io.h"
 #include "../runtime/runtime.h"
 #include "../runtime/wait.h"
 #include "codec.h"
@@ -537,6 +538,13 @@ static void recycle(xworker *xw, cray__task *t, lua_State *co) {
   t->exec = NULL;
 }
 
+/* t stopped running for good: the sockets it used are free, those it owns close. */
+static void io_task_end(cray__task *t) {
+  cray__io *io = cray__sched_io(t->sched);
+  cray__io_user_end(io, t);
+  if (!t->actor) cray__io_owner_end(io, t);
+}
+
 static int x_run(void *w, cray__task *t) {
   xworker *xw = w;
   if (!xw->L && !open_state(xw)) {
@@ -567,6 +575,7 @@ static int x_run(void *w, cray__task *t) {
   int status = lua_resume(co, nargs);
   xw->current = NULL;
   xw->current_co = NULL;
+  if (!(status == LUA_YIELD && xw->armed && !xw->finished)) io_task_end(t);
   if (xw->oom) {
     unanchor(xw, t);
     rebuild(xw);
@@ -593,10 +602,15 @@ static int x_run(void *w, cray__task *t) {
   return CRAY__RUN_RAISED;
 }
 
-static void x_drop(void *w, cray__task *t) { unanchor(w, t); }
+static void x_drop(void *w, cray__task *t) {
+  io_task_end(t);
+  unanchor(w, t);
+}
 
 static void x_actor_drop(void *w, cray__actor *a) {
   xworker *xw = w;
+  cray__sched *s = atomic_load_explicit(&xw->ctx->rt->sched, memory_order_acquire);
+  if (s) cray__io_owner_end(cray__sched_io(s), a); /* its sockets close with it */
   if (xw->L && exec_current(xw, a->exec))
     luaL_unref(xw->L, LUA_REGISTRYINDEX, (int)(uint32_t)(uintptr_t)a->exec);
   a->exec = NULL;
@@ -673,12 +687,10 @@ cray__task *cray__exec_current(cray__lstate *ls) {
 
 /* ---- waiting inside a task ---- */
 
-int cray__exec_arm(lua_State *L, cray__lstate *ls, cray__entry *const *entries, size_t n,
-                   size_t want, double deadline, int yieldable, const char *fn) {
+int cray__exec_can_wait(lua_State *L, cray__lstate *ls, int yieldable, const char *fn) {
   xworker *xw = ls->worker;
   if (!xw) return 0;
-  cray__task *t = xw->current;
-  if (!t || L != xw->current_co)
+  if (!xw->current || L != xw->current_co)
     cray__raise(L, "invalid_argument",
                 "%s cannot wait inside a coroutine that the task made itself; call it from "
                 "the task's own code",
@@ -689,6 +701,14 @@ int cray__exec_arm(lua_State *L, cray__lstate *ls, cray__entry *const *entries, 
                 "(such as a table.sort comparator or a metamethod called from C); wait for "
                 "the value before that call",
                 fn);
+  return 1;
+}
+
+int cray__exec_arm(lua_State *L, cray__lstate *ls, cray__entry *const *entries, size_t n,
+                   size_t want, double deadline, int yieldable, const char *fn) {
+  if (!cray__exec_can_wait(L, ls, yieldable, fn)) return 0;
+  xworker *xw = ls->worker;
+  cray__task *t = xw->current;
   if (atomic_load(&t->cancelled) || cray__sched_stopping(t->sched)) {
     xw->armed = 1; /* the scheduler fails it on the way out */
     return 1;

@@ -41,6 +41,11 @@ cray__sched *cray__exec_sched_c(cray_runtime *rt);
 int cray__exec_arm(lua_State *L, cray__lstate *ls, cray__entry *const *entries, size_t n,
                    size_t want, double deadline, int yieldable, const char *fn);
 
+/* The checks of cray__exec_arm alone, for a caller that must know before it arms: 1 when
+ * L is a task's coroutine that can yield, 0 when L is not in a worker (the driver); raises
+ * as cray__exec_arm does otherwise. */
+int cray__exec_can_wait(lua_State *L, cray__lstate *ls, int yieldable, const char *fn);
+
 /* The task running in ls's state (a worker's), or NULL. */
 cray__task *cray__exec_current(cray__lstate *ls);
 

@@ -20,6 +20,7 @@
 #include "../runtime/alloc.h"
 #include "../runtime/wait.h"
 #include "actor.h"
+#include "lio.h"
 #include "codec.h"
 #include "executor.h"
 #include "lua_modules.h"
@@ -699,7 +700,8 @@ int luaopen_cray(lua_State *L) {
 
   luaL_loadbuffer(L, (const char *)main->code, *main->size, main->name);
   lua_createtable(L, 0, 16);
-  for (const luaL_Reg *set[] = {core_functions, cray__task_functions, cray__actor_functions, NULL},
+  for (const luaL_Reg *set[] = {core_functions, cray__task_functions, cray__actor_functions,
+                                cray__io_functions, NULL},
                       **f = set;
        *f; f++) {
     for (const luaL_Reg *r = *f; r->name; r++) {

@@ -156,5 +156,7 @@ end
 
 pending = require("cray.remote")(cray, core)
 require("cray.actor")(cray, core, pending)
+require("cray.io")(cray, core, pending)
+require("cray.timers")(cray, core, pending)
 
 return cray

@@ -55,12 +55,12 @@ static void subject(out *o, const cray__task *t) {
   }
 }
 
-/* Every worker asleep with nothing queued, no timer pending, no other waiting driver.
+/* Every worker asleep with nothing queued, no timer or I/O pending, no other waiting driver.
  * Returns with every worker's lock held when it is so (the caller unlocks). */
 static int quiet(cray__sched *s, uint64_t *activity) {
   for (int i = 0; i < s->n; i++) pthread_mutex_lock(&s->workers[i].mu);
   /* relaxed: a hint; the verdict rests on the workers' locks and two quiet looks in a row */
-  int still = cray__timers_pending(s->timers) == 0 &&
+  int still = cray__timers_pending(s->timers) == 0 && cray__io_pending(s->io) == 0 &&
               atomic_load_explicit(&s->drivers_waiting, memory_order_relaxed) == 1;
   for (int i = 0; still && i < s->n; i++) {
     worker *w = &s->workers[i];

@@ -156,6 +156,10 @@ static void arm(worker *w, cray__task *t) {
   atomic_store_explicit(&t->woken, 0, memory_order_release);
 }
 
+void cray__sched_wake(cray__sched *s, cray__task *t) { wake(s, t); }
+
+cray__io *cray__sched_io(cray__sched *s) { return s->io; }
+
 /* ---- finishing ---- */
 
 /* The calling thread's counts. */
@@ -704,6 +708,8 @@ int cray__sched_start(cray__sched **out, cray_runtime *rt, const cray__executor 
   s->counts = cray__calloc((size_t)s->n + 1, sizeof *s->counts);
   s->res_free = cray__calloc((size_t)(s->nres ? s->nres : 1), sizeof *s->res_free);
   int rc = s->workers && s->counts && s->res_free ? cray__timers_start(&s->timers) : CRAY_ENOMEM;
+  if (rc == 0 && (rc = cray__io_start(&s->io, s->timers, s, s->store)) != 0)
+    cray__timers_stop(s->timers);
   if (rc) {
     cray__free(s->workers);
     cray__free(s->counts);
@@ -739,6 +745,7 @@ static void signal_all(cray__sched *s) {
 void cray__sched_stop(cray__sched *s) {
   atomic_store(&s->stopping, 1);
   cray__timers_flush(s->timers);
+  cray__io_flush(s->io);
   /* Tasks parked for resources fail as cancelled. */
   pthread_mutex_lock(&s->res_mu);
   cray__task *parked = s->res_head;
@@ -761,6 +768,7 @@ void cray__sched_stop(cray__sched *s) {
   for (int i = 0; i < s->n; i++) pthread_join(s->workers[i].thread, NULL);
   cray__store_on_actor_gone(s->store, NULL, NULL);
   cray__actor_free_all(s);
+  cray__io_stop(s->io);
   cray__timers_stop(s->timers);
   for (int i = 0; i < s->n; i++) {
     pthread_mutex_destroy(&s->workers[i].mu);

@@ -84,6 +84,12 @@ int cray__sched_cancel(cray__sched *s, cray__entry *e);
 
 int cray__sched_stopping(cray__sched *s);
 
+/* Resumes t, suspended, on its home worker: it looks again at what it waits for (so a
+ * wake it did not need is harmless). Any thread. */
+void cray__sched_wake(cray__sched *s, cray__task *t);
+/* The I/O service (runtime/io.h). */
+struct cray__io *cray__sched_io(cray__sched *s);
+
 /* For a thread that is not a worker (the driver): waits as cray__wait_entries does, but
  * without a timeout, when nothing anywhere can make progress before `want` entries resolve,
  * returns

@@ -9,6 +9,7 @@
 #include <pthread.h>
 
 #include "actor.h"
+#include "io.h"
 #include "sched.h"
 
 typedef struct worker {
@@ -47,6 +48,7 @@ struct cray__sched {
   const cray__executor *ex;
   void *ctx;
   cray__timers *timers;
+  cray__io *io;
   int n;
   worker *workers;
   _Atomic unsigned rr;

@@ -17,7 +17,7 @@
 #include "cray.h"
 #include "wait.h"
 
-enum { REQ_ADD, REQ_CANCEL, REQ_FLUSH };
+enum { REQ_ADD, REQ_CANCEL, REQ_FLUSH, REQ_CALL };
 
 struct cray__timer {
   uv_timer_t uv;
@@ -33,6 +33,8 @@ struct cray__timer {
 typedef struct request {
   int kind;
   cray__timer *tm;
+  cray__timers_call_fn fn; /* REQ_CALL */
+  void *arg;
   struct request *next;
 } request;
 
@@ -97,7 +99,9 @@ static void on_requests(uv_async_t *a) {
   for (r = ordered; r; r = ordered) {
     ordered = r->next;
     cray__timer *tm = r->tm;
-    if (r->kind == REQ_FLUSH) {
+    if (r->kind == REQ_CALL) {
+      r->fn(&t->loop, r->arg);
+    } else if (r->kind == REQ_FLUSH) {
       t->flushing = 1;
       while (t->live) finish(t, t->live, CRAY__TIMER_STOPPED);
     } else if (r->kind == REQ_ADD) {
@@ -154,17 +158,24 @@ int cray__timers_start(cray__timers **out) {
   return 0;
 }
 
-static int post(cray__timers *t, int kind, cray__timer *tm) {
+static int post_call(cray__timers *t, int kind, cray__timer *tm, cray__timers_call_fn fn,
+                     void *arg) {
   request *r = cray__malloc(sizeof *r);
   if (!r) return CRAY_ENOMEM;
   r->kind = kind;
   r->tm = tm;
+  r->fn = fn;
+  r->arg = arg;
   pthread_mutex_lock(&t->mu);
   r->next = t->reqs;
   t->reqs = r;
   pthread_mutex_unlock(&t->mu);
   uv_async_send(&t->async);
   return 0;
+}
+
+static int post(cray__timers *t, int kind, cray__timer *tm) {
+  return post_call(t, kind, tm, NULL, NULL);
 }
 
 cray__timer *cray__timer_add(cray__timers *t, double delay, cray__timer_fn fn, void *arg) {
@@ -180,6 +191,10 @@ cray__timer *cray__timer_add(cray__timers *t, double delay, cray__timer_fn fn, v
     return NULL;
   }
   return tm;
+}
+
+int cray__timers_call(cray__timers *t, cray__timers_call_fn fn, void *arg) {
+  return post_call(t, REQ_CALL, NULL, fn, arg);
 }
 
 void cray__timer_cancel(cray__timers *t, cray__timer *tm) { post(t, REQ_CANCEL, tm); }

@@ -31,6 +31,11 @@ cray__timer *cray__timer_add(cray__timers *t, double delay, cray__timer_fn fn, v
 /* Hands the timer back; if it has not fired, its callback runs with
  * CRAY__TIMER_CANCELLED. The handle must not be used afterwards. */
 void cray__timer_cancel(cray__timers *t, cray__timer *tm);
+/* Runs fn(loop, arg) on the service thread, in order with the other requests, where it
+ * may use the loop (a uv_loop_t) as it likes (runtime/io.c does). CRAY_ENOMEM when it
+ * cannot be queued (fn is not called then). Not after cray__timers_stop began. */
+typedef void (*cray__timers_call_fn)(void *loop, void *arg);
+int cray__timers_call(cray__timers *t, cray__timers_call_fn fn, void *arg);
 /* Timers added whose callback has not run yet. */
 int cray__timers_pending(cray__timers *t);
 

@@ -74,6 +74,16 @@ function M.error_of(fn, ...)
   return e
 end
 
+-- Polls until fn() is true (the runtime acts on other threads), sleeping with cray.sleep;
+-- fails after 10 s saying what never happened.
+function M.eventually(cray, fn, what)
+  for _ = 1, 1000 do
+    if fn() then return end
+    cray.sleep(0.01)
+  end
+  error("never happened: " .. what)
+end
+
 -- Runs a full garbage collection cycle until it frees nothing more.
 function M.collect()
   for _ = 1, 3 do collectgarbage("collect") end
