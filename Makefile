@@ -94,7 +94,7 @@ PRODUCTS := $(B)/crayrun $(B)/libcray.a $(B)/libcray.so.$(VERSION) $(B)/libcray.
 
 .PHONY: all run test bench install install-lua clean deps fuzz fuzzers fuzz-run soak FORCE
 .SECONDARY:
-all: $(PRODUCTS) $(CTESTS) $(EXAMPLES) $(REPLAYS) $(B)/bench/ceiling
+all: $(PRODUCTS) $(CTESTS) $(EXAMPLES) $(REPLAYS) $(B)/bench/ceiling $(B)/bench/io_echo
 
 # Everything built depends on $(FLAGS), a stamp of the compiler and flags in use (CC, CI,
 # CFLAGS, OPT, SAN, LDFLAGS ...), rewritten only when they change: a build with other
@@ -179,6 +179,10 @@ $(B)/examples/%: examples/%.c $(B)/libcray.a $(B)/include/cray.h $(FLAGS)
 $(B)/bench/ceiling: bench/ceiling.c $(FLAGS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) -lpthread
+
+$(B)/bench/io_echo: bench/io_echo.c $(FLAGS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS) $(PKG_LIBS) -lpthread
 
 $(B)/cray.pc: Makefile
 	@mkdir -p $(dir $@)

@@ -123,7 +123,7 @@ static int list(fs_op *f) {
   if (rc == 0 && errno) rc = -errno;
   closedir(d);
   if (rc == 0) {
-    qsort(names, n, sizeof *names, by_name);
+    if (n) qsort(names, n, sizeof *names, by_name);
     free(f->data);
     f->data = malloc(bytes ? bytes : 1);
     f->len = 0;

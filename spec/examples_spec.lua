@@ -22,6 +22,23 @@ describe("examples", function()
     assert.matches("%d+ of 16000 transfers went through", err)
   end)
 
+  it("chat.lua: each client hears every client's hello, broadcast by the room actor", function()
+    local status, out, err = support.crayrun("examples/chat.lua")
+    assert.are.equal(0, status, err)
+    local heard = "alice: hello from alice; bob: hello from bob; carol: hello from carol"
+    assert.are.equal(("alice heard: %s\nbob heard: %s\ncarol heard: %s\n"):format(heard, heard, heard),
+                     out)
+  end)
+
+  it("crawl.lua fetches every page of a local site, a bounded number in flight", function()
+    local status, out, err = support.crayrun("examples/crawl.lua 40 3")
+    assert.are.equal(0, status, err)
+    assert.are.equal("crawled 40 pages, at most 3 in flight\n", out)
+    status, out, err = support.crayrun("-w 1 examples/crawl.lua 10 2")
+    assert.are.equal(0, status, err)
+    assert.are.equal("crawled 10 pages, at most 2 in flight\n", out)
+  end)
+
   it("embed/hello.c stores a value from C and reads it back around a Lua driver", function()
     local status, out, err = support.run(support.build .. "/examples/embed/hello")
     assert.are.equal(0, status, err)
