@@ -59,7 +59,9 @@ describe("bench/run", function()
                           "actor_creation_per_second", "actor_bytes",
                           "savina_pingpong", "savina_counting", "savina_fj_throughput",
                           "savina_fj_creation", "savina_thread_ring", "savina_big",
-                          "savina_chameneos"} do
+                          "savina_chameneos", "io_tcp_echo_roundtrips_per_second",
+                          "io_tcp_echo_gb_per_second", "io_tcp_echo_c_roundtrips_per_second",
+                          "io_tcp_echo_c_gb_per_second"} do
       assert.is_truthy(got[name], name)
       assert.is_true(got[name] > 0, name)
     end
