@@ -136,13 +136,13 @@ static int wait_ready(lua_State *L, cray__lstate *ls, io_call *c, double deadlin
   }
   if (c->worker) {
     cray__exec_arm(L, ls, NULL, 0, 0, deadline, 1, c->fn);
-    if (fresh) cray__io_submit(op, c->task);
+    if (fresh) cray__io_watch(op, c->task);
     /* The task stays the direction's user; the op holds the handle until it comes back. */
     cray__io_handle_release(c->h);
     c->h = NULL;
     return 1;
   }
-  if (fresh) cray__io_submit(op, NULL);
+  if (fresh) cray__io_watch(op, NULL);
   cray__io_op_wait(op, deadline);
   return 0;
 }

@@ -8,13 +8,18 @@
  * aborts them and waits until none is left and every uv handle of the service is closed.
  *
  * Handles live in a chained hash table under `mu` that holds no reference: the last
- * release takes a handle out of it, under the same lock that look-ups retain under.
+ * release takes a handle out of it, under the same lock that look-ups retain under. The
+ * epoll set names sockets by id, so the loop finds a handle only while it lives. Watchers
+ * (poll ops armed on a handle) are not on the live list: they finish on whichever thread
+ * takes them from their handle (the loop when the socket is ready, a closer with
+ * UV_ECANCELED), and once the service stops no one is woken.
  */
 #include "io.h"
 
 #include <errno.h>
 #include <math.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,10 +43,13 @@ struct cray__io {
   size_t nbuckets, nhandles;
   uint64_t next_id;
 
+  int epfd;                      /* the sockets' readiness, armed one-shot by their waiters */
+  uv_poll_t epoll;               /* the loop's watch on epfd */
+
   /* loop thread */
   cray__io_op *live;
   int open_uv;                   /* uv handles of the service not closed yet */
-  int stopping;
+  _Atomic int stopping;          /* written by the loop thread only */
   int flushed;
 
   pthread_mutex_t stop_mu;       /* the start and stop handshakes */
@@ -83,20 +91,21 @@ static void signal_stopped(cray__io *io) {
 
 /* On the loop thread, once stopping: done when no op and no uv handle is left. */
 static void maybe_stopped(cray__io *io) {
-  if (io->stopping && !io->live && io->open_uv == 0) signal_stopped(io);
+  if (atomic_load_explicit(&io->stopping, memory_order_relaxed) && !io->live && io->open_uv == 0)
+    signal_stopped(io);
 }
 
-void cray__io_complete(cray__io_op *op, int result) {
+/* Any thread: op is over. Wakes its waiter (but after the workers stopped) and drops the
+ * reference the loop or a watch held. */
+static void finish(cray__io_op *op, int result) {
   cray__io *io = op->io;
-  if (op->prev_live) op->prev_live->next_live = op->next_live;
-  else io->live = op->next_live;
-  if (op->next_live) op->next_live->prev_live = op->prev_live;
   op->result = result;
   cray__task *t = op->task;
   op->task = NULL;
   if (t) {
     atomic_store_explicit(&op->done, 1, memory_order_release); /* publishes result */
-    cray__sched_wake(io->s, t);
+    /* relaxed: set on the loop thread, which is the only one finishing ops by then */
+    if (!atomic_load_explicit(&io->stopping, memory_order_relaxed)) cray__sched_wake(io->s, t);
     cray__task_release(io->store, t);
   } else {
     pthread_mutex_lock(&op->mu);
@@ -106,6 +115,14 @@ void cray__io_complete(cray__io_op *op, int result) {
   }
   atomic_fetch_sub_explicit(&io->pending, 1, memory_order_relaxed); /* a count only */
   cray__io_op_release(op);
+}
+
+void cray__io_complete(cray__io_op *op, int result) {
+  cray__io *io = op->io;
+  if (op->prev_live) op->prev_live->next_live = op->next_live;
+  else io->live = op->next_live;
+  if (op->next_live) op->next_live->prev_live = op->prev_live;
+  finish(op, result);
   maybe_stopped(io);
 }
 
@@ -155,9 +172,7 @@ static void start_op(cray__io *io, uv_loop_t *loop, cray__io_op *op) {
   op->next_live = io->live;
   if (io->live) io->live->prev_live = op;
   io->live = op;
-  if (io->stopping) {
-    if (op->task) cray__task_release(io->store, op->task);
-    op->task = NULL;
+  if (atomic_load_explicit(&io->stopping, memory_order_relaxed)) {
     cray__io_complete(op, UV_ECANCELED);
     return;
   }
@@ -171,6 +186,8 @@ static void on_async_closed(uv_handle_t *h) {
 }
 
 static void close_all_handles(cray__io *io);
+static void wake_watchers(cray__io *io);
+static void on_epoll(uv_poll_t *p, int status, int events);
 
 static void on_requests(uv_async_t *a) {
   cray__io *io = a->data;
@@ -195,19 +212,17 @@ static void on_requests(uv_async_t *a) {
     /* Wake every waiting task: the runtime stops, they fail as cancelled. */
     for (cray__io_op *op = io->live; op; op = op->next_live)
       if (op->task) cray__sched_wake(io->s, op->task);
-  } else if (stop == 2 && !io->stopping) {
+    wake_watchers(io);
+  } else if (stop == 2 && !atomic_load_explicit(&io->stopping, memory_order_relaxed)) {
     /* The workers are gone: nobody is woken any more, everything open closes. */
-    io->stopping = 1;
-    for (cray__io_op *op = io->live; op; op = op->next_live) {
-      if (op->task) cray__task_release(io->store, op->task);
-      op->task = NULL;
-    }
+    atomic_store_explicit(&io->stopping, 1, memory_order_relaxed); /* read by finish */
     close_all_handles(io);
     for (cray__io_op *op = io->live, *next; op; op = next) {
       next = op->next_live;
       if (op->abort) op->abort(op);
     }
     uv_close((uv_handle_t *)&io->async, on_async_closed);
+    uv_close((uv_handle_t *)&io->epoll, on_async_closed);
     maybe_stopped(io);
   }
 }
@@ -220,8 +235,14 @@ typedef struct start_args {
 static void init_on_loop(void *loop, void *arg) {
   cray__io *io = arg;
   int rc = uv_async_init(loop, &io->async, on_requests);
-  if (rc == 0) io->open_uv = 1;
   io->async.data = io;
+  if (rc == 0 && (rc = uv_poll_init(loop, &io->epoll, io->epfd)) != 0)
+    uv_close((uv_handle_t *)&io->async, NULL);
+  if (rc == 0) {
+    io->open_uv = 2;
+    io->epoll.data = io;
+    uv_poll_start(&io->epoll, UV_READABLE, on_epoll);
+  }
   pthread_mutex_lock(&io->stop_mu);
   io->ready = rc == 0 ? 1 : -1;
   pthread_cond_broadcast(&io->stop_cv);
@@ -229,6 +250,7 @@ static void init_on_loop(void *loop, void *arg) {
 }
 
 static void destroy(cray__io *io) {
+  if (io->epfd >= 0) close(io->epfd);
   pthread_mutex_destroy(&io->qmu);
   pthread_mutex_destroy(&io->mu);
   pthread_mutex_destroy(&io->stop_mu);
@@ -251,7 +273,8 @@ int cray__io_start(cray__io **out, cray__timers *timers, struct cray__sched *s,
   pthread_mutex_init(&io->mu, NULL);
   pthread_mutex_init(&io->stop_mu, NULL);
   pthread_cond_init(&io->stop_cv, NULL);
-  if (!io->buckets || cray__timers_call(timers, init_on_loop, io) != 0) {
+  io->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (!io->buckets || io->epfd < 0 || cray__timers_call(timers, init_on_loop, io) != 0) {
     destroy(io);
     return CRAY_ENOMEM;
   }
@@ -310,20 +333,9 @@ static cray__io_handle *find(cray__io *io, uint64_t id) {
   return NULL;
 }
 
-static void close_start(cray__io *io, uv_loop_t *loop, cray__io_op *op);
-static void close_free(cray__io_op *op);
-
-typedef struct close_op {
-  cray__io_op op;
-  cray__io_handle *h;
-} close_op;
-
 cray__io_handle *cray__io_handle_new(cray__io *io, int kind, int fd, void *owner) {
   cray__io_handle *h = cray__calloc(1, sizeof *h);
-  close_op *c = (close_op *)cray__io_op_new(io, sizeof *c, close_start, close_free, NULL);
-  if (!h || !c) {
-    cray__free(h);
-    if (c) cray__io_op_release(&c->op);
+  if (!h) {
     close(fd);
     return NULL;
   }
@@ -332,15 +344,24 @@ cray__io_handle *cray__io_handle_new(cray__io *io, int kind, int fd, void *owner
   h->fd = fd;
   h->owner = owner;
   h->rc = 2; /* open, and the caller's */
-  h->close_op = &c->op;
   pthread_mutex_lock(&io->mu);
   if (io->nhandles >= io->nbuckets) grow(io);
   h->id = io->next_id++;
-  size_t b = bucket_of(io, h->id);
-  h->hnext = io->buckets[b];
-  io->buckets[b] = h;
-  io->nhandles++;
+  /* Registered disarmed (one-shot, nothing asked): its waiters arm it. */
+  struct epoll_event e = {.events = EPOLLONESHOT, .data.u64 = h->id};
+  int ok = epoll_ctl(io->epfd, EPOLL_CTL_ADD, fd, &e) == 0;
+  if (ok) {
+    size_t b = bucket_of(io, h->id);
+    h->hnext = io->buckets[b];
+    io->buckets[b] = h;
+    io->nhandles++;
+  }
   pthread_mutex_unlock(&io->mu);
+  if (!ok) {
+    close(fd);
+    cray__free(h);
+    return NULL;
+  }
   return h;
 }
 
@@ -358,8 +379,7 @@ void cray__io_handle_release(cray__io_handle *h) {
   }
   pthread_mutex_unlock(&io->mu);
   if (!last) return;
-  close(h->fd);
-  if (h->close_op) cray__io_op_release(h->close_op);
+  close(h->fd); /* closing drops it from the epoll set too */
   cray__free(h->buf);
   cray__free(h);
 }
@@ -409,20 +429,40 @@ void cray__io_unuse(cray__io_handle *h, int dir) {
   cray__io_handle_release(h);
 }
 
-/* Closes h, whose reference the caller holds: only the first close submits. */
-static void close_handle(cray__io_handle *h) {
-  pthread_mutex_lock(&h->io->mu);
-  int first = !atomic_load_explicit(&h->closed, memory_order_relaxed);
+/* Under mu: marks h closed and takes its watchers (list linked by gone_next); 0 when it
+ * was closed already. */
+static int shut_locked(cray__io_handle *h, cray__io_op **list) {
+  if (atomic_load_explicit(&h->closed, memory_order_relaxed)) return 0;
   atomic_store_explicit(&h->closed, 1, memory_order_relaxed); /* read under mu, or a hint */
-  cray__io_op *op = h->close_op;
-  h->close_op = NULL;
-  if (first) retain_locked(h); /* the close op's, and the open reference it drops */
+  for (int d = 0; d < 2; d++) {
+    if (!h->watch[d]) continue;
+    h->watch[d]->gone_next = *list;
+    *list = h->watch[d];
+    h->watch[d] = NULL;
+  }
+  epoll_ctl(h->io->epfd, EPOLL_CTL_DEL, h->fd, NULL);
+  return 1;
+}
+
+/* After shut_locked, without the lock: the watchers learn it closed, the peer sees the
+ * end now (not when the last user goes), and the open reference goes. */
+static void shut_done(cray__io_handle *h, cray__io_op *list) {
+  while (list) {
+    cray__io_op *next = list->gone_next;
+    finish(list, UV_ECANCELED);
+    list = next;
+  }
+  shutdown(h->fd, SHUT_RDWR);
+  cray__io_handle_release(h);
+}
+
+/* Closes h, whose reference the caller holds. */
+static void close_handle(cray__io_handle *h) {
+  cray__io_op *list = NULL;
+  pthread_mutex_lock(&h->io->mu);
+  int first = shut_locked(h, &list);
   pthread_mutex_unlock(&h->io->mu);
-  if (!first) return;
-  ((close_op *)op)->h = h;
-  cray__io_submit(op, NULL);
-  cray__io_op_release(op);
-  shutdown(h->fd, SHUT_RDWR); /* the peer sees the end now, not when the last user goes */
+  if (first) shut_done(h, list);
 }
 
 int cray__io_close(cray__io *io, uint64_t id, int kind) {
@@ -487,7 +527,7 @@ void cray__io_user_end(cray__io *io, void *user) {
   }
 }
 
-/* ---- watching a descriptor (loop thread) ---- */
+/* ---- watching a descriptor ---- */
 
 typedef struct poll_op {
   cray__io_op op;
@@ -495,76 +535,80 @@ typedef struct poll_op {
   int dir;
 } poll_op;
 
-static void update_events(cray__io_handle *h);
-
-static void on_poll(uv_poll_t *p, int status, int events) {
-  cray__io_handle *h = p->data;
-  static const int bits[2] = {UV_READABLE, UV_WRITABLE};
-  for (int d = 0; d < 2; d++) {
-    cray__io_op *op = h->watch[d];
-    if (!op || !(status < 0 || events & (bits[d] | UV_DISCONNECT))) continue;
-    h->watch[d] = NULL;
-    cray__io_complete(op, status < 0 ? status : 0);
-  }
-  update_events(h);
+/* Arms h's one-shot registration with what its watchers wait for; under mu. */
+static void rearm_locked(cray__io_handle *h) {
+  uint32_t ev = (h->watch[CRAY__IO_IN] ? EPOLLIN | EPOLLRDHUP : 0) |
+                (h->watch[CRAY__IO_OUT] ? EPOLLOUT : 0);
+  if (!ev) return;
+  struct epoll_event e = {.events = ev | EPOLLONESHOT, .data.u64 = h->id};
+  epoll_ctl(h->io->epfd, EPOLL_CTL_MOD, h->fd, &e);
 }
 
-static void update_events(cray__io_handle *h) {
-  int ev = (h->watch[CRAY__IO_IN] ? UV_READABLE : 0) | (h->watch[CRAY__IO_OUT] ? UV_WRITABLE : 0);
-  if (!h->poll || ev == h->events) return;
-  h->events = ev;
-  if (ev) uv_poll_start(h->poll, ev, on_poll);
-  else uv_poll_stop(h->poll);
-}
-
-static void on_poll_closed(uv_handle_t *p) {
-  cray__io_handle *h = p->data;
+void cray__io_watch(cray__io_op *op, cray__task *t) {
+  poll_op *p = (poll_op *)op;
+  cray__io_handle *h = p->h;
   cray__io *io = h->io;
-  cray__free(p);
-  io->open_uv--;
-  cray__io_handle_release(h);
-  maybe_stopped(io);
+  op->task = t;
+  if (t) cray__task_retain(t);
+  /* relaxed: mu orders the op's fields for whoever takes it from the handle */
+  atomic_fetch_add_explicit(&op->rc, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&io->pending, 1, memory_order_relaxed); /* a count only */
+  cray__io_op *old = NULL;
+  pthread_mutex_lock(&io->mu);
+  int closed = atomic_load_explicit(&h->closed, memory_order_relaxed);
+  if (!closed) {
+    old = h->watch[p->dir];
+    h->watch[p->dir] = op;
+    rearm_locked(h);
+  }
+  pthread_mutex_unlock(&io->mu);
+  if (closed) finish(op, UV_ECANCELED);
+  if (old) finish(old, 0); /* replaced: its waiter looks again */
 }
 
-static void poll_start(cray__io *io, uv_loop_t *loop, cray__io_op *op) {
-  poll_op *p = (poll_op *)op;
-  cray__io_handle *h = p->h;
-  if (atomic_load_explicit(&h->closed, memory_order_relaxed)) { /* its close op comes next */
-    cray__io_complete(op, UV_ECANCELED);
-    return;
-  }
-  if (!h->poll) {
-    uv_poll_t *u = cray__malloc(sizeof *u);
-    int rc = u ? uv_poll_init_socket(loop, u, h->fd) : UV_ENOMEM;
-    if (rc != 0) {
-      cray__free(u);
-      cray__io_complete(op, rc);
-      return;
+/* On the loop thread: epfd is readable. Finishes the watchers of the sockets that are
+ * ready, and arms again those still watched for the other direction. */
+static void on_epoll(uv_poll_t *p, int status, int events) {
+  (void)status, (void)events;
+  cray__io *io = p->data;
+  struct epoll_event evs[64];
+  int n;
+  do {
+    n = epoll_wait(io->epfd, evs, 64, 0);
+    for (int i = 0; i < n; i++) {
+      uint32_t ev = evs[i].events;
+      int any = ev & (EPOLLERR | EPOLLHUP);
+      cray__io_op *ready[2] = {NULL, NULL};
+      pthread_mutex_lock(&io->mu);
+      cray__io_handle *h = find(io, evs[i].data.u64);
+      if (h && !atomic_load_explicit(&h->closed, memory_order_relaxed)) {
+        if (h->watch[CRAY__IO_IN] && (any || ev & (EPOLLIN | EPOLLRDHUP)))
+          ready[0] = h->watch[CRAY__IO_IN], h->watch[CRAY__IO_IN] = NULL;
+        if (h->watch[CRAY__IO_OUT] && (any || ev & EPOLLOUT))
+          ready[1] = h->watch[CRAY__IO_OUT], h->watch[CRAY__IO_OUT] = NULL;
+        rearm_locked(h);
+      }
+      pthread_mutex_unlock(&io->mu);
+      for (int d = 0; d < 2; d++)
+        if (ready[d]) finish(ready[d], 0);
     }
-    u->data = h;
-    h->poll = u;
-    io->open_uv++;
-    pthread_mutex_lock(&io->mu);
-    retain_locked(h); /* the poll handle's, dropped when it is closed */
-    pthread_mutex_unlock(&io->mu);
-  }
-  if (h->watch[p->dir]) cray__io_complete(h->watch[p->dir], 0); /* replaced: look again */
-  h->watch[p->dir] = op;
-  update_events(h);
+  } while (n == 64);
 }
 
-static void poll_abort(cray__io_op *op) {
-  poll_op *p = (poll_op *)op;
-  cray__io_handle *h = p->h;
-  if (h->watch[p->dir] == op) h->watch[p->dir] = NULL;
-  update_events(h);
-  cray__io_complete(op, UV_ECANCELED);
+/* The runtime stops: every task that watches a socket is woken. */
+static void wake_watchers(cray__io *io) {
+  pthread_mutex_lock(&io->mu);
+  for (size_t i = 0; i < io->nbuckets; i++)
+    for (cray__io_handle *h = io->buckets[i]; h; h = h->hnext)
+      for (int d = 0; d < 2; d++)
+        if (h->watch[d] && h->watch[d]->task) cray__sched_wake(io->s, h->watch[d]->task);
+  pthread_mutex_unlock(&io->mu);
 }
 
 static void poll_free(cray__io_op *op) { cray__io_handle_release(((poll_op *)op)->h); }
 
 cray__io_op *cray__io_poll_op(cray__io_handle *h, int dir) {
-  poll_op *p = (poll_op *)cray__io_op_new(h->io, sizeof *p, poll_start, poll_free, poll_abort);
+  poll_op *p = (poll_op *)cray__io_op_new(h->io, sizeof *p, NULL, poll_free, NULL);
   if (!p) return NULL;
   pthread_mutex_lock(&h->io->mu);
   retain_locked(h);
@@ -574,54 +618,27 @@ cray__io_op *cray__io_poll_op(cray__io_handle *h, int dir) {
   return &p->op;
 }
 
-/* Closing, on the loop thread: the watchers are told, the poll handle closed. */
-static void close_now(cray__io_handle *h) {
-  for (int d = 0; d < 2; d++) {
-    cray__io_op *w = h->watch[d];
-    h->watch[d] = NULL;
-    if (w) cray__io_complete(w, UV_ECANCELED);
-  }
-  if (h->poll) {
-    uv_close((uv_handle_t *)h->poll, on_poll_closed);
-    h->poll = NULL;
-  }
-}
-
-static void close_start(cray__io *io, uv_loop_t *loop, cray__io_op *op) {
-  (void)io, (void)loop;
-  close_now(((close_op *)op)->h);
-  cray__io_complete(op, 0);
-}
-
-static void close_free(cray__io_op *op) {
-  cray__io_handle *h = ((close_op *)op)->h;
-  if (!h) return;
-  /* The close op's reference and the open one. */
-  pthread_mutex_lock(&h->io->mu);
-  h->rc--;
-  pthread_mutex_unlock(&h->io->mu);
-  cray__io_handle_release(h);
-}
-
-/* At stop, on the loop thread: every handle still open closes now, and its open
- * reference goes (its close op is never submitted). */
+/* At stop, on the loop thread: every handle still open closes now. */
 static void close_all_handles(cray__io *io) {
   cray__io_handle *list = NULL;
+  cray__io_op *ops = NULL;
   pthread_mutex_lock(&io->mu);
   for (size_t i = 0; i < io->nbuckets; i++) {
     for (cray__io_handle *h = io->buckets[i]; h; h = h->hnext) {
-      if (atomic_load_explicit(&h->closed, memory_order_relaxed)) continue;
-      atomic_store_explicit(&h->closed, 1, memory_order_relaxed); /* under mu */
+      if (!shut_locked(h, &ops)) continue;
       h->gnext = list;
       list = h;
     }
   }
   pthread_mutex_unlock(&io->mu);
+  while (ops) {
+    cray__io_op *next = ops->gone_next;
+    finish(ops, UV_ECANCELED);
+    ops = next;
+  }
   while (list) {
     cray__io_handle *next = list->gnext;
-    close_now(list);
-    shutdown(list->fd, SHUT_RDWR);
-    cray__io_handle_release(list);
+    shut_done(list, NULL);
     list = next;
   }
 }

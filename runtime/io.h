@@ -15,8 +15,11 @@
  *
  * Handles (cray__io_handle). A socket the runtime owns, named by a 53-bit id that Lua
  * values carry, so a handle can be handed to another task or actor like a ref. Workers do
- * the socket's system calls themselves on the non-blocking descriptor; the loop only
- * watches it (uv_poll) while someone waits. A handle belongs to one owner at a time (an
+ * the socket's system calls themselves on the non-blocking descriptor. Every socket sits
+ * in the service's epoll set, registered one-shot: a waiter arms it (epoll_ctl, from its
+ * own thread) for the direction it waits for, and the loop, which watches the epoll set
+ * with one uv_poll, finishes the waiter's op when the socket is ready. So a wait costs
+ * one system call on the waiter's side and no request to the loop. A handle belongs to one owner at a time (an
  * actor, a task that is no actor call, or no one: another thread); each of its two
  * directions (reading or accepting; writing or connecting) has at most one user at a time,
  * and another owner may use it only while both are idle. An actor that uses a handle takes
@@ -25,9 +28,11 @@
  * closed by cray__io_close, when its owner ends (cray__io_owner_end), and at shutdown;
  * its descriptor is closed once the last reference to it is dropped.
  *
- * Locks: `mu` of the service guards the handle table and every handle's owner and users;
- * an op's `mu` guards its done flag for thread waiters. Neither is held while another is
- * taken, nor across a system call.
+ * Locks: `mu` of the service guards the handle table, every handle's owner, users and
+ * armed watchers, and the epoll registrations (epoll_ctl runs under it, so arming and the
+ * loop's taking of the ready watchers are ordered); a worker's lock may be taken under it
+ * (to wake a task), never the other way round. An op's `mu` guards its done flag for
+ * thread waiters.
  */
 #ifndef CRAY_IO_H
 #define CRAY_IO_H
@@ -112,14 +117,10 @@ struct cray__io_handle {
   _Atomic int closed;
   cray__io_handle *hnext;   /* hash chain, io->mu */
   cray__io_handle *gnext;   /* cray__io_owner_end's list */
-  cray__io_op *close_op;    /* made with the handle, so closing cannot fail */
   void *owner;               /* under io->mu */
   void *user[2];             /* the task (or thread token) using each direction, io->mu */
   cray__io_op *wait[2];      /* the user's poll op while it waits, held by the user */
-  /* loop thread only */
-  uv_poll_t *poll;
-  cray__io_op *watch[2];     /* poll ops the loop watches for */
-  int events;
+  cray__io_op *watch[2];     /* poll ops armed in the epoll set, io->mu */
   /* the user of CRAY__IO_IN only */
   char *buf;                 /* bytes read and not yet handed out: buf[off..len) */
   size_t off, len, cap;
@@ -150,8 +151,12 @@ int cray__io_close(cray__io *io, uint64_t id, int kind);
 void cray__io_owner_end(cray__io *io, void *owner);
 /* User `user` (a task) ended: the directions it used are free (its wait ops released). */
 void cray__io_user_end(cray__io *io, void *user);
-/* An op that completes when h's descriptor is ready for direction dir (result 0), on an
- * error (< 0), or when h closes (UV_ECANCELED). NULL when memory is short. */
+/* An op that completes when h's descriptor is ready for direction dir (result 0, also
+ * for an error the next system call will report), or when h closes (UV_ECANCELED). NULL
+ * when memory is short. It is armed with cray__io_watch, not submitted. */
 cray__io_op *cray__io_poll_op(cray__io_handle *h, int dir);
+/* Arms a poll op as cray__io_submit hands an op over (t NULL: a thread will wait), in the
+ * calling thread: no request goes through the loop. */
+void cray__io_watch(cray__io_op *op, cray__task *t);
 
 #endif

@@ -149,17 +149,18 @@ static void exec_start(cray__io *io, uv_loop_t *loop, cray__io_op *op) {
       .stdio = stdio,
   };
   int rc = uv_spawn(loop, &x->proc, &o);
-  x->open = x->input ? 4 : 3;
+  x->open = x->input ? 5 : 4;
   if (rc != 0) {
-    /* Nothing runs: the pipes and the timer close, then the op completes with rc. */
+    /* Nothing runs: the process handle (libuv wants it closed all the same), the pipes
+     * and the timer close, then the op completes with rc. */
     x->failed = rc;
+    uv_close((uv_handle_t *)&x->proc, on_closed);
     if (x->input) uv_close((uv_handle_t *)&x->in, on_closed);
     uv_close((uv_handle_t *)&x->out, on_closed);
     uv_close((uv_handle_t *)&x->err, on_closed);
     uv_close((uv_handle_t *)&x->timer, on_closed);
     return;
   }
-  x->open++; /* the process */
   x->reading = 2;
   uv_read_start((uv_stream_t *)&x->out, on_alloc, on_read);
   uv_read_start((uv_stream_t *)&x->err, on_alloc, on_read);
