@@ -29,7 +29,7 @@ int cray__user_level(lua_State *L, int level) {
 
 /* Whether a traceback's line is a frame of one of cray's chunks. */
 static int ours(const char *line) {
-  return line[0] == '\t' && strncmp(line + 1, CRAY__CHUNK_PREFIX + 1,
+  return line[0] == '\t' && strncmp(line + 1, &CRAY__CHUNK_PREFIX[1],
                                      sizeof CRAY__CHUNK_PREFIX - 2) == 0;
 }
 
