@@ -95,8 +95,8 @@ return function(cray, core, pending)
 
   local function check_handle(fn, h, mt, what)
     if getmetatable(h) ~= mt then
-      raise(3, "invalid_argument", "%s: expects a %s (use %s, not .)", fn, what,
-            fn:match("[:.]") and fn:gsub("%.", ":") or fn)
+      raise(3, "invalid_argument", "%s: expects a %s, called with a colon (got %s)", fn, what,
+            type(h))
     end
   end
 

@@ -69,7 +69,12 @@ describe("cray.tcp.listen", function()
 
   it("wants the method called with a colon", function()
     local srv = cray.tcp.listen("127.0.0.1", 0)
-    assert.matches("expects a listener", support.error_of(srv.accept).message)
+    assert.matches("srv:accept: expects a listener, called with a colon (got nil)",
+                   support.error_of(srv.accept).message, 1, true)
+    local c = cray.tcp.connect("127.0.0.1", srv:port())
+    assert.matches("conn:read: expects a connection, called with a colon (got number)",
+                   support.error_of(c.read, 5).message, 1, true)
+    c:close()
     srv:close()
   end)
 end)
