@@ -109,17 +109,21 @@ static int l_actor_call(lua_State *L) {
   int method_at = spec_int(L, CALL_METHOD_AT);
   lua_rawgeti(L, 2, CALL_NAME);
   const char *name = lua_tostring(L, -1);
-  for (int i = 3; i <= top; i++) lua_pushvalue(L, i);
   uint32_t nreturns = num_returns < 0 ? 1 : (uint32_t)num_returns;
-  cray__task *t = cray__task_build(L, ls, top + 2, nreturns, 0, 0, name);
+  uint32_t nrefs = num_returns == 0 ? 0 : nreturns;
+  int refs = top + 2;
+  cray__task_reserve_returns(L, ls, nrefs);
+  for (int i = 3; i <= top; i++) lua_pushvalue(L, i);
+  cray__task *t = cray__task_build(L, ls, refs + (int)nrefs, nreturns, 0, 0, name);
   t->all_values = num_returns < 0;
   t->actor = a;
   t->method = t->name + method_at;
   t->fn = a->entry;
   cray__store_retain(a->entry);
-  int pushed = cray__task_push_returns(L, ls, t, num_returns == 0);
+  cray__task_fill_returns(L, t, refs, nrefs);
+  lua_settop(L, refs + (int)nrefs - 1);
   cray__sched_submit(s, t);
-  return pushed;
+  return (int)nrefs;
 }
 
 /* actor_kill(actor_ref, restart) -> true when the actor was alive */

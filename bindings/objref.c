@@ -27,12 +27,22 @@ cray__entry *cray__objref_test(lua_State *L, cray__lstate *ls, int idx) {
   return r->e;
 }
 
-void cray__objref_push(lua_State *L, cray__lstate *ls, cray__entry *e) {
+void cray__objref_push_unset(lua_State *L, cray__lstate *ls) {
   cray__objref *r = lua_newuserdata(L, sizeof *r);
-  r->e = e;
+  r->e = NULL;
   r->epoch = ls->epoch;
   lua_rawgeti(L, LUA_REGISTRYINDEX, ls->objref_mt);
   lua_setmetatable(L, -2);
+}
+
+void cray__objref_set(lua_State *L, int idx, cray__entry *e) {
+  cray__objref *r = lua_touserdata(L, idx);
+  r->e = e;
+}
+
+void cray__objref_push(lua_State *L, cray__lstate *ls, cray__entry *e) {
+  cray__objref_push_unset(L, ls);
+  cray__objref_set(L, -1, e);
 }
 
 /* The state's context is upvalue 1: the context outlives every ObjectRef (the registry

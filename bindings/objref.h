@@ -21,6 +21,12 @@ typedef struct cray__objref {
 void cray__objref_open(lua_State *L);
 /* Pushes a new ObjectRef for e, taking over one reference the caller holds. */
 void cray__objref_push(lua_State *L, cray__lstate *ls, cray__entry *e);
+/* Pushes an ObjectRef that names nothing yet (its __gc does nothing): made before what it
+ * will name, so that running out of memory for it leaks nothing. */
+void cray__objref_push_unset(lua_State *L, cray__lstate *ls);
+/* Makes the unset ObjectRef at idx name e, taking over one reference the caller holds.
+ * Allocates nothing and raises nothing. */
+void cray__objref_set(lua_State *L, int idx, cray__entry *e);
 /* The entry of the ObjectRef at idx, or NULL when the value there is not one. Raises an
  * error when it is a stale ref. The entry is borrowed from the ref. */
 cray__entry *cray__objref_test(lua_State *L, cray__lstate *ls, int idx);

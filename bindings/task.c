@@ -91,20 +91,20 @@ cray__task *cray__task_build(lua_State *L, cray__lstate *ls, int first, uint32_t
     }
     t->returns[i] = e;
   }
-  if (!lua_checkstack(L, (int)nreturns + 1)) {
-    cray__task_release(rt->store, t);
-    cray__raise(L, "invalid_argument", "num_returns = %u is too many", nreturns);
-  }
   return t;
 }
 
-int cray__task_push_returns(lua_State *L, cray__lstate *ls, cray__task *t, int none) {
-  uint32_t pushed = none ? 0 : t->nreturns;
-  for (uint32_t i = 0; i < pushed; i++) {
+void cray__task_reserve_returns(lua_State *L, cray__lstate *ls, uint32_t n) {
+  if (!lua_checkstack(L, (int)n + lua_gettop(L) + 1))
+    cray__raise(L, "invalid_argument", "num_returns = %u is too many", n);
+  for (uint32_t i = 0; i < n; i++) cray__objref_push_unset(L, ls);
+}
+
+void cray__task_fill_returns(lua_State *L, cray__task *t, int first, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
     cray__store_retain(t->returns[i]);
-    cray__objref_push(L, ls, t->returns[i]);
+    cray__objref_set(L, first + (int)i, t->returns[i]);
   }
-  return (int)pushed;
 }
 
 /* submit(fn_ref, spec, args...) -> the refs of the task's returns */
@@ -128,12 +128,15 @@ static int l_submit(lua_State *L) {
                                                         CRAY__MAX_NEEDS) : 0;
   /* The name stays on the stack (below the arguments' copies) while the task copies it. */
   lua_pop(L, 1);
+  uint32_t nreturns = num_returns < 0 ? 1 : (uint32_t)num_returns;
+  uint32_t nrefs = num_returns == 0 ? 0 : nreturns;
+  int refs = top + 3;
+  cray__task_reserve_returns(L, ls, nrefs);
   for (int i = 3; i <= top; i++) lua_pushvalue(L, i);
 
   /* The function is a dependency too while it is not stored yet (see lua/remote.lua). */
   int fn_dep = cray__entry_state(fn) != CRAY__READY;
-  uint32_t nreturns = num_returns < 0 ? 1 : (uint32_t)num_returns;
-  cray__task *t = cray__task_build(L, ls, top + 3, nreturns, (uint32_t)fn_dep, nres, name);
+  cray__task *t = cray__task_build(L, ls, refs + (int)nrefs, nreturns, (uint32_t)fn_dep, nres, name);
   t->fn = fn;
   cray__store_retain(fn);
   t->all_values = num_returns < 0;
@@ -145,9 +148,10 @@ static int l_submit(lua_State *L) {
     t->deps[0] = fn;
     t->dep_arg[0] = CRAY__DEP_FUNCTION;
   }
-  int pushed = cray__task_push_returns(L, ls, t, num_returns == 0);
+  cray__task_fill_returns(L, t, refs, nrefs);
+  lua_settop(L, refs + (int)nrefs - 1);
   cray__sched_submit(s, t);
-  return pushed;
+  return (int)nrefs;
 }
 
 /* reserve() -> a ref to a new pending object, which fill() gives its value later. */

@@ -32,7 +32,11 @@ cray__task *cray__task_build(lua_State *L, cray__lstate *ls, int first, uint32_t
 int cray__check_resources(lua_State *L, struct cray__sched *s, const char *name,
                           cray__resource_need *need, int max);
 
-/* Pushes an ObjectRef for each of t's returns (none when `none`); returns how many. */
-int cray__task_push_returns(lua_State *L, cray__lstate *ls, cray__task *t, int none);
+/* Before cray__task_build: pushes the n ObjectRefs that a task's returns will fill, so
+ * that nothing can raise between making the task and handing it over. Raises when they
+ * do not fit on the stack with room left for a copy of every value on it. */
+void cray__task_reserve_returns(lua_State *L, cray__lstate *ls, uint32_t n);
+/* After: gives the refs at slots first..first+n-1 t's first n returns. Raises nothing. */
+void cray__task_fill_returns(lua_State *L, cray__task *t, int first, uint32_t n);
 
 #endif

@@ -435,7 +435,7 @@ static void fail_all(cray__sched *s, cray__actor *a, cray__task *calls) {
 static void die(cray__sched *s, worker *w, cray__actor *a, int reason) {
   int n;
   cray__task *started = abandon_started(s, w, a, &n);
-  s->ex->actor_drop(w->w, a);
+  if (w->w) s->ex->actor_drop(w->w, a); /* a worker without a state has no instances */
   pthread_mutex_lock(&w->mu);
   a->state = CRAY__ACTOR_DEAD;
   a->reason = reason;
@@ -468,7 +468,7 @@ static void restart(cray__sched *s, worker *w, cray__actor *a) {
   a->restarts++;
   int n;
   cray__task *started = abandon_started(s, w, a, &n), *again = NULL, **tail = &again, *fail = NULL;
-  s->ex->actor_drop(w->w, a);
+  if (w->w) s->ex->actor_drop(w->w, a); /* a worker without a state has no instances */
   for (cray__task *t = started, *next; t; t = next) {
     next = t->next;
     t->next = NULL;

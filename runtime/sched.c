@@ -340,6 +340,15 @@ static void start(cray__sched *s, worker *w, cray__task *t) {
     fail_cancelled(s, t);
     return;
   }
+  if (!w->w) { /* the executor could not make this worker's state */
+    release_resources(s, t);
+    fail(s, t,
+         cray__error_blob("out_of_memory", t->name, NULL,
+                          "task '%s' did not run: worker %d has no state to run it in (there "
+                          "was no memory to make one)",
+                          t->name ? t->name : "?", w->index));
+    return;
+  }
   uint32_t arg = 0;
   cray__entry *failed = failed_dep(t, &arg);
   if (failed) {
@@ -695,6 +704,35 @@ int cray__sched_cancel(cray__sched *s, cray__entry *e) {
 
 /* ---- start, stop, stats ---- */
 
+static void signal_all(cray__sched *s) {
+  for (int i = 0; i < s->n; i++) {
+    worker *w = &s->workers[i];
+    pthread_mutex_lock(&w->mu);
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+  }
+}
+
+/* Ends the first n workers, which have no task left, and frees s. */
+static void join_and_free(cray__sched *s, int n) {
+  atomic_store(&s->exiting, 1);
+  signal_all(s);
+  for (int i = 0; i < n; i++) pthread_join(s->workers[i].thread, NULL);
+  cray__store_on_actor_gone(s->store, NULL, NULL);
+  cray__actor_free_all(s);
+  cray__io_stop(s->io);
+  cray__timers_stop(s->timers);
+  for (int i = 0; i < s->n; i++) {
+    pthread_mutex_destroy(&s->workers[i].mu);
+    pthread_cond_destroy(&s->workers[i].cv);
+  }
+  pthread_mutex_destroy(&s->res_mu);
+  cray__free(s->workers);
+  cray__free(s->counts);
+  cray__free(s->res_free);
+  cray__free(s);
+}
+
 int cray__sched_start(cray__sched **out, cray_runtime *rt, const cray__executor *ex, void *ctx) {
   cray__sched *s = cray__calloc(1, sizeof *s);
   if (!s) return CRAY_ENOMEM;
@@ -728,18 +766,18 @@ int cray__sched_start(cray__sched **out, cray_runtime *rt, const cray__executor 
   }
   cray__actor_names_init(&s->names);
   cray__store_on_actor_gone(s->store, cray__actor_gone, s);
-  for (int i = 0; i < s->n; i++) pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]);
+  int started = 0;
+  while (started < s->n && pthread_create(&s->workers[started].thread, NULL, worker_main,
+                                          &s->workers[started]) == 0)
+    started++;
+  if (started < s->n) {
+    /* No task was submitted yet: the workers that started end at once. */
+    atomic_store(&s->stopping, 1);
+    join_and_free(s, started);
+    return CRAY_ESYS;
+  }
   *out = s;
   return 0;
-}
-
-static void signal_all(cray__sched *s) {
-  for (int i = 0; i < s->n; i++) {
-    worker *w = &s->workers[i];
-    pthread_mutex_lock(&w->mu);
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-  }
 }
 
 void cray__sched_stop(cray__sched *s) {
@@ -763,22 +801,7 @@ void cray__sched_stop(cray__sched *s) {
     struct timespec ts = {0, 1000000};
     nanosleep(&ts, NULL);
   }
-  atomic_store(&s->exiting, 1);
-  signal_all(s);
-  for (int i = 0; i < s->n; i++) pthread_join(s->workers[i].thread, NULL);
-  cray__store_on_actor_gone(s->store, NULL, NULL);
-  cray__actor_free_all(s);
-  cray__io_stop(s->io);
-  cray__timers_stop(s->timers);
-  for (int i = 0; i < s->n; i++) {
-    pthread_mutex_destroy(&s->workers[i].mu);
-    pthread_cond_destroy(&s->workers[i].cv);
-  }
-  pthread_mutex_destroy(&s->res_mu);
-  cray__free(s->workers);
-  cray__free(s->counts);
-  cray__free(s->res_free);
-  cray__free(s);
+  join_and_free(s, s->n);
 }
 
 void cray__sched_stats_get(cray__sched *s, cray__sched_stats *out) {

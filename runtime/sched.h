@@ -52,7 +52,9 @@ typedef struct cray__sched_stats {
   uint64_t submitted, running, finished, failed;
 } cray__sched_stats;
 
-/* Starts `workers` worker threads running tasks with ex (ctx is passed to its calls). */
+/* Starts `workers` worker threads running tasks with ex (ctx is passed to its calls).
+ * 0; CRAY_ENOMEM; or CRAY_ESYS when a thread cannot be started (those that were are
+ * joined, and nothing is left behind). */
 int cray__sched_start(cray__sched **out, cray_runtime *rt, const cray__executor *ex, void *ctx);
 /* Cancels what has not run, wakes what waits, waits for running tasks to reach their next
  * yield, then joins the workers. */

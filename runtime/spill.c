@@ -90,7 +90,10 @@ static int set_dir(cray__spill *sp, const char *dir, char *why, size_t whylen) {
     if (sp->made_dir) rmdir(dir);
     return refuse(why, whylen, "cannot use spill directory '%s': %s", dir, strerror(err));
   }
-  if (!(sp->dir = cray__strdup(dir))) return CRAY_ENOMEM;
+  if (!(sp->dir = cray__strdup(dir))) {
+    if (sp->made_dir) rmdir(dir);
+    return CRAY_ENOMEM;
+  }
   return 0;
 }
 

@@ -210,6 +210,17 @@ describe("task returns", function()
     assert.are.same({1}, cray.get({f.remote()})) -- a table of refs gives first values
   end)
 
+  it("leak nothing when making their refs raises", function()
+    -- spec/fixtures/refs_raise.lua makes finalizers raise inside calls, such as when their
+    -- refs are made; the task made for such a call must go with the error. It runs in a
+    -- fresh process, where the collector's pace does not depend on the specs before.
+    local status, out, err = support.crayrun("-w 2 spec/fixtures/refs_raise.lua")
+    assert.are.equal(0, status, err)
+    local raised, after, before = out:match("raised (%d+) objects (%d+) before (%d+)")
+    assert.are.equal("50", raised)
+    assert.is_true(tonumber(after) <= tonumber(before), out)
+  end)
+
   it("give num_returns refs of one value each", function()
     local f = cray.remote(function() return "a", "b", "c" end, {num_returns = 3})
     local a, b, c = f.remote()
