@@ -709,7 +709,9 @@ int cray__exec_arm(lua_State *L, cray__lstate *ls, cray__entry *const *entries, 
   if (!cray__exec_can_wait(L, ls, yieldable, fn)) return 0;
   xworker *xw = ls->worker;
   cray__task *t = xw->current;
-  if (atomic_load(&t->cancelled) || cray__sched_stopping(t->sched)) {
+  /* seq_cst: as the scheduler's checks against cray__sched_cancel (sched.c after_run) */
+  if (atomic_load_explicit(&t->cancelled, memory_order_seq_cst) ||
+      cray__sched_stopping(t->sched)) {
     xw->armed = 1; /* the scheduler fails it on the way out */
     return 1;
   }

@@ -445,7 +445,8 @@ static int l_stats(lua_State *L) {
   lua_createtable(L, 0, 3);
   set_int(L, "workers", (uint64_t)rt->opts.workers);
   cray__sched_stats ts = {0, 0, 0, 0};
-  cray__sched *sched = atomic_load(&rt->sched);
+  /* acquire: pairs with the release that publishes it (cray__runtime_sched) */
+  cray__sched *sched = atomic_load_explicit(&rt->sched, memory_order_acquire);
   if (sched) cray__sched_stats_get(sched, &ts);
   lua_createtable(L, 0, 4);
   set_int(L, "submitted", ts.submitted);

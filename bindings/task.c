@@ -236,7 +236,8 @@ static int l_cancel(lua_State *L) {
   if (!e)
     cray__raise(L, "invalid_argument", "cray.cancel: expects an ObjectRef (got %s)",
                 cray__describe(L, 1));
-  cray__sched *s = atomic_load(&ls->rt->sched);
+  /* acquire: pairs with the release that publishes it (cray__runtime_sched) */
+  cray__sched *s = atomic_load_explicit(&ls->rt->sched, memory_order_acquire);
   lua_pushboolean(L, s && cray__sched_cancel(s, e));
   return 1;
 }

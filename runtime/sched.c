@@ -199,7 +199,9 @@ static void fail(cray__sched *s, cray__task *t, cray__blob *error) {
 void cray__sched_fail(cray__sched *s, cray__task *t, cray__blob *error) { fail(s, t, error); }
 
 static void fail_cancelled(cray__sched *s, cray__task *t) {
-  int stopping = atomic_load(&s->stopping) && !atomic_load(&t->cancelled);
+  /* relaxed: it only picks the message; either is true of the task */
+  int stopping = atomic_load_explicit(&s->stopping, memory_order_relaxed) &&
+                 !atomic_load_explicit(&t->cancelled, memory_order_relaxed);
   fail(s, t,
        cray__error_blob("cancelled", t->name, NULL,
                         stopping ? "task '%s' was cancelled: the runtime shut down"
@@ -303,9 +305,13 @@ static void after_run(cray__sched *s, worker *w, cray__task *t, int rc) {
     return;
   }
   if (rc == CRAY__RUN_SUSPENDED) {
-    atomic_store_explicit(&t->state, CRAY__TASK_SUSPENDED, memory_order_release);
-    /* A cancel may have come while the task ran: make sure it is noticed. */
-    if (atomic_load(&t->cancelled) || atomic_load(&s->stopping)) wake(s, t);
+    /* A cancel may have come while the task ran: make sure it is noticed. seq_cst on the
+     * store and the loads: cray__sched_cancel stores `cancelled` and then loads `state`,
+     * so with a total order at least one side sees the other and wakes the task. */
+    atomic_store_explicit(&t->state, CRAY__TASK_SUSPENDED, memory_order_seq_cst);
+    if (atomic_load_explicit(&t->cancelled, memory_order_seq_cst) ||
+        atomic_load_explicit(&s->stopping, memory_order_seq_cst))
+      wake(s, t);
     if (t->actor) cray__actor_call_suspended(s, t);
     return;
   }
@@ -315,8 +321,11 @@ static void after_run(cray__sched *s, worker *w, cray__task *t, int rc) {
     task_done(s, t);
     return;
   }
-  int retry = !t->actor && t->retries < t->max_retries && !atomic_load(&t->cancelled) &&
-              !atomic_load(&s->stopping) && (rc == CRAY__RUN_LOST || t->retry_exceptions);
+  /* relaxed: a cancel or stop that comes later is caught when the retry starts */
+  int retry = !t->actor && t->retries < t->max_retries &&
+              !atomic_load_explicit(&t->cancelled, memory_order_relaxed) &&
+              !atomic_load_explicit(&s->stopping, memory_order_relaxed) &&
+              (rc == CRAY__RUN_LOST || t->retry_exceptions);
   if (retry) {
     cray__sched_disarm(s, w, t);
     cray__sched_count_running(s, t, -1);
@@ -335,7 +344,9 @@ static void after_run(cray__sched *s, worker *w, cray__task *t, int rc) {
 
 static void start(cray__sched *s, worker *w, cray__task *t) {
   arm(w, t);
-  if (atomic_load(&t->cancelled) || atomic_load(&s->stopping)) {
+  /* seq_cst: as after a run, against cray__sched_cancel's store then load */
+  if (atomic_load_explicit(&t->cancelled, memory_order_seq_cst) ||
+      atomic_load_explicit(&s->stopping, memory_order_seq_cst)) {
     release_resources(s, t); /* held when it comes from the resource queue */
     fail_cancelled(s, t);
     return;
@@ -397,10 +408,13 @@ static void resume(cray__sched *s, worker *w, cray__task *t) {
      * actor's restart takes it, and only a cancel or shutdown wakes it here). */
     cray__sched_wait_end(s, t);
     if (!t->started) start(s, w, t);
-    else if (atomic_load(&s->stopping) || atomic_load(&t->cancelled)) fail_cancelled(s, t);
+    else if (atomic_load_explicit(&s->stopping, memory_order_seq_cst) || /* as in start */
+             atomic_load_explicit(&t->cancelled, memory_order_seq_cst))
+      fail_cancelled(s, t);
     return;
   }
-  if (atomic_load(&s->stopping) || atomic_load(&t->cancelled)) {
+  if (atomic_load_explicit(&s->stopping, memory_order_seq_cst) || /* as in start */
+      atomic_load_explicit(&t->cancelled, memory_order_seq_cst)) {
     /* The executor drops what it holds; returns fail below. */
     cray__sched_wait_end(s, t);
     s->ex->drop(w->w, t);
@@ -480,7 +494,8 @@ static void *worker_main(void *arg) {
   self_worker = w;
   w->w = s->ex->worker_open(s->ctx, w->index);
   for (;;) {
-    if (!w->actors_shut && atomic_load(&s->stopping)) {
+    /* acquire: pairs with cray__sched_stop's store; what it did before shows here */
+    if (!w->actors_shut && atomic_load_explicit(&s->stopping, memory_order_acquire)) {
       w->actors_shut = 1;
       cray__actor_shutdown(w);
     }
@@ -488,14 +503,16 @@ static void *worker_main(void *arg) {
     /* Re-check under the lock: a push after the look above signals us. */
     pthread_mutex_lock(&w->mu);
     if (!w->ihead && !w->qhead && !w->rhead) {
-      if (atomic_load(&s->exiting)) {
+      /* relaxed: set before signal_all takes w->mu, which is held here */
+      if (atomic_load_explicit(&s->exiting, memory_order_relaxed)) {
         pthread_mutex_unlock(&w->mu);
         break;
       }
       w->sleeping = 1;
-      atomic_fetch_add(&s->sleepers, 1);
+      /* relaxed: a hint for wake_thief, which checks `sleeping` under w->mu */
+      atomic_fetch_add_explicit(&s->sleepers, 1, memory_order_relaxed);
       pthread_cond_wait(&w->cv, &w->mu);
-      atomic_fetch_sub(&s->sleepers, 1);
+      atomic_fetch_sub_explicit(&s->sleepers, 1, memory_order_relaxed);
       w->sleeping = 0;
     }
     pthread_mutex_unlock(&w->mu);
@@ -567,7 +584,9 @@ int cray__sched_wait_helping(cray__sched *s, cray__entry *const *entries, size_t
 
 static void dep_resolved(cray__waiter *wt) {
   cray__task *t = container_of(wt, cray__task, dep_waiter);
-  if (atomic_fetch_sub(&t->deps_left, 1) == 1) enqueue(t->sched, t);
+  /* acq_rel: the last count down queues the task after every other resolution */
+  if (atomic_fetch_sub_explicit(&t->deps_left, 1, memory_order_acq_rel) == 1)
+    enqueue(t->sched, t);
 }
 
 void cray__sched_count_submit(cray__sched *s, cray__task *t) {
@@ -590,26 +609,33 @@ void cray__sched_submit(cray__sched *s, cray__task *t) {
   }
   atomic_store_explicit(&t->state, CRAY__TASK_WAITING_DEPS, memory_order_relaxed);
   /* One extra count while subscribing, so the task cannot be queued halfway through. */
-  atomic_store(&t->deps_left, t->ndeps + 1);
+  /* relaxed: no one else sees the task before it subscribes below, under shard locks */
+  atomic_store_explicit(&t->deps_left, t->ndeps + 1, memory_order_relaxed);
   uint32_t ready = 1;
   for (uint32_t i = 0; i < t->ndeps; i++) {
     t->dep_nodes[i].waiter = &t->dep_waiter;
     if (cray__store_subscribe(s->store, t->deps[i], &t->dep_nodes[i]) != 0) ready++;
   }
-  if (atomic_fetch_sub(&t->deps_left, ready) == ready) enqueue(s, t);
+  if (atomic_fetch_sub_explicit(&t->deps_left, ready, memory_order_acq_rel) == ready)
+    enqueue(s, t); /* acq_rel: as in dep_resolved */
 }
 
 int cray__sched_worker_index(cray__sched *s) {
   return self_worker && self_worker->s == s ? self_worker->index : -1;
 }
 
-int cray__sched_stopping(cray__sched *s) { return atomic_load(&s->stopping); }
+/* seq_cst: as the scheduler's own checks against cray__sched_cancel and _stop */
+int cray__sched_stopping(cray__sched *s) {
+  return atomic_load_explicit(&s->stopping, memory_order_seq_cst);
+}
 
 /* ---- waits ---- */
 
 static void wait_resolved(cray__waiter *wt) {
   cray__task *t = container_of(wt, cray__task, wait_waiter);
-  if (atomic_fetch_add(&t->fired, 1) + 1 >= t->want) wake(t->sched, t);
+  /* acq_rel: the resolution that completes the count wakes the task after the others */
+  if (atomic_fetch_add_explicit(&t->fired, 1, memory_order_acq_rel) + 1 >= t->want)
+    wake(t->sched, t);
 }
 
 static void timer_fired(void *arg, int why) {
@@ -622,7 +648,7 @@ int cray__sched_wait_begin(cray__sched *s, cray__task *t, cray__entry *const *en
                            size_t want, double timeout) {
   timeout = cray__timeout(timeout);
   t->wait_waiter.wake = wait_resolved;
-  atomic_store(&t->fired, 0);
+  atomic_store_explicit(&t->fired, 0, memory_order_relaxed); /* before any subscription */
   t->want = want;
   t->nwait = 0;
   t->timer = NULL;
@@ -658,7 +684,9 @@ int cray__sched_wait_begin(cray__sched *s, cray__task *t, cray__entry *const *en
       already++;
     }
   }
-  if (already && atomic_fetch_add(&t->fired, already) + already >= want) wake(s, t);
+  if (already && /* acq_rel: as in wait_resolved */
+      atomic_fetch_add_explicit(&t->fired, already, memory_order_acq_rel) + already >= want)
+    wake(s, t);
   return 0;
 }
 
@@ -686,11 +714,13 @@ static void retain_producer(void *producer, void *out) {
 int cray__sched_cancel(cray__sched *s, cray__entry *e) {
   cray__task *t = NULL;
   if (!cray__store_with_producer(s->store, e, retain_producer, &t)) return 0;
-  atomic_store(&t->cancelled, 1);
-  switch (atomic_load(&t->state)) {
+  /* seq_cst: a store then a load, against after_run's and start's (see there) */
+  atomic_store_explicit(&t->cancelled, 1, memory_order_seq_cst);
+  switch (atomic_load_explicit(&t->state, memory_order_seq_cst)) {
     case CRAY__TASK_WAITING_DEPS:
       /* Queue it now (it fails when popped); later dep wakes count below zero, harmless. */
-      if (atomic_exchange(&t->deps_left, 0) > 0) enqueue(s, t);
+      if (atomic_exchange_explicit(&t->deps_left, 0, memory_order_acq_rel) > 0) /* as above */
+        enqueue(s, t);
       break;
     case CRAY__TASK_SUSPENDED:
       wake(s, t);
@@ -715,7 +745,7 @@ static void signal_all(cray__sched *s) {
 
 /* Ends the first n workers, which have no task left, and frees s. */
 static void join_and_free(cray__sched *s, int n) {
-  atomic_store(&s->exiting, 1);
+  atomic_store_explicit(&s->exiting, 1, memory_order_relaxed); /* read under w->mu */
   signal_all(s);
   for (int i = 0; i < n; i++) pthread_join(s->workers[i].thread, NULL);
   cray__store_on_actor_gone(s->store, NULL, NULL);
@@ -772,7 +802,7 @@ int cray__sched_start(cray__sched **out, cray_runtime *rt, const cray__executor 
     started++;
   if (started < s->n) {
     /* No task was submitted yet: the workers that started end at once. */
-    atomic_store(&s->stopping, 1);
+    atomic_store_explicit(&s->stopping, 1, memory_order_seq_cst); /* as in cray__sched_stop */
     join_and_free(s, started);
     return CRAY_ESYS;
   }
@@ -781,7 +811,7 @@ int cray__sched_start(cray__sched **out, cray_runtime *rt, const cray__executor 
 }
 
 void cray__sched_stop(cray__sched *s) {
-  atomic_store(&s->stopping, 1);
+  atomic_store_explicit(&s->stopping, 1, memory_order_seq_cst); /* see after_run, start */
   cray__timers_flush(s->timers);
   cray__io_flush(s->io);
   /* Tasks parked for resources fail as cancelled. */
@@ -808,15 +838,20 @@ void cray__sched_stats_get(cray__sched *s, cray__sched_stats *out) {
   uint64_t finished = 0, failed = 0, submitted = 0;
   int64_t running = 0;
   for (int i = 0; i <= s->n; i++) {
-    finished += atomic_load(&s->counts[i].finished);
-    failed += atomic_load(&s->counts[i].failed);
-    running += atomic_load(&s->counts[i].running);
+    /* relaxed: counters for cray.stats, each exact on its own; no ordering needed */
+    finished += atomic_load_explicit(&s->counts[i].finished, memory_order_relaxed);
+    failed += atomic_load_explicit(&s->counts[i].failed, memory_order_relaxed);
+    running += atomic_load_explicit(&s->counts[i].running, memory_order_relaxed);
   }
-  for (int i = 0; i <= s->n; i++) submitted += atomic_load(&s->counts[i].submitted);
+  for (int i = 0; i <= s->n; i++) /* relaxed, as above */
+    submitted += atomic_load_explicit(&s->counts[i].submitted, memory_order_relaxed);
   out->submitted = submitted;
   out->running = running > 0 ? (uint64_t)running : 0;
   out->finished = finished;
   out->failed = failed;
 }
 
-uint64_t cray__sched_actors_alive(cray__sched *s) { return atomic_load(&s->actors_alive); }
+/* relaxed: a count for cray.stats */
+uint64_t cray__sched_actors_alive(cray__sched *s) {
+  return atomic_load_explicit(&s->actors_alive, memory_order_relaxed);
+}

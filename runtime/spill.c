@@ -122,7 +122,7 @@ int cray__spill_open(cray__spill **out, const char *dir, size_t max, char *why, 
   }
   char path[4200];
   snprintf(path, sizeof path, "%s/cray-%ld-%u.mdb", sp->dir, (long)getpid(),
-           atomic_fetch_add(&serial, 1));
+           atomic_fetch_add_explicit(&serial, 1, memory_order_relaxed)); /* unique only */
   if (!(sp->path = cray__strdup(path))) {
     remove_files(sp);
     free_spill(sp);

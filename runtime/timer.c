@@ -70,7 +70,7 @@ static void finish(cray__timers *t, cray__timer *tm, int why) {
   if (tm->done) return;
   tm->done = 1;
   tm->fn(tm->arg, why);
-  atomic_fetch_sub(&t->pending, 1);
+  atomic_fetch_sub_explicit(&t->pending, 1, memory_order_seq_cst); /* see cray__timers_pending */
   unlink_live(t, tm);
   uv_timer_stop(&tm->uv);
   uv_close((uv_handle_t *)&tm->uv, on_closed);
@@ -184,9 +184,9 @@ cray__timer *cray__timer_add(cray__timers *t, double delay, cray__timer_fn fn, v
   tm->fn = fn;
   tm->arg = arg;
   tm->delay = delay < CRAY__FOREVER ? delay : CRAY__FOREVER; /* NaN too */
-  atomic_fetch_add(&t->pending, 1);
+  atomic_fetch_add_explicit(&t->pending, 1, memory_order_seq_cst); /* see cray__timers_pending */
   if (post(t, REQ_ADD, tm) != 0) {
-    atomic_fetch_sub(&t->pending, 1);
+    atomic_fetch_sub_explicit(&t->pending, 1, memory_order_seq_cst);
     cray__free(tm);
     return NULL;
   }
@@ -199,7 +199,11 @@ int cray__timers_call(cray__timers *t, cray__timers_call_fn fn, void *arg) {
 
 void cray__timer_cancel(cray__timers *t, cray__timer *tm) { post(t, REQ_CANCEL, tm); }
 
-int cray__timers_pending(cray__timers *t) { return atomic_load(&t->pending); }
+/* seq_cst, as every change of `pending`: the deadlock check reads it to say no timer can
+ * wake anything, and must not miss one added before the task it wakes suspended. */
+int cray__timers_pending(cray__timers *t) {
+  return atomic_load_explicit(&t->pending, memory_order_seq_cst);
+}
 
 void cray__timers_flush(cray__timers *t) { post(t, REQ_FLUSH, NULL); }
 
