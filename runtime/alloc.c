@@ -11,6 +11,7 @@
 #include "alloc.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,16 @@ void *cray__calloc(size_t count, size_t n) { return calloc(count ? count : 1, n 
 void *cray__realloc(void *p, size_t n) { return realloc(p, n ? n : 1); }
 
 void cray__free(void *p) { free(p); }
+
+void *cray__calloc_lines(size_t count, size_t n) {
+  if (!count) count = 1;
+  if (!n) n = 1;
+  if (n > (SIZE_MAX - CRAY__LINE) / count) return NULL;
+  size_t size = (count * n + CRAY__LINE - 1) / CRAY__LINE * CRAY__LINE;
+  void *p = aligned_alloc(CRAY__LINE, size);
+  if (p) memset(p, 0, size);
+  return p;
+}
 
 char *cray__strdup(const char *s) {
   size_t n = strlen(s) + 1;

@@ -16,6 +16,11 @@ void *cray__realloc(void *p, size_t n);
 void cray__free(void *p);
 char *cray__strdup(const char *s);
 
+/* count zeroed elements of n bytes starting on a cache line (64 bytes), for arrays of
+ * types that claim lines of their own (_Alignas(CRAY__LINE)); freed with cray__free. */
+#define CRAY__LINE 64
+void *cray__calloc_lines(size_t count, size_t n);
+
 /* Blocks of CRAY__SMALL bytes, recycled between threads (alloc.c); not zeroed. */
 #define CRAY__SMALL 512
 void *cray__small_alloc(void);

@@ -772,8 +772,8 @@ int cray__sched_start(cray__sched **out, cray_runtime *rt, const cray__executor 
   s->ctx = ctx;
   s->n = rt->opts.workers;
   s->nres = rt->opts.nresources;
-  s->workers = cray__calloc((size_t)s->n, sizeof *s->workers);
-  s->counts = cray__calloc((size_t)s->n + 1, sizeof *s->counts);
+  s->workers = cray__calloc_lines((size_t)s->n, sizeof *s->workers);
+  s->counts = cray__calloc_lines((size_t)s->n + 1, sizeof *s->counts);
   s->res_free = cray__calloc((size_t)(s->nres ? s->nres : 1), sizeof *s->res_free);
   int rc = s->workers && s->counts && s->res_free ? cray__timers_start(&s->timers) : CRAY_ENOMEM;
   if (rc == 0 && (rc = cray__io_start(&s->io, s->timers, s, s->store)) != 0)

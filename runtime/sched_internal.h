@@ -9,11 +9,12 @@
 #include <pthread.h>
 
 #include "actor.h"
+#include "alloc.h"
 #include "io.h"
 #include "sched.h"
 
 typedef struct worker {
-  pthread_t thread;
+  _Alignas(CRAY__LINE) pthread_t thread; /* each worker on lines of its own */
   int index;
   cray__sched *s;
   pthread_mutex_t mu;
@@ -29,7 +30,6 @@ typedef struct worker {
                                  worker has stopped) */
   int actors_shut;            /* its actors were told the runtime stops */
   int depth;                  /* work nested in a C function's wait (its thread only) */
-  char pad[64];
 } worker;
 
 enum { WORK_QUEUED = 1, WORK_INBOX = 2, WORK_ACTORS = 4 };
@@ -37,9 +37,9 @@ enum { WORK_QUEUED = 1, WORK_INBOX = 2, WORK_ACTORS = 4 };
 /* Task counts, one set per worker and one for every other thread, each on its own cache
  * line, summed when read: the tasks alive are submitted - finished - failed. */
 typedef struct counts {
-  _Atomic uint64_t submitted, finished, failed;
+  _Alignas(CRAY__LINE) _Atomic uint64_t submitted;
+  _Atomic uint64_t finished, failed;
   _Atomic int64_t running;
-  char pad[32];
 } counts;
 
 struct cray__sched {

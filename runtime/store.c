@@ -27,7 +27,7 @@ static inline cray__blob *stored(const cray__entry *e) {
 }
 
 int cray__store_create(cray__store **out, uint64_t budget) {
-  cray__store *s = cray__calloc(1, sizeof *s);
+  cray__store *s = cray__calloc_lines(1, sizeof *s); /* its shards claim lines */
   if (!s) return CRAY_ENOMEM;
   s->budget = s->hard = s->low = budget;
   atomic_init(&s->resident, 0);

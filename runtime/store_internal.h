@@ -13,6 +13,7 @@
 
 #include <pthread.h>
 
+#include "alloc.h"
 #include "bigmem.h"
 #include "id.h"
 #include "spill.h"
@@ -22,14 +23,13 @@
 #define GRANULE_SHIFT 14
 
 typedef struct shard {
-  pthread_mutex_t mu;
+  _Alignas(CRAY__LINE) pthread_mutex_t mu; /* each shard on lines of its own */
   pthread_cond_t restored; /* readers waiting for another reader's restore */
   cray__entry **buckets;
   size_t nbuckets, count;
   size_t hand; /* the next bucket the spill thread looks at */
   uint64_t bytes, puts, frees;
   uint64_t disk_objects, disk_bytes, restores;
-  char pad[64];
 } shard;
 
 struct cray__store {

@@ -37,6 +37,13 @@ void *cray__realloc(void *p, size_t n) { return realloc(p, n ? n : 1); }
 
 void cray__free(void *p) { free(p); }
 
+void *cray__calloc_lines(size_t count, size_t n) {
+  size_t size = ((count ? count : 1) * (n ? n : 1) + CRAY__LINE - 1) / CRAY__LINE * CRAY__LINE;
+  void *p = aligned_alloc(CRAY__LINE, size);
+  if (p) memset(p, 0, size);
+  return p;
+}
+
 char *cray__strdup(const char *s) {
   const char *prefix = atomic_load(&fail_strdup_prefix);
   if (prefix && strncmp(s, prefix, strlen(prefix)) == 0 && atomic_fetch_sub(&strdup_skip, 1) <= 0)
