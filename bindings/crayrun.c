@@ -38,7 +38,7 @@ static const char usage_text[] =
     "  --task-memory SIZE    Lua heap share of one task or actor call (default: half of\n"
     "                        --worker-memory)\n"
     "  --resource NAME=N     a custom resource with N units (repeatable)\n"
-    "  --stats               print the runtime's counters to stderr at exit\n"
+    "  --stats               print a table of what ran to stderr at exit\n"
     "  -v, --version         print the version and exit\n"
     "  -h, --help            print this help and exit\n"
     "  --                    stop reading options\n"
@@ -238,14 +238,7 @@ static int set_args(lua_State *L, int argc, char **argv, int script) {
   return n;
 }
 
-static const char stats_code[] =
-    "local s = cray.stats()\n"
-    "local out = {('workers %d'):format(s.workers)}\n"
-    "for _, k in ipairs{'objects', 'bytes', 'budget', 'spilled_objects', 'spilled_bytes',\n"
-    "                   'restored_objects', 'puts', 'frees'} do\n"
-    "  out[#out + 1] = ('store.%s %.0f'):format(k, s.store[k])\n"
-    "end\n"
-    "io.stderr:write(table.concat(out, '\\n'), '\\n')\n";
+static const char stats_code[] = "io.stderr:write(require('cray.report').format(cray.stats()))\n";
 
 int main(int argc, char **argv) {
   cli c = {0};

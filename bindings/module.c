@@ -26,6 +26,7 @@
 #include "lua_modules.h"
 #include "lstate.h"
 #include "objref.h"
+#include "stats.h"
 #include "task.h"
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -466,7 +467,9 @@ static int l_stats(lua_State *L) {
   set_int(L, "restored_objects", s.restored_objects);
   set_int(L, "puts", s.puts);
   set_int(L, "frees", s.frees);
+  set_int(L, "peak_bytes", s.peak_bytes);
   lua_setfield(L, -2, "store");
+  cray__stats_push(L, sched);
   return 1;
 }
 

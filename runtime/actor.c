@@ -334,6 +334,7 @@ int cray__actor_create(cray__sched *s, const cray__actor_spec *spec, cray__entry
     }
   }
   atomic_fetch_add_explicit(&s->actors_alive, 1, memory_order_relaxed);
+  cray__fstats_actor(s->fstats, CRAY__ACTOR_CREATED);
   init->actor = a;
   init->is_init = 1;
   init->fn = e;
@@ -449,6 +450,7 @@ static void die(cray__sched *s, worker *w, cray__actor *a, int reason) {
   a->nmonitors = a->monitors_cap = 0;
   pthread_mutex_unlock(&w->mu);
   atomic_fetch_sub_explicit(&s->actors_alive, 1, memory_order_relaxed);
+  cray__fstats_actor(s->fstats, CRAY__ACTOR_DIED);
   if (a->nresources) cray__sched_release_resources(s, a->resources, a->nresources);
   a->nresources = 0;
   fail_all(s, a, started);
@@ -466,6 +468,7 @@ static void die(cray__sched *s, worker *w, cray__actor *a, int reason) {
  * have retries left. */
 static void restart(cray__sched *s, worker *w, cray__actor *a) {
   a->restarts++;
+  cray__fstats_actor(s->fstats, CRAY__ACTOR_RESTARTED);
   int n;
   cray__task *started = abandon_started(s, w, a, &n), *again = NULL, **tail = &again, *fail = NULL;
   if (w->w) s->ex->actor_drop(w->w, a); /* a worker without a state has no instances */

@@ -168,6 +168,7 @@ typedef struct cray_store_stats {
   uint64_t restored_objects;/* objects read back from disk so far */
   uint64_t puts;            /* objects created so far */
   uint64_t frees;           /* objects freed so far */
+  uint64_t peak_bytes;      /* the most bytes held in memory at once, to 16 KiB per shard */
 } cray_store_stats;
 
 CRAY_API void cray_store_stats_get(cray_runtime *rt, cray_store_stats *out);

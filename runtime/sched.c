@@ -178,6 +178,7 @@ static void count_end(cray__sched *s, cray__task *t, int failed) {
   if (t->started) atomic_fetch_sub_explicit(&c->running, 1, memory_order_relaxed);
   t->started = 0;
   atomic_fetch_add_explicit(failed ? &c->failed : &c->finished, 1, memory_order_relaxed);
+  cray__fstats_task_end(s->fstats, (int)(c - s->counts), t, failed, cray__now());
 }
 
 void cray__sched_count_success(cray__task *t) { count_end(t->sched, t, 0); }
@@ -392,9 +393,12 @@ static void start(cray__sched *s, worker *w, cray__task *t) {
   if (!t->holds_resources && !acquire(s, t)) return;
   atomic_store_explicit(&t->state, CRAY__TASK_RUNNING, memory_order_relaxed);
   cray__sched_count_running(s, t, 1);
+  double t0 = t->started_at = cray__now();
   /* A C function runs here on the worker's thread; anything else goes to the executor. */
   int rc = t->actor ? -1 : cray__cfunc_run(s->rt, t);
-  after_run(s, w, t, rc >= 0 ? rc : s->ex->run(w->w, t));
+  if (rc < 0) rc = s->ex->run(w->w, t);
+  cray__fstats_busy(s->fstats, w->index + 1, cray__now() - t0);
+  after_run(s, w, t, rc);
 }
 
 void cray__sched_start_call(cray__sched *s, worker *w, cray__task *t) { start(s, w, t); }
@@ -424,7 +428,10 @@ static void resume(cray__sched *s, worker *w, cray__task *t) {
     return;
   }
   atomic_store_explicit(&t->state, CRAY__TASK_RUNNING, memory_order_relaxed);
-  after_run(s, w, t, s->ex->run(w->w, t));
+  double t0 = cray__now();
+  int rc = s->ex->run(w->w, t);
+  cray__fstats_busy(s->fstats, w->index + 1, cray__now() - t0);
+  after_run(s, w, t, rc);
 }
 
 /* Whether an idle worker should look again before it sleeps: it watches the queues'
@@ -591,6 +598,7 @@ static void dep_resolved(cray__waiter *wt) {
 
 void cray__sched_count_submit(cray__sched *s, cray__task *t) {
   t->sched = s;
+  t->submitted_at = cray__now();
   atomic_fetch_add_explicit(&my_counts(s)->submitted, 1, memory_order_relaxed);
   for (uint32_t i = 0; i < t->nreturns; i++)
     cray__store_set_producer(s->store, t->returns[i], t);
@@ -759,6 +767,7 @@ static void join_and_free(cray__sched *s, int n) {
   pthread_mutex_destroy(&s->res_mu);
   cray__free(s->workers);
   cray__free(s->counts);
+  cray__fstats_free(s->fstats);
   cray__free(s->res_free);
   cray__free(s);
 }
@@ -775,10 +784,13 @@ int cray__sched_start(cray__sched **out, cray_runtime *rt, const cray__executor 
   s->workers = cray__calloc_lines((size_t)s->n, sizeof *s->workers);
   s->counts = cray__calloc_lines((size_t)s->n + 1, sizeof *s->counts);
   s->res_free = cray__calloc((size_t)(s->nres ? s->nres : 1), sizeof *s->res_free);
-  int rc = s->workers && s->counts && s->res_free ? cray__timers_start(&s->timers) : CRAY_ENOMEM;
+  s->fstats = cray__fstats_new(s->n);
+  int rc = s->workers && s->counts && s->res_free && s->fstats ? cray__timers_start(&s->timers)
+                                                               : CRAY_ENOMEM;
   if (rc == 0 && (rc = cray__io_start(&s->io, s->timers, s, s->store)) != 0)
     cray__timers_stop(s->timers);
   if (rc) {
+    cray__fstats_free(s->fstats);
     cray__free(s->workers);
     cray__free(s->counts);
     cray__free(s->res_free);
@@ -855,3 +867,5 @@ void cray__sched_stats_get(cray__sched *s, cray__sched_stats *out) {
 uint64_t cray__sched_actors_alive(cray__sched *s) {
   return atomic_load_explicit(&s->actors_alive, memory_order_relaxed);
 }
+
+cray__fstats *cray__sched_fstats(cray__sched *s) { return s->fstats; }

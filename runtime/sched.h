@@ -111,6 +111,9 @@ int cray__sched_wait_helping(cray__sched *s, cray__entry *const *entries, size_t
 void cray__sched_count_success(cray__task *t);
 
 void cray__sched_stats_get(cray__sched *s, cray__sched_stats *out);
+struct cray__fstats;
+/* The scheduler's per-function figures (runtime/fstats.h). */
+struct cray__fstats *cray__sched_fstats(cray__sched *s);
 /* Actors alive now. */
 uint64_t cray__sched_actors_alive(cray__sched *s);
 

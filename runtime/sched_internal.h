@@ -10,6 +10,7 @@
 
 #include "actor.h"
 #include "alloc.h"
+#include "fstats.h"
 #include "io.h"
 #include "sched.h"
 
@@ -62,6 +63,7 @@ struct cray__sched {
   cray__task *res_head, *res_tail; /* waiting for resources, in order */
 
   counts *counts;                /* n + 1: [0] for threads that are not workers */
+  cray__fstats *fstats;          /* per-function figures, slots as counts */
 
   cray__actor_names names;
   _Atomic unsigned actor_rr;     /* placement of new actors */

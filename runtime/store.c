@@ -31,6 +31,7 @@ int cray__store_create(cray__store **out, uint64_t budget) {
   if (!s) return CRAY_ENOMEM;
   s->budget = s->hard = s->low = budget;
   atomic_init(&s->resident, 0);
+  atomic_init(&s->peak, 0);
   atomic_init(&s->kicked, 0);
   cray__bigmem_init(&s->big, budget / 4);
   for (int i = 0; i < NSHARDS; i++) {
@@ -120,6 +121,12 @@ void cray__store_add_bytes(cray__store *s, shard *sh, int64_t delta) {
   if (!granules) return;
   uint64_t add = (uint64_t)(granules * ((int64_t)1 << GRANULE_SHIFT));
   uint64_t now = atomic_fetch_add_explicit(&s->resident, add, memory_order_relaxed) + add;
+  /* relaxed: a high-water mark, shown only; raised once per granule crossed upwards */
+  uint64_t peak = atomic_load_explicit(&s->peak, memory_order_relaxed);
+  while (granules > 0 && now > peak &&
+         !atomic_compare_exchange_weak_explicit(&s->peak, &peak, now, memory_order_relaxed,
+                                                memory_order_relaxed)) {
+  }
   if (granules > 0 && s->spill && now > s->budget &&
       !atomic_load_explicit(&s->kicked, memory_order_relaxed) &&
       !atomic_exchange_explicit(&s->kicked, 1, memory_order_relaxed)) {
@@ -405,4 +412,7 @@ void cray__store_stats(cray__store *s, cray_store_stats *out) {
     out->restored_objects += sh->restores;
     pthread_mutex_unlock(&sh->mu);
   }
+  /* relaxed: shown only */
+  out->peak_bytes = atomic_load_explicit(&s->peak, memory_order_relaxed);
+  if (out->peak_bytes < out->bytes) out->peak_bytes = out->bytes;
 }

@@ -36,6 +36,7 @@ struct cray__store {
   shard shards[NSHARDS];
   uint64_t budget;
   _Atomic uint64_t resident; /* see above */
+  _Atomic uint64_t peak;     /* the most `resident` has been */
   cray__bigmem big;
   void (*actor_gone)(void *ctx, void *actor); /* cray__store_on_actor_gone */
   void *actor_ctx;

@@ -52,11 +52,15 @@ describe("crayrun", function()
     assert.are.equal(("2\t%d\n"):format(512 * 2^20), out)
   end)
 
-  it("prints the runtime's counters with --stats", function()
-    local status, _, err = support.crayrun("--stats -e 'k = cray.put(1)'")
+  it("prints a table of what ran with --stats", function()
+    local status, _, err = support.crayrun("-w 2 --stats -e 'k = cray.put(1)' -e " ..
+      "'cray.get(cray.remote(function() end).options{name = \"noop\"}.remote())'")
     assert.are.equal(0, status)
-    assert.matches("workers %d+", err)
-    assert.matches("store%.objects 1", err)
+    assert.matches("cray stats: [%d.]+s, 2 workers", err)
+    assert.matches("\n  noop +1 +0 +0 ", err)
+    assert.matches("store: [%d.]+ %a+ peak of [%d.]+ %a+ budget", err)
+    assert.matches("in 3 objects now; 3 puts, 0 frees", err) -- k, the function, its result
+    assert.matches("workers busy: 1: %d+%%, 2: %d+%%", err)
   end)
 
   it("exits 1 on an uncaught error, printing message and traceback", function()

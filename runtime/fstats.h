@@ -1,0 +1,59 @@
+/*
+ * fstats.h: per-function run statistics, recorded where tasks end, read by cray.stats().
+ *
+ * Each worker thread records into its own slot, which only it writes, so recording takes
+ * no lock and no read-modify-write: a task's end hashes its name into the slot's table
+ * and adds to plain counters and a log-scale histogram of run times. Readers (the
+ * driver's cray.stats()) load the same counters relaxed and merge the slots by name.
+ * Threads that are not workers (the driver failing a task, a timer) share slot 0 under
+ * its mutex. The actor counters are rare events: one relaxed atomic add each.
+ *
+ * Times: `queued` runs from submission to the last start (waiting for arguments, in a
+ * queue, for resources); `run` from the last start to the end, waits inside included.
+ * Each worker also sums the time it spends inside the executor: its busy time.
+ */
+#ifndef CRAY_FSTATS_H
+#define CRAY_FSTATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "task.h"
+
+typedef struct cray__fstats cray__fstats;
+
+/* A recorder for `workers` worker threads (slots 1..workers) and the others (slot 0);
+ * NULL when memory is short. */
+cray__fstats *cray__fstats_new(int workers);
+void cray__fstats_free(cray__fstats *f);
+
+/* Records the end of t (failed or not) at time `now`, on slot `slot`. */
+void cray__fstats_task_end(cray__fstats *f, int slot, const cray__task *t, int failed, double now);
+/* Adds `seconds` to worker slot's busy time; on that worker's thread. */
+void cray__fstats_busy(cray__fstats *f, int slot, double seconds);
+
+enum { CRAY__ACTOR_CREATED, CRAY__ACTOR_RESTARTED, CRAY__ACTOR_DIED, CRAY__ACTOR_EVENTS };
+void cray__fstats_actor(cray__fstats *f, int event);
+
+/* One function's figures, merged over slots; times in seconds. */
+typedef struct cray__fstats_fn {
+  const char *name; /* valid while f lives */
+  uint64_t calls, failed, retries, ran;
+  double total, mean, p50, p99, queued;
+} cray__fstats_fn;
+
+typedef struct cray__fstats_report {
+  cray__fstats_fn *fns; /* sorted by total run time, largest first */
+  size_t nfns;
+  uint64_t actors[CRAY__ACTOR_EVENTS];
+  double elapsed;       /* seconds since f was made */
+  int workers;
+  double *busy;         /* each worker's busy fraction of `elapsed` */
+} cray__fstats_report;
+
+/* Fills *r (the caller frees it with cray__fstats_report_free); CRAY_ENOMEM when memory
+ * is short. */
+int cray__fstats_read(cray__fstats *f, cray__fstats_report *r);
+void cray__fstats_report_free(cray__fstats_report *r);
+
+#endif

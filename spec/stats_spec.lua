@@ -1,0 +1,96 @@
+local support = require "spec.support"
+local cray = support.fresh({workers = 2})
+local report = require "cray.report"
+
+describe("cray.stats() per function", function()
+  it("counts each named function's calls, failures and retries", function()
+    local ok = cray.remote(function(x) return x end).options{name = "stats_ok"}
+    local bad = cray.remote(function() error("no", 0) end)
+      .options{name = "stats_bad", max_retries = 2, retry_exceptions = true}
+    local refs = {}
+    for i = 1, 25 do refs[i] = ok.remote(i) end
+    cray.get(refs)
+    assert.is_false(pcall(cray.get, bad.remote()))
+    assert.is_false(pcall(cray.get, bad.remote()))
+    local f = cray.stats().functions
+    assert.are.same({25, 0, 0, 25}, {f.stats_ok.calls, f.stats_ok.failed, f.stats_ok.retries,
+                                       f.stats_ok.ran})
+    assert.are.same({2, 2, 4, 2}, {f.stats_bad.calls, f.stats_bad.failed, f.stats_bad.retries,
+                                     f.stats_bad.ran})
+  end)
+
+  it("names an unnamed function by its file and line", function()
+    local line = debug.getinfo(1, "l").currentline + 1
+    local anon = cray.remote(function() return 1 end)
+    cray.get(anon.remote())
+    local name = ("%s:%d"):format(debug.getinfo(1, "S").short_src, line)
+    assert.are.equal(1, cray.stats().functions[name].calls)
+  end)
+
+  it("measures run time: total, mean, p50 and p99 of a sleeping task", function()
+    local nap = cray.remote(function() cray.sleep(0.02) end).options{name = "stats_nap"}
+    cray.get({nap.remote(), nap.remote(), nap.remote()})
+    local f = cray.stats().functions.stats_nap
+    assert.are.equal(3, f.ran)
+    assert.is_true(f.total >= 0.06 and math.abs(f.mean - f.total / 3) < 1e-9, f.total)
+    -- the histogram's buckets are 19% wide: its middle is within that of any value
+    assert.is_true(f.p50 >= 0.02 / 1.2 and f.p50 <= f.p99, f.p50)
+    assert.is_true(f.queued >= 0)
+  end)
+
+  it("counts a task that never ran as a failed call with no run time", function()
+    local never = cray.remote(function() return 1 end).options{name = "stats_never"}
+    local gate = cray.remote(function() error("gate", 0) end).options{name = "stats_gate"}
+    assert.is_false(pcall(cray.get, never.remote(gate.remote())))
+    local f = cray.stats().functions.stats_never
+    assert.are.same({1, 1, 0, 0}, {f.calls, f.failed, f.ran, f.total})
+  end)
+
+  it("names actor calls Class.method and counts actors' lives", function()
+    local before = cray.stats().actors
+    local Tally = cray.actor{__name = "StatsTally", init = function(self) self.n = 0 end,
+                             add = function(self) self.n = self.n + 1; return self.n end}
+    local t = Tally.remote()
+    for _ = 1, 4 do cray.get(t.add.remote()) end
+    local s = cray.stats()
+    assert.are.equal(4, s.functions["StatsTally.add"].calls)
+    assert.are.equal(1, s.functions["StatsTally.init"].calls)
+    assert.are.equal(before.created + 1, s.actors.created)
+    cray.kill(t)
+    local deadline = os.time() + 5
+    while cray.stats().actors.died == before.died and os.time() < deadline do cray.sleep(0.01) end
+    assert.are.equal(before.died + 1, cray.stats().actors.died)
+  end)
+
+  it("keeps the store's peak and each worker's busy fraction", function()
+    local big = cray.put(string.rep("x", 2 * 2^20))
+    local s = cray.stats()
+    assert.is_true(s.store.peak_bytes >= 2 * 2^20, s.store.peak_bytes)
+    assert.are.equal(2, #s.busy)
+    for _, b in ipairs(s.busy) do assert.is_true(b >= 0 and b <= 1, b) end
+    assert.is_true(s.elapsed > 0)
+    big = nil
+  end)
+end)
+
+describe("cray.report", function()
+  it("writes sizes in binary units", function()
+    assert.are.equal("512 B", report.bytes(512))
+    assert.are.equal("1.5 KiB", report.bytes(1536))
+    assert.are.equal("3.0 MiB", report.bytes(3 * 2^20))
+    assert.are.equal("2.0 GiB", report.bytes(2 * 2^30))
+  end)
+
+  it("writes times in the unit that reads best", function()
+    assert.are.equal("1.50s", report.seconds(1.5))
+    assert.are.equal("2.00ms", report.seconds(0.002))
+    assert.are.equal("3.0us", report.seconds(3e-6))
+  end)
+
+  it("formats a row per function, sorted by total time", function()
+    local text = report.format(cray.stats())
+    assert.matches("functions:\n  name +calls +failed +retries +total +mean +p50 +p99 +queued\n", text)
+    assert.is_truthy(text:find("stats_nap", 1, true) < text:find("stats_ok", 1, true))
+    assert.matches("\nactors: %d+ created, %d+ alive, %d+ restarted, %d+ died\n", text)
+  end)
+end)
