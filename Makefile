@@ -195,7 +195,7 @@ $(B)/cray.pc: Makefile
 # ---- set-up ----
 
 DEBS := luajit libluajit-5.1-dev libuv1-dev liblmdb-dev lua-busted libmsgpack-dev pkg-config \
-        valgrind luarocks
+        valgrind luarocks bsdutils
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 deps:

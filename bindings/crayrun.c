@@ -39,6 +39,8 @@ static const char usage_text[] =
     "                        --worker-memory)\n"
     "  --resource NAME=N     a custom resource with N units (repeatable)\n"
     "  --stats               print a table of what ran to stderr at exit\n"
+    "  --no-progress         no live progress line on stderr (shown only on a terminal)\n"
+    "  --objects-at-exit     list the objects still in the store to stderr at exit\n"
     "  -v, --version         print the version and exit\n"
     "  -h, --help            print this help and exit\n"
     "  --                    stop reading options\n"
@@ -52,7 +54,7 @@ typedef struct cli {
   const char *workers, *memory, *spill_dir, *spill_max, *worker_memory, *task_memory;
   const char *resources[MAX_RESOURCES];
   int nresources;
-  int stats;
+  int stats, no_progress, objects;
   int script; /* index in argv of the script, or argc when there is none */
 } cli;
 
@@ -106,8 +108,9 @@ static int parse_cli(int argc, char **argv, cli *c) {
       printf("crayrun %s (%s)\n", CRAY_VERSION_STRING, LUAJIT_VERSION);
       return 0;
     }
-    if (strcmp(a, "--stats") == 0) {
-      c->stats = 1;
+    if (strcmp(a, "--stats") == 0 || strcmp(a, "--no-progress") == 0 ||
+        strcmp(a, "--objects-at-exit") == 0) {
+      *(a[2] == 's' ? &c->stats : a[2] == 'n' ? &c->no_progress : &c->objects) = 1;
       continue;
     }
     static const struct {
@@ -197,12 +200,22 @@ static int push_init_options(lua_State *L, const cli *c) {
   return -1;
 }
 
+/* Starts (on = 1) or stops and erases the progress line (cray._progress). */
+static void progress(lua_State *L, int on) {
+  lua_getglobal(L, "cray");
+  lua_getfield(L, -1, "_progress");
+  lua_pushboolean(L, on);
+  if (lua_pcall(L, 1, 0, 0) != 0) lua_pop(L, 1); /* no line is no harm */
+  lua_pop(L, 1);
+}
+
 /* Runs the loaded chunk (load status `status`) under its nargs arguments; prints an
  * uncaught error. Returns 0 or 1. */
 static int run_chunk(lua_State *L, int status, int nargs) {
   if (status == 0) status = cray__driver_pcall(L, nargs);
   else lua_pop(L, nargs); /* leaves the load error on top */
   if (status == 0) return 0;
+  progress(L, 0); /* the error goes where the line was */
   fprintf(stderr, "crayrun: %s\n", lua_tostring(L, -1));
   lua_pop(L, 1);
   return 1;
@@ -239,6 +252,8 @@ static int set_args(lua_State *L, int argc, char **argv, int script) {
 }
 
 static const char stats_code[] = "io.stderr:write(require('cray.report').format(cray.stats()))\n";
+static const char objects_code[] =
+    "io.stderr:write(require('cray.report').objects(cray.objects()))\n";
 
 int main(int argc, char **argv) {
   cli c = {0};
@@ -261,6 +276,7 @@ int main(int argc, char **argv) {
     goto done;
   }
   lua_pop(L, 1);
+  if (!c.no_progress) progress(L, 1);
 
   status = 0;
   for (int k = 0; k < c.nchunks && !status; k++)
@@ -273,6 +289,9 @@ int main(int argc, char **argv) {
     lua_insert(L, -nargs - 1);
     status = run_chunk(L, load, nargs);
   }
+  progress(L, 0);
+  if (c.objects)
+    run_chunk(L, luaL_loadbuffer(L, objects_code, sizeof objects_code - 1, "=objects"), 0);
   if (c.stats) run_chunk(L, luaL_loadbuffer(L, stats_code, sizeof stats_code - 1, "=stats"), 0);
 done:
   lua_close(L);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "../runtime/alloc.h"
+#include "../runtime/progress.h"
 #include "../runtime/wait.h"
 #include "actor.h"
 #include "lio.h"
@@ -26,6 +27,7 @@
 #include "lua_modules.h"
 #include "lstate.h"
 #include "objref.h"
+#include "objects.h"
 #include "stats.h"
 #include "task.h"
 
@@ -143,6 +145,7 @@ static int l_put(lua_State *L) {
     cray__raise(L, "out_of_memory", "cray.put: no memory for a %zu-byte object", len);
   }
   ls->gc_debt += len + sizeof *e + sizeof *b;
+  cray__objects_note_put(L, rt, e, len);
   cray__objref_push(L, ls, e);
   return 1;
 }
@@ -473,6 +476,18 @@ static int l_stats(lua_State *L) {
   return 1;
 }
 
+/* _progress(on): starts (when stderr is a terminal) or stops the runtime's progress line. */
+static int l_progress(lua_State *L) {
+  cray__lstate *ls = self(L);
+  if (!lua_toboolean(L, 1)) {
+    if (ls->rt) cray__progress_stop(ls->rt); /* no runtime, no line: none is opened */
+    return 0;
+  }
+  cray_runtime *rt = cray__module_rt(L, ls);
+  if (cray__progress_start(rt, 2) < 0) cray__raise(L, "out_of_memory", "no memory for the progress line");
+  return 0;
+}
+
 /* ---- opening and closing ---- */
 
 /* _open(workers, memory, spill_dir, spill_max, worker_memory, resources, task_memory):
@@ -677,7 +692,7 @@ static void require_into_registry(lua_State *L, const char *name, const char *fi
 
 static const luaL_Reg core_functions[] = {
     {"put", l_put},       {"get", l_get},       {"wait", l_wait},
-    {"stats", l_stats},   {"open", l_open},     {"close", l_close},
+    {"stats", l_stats},   {"_progress", l_progress}, {"objects", cray__objects_l},   {"open", l_open},     {"close", l_close},
     {"is_open", l_is_open}, {"parse_size", l_parse_size},
     {"get_buffer", l_get_buffer}, {"describe", l_describe},
     {"check_refs", l_check_refs}, {"ref", l_ref}, {NULL, NULL},

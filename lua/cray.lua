@@ -13,6 +13,8 @@ local cray = {version = core.version, Error = errors.Error, is_error = errors.is
 cray.put = core.put
 cray.ref = core.ref
 cray.stats = core.stats
+cray.objects = core.objects
+cray._progress = core._progress -- crayrun's live line (runtime/progress.h)
 cray.cancel = core.cancel
 
 local init_options = {

@@ -1,4 +1,5 @@
--- cray.report: cray.stats() as a table for people (what `crayrun --stats` prints).
+-- cray.report: cray.stats() and cray.objects() as tables for people (what `crayrun --stats`
+-- and `crayrun --objects-at-exit` print).
 --
 -- report.format(stats) returns the text: one row per function and actor method, sorted by
 -- total run time, then the actors, the store and the workers, with sizes in KiB/MiB/GiB
@@ -24,7 +25,10 @@ function report.seconds(t)
   return ("%.1fus"):format(t * 1e6)
 end
 
-local function rows_to_text(rows, out)
+-- Appends rows as aligned text to out: numbers right, the columns in `left` (the first
+-- by default) left.
+local function rows_to_text(rows, out, left)
+  left = left or {true}
   local widths = {}
   for _, row in ipairs(rows) do
     for i, cell in ipairs(row) do widths[i] = math.max(widths[i] or 0, #cell) end
@@ -32,9 +36,9 @@ local function rows_to_text(rows, out)
   for _, row in ipairs(rows) do
     local cells = {}
     for i, cell in ipairs(row) do
-      cells[i] = i == 1 and cell .. (" "):rep(widths[i] - #cell) or (" "):rep(widths[i] - #cell) .. cell
+      cells[i] = left[i] and cell .. (" "):rep(widths[i] - #cell) or (" "):rep(widths[i] - #cell) .. cell
     end
-    out[#out + 1] = "  " .. table.concat(cells, "  ")
+    out[#out + 1] = ("  " .. table.concat(cells, "  ")):gsub("%s+$", "")
   end
 end
 
@@ -69,6 +73,27 @@ function report.format(s)
   local busy = {}
   for i, f in ipairs(s.busy or {}) do busy[i] = ("%d: %.0f%%"):format(i, f * 100) end
   out[#out + 1] = "workers busy: " .. table.concat(busy, ", ")
+  return table.concat(out, "\n") .. "\n"
+end
+
+-- cray.objects() as a table, largest first; past `limit` rows (default 50) one line sums
+-- the rest.
+function report.objects(list, limit)
+  limit = limit or 50
+  local total = 0
+  for _, o in ipairs(list) do total = total + o.bytes end
+  local out = {("objects: %d, %s"):format(#list, report.bytes(total))}
+  local rows = {{"id", "bytes", "where", "refs", "made by"}}
+  local rest, rest_bytes = 0, 0
+  for i, o in ipairs(list) do
+    if i > limit then
+      rest, rest_bytes = rest + 1, rest_bytes + o.bytes
+    else
+      rows[#rows + 1] = {o.id, report.bytes(o.bytes), o.where, ("%d"):format(o.refs), o.made_by}
+    end
+  end
+  if #list > 0 then rows_to_text(rows, out, {true, false, true, false, true}) end
+  if rest > 0 then out[#out + 1] = ("  ... %d more, %s"):format(rest, report.bytes(rest_bytes)) end
   return table.concat(out, "\n") .. "\n"
 end
 

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "progress.h"
+#include "sites.h"
 #include "spill.h"
 #include "wait.h"
 
@@ -41,6 +43,10 @@ int cray_open(cray_runtime **out, const cray_options *opts) {
   if (rt->opts.workers == 0) rt->opts.workers = cray__online_cpus();
   if (rt->opts.memory == 0) rt->opts.memory = cray__physical_memory() / 10 * 3;
   cray__id_init(&rt->ids);
+  if (!(rt->sites = cray__sites_new())) {
+    rc = CRAY_ENOMEM;
+    goto fail;
+  }
   if ((rc = cray__store_create(&rt->store, rt->opts.memory))) goto fail;
   if ((rc = cray__spill_open(&sp, rt->opts.spill_dir, rt->opts.spill_max, open_error,
                              sizeof open_error)) ||
@@ -54,6 +60,7 @@ int cray_open(cray_runtime **out, const cray_options *opts) {
   return 0;
 fail:
   if (rt->store) cray__store_destroy(rt->store);
+  cray__sites_free(rt->sites);
   cray__options_free(&rt->opts);
   cray__free(rt);
   return rc;
@@ -61,6 +68,7 @@ fail:
 
 void cray_close(cray_runtime *rt) {
   if (!rt) return;
+  cray__progress_stop(rt);
   if (rt->sched) cray__sched_stop(rt->sched);
   if (rt->exec_ctx_free) rt->exec_ctx_free(rt->exec_ctx);
   pthread_mutex_destroy(&rt->sched_mu);
@@ -68,6 +76,7 @@ void cray_close(cray_runtime *rt) {
   cray__names_free(&rt->names, rt->store);
   cray__cfuncs_free(&rt->cfuncs);
   cray__store_destroy(rt->store);
+  cray__sites_free(rt->sites);
   cray__options_free(&rt->opts);
   cray__free(rt);
 }

@@ -32,6 +32,9 @@ struct cray_runtime {
   cray__classes classes;      /* metatables published by cray.register_class */
   cray__cfuncs cfuncs;        /* C functions registered with cray_register */
   cray__names names;          /* functions and classes named by cray_call and friends */
+  struct cray__sites *sites;  /* who made objects (sites.h) */
+  struct cray__progress *progress; /* the live progress line, or NULL (progress.h); set
+                                      and cleared on the thread that opens and closes */
 };
 
 /* The runtime's scheduler, started on first use with executor ex and the context that

@@ -26,6 +26,7 @@
 #include "cfunc.h"
 #include "runtime.h"
 #include "sched_internal.h"
+#include "sites.h"
 #include "wait.h"
 
 #define container_of(p, type, field) ((type *)((char *)(p) - offsetof(type, field)))
@@ -600,8 +601,12 @@ void cray__sched_count_submit(cray__sched *s, cray__task *t) {
   t->sched = s;
   t->submitted_at = cray__now();
   atomic_fetch_add_explicit(&my_counts(s)->submitted, 1, memory_order_relaxed);
-  for (uint32_t i = 0; i < t->nreturns; i++)
+  uint32_t site = cray__sites_intern(s->rt->sites, t->name);
+  for (uint32_t i = 0; i < t->nreturns; i++) {
     cray__store_set_producer(s->store, t->returns[i], t);
+    /* relaxed: shown by cray.objects() only; the site's text is published by interning */
+    atomic_store_explicit(&t->returns[i]->site, site, memory_order_relaxed);
+  }
 }
 
 void cray__sched_submit(cray__sched *s, cray__task *t) {

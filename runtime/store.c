@@ -151,6 +151,7 @@ cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob) {
   e->producer = NULL;
   e->actor = 0;
   atomic_init(&e->api_refs, 0);
+  atomic_init(&e->site, 0);
   shard *sh = cray__shard_of(s, &id);
   pthread_mutex_lock(&sh->mu);
   size_t b = bucket_of(sh, &id);

@@ -80,6 +80,7 @@ typedef struct cray__entry {
                                    for an actor's entry, the actor, for good */
   uint8_t actor;                /* an actor's entry (runtime/actor.c): set before it is shared */
   _Atomic uint32_t api_refs;    /* of `refs`, those handed to C callers (cray__store_hand_out) */
+  _Atomic uint32_t site;        /* who made it (runtime/sites.h), 0 when unknown */
   struct cray__entry *next;     /* hash chain, shard lock */
 } cray__entry;
 

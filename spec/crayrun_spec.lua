@@ -22,7 +22,8 @@ describe("crayrun", function()
     assert.are.equal(0, status)
     for _, opt in ipairs{"-e CODE", "-w, --workers", "-m, --memory", "--spill-dir",
                          "--spill-max", "--worker-memory", "--task-memory", "--resource NAME=N",
-                         "--stats", "-v, --version", "-h, --help"} do
+                         "--stats", "--no-progress", "--objects-at-exit", "-v, --version",
+                         "-h, --help"} do
       assert.is_truthy(out:find(opt, 1, true), opt)
     end
   end)

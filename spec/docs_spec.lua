@@ -10,7 +10,8 @@ local function blocks(path)
 end
 
 describe("the examples in the docs", function()
-  for _, doc in ipairs{"docs/guide.md", "docs/lua-api.md", "docs/memory.md", "docs/io.md"} do
+  for _, doc in ipairs{"docs/guide.md", "docs/lua-api.md", "docs/memory.md", "docs/io.md",
+                        "docs/observability.md"} do
     for i, code in ipairs(blocks(doc)) do
       it(("%s example %d runs under crayrun"):format(doc, i), function()
         local status, _, err = support.crayrun("-", code)
