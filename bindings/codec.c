@@ -242,10 +242,22 @@ static int backref(enc *e, const void *p) {
   return 0;
 }
 
-static void ext_end(enc *e, size_t at) {
-  if (!e->b->failed && e->b->len - at - 6 > UINT32_MAX)
+/* An ext32 whose length is written at its end. Its payload is what the scratch buffer
+ * took since the header plus the bytes spliced in between, which the blob holds too. */
+typedef struct ext_mark {
+  size_t at, spliced;
+} ext_mark;
+
+static ext_mark ext_begin(enc *e, int8_t type) {
+  return (ext_mark){cray__mp_ext_begin(e->b, type), e->ls->spliced};
+}
+
+static void ext_end(enc *e, ext_mark m) {
+  if (e->b->failed) return;
+  size_t n = e->b->len - m.at - 6 + (e->ls->spliced - m.spliced);
+  if (n > UINT32_MAX)
     refuse(e, "serialization", "cannot serialize: a function or object larger than 4 GiB");
-  cray__mp_ext_end(e->b, at);
+  cray__be32(e->b->data + m.at + 1, (uint32_t)n);
 }
 
 /* An extension whose payload is the bytes of the string at the top of the stack. */
@@ -405,7 +417,7 @@ static void enc_table(enc *e, int idx) {
   if (lua_rawequal(L, mt, cached(e, SLOT_ERROR_MT))) {
     lua_pop(L, 1);
     ancestor_push(e, p);
-    size_t at = cray__mp_ext_begin(b, CRAY__EXT_ERROR);
+    ext_mark at = ext_begin(e, CRAY__EXT_ERROR);
     enc_fields(e, idx, 1);
     ext_end(e, at);
     e->nanc--;
@@ -416,7 +428,7 @@ static void enc_table(enc *e, int idx) {
     lua_rawget(L, classes); /* pops mt */
     if (lua_type(L, -1) == LUA_TSTRING) {
       ancestor_push(e, p);
-      size_t at = cray__mp_ext_begin(b, CRAY__EXT_CLASS);
+      ext_mark at = ext_begin(e, CRAY__EXT_CLASS);
       cray__mp_array(b, 2);
       size_t n;
       const char *name = lua_tolstring(L, -1, &n);
@@ -483,7 +495,7 @@ static void enc_function(enc *e, int idx) {
   const void *p = lua_topointer(L, idx);
   if (backref(e, p)) return;
   ancestor_push(e, p);
-  size_t at = cray__mp_ext_begin(b, CRAY__EXT_FUNCTION);
+  ext_mark at = ext_begin(e, CRAY__EXT_FUNCTION);
   cray__mp_array(b, 2);
   enc_bytecode(e, idx);
   int nup = 0;

@@ -85,6 +85,90 @@ describe("values in the store", function()
   end)
 end)
 
+-- Strings and FFI arrays from 4 KiB go into the blob straight from the Lua value; the
+-- scratch buffer grows past 64 KiB and is let go past 1 MiB. Every extension that holds
+-- other values must count those bytes in its length, at every such size.
+describe("large strings and arrays inside extensions", function()
+  local sizes = {}
+  for _, n in ipairs{4096, 65536, 1048576} do
+    for d = -1, 1 do sizes[#sizes + 1] = n + d end
+  end
+  local function bytes(n) return ("0123456789abcdef"):rep(n / 16 + 1):sub(1, n) end
+  local function octets(n)
+    local a = ffi.new("uint8_t[?]", n)
+    for i = 0, n - 1, 97 do a[i] = i % 251 end
+    return a
+  end
+  local function same_bytes(a, b, n)
+    assert.are.equal(n, #b)
+    return ffi.string(a, n) == ffi.string(b.data, n)
+  end
+  local Box = {}
+  Box.__index = Box
+  cray.register_class("spec.Box", Box)
+
+  it("keep a string in an error object's fields", function()
+    for _, n in ipairs(sizes) do
+      local s = bytes(n)
+      local e = roundtrip(setmetatable({kind = "runtime", message = s, value = {s}}, cray.Error))
+      assert.are.equal(cray.Error, getmetatable(e))
+      assert.are.equal(s, e.message)
+      assert.are.equal(s, e.value[1])
+    end
+  end)
+
+  it("keep a string and an FFI array in a registered class's fields", function()
+    for _, n in ipairs(sizes) do
+      local s, a = bytes(n), octets(n)
+      local b = roundtrip(setmetatable({s = s, a = a, after = "end"}, Box))
+      assert.are.equal(Box, getmetatable(b))
+      assert.are.equal(s, b.s)
+      assert.is_true(same_bytes(a, b.a, n))
+      assert.are.equal("end", b.after)
+    end
+  end)
+
+  it("keep strings and FFI arrays among a function's upvalues", function()
+    for _, n in ipairs(sizes) do
+      local s, a = bytes(n), octets(n)
+      local g = roundtrip(function() return s, a, #s end)
+      local s2, a2, len = g()
+      assert.are.equal(s, s2)
+      assert.is_true(same_bytes(a, a2, n))
+      assert.are.equal(n, len)
+    end
+  end)
+
+  it("keep them through extensions nested in extensions", function()
+    for _, n in ipairs(sizes) do
+      local s = bytes(n)
+      local err = setmetatable({kind = "runtime", message = s}, cray.Error)
+      local box = setmetatable({err = err, f = function() return s end}, Box)
+      local outer = roundtrip(function() return box, s end)
+      local b, s2 = outer()
+      assert.are.equal(s, b.err.message)
+      assert.are.equal(s, b.f())
+      assert.are.equal(s, s2)
+    end
+  end)
+
+  it("run a remote function whose upvalue is a 5,000-byte string", function()
+    local s = bytes(5000)
+    local f = cray.remote(function(k) return #s + k, s:sub(-3) end)
+    local n, tail = cray.get(f.remote(1))
+    assert.are.equal(5001, n)
+    assert.are.equal(s:sub(-3), tail)
+  end)
+
+  it("give the caller a task_error for a task that raises a 4 KiB message", function()
+    local msg = ("M"):rep(4096)
+    local f = cray.remote(function() error(msg, 0) end)
+    local e = support.error_of(cray.get, f.remote())
+    assert.are.equal("task_error", e.kind)
+    assert.is_truthy(e.message:find(msg, 1, true))
+  end)
+end)
+
 describe("values the store refuses", function()
   local function refusal(v) return support.error_of(cray.put, v) end
 

@@ -89,6 +89,18 @@ static int t_roundtrip(lua_State *L1) {
   return decode_and_release(L1, b, -1);
 }
 
+/* codec.framed(bytes) -> whether msgpack-c reads the bytes as exactly one item */
+static int unpack_one(msgpack_unpacked *u, const char *data, size_t len);
+static int t_framed(lua_State *L1) {
+  size_t n;
+  const char *s = luaL_checklstring(L1, 1, &n);
+  msgpack_unpacked u;
+  msgpack_unpacked_init(&u);
+  lua_pushboolean(L1, unpack_one(&u, s, n));
+  msgpack_unpacked_destroy(&u);
+  return 1;
+}
+
 /* codec.put(v) -> ObjectRef, as cray.put does */
 static int t_put(lua_State *L1) {
   cray__codec_encode(L1, ls, 1, 1, "value");
@@ -221,7 +233,8 @@ static void setup(void) {
 
   static const luaL_Reg fns[] = {{"encode", t_encode},       {"decode", t_decode},
                                  {"roundtrip", t_roundtrip}, {"put", t_put},
-                                 {"lightud", t_lightud},     {NULL, NULL}};
+                                 {"lightud", t_lightud},     {"framed", t_framed},
+                                 {NULL, NULL}};
   lua_newtable(L);
   for (const luaL_Reg *r = fns; r->name; r++) {
     lua_pushcfunction(L, r->func);
@@ -465,6 +478,46 @@ static void test_classes_and_errors(void) {
          "assert(e2.message == 'boom' and e2.cause.kind == 'timeout' and e2.value[2] == 2)\n"
          "local bytes = codec.encode(setmetatable({}, Error))\n"
          "assert(hex(bytes) == 'c90000000105' .. '80', hex(bytes))\n");
+}
+
+/* Strings and FFI arrays from CRAY__SPLICE_MIN bytes are spliced into the blob, the
+ * scratch buffer grows past 64 KiB and is let go past 1 MiB: at sizes around each, every
+ * extension that holds values (function, error, class) frames what it holds, with every
+ * other extension type among its contents, and reads back the same. */
+static void test_large_in_extensions(void) {
+  LUA_CHECK("local Box = {}; Box.__index = Box\n"
+         "classes['spec.Box'], classes[Box] = Box, 'spec.Box'\n"
+         "local ref = codec.put('target')\n"
+         "for _, m in ipairs{4096, 65536, 1048576} do for n = m - 1, m + 1 do\n"
+         "  local s = ('0123456789abcdef'):rep(n / 16 + 1):sub(1, n)\n"
+         "  local a = ffi.new('uint8_t[?]', n)\n"
+         "  for i = 0, n - 1, 97 do a[i] = i % 251 end\n"
+         "  local function same_array(b)\n"
+         "    return #b == n and ffi.string(b.data, n) == ffi.string(a, n)\n"
+         "  end\n"
+         "  local small = {ref = ref, i = -5LL, u = 7ULL, mod = string, g = _G,\n"
+         "                 cf = string.format}\n"
+         "  small.me = small\n"
+         "  local err = setmetatable({kind = 'runtime', message = s, value = a,\n"
+         "                           small = small}, Error)\n"
+         "  local box = setmetatable({s = s, a = a, err = err, small = small}, Box)\n"
+         "  local f = function() return s, a, box, small end\n"
+         "  for _, v in ipairs{err, box, f, {f, box, err, s}} do\n"
+         "    assert(codec.framed((codec.encode(v))), n)\n"
+         "  end\n"
+         "  local e2 = codec.roundtrip(err)\n"
+         "  assert(getmetatable(e2) == Error and e2.message == s and same_array(e2.value), n)\n"
+         "  local b2 = codec.roundtrip(box)\n"
+         "  assert(getmetatable(b2) == Box and b2.s == s and same_array(b2.a), n)\n"
+         "  assert(b2.err.message == s and same_array(b2.err.value), n)\n"
+         "  local s2, a2, box2, small2 = codec.roundtrip(f)()\n"
+         "  assert(s2 == s and same_array(a2) and box2.err.message == s, n)\n"
+         "  for _, t in ipairs{small2, b2.small, e2.small} do\n"
+         "    assert(t.ref == ref and t.i == -5LL and t.u == 7ULL and t.mod == string, n)\n"
+         "    assert(t.g == _G and t.cf == string.format and t.me == t, n)\n"
+         "  end\n"
+         "end end\n"
+         "classes['spec.Box'], classes[Box] = nil, nil\n");
 }
 
 static void test_cdata(void) {
@@ -1130,6 +1183,7 @@ int main(void) {
   RUN(test_cycles);
   RUN(test_classes_and_errors);
   RUN(test_cdata);
+  RUN(test_large_in_extensions);
   RUN(test_objrefs);
   RUN(test_refusals);
   RUN(test_malformed_messages);
