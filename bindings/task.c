@@ -184,10 +184,21 @@ static void resolve_from(lua_State *L, cray__lstate *ls, cray__entry *e, int fai
   }
 }
 
+/* Whether the error object on top is of kind out_of_memory. */
+static int out_of_memory(lua_State *L) {
+  if (!lua_istable(L, -1)) return 0;
+  lua_getfield(L, -1, "kind");
+  const char *kind = lua_tostring(L, -1);
+  int oom = kind && strcmp(kind, "out_of_memory") == 0;
+  lua_pop(L, 1);
+  return oom;
+}
+
 /* fill(ref, value [, label]): gives a reserved object its value. When the value cannot be
- * stored, the object holds that error instead (so what waits for it fails, not hangs) and
- * the error is raised, naming the value by `label` ("remote function 'f'") and pointing at
- * the user's line that made it be stored. */
+ * stored, the error is raised, naming the value by `label` ("remote function 'f'") and
+ * pointing at the user's line that made it be stored; the object stays pending when the
+ * store had no room (the caller fills it again later), and otherwise holds that error (so
+ * what waits for it fails, not hangs). */
 static int l_fill(lua_State *L) {
   cray__lstate *ls = self(L);
   cray__entry *e = cray__objref_test(L, ls, 1);
@@ -210,6 +221,7 @@ static int l_fill(lua_State *L) {
     cray__traceback_clean(L);
     lua_setfield(L, -2, "traceback");
   }
+  if (failed && out_of_memory(L)) return lua_error(L);
   resolve_from(L, ls, e, failed);
   if (failed) return lua_error(L);
   return 0;

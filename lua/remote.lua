@@ -24,6 +24,8 @@ return function(cray, core)
   local unpublished = {}
   local dirty = false
 
+  -- A function the store had no room for stays unstored, its ref pending, and is tried
+  -- again at the next flush; the first error is raised once all were tried.
   local function flush()
     dirty = false
     for name, mt in pairs(unpublished) do
@@ -32,10 +34,16 @@ return function(cray, core)
       -- the class says so.
       pcall(core.publish_class, name, mt)
     end
+    local failure
     for ref, fn in pairs(unstored) do
-      unstored[ref] = nil
-      fill(ref, fn, labels[ref])
+      local ok, err = pcall(fill, ref, fn, labels[ref])
+      if ok or not (type(err) == "table" and err.kind == "out_of_memory") then
+        unstored[ref] = nil
+      end
+      if not ok then failure = failure or err end
     end
+    dirty = next(unstored) ~= nil
+    if failure then error(failure, 0) end
   end
 
   -- The metatables, registered once per state (loading the module again reuses them).

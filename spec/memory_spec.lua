@@ -278,6 +278,29 @@ describe("tasks under the budget", function()
     for i = 1, 32 do assert.is_true(cray.get(refs[i]) == pattern(i, MiB), i) end
   end)
 
+  it("store a remote function refused while full once room is made", function()
+    cray = support.fresh({workers = 1, memory = "8M", spill_max = "16M"})
+    local big = pattern(0, 2 * MiB)
+    local f, e
+    coroutine.wrap(function()
+      local refs = {}
+      for i = 1, 200 do
+        local ok, r = pcall(cray.put, pattern(i, MiB))
+        if not ok then break end
+        refs[i] = r
+      end
+      -- Stored at its first submit, which finds the store full.
+      f = cray.remote(function(k) return #big + k end)
+      local ok, err = pcall(f.remote, 1)
+      assert.is_false(ok, "the function found no room")
+      e = err
+    end)()
+    assert.are.equal("out_of_memory", e.kind)
+    support.collect()
+    assert.are.equal(2 * MiB + 1, cray.get(f.remote(1)))
+    assert.are.equal(2 * MiB + 2, cray.get(f.remote(2)))
+  end)
+
   it("fail a task whose result finds the store full, caused by out_of_memory", function()
     cray = support.fresh({workers = 1, memory = "8M", spill_max = "16M"})
     local make = cray.remote(function(i) return pattern(i, MiB) end)
