@@ -167,6 +167,7 @@ static int open_state(xworker *xw) {
   }
   cray__module_attach(xw->L, xw->ctx->rt);
   xw->ls = cray__lstate_get(xw->L);
+  xw->ls->wait = cray__exec_arm; /* module.c waits through it */
   xw->gen++;
   return 1;
 }

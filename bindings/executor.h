@@ -4,8 +4,9 @@
  * Each worker thread owns one lua_State made with a counting allocator (its heap limit is
  * --worker-memory), with the standard libraries, `cray`, and the driver's package.path
  * and package.cpath. A task runs as a coroutine of that state; cray.get, cray.wait and
- * cray.sleep inside it arm a wait with the scheduler and yield, and the worker resumes
- * the coroutine with CRAY__RETRY when the wait is over, so they look again.
+ * cray.sleep inside it arm a wait with the scheduler through the state's wait hook
+ * (cray__lstate.wait, which this executor sets) and yield, and the worker resumes the
+ * coroutine with CRAY__RETRY when the wait is over, so they look again.
  *
  * A state that runs out of memory is closed and made anew: the task that ran is lost
  * (the scheduler retries it), and so are the tasks suspended in it, which notice when

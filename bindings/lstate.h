@@ -34,7 +34,8 @@ typedef struct cray__splice {
   size_t len;
 } cray__splice;
 
-typedef struct cray__lstate {
+typedef struct cray__lstate cray__lstate;
+struct cray__lstate {
   cray_runtime *rt; /* NULL until cray.init; borrowed from the module's process runtime */
   unsigned epoch;   /* rt->ids.epoch when rt was set: refs made under another are stale */
   int objref_mt;    /* registry reference of the ObjectRef metatable */
@@ -49,7 +50,21 @@ typedef struct cray__lstate {
   uint32_t nsplices, splices_cap;
   size_t spliced;   /* their bytes */
   size_t gc_debt;   /* bytes of blobs put since the Lua GC was last told of them */
-} cray__lstate;
+  /* In a worker's state, the executor's wait (bindings/executor.c): arms a wait for `want`
+   * of entries[0..n) (n == 0: a sleep) until `deadline` (monotonic seconds, < 0: none)
+   * and returns 1 when the caller must `return lua_yield(L, 0)`; raises when L cannot
+   * yield (`yieldable` is what coroutine.isyieldable() said, `fn` names the caller). NULL
+   * in the driver's state, whose waits block the thread. */
+  int (*wait)(lua_State *L, cray__lstate *ls, cray__entry *const *entries, size_t n,
+              size_t want, double deadline, int yieldable, const char *fn);
+};
+
+/* ls->wait when the state has one: 1 when the caller must yield, 0 when it blocks. */
+static inline int cray__lstate_wait(lua_State *L, cray__lstate *ls, cray__entry *const *entries,
+                                    size_t n, size_t want, double deadline, int yieldable,
+                                    const char *fn) {
+  return ls->wait ? ls->wait(L, ls, entries, n, want, deadline, yieldable, fn) : 0;
+}
 
 /* The state's cray__lstate (luaopen_cray must have run in L). */
 cray__lstate *cray__lstate_get(lua_State *L);

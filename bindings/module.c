@@ -23,7 +23,6 @@
 #include "actor.h"
 #include "lio.h"
 #include "codec.h"
-#include "executor.h"
 #include "lua_modules.h"
 #include "lstate.h"
 #include "objref.h"
@@ -281,7 +280,7 @@ static const char *const get_options[] = {"timeout", NULL};
 static int await_one(lua_State *L, cray__lstate *ls, cray__entry *e, double timeout,
                      const char *fn) {
   double deadline = deadline_arg(L, timeout);
-  if (cray__exec_arm(L, ls, &e, 1, 1, deadline, lua_toboolean(L, 4), fn)) return 1;
+  if (cray__lstate_wait(L, ls, &e, 1, 1, deadline, lua_toboolean(L, 4), fn)) return 1;
   unsigned char ready;
   wait_or_raise(L, ls, &e, 1, 1, deadline, timeout, &ready, fn);
   return 0;
@@ -314,7 +313,7 @@ static int l_get(lua_State *L) {
       cray__entry **pending = lua_newuserdata(L, (n - have) * sizeof *pending);
       for (size_t i = 0; i < n; i++)
         if (cray__entry_state(v[i]) == CRAY__PENDING) pending[k++] = v[i];
-      if (k && cray__exec_arm(L, ls, pending, k, k, deadline, lua_toboolean(L, 4), "cray.get"))
+      if (k && cray__lstate_wait(L, ls, pending, k, k, deadline, lua_toboolean(L, 4), "cray.get"))
         return lua_yield(L, 0);
       wait_or_raise(L, ls, v, n, n, deadline, timeout, ready, "cray.get");
     }
@@ -419,7 +418,7 @@ static int l_wait(lua_State *L) {
     cray__entry **pending = lua_newuserdata(L, (n - have) * sizeof *pending);
     for (size_t i = 0; i < n; i++)
       if (!ready[i]) pending[k++] = v[i];
-    if (cray__exec_arm(L, ls, pending, k, want - have, deadline, lua_toboolean(L, 4),
+    if (cray__lstate_wait(L, ls, pending, k, want - have, deadline, lua_toboolean(L, 4),
                        "cray.wait"))
       return lua_yield(L, 0);
     block(L, ls, v, n, want, time_left(deadline), ready, "cray.wait");
@@ -490,10 +489,21 @@ static int l_progress(lua_State *L) {
 
 /* ---- opening and closing ---- */
 
+/* Raises in a worker's state: only the driver starts and stops the runtime (a worker
+ * that closed it would wait for its own task to end). */
+static void refuse_in_worker(lua_State *L, cray__lstate *ls, const char *fn) {
+  if (ls->worker)
+    cray__raise(L, "invalid_argument",
+                "%s: cannot be called inside a task or an actor; only the driver starts and "
+                "stops cray",
+                fn);
+}
+
 /* _open(workers, memory, spill_dir, spill_max, worker_memory, resources, task_memory):
  * arguments already checked by lua/cray.lua. */
 static int l_open(lua_State *L) {
   cray__lstate *ls = self(L);
+  refuse_in_worker(L, ls, "cray.init");
   if (ls->rt && ls->rt != g_rt)
     cray__raise(L, "invalid_argument",
                 "cray.init: this state runs on a runtime its embedding program provides");
@@ -535,6 +545,7 @@ static int l_open(lua_State *L) {
 
 static int l_close(lua_State *L) {
   cray__lstate *ls = self(L);
+  refuse_in_worker(L, ls, "cray.shutdown");
   if (ls->rt && ls->rt != g_rt)
     cray__raise(L, "invalid_argument",
                 "cray.shutdown: this state runs on a runtime its embedding program provides");

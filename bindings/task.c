@@ -263,7 +263,7 @@ static int l_now(lua_State *L) {
 static int l_sleep_until(lua_State *L) {
   cray__lstate *ls = self(L);
   double deadline = luaL_checknumber(L, 1);
-  if (cray__exec_arm(L, ls, NULL, 0, 0, deadline, lua_toboolean(L, 2), "cray.sleep"))
+  if (cray__lstate_wait(L, ls, NULL, 0, 0, deadline, lua_toboolean(L, 2), "cray.sleep"))
     return lua_yield(L, 0);
   /* In steps of at most CRAY__FOREVER, so that a deadline of infinity sleeps forever. */
   for (double left; (left = deadline - cray__now()) > 0;) {

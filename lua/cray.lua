@@ -38,8 +38,8 @@ end
 local pending -- lua/remote.lua's
 
 function cray.shutdown()
-  pending.reset()
   core.close()
+  pending.reset()
 end
 
 function cray.is_initialized()

@@ -104,6 +104,49 @@ describe("cray.init and cray.shutdown", function()
   end)
 end)
 
+describe("cray.init and cray.shutdown inside a task or an actor", function()
+  -- In a process of its own, under a time limit: a worker that closed the runtime would
+  -- wait for its own task to end.
+  local function run(code)
+    return support.run(("timeout 60 %s/crayrun -w 2 -e %q"):format(support.build, code))
+  end
+
+  it("are refused with invalid_argument, and cray goes on running", function()
+    local status, out, err = run([[
+      local try = cray.remote(function(what)
+        local ok, e = pcall(cray[what])
+        return ok, e.kind, e.message
+      end)
+      for _, what in ipairs{"shutdown", "init"} do
+        local ok, kind, msg = cray.get(try.remote(what))
+        print(what, ok, kind, msg:match("cray%.%a+: .*"))
+      end
+      local A = cray.actor{stop = function() local ok, e = pcall(cray.shutdown); return e.kind end}
+      print("actor", cray.get(A.remote().stop.remote()))
+      print("after", cray.get(cray.remote(function() return 42 end).remote()))]])
+    assert.are.equal(0, status, err)
+    local msg = "only the driver starts and stops cray"
+    assert.are.equal(table.concat({
+      "shutdown\tfalse\tinvalid_argument\tcray.shutdown: cannot be called inside a task "
+        .. "or an actor; " .. msg,
+      "init\tfalse\tinvalid_argument\tcray.init: cannot be called inside a task or an "
+        .. "actor; " .. msg,
+      "actor\tinvalid_argument",
+      "after\t42", ""}, "\n"), out)
+  end)
+
+  it("init with ignore_reinit_error does nothing there, as in the driver", function()
+    local status, out, err = run([[
+      local f = cray.remote(function()
+        cray.init{ignore_reinit_error = true}
+        return cray.is_initialized()
+      end)
+      print(cray.get(f.remote()))]])
+    assert.are.equal(0, status, err)
+    assert.are.equal("true\n", out)
+  end)
+end)
+
 describe("cray.register_class", function()
   it("refuses a bad name, a non-table and a taken name", function()
     assert.matches([[name must be a non%-empty string %(got ""%)]],
