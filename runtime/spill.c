@@ -1,8 +1,13 @@
 /*
- * spill.c: see spill.h. The environment is one data file (MDB_NOSUBDIR), named after the
- * process and a counter so that runtimes sharing a user's directory never share a file;
- * its lock file sits beside it. Closing removes both, and nothing else of a user's
- * directory.
+ * spill.c: see spill.h. The environment lives in a private directory (mode 0700) that
+ * cray makes with mkdtemp inside the base directory (the user's spill directory, or
+ * $TMPDIR) when the first value is written, so a run that never spills leaves no trace
+ * and no file of anyone else's is ever reused or removed: closing removes LMDB's two files
+ * and that directory, and the base directory only when cray made it and it is empty.
+ *
+ * The spill thread is the only writer, and the one that opens the environment; `opened`
+ * publishes dir, env and psize to the threads that read values it wrote (they learn of a
+ * value through the store, after its write) or describe the spill space.
  */
 #include "spill.h"
 
@@ -27,9 +32,10 @@
 struct cray__spill {
   MDB_env *env;
   MDB_dbi dbi;
-  char *dir;
-  char *path; /* the data file; the lock file is path + "-lock" */
-  int made_dir;
+  char *base;               /* where the private directory goes */
+  int made_base;            /* cray made base (the user's directory was missing) */
+  char *dir;                /* the private directory, once made */
+  _Atomic int opened;       /* dir and env are made (set once, by the spill thread) */
   uint64_t cap;             /* 0: none */
   unsigned psize;           /* LMDB's page size */
   _Atomic uint64_t used;    /* estimate, see cost(); written by the spill thread only */
@@ -51,47 +57,56 @@ static int refuse(char *why, size_t whylen, const char *fmt, ...) {
   return CRAY_ESYS;
 }
 
-static void remove_files(cray__spill *sp) {
-  if (sp->path) {
-    char lock[4200];
-    snprintf(lock, sizeof lock, "%s-lock", sp->path);
-    unlink(sp->path);
-    unlink(lock);
+/* Removes LMDB's files and the private directory (which holds nothing else). */
+static void remove_dir(cray__spill *sp) {
+  static const char *const files[] = {"data.mdb", "lock.mdb"};
+  for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", sp->dir, files[i]);
+    unlink(path);
   }
-  if (sp->made_dir) rmdir(sp->dir);
+  rmdir(sp->dir);
+  cray__free(sp->dir);
+  sp->dir = NULL;
 }
 
 static void free_spill(cray__spill *sp) {
-  cray__free(sp->dir);
-  cray__free(sp->path);
+  if (sp->made_base) rmdir(sp->base);
+  cray__free(sp->base);
   cray__free(sp);
 }
 
-/* The directory: made fresh under $TMPDIR, or the user's (made when missing). */
-static int set_dir(cray__spill *sp, const char *dir, char *why, size_t whylen) {
-  char buf[4096];
+/* Whether cray may make its directory in dir: it is a directory it can write in. */
+static int usable(const char *dir) {
+  struct stat st;
+  if (stat(dir, &st) != 0) return errno;
+  if (!S_ISDIR(st.st_mode)) return ENOTDIR;
+  return access(dir, W_OK | X_OK) == 0 ? 0 : errno;
+}
+
+/* The base directory: $TMPDIR, or the user's (made when missing). Nothing goes in it yet. */
+static int set_base(cray__spill *sp, const char *dir, char *why, size_t whylen) {
+  int err;
   if (!dir) {
     const char *tmp = getenv("TMPDIR");
     if (!tmp || !*tmp) tmp = "/tmp";
-    snprintf(buf, sizeof buf, "%s/cray-spill-XXXXXX", tmp);
-    if (!mkdtemp(buf))
+    if ((err = usable(tmp)))
       return refuse(why, whylen, "cannot make a spill directory under '%s' ($TMPDIR): %s", tmp,
-                    strerror(errno));
-    sp->made_dir = 1;
-    dir = buf;
+                    strerror(err));
+    dir = tmp;
   } else if (mkdir(dir, 0700) == 0) {
-    sp->made_dir = 1;
+    sp->made_base = 1;
   } else if (errno != EEXIST) {
     return refuse(why, whylen, "cannot use spill directory '%s': %s", dir, strerror(errno));
   }
-  struct stat st;
-  int err = stat(dir, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
-  if (err) {
-    if (sp->made_dir) rmdir(dir);
+  if ((err = usable(dir))) {
+    if (sp->made_base) rmdir(dir);
+    sp->made_base = 0;
     return refuse(why, whylen, "cannot use spill directory '%s': %s", dir, strerror(err));
   }
-  if (!(sp->dir = cray__strdup(dir))) {
-    if (sp->made_dir) rmdir(dir);
+  if (!(sp->base = cray__strdup(dir))) {
+    if (sp->made_base) rmdir(dir);
+    sp->made_base = 0;
     return CRAY_ENOMEM;
   }
   return 0;
@@ -112,52 +127,68 @@ static uint64_t map_size(const char *dir, size_t cap) {
 }
 
 int cray__spill_open(cray__spill **out, const char *dir, size_t max, char *why, size_t whylen) {
-  static _Atomic unsigned serial;
   cray__spill *sp = cray__calloc(1, sizeof *sp);
   if (!sp) return CRAY_ENOMEM;
-  int rc = set_dir(sp, dir, why, whylen);
+  int rc = set_base(sp, dir, why, whylen);
   if (rc) {
-    free_spill(sp);
+    cray__free(sp);
     return rc;
-  }
-  char path[4200];
-  snprintf(path, sizeof path, "%s/cray-%ld-%u.mdb", sp->dir, (long)getpid(),
-           atomic_fetch_add_explicit(&serial, 1, memory_order_relaxed)); /* unique only */
-  if (!(sp->path = cray__strdup(path))) {
-    remove_files(sp);
-    free_spill(sp);
-    return CRAY_ENOMEM;
   }
   sp->cap = max;
   atomic_init(&sp->used, 0);
+  atomic_init(&sp->opened, 0);
+  *out = sp;
+  return 0;
+}
+
+/* Makes the private directory and the environment in it, on the spill thread's first
+ * write. 0, or an errno or LMDB code (nothing is left behind then). */
+static int open_env(cray__spill *sp) {
+  /* Relaxed: only this thread sets it. */
+  if (atomic_load_explicit(&sp->opened, memory_order_relaxed)) return 0;
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/cray-spill-XXXXXX", sp->base);
+  if (!mkdtemp(dir)) return errno;
+  if (!(sp->dir = cray__strdup(dir))) {
+    rmdir(dir);
+    return ENOMEM;
+  }
   MDB_txn *txn;
   MDB_stat st;
+  int rc;
   if ((rc = mdb_env_create(&sp->env)) == 0 &&
-      (rc = mdb_env_set_mapsize(sp->env, map_size(sp->dir, max))) == 0 &&
+      (rc = mdb_env_set_mapsize(sp->env, map_size(sp->dir, sp->cap))) == 0 &&
       (rc = mdb_env_set_maxreaders(sp->env, MAX_READERS)) == 0 &&
-      (rc = mdb_env_open(sp->env, sp->path,
-                         MDB_NOSUBDIR | MDB_NOTLS | MDB_NOSYNC | MDB_NOMETASYNC, 0600)) == 0 &&
+      (rc = mdb_env_open(sp->env, sp->dir, MDB_NOTLS | MDB_NOSYNC | MDB_NOMETASYNC, 0600)) == 0 &&
       (rc = mdb_txn_begin(sp->env, NULL, 0, &txn)) == 0) {
     if ((rc = mdb_dbi_open(txn, NULL, 0, &sp->dbi)) != 0) mdb_txn_abort(txn);
     else rc = mdb_txn_commit(txn);
   }
   if (rc == 0) rc = mdb_env_stat(sp->env, &st);
   if (rc) {
-    refuse(why, whylen, "cannot use spill directory '%s': %s", sp->dir, mdb_strerror(rc));
     if (sp->env) mdb_env_close(sp->env);
-    remove_files(sp);
-    free_spill(sp);
-    return CRAY_ESYS;
+    sp->env = NULL;
+    remove_dir(sp);
+    return rc;
   }
   sp->psize = st.ms_psize;
-  *out = sp;
+  /* Release: a thread that sees it set sees dir, env and psize. */
+  atomic_store_explicit(&sp->opened, 1, memory_order_release);
   return 0;
+}
+
+/* Whether the environment is there (for threads other than the spill thread). */
+static int is_open(const cray__spill *sp) {
+  /* Acquire: pairs with open_env's release. */
+  return atomic_load_explicit(&sp->opened, memory_order_acquire);
 }
 
 void cray__spill_close(cray__spill *sp) {
   if (!sp) return;
-  mdb_env_close(sp->env);
-  remove_files(sp);
+  if (is_open(sp)) {
+    mdb_env_close(sp->env);
+    remove_dir(sp);
+  }
   free_spill(sp);
 }
 
@@ -219,8 +250,9 @@ int cray__spill_write(cray__spill *sp, const cray__spill_item *items, size_t n, 
   uint64_t used = atomic_load_explicit(&sp->used, memory_order_relaxed);
   MDB_txn *txn = NULL;
   size_t pending = 0, i;
-  int rc = 0, full = 0;
+  int rc = open_env(sp), full = 0;
   *done = 0;
+  if (rc) return rc;
   for (i = 0; i < n; i++) {
     uint64_t c = value_cost(sp, items[i].len);
     if (sp->cap && used + c > sp->cap) {
@@ -246,6 +278,7 @@ int cray__spill_write(cray__spill *sp, const cray__spill_item *items, size_t n, 
 
 int cray__spill_delete(cray__spill *sp, const cray__spill_item *items, size_t n) {
   MDB_txn *txn;
+  if (!is_open(sp)) return 0; /* nothing was written */
   int rc = mdb_txn_begin(sp->env, NULL, 0, &txn);
   if (rc) return rc;
   uint64_t freed = 0;
@@ -272,6 +305,7 @@ int cray__spill_delete(cray__spill *sp, const cray__spill_item *items, size_t n)
 int cray__spill_read(cray__spill *sp, const cray_id *id, uint8_t *dst, size_t len) {
   MDB_txn *txn;
   int rc;
+  if (!is_open(sp)) return MDB_NOTFOUND;
   /* Every reader slot taken (a thousand reads at once): wait for one. */
   for (int tries = 0; (rc = mdb_txn_begin(sp->env, NULL, MDB_RDONLY, &txn)) == MDB_READERS_FULL &&
                       tries < 10000;
@@ -312,7 +346,7 @@ const char *cray__spill_why(int err) {
   }
 }
 
-const char *cray__spill_dir(const cray__spill *sp) { return sp->dir; }
+const char *cray__spill_dir(const cray__spill *sp) { return is_open(sp) ? sp->dir : sp->base; }
 
 uint64_t cray__spill_cap(const cray__spill *sp) { return sp->cap; }
 
@@ -323,7 +357,7 @@ uint64_t cray__spill_used(const cray__spill *sp) {
 uint64_t cray__spill_count(cray__spill *sp) {
   MDB_txn *txn;
   MDB_stat st;
-  if (mdb_txn_begin(sp->env, NULL, MDB_RDONLY, &txn)) return 0;
+  if (!is_open(sp) || mdb_txn_begin(sp->env, NULL, MDB_RDONLY, &txn)) return 0;
   int rc = mdb_stat(txn, sp->dbi, &st);
   mdb_txn_abort(txn);
   return rc ? 0 : st.ms_entries;

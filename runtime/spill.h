@@ -1,6 +1,7 @@
 /*
  * spill.h: the spill environment, where objects past the memory budget go: one LMDB
- * environment per runtime, in one file of the spill directory, keyed by the 16-byte id.
+ * environment per runtime, in a private directory cray makes inside the spill directory
+ * (or $TMPDIR) at the first write, keyed by the 16-byte id.
  *
  * Writes (cray__spill_write, cray__spill_delete) come from one thread only, the store's
  * spill thread, in batched write transactions. Reads come from any thread, each in a
@@ -34,15 +35,18 @@ typedef struct cray__spill_item {
   size_t len;
 } cray__spill_item;
 
-/* Opens an environment in dir, or when dir is NULL in a fresh directory under $TMPDIR
- * (removed again by close). A dir that does not exist is created (and removed by close
- * if it is empty then). max: bytes of disk (0: no cap). On failure returns CRAY_ESYS and
- * writes the reason into why[0..whylen). */
+/* A spill space in dir, or when dir is NULL under $TMPDIR; nothing is made there until
+ * the first write, which makes a fresh directory (mode 0700) inside it for the
+ * environment. A dir that does not exist is created now (and removed by close if it is
+ * empty then). max: bytes of disk (0: no cap). When dir (or $TMPDIR) is not a directory
+ * cray can write in, returns CRAY_ESYS and writes the reason into why[0..whylen). */
 int cray__spill_open(cray__spill **out, const char *dir, size_t max, char *why, size_t whylen);
-/* Closes the environment and removes its files; a directory it made, too. */
+/* Closes the environment and removes what cray made: its files, its directory, and the
+ * spill directory when cray made that and it is empty. */
 void cray__spill_close(cray__spill *sp);
 
-/* Writes items[0..n), in as few transactions as the memory they hold allows. When the
+/* Writes items[0..n), in as few transactions as the memory they hold allows (the first
+ * write makes the environment: an errno value when that fails). When the
  * cap is reached at item k, the first k are written (MDB_MAP_FULL); on another error,
  * those of the failing transaction are not. *done: how many were written, from the
  * first. 0 or an error. */
@@ -56,7 +60,7 @@ int cray__spill_read(cray__spill *sp, const cray_id *id, uint8_t *dst, size_t le
 
 /* A short text for an error of the functions above. */
 const char *cray__spill_why(int err);
-/* The spill directory. */
+/* The private directory once the first write made it, the directory it goes in before. */
 const char *cray__spill_dir(const cray__spill *sp);
 /* The cap in bytes (0: none), and the bytes the values take on disk (an estimate in
  * whole pages, the measure the cap is checked against). */

@@ -181,6 +181,47 @@ describe("the spill directory", function()
     assert.are.equal("mine\n", listing(dir))
     os.execute("rm -r " .. dir)
   end)
+
+  it("is made only when the first object spills", function()
+    local tmp = fresh_dir()
+    os.execute("mkdir " .. tmp)
+    local status, out, err = support.crayrun(("-m 1M -e %q"):format(
+      "local function n() local p = io.popen('ls -A ' .. os.getenv('TMPDIR')) " ..
+      "local s = p:read('*a') p:close() return select(2, s:gsub('\\n', '')) end " ..
+      "local small = cray.put('x') cray.get(cray.remote(function() return 1 end).remote()) " ..
+      "print(n()) local r = {} for i = 1, 8 do r[i] = cray.put(('x'):rep(2^20)) end " ..
+      "while cray.stats().store.spilled_objects == 0 do end print(n())"), nil, {TMPDIR = tmp})
+    assert.are.equal(0, status, err)
+    assert.are.equal("0\n1\n", out)
+    assert.are.equal("", listing(tmp))
+    os.remove(tmp)
+  end)
+
+  it("is a private one of cray's own inside --spill-dir, and files named like cray's stay",
+     function()
+    local dir = fresh_dir()
+    os.execute("mkdir " .. dir)
+    local names = {"data.mdb", "lock.mdb", "cray-spill-old"}
+    for _, name in ipairs(names) do
+      local f = assert(io.open(dir .. "/" .. name, "w"))
+      f:write(name)
+      f:close()
+    end
+    local status, out, err = support.crayrun(("-m 1M --spill-dir %s -e %q"):format(dir,
+      "local r = {} for i = 1, 8 do r[i] = cray.put(('x'):rep(2^20)) end " ..
+      "while cray.stats().store.spilled_objects == 0 do end " ..
+      "local p = io.popen('stat -c %a " .. dir .. "/cray-spill-??????') " ..
+      "io.write(p:read('*a')) p:close() print(cray.get(r[1]) == ('x'):rep(2^20))"))
+    assert.are.equal(0, status, err)
+    assert.are.equal("700\ntrue\n", out)
+    assert.are.equal("cray-spill-old\ndata.mdb\nlock.mdb\n", listing(dir))
+    for _, name in ipairs(names) do
+      local f = assert(io.open(dir .. "/" .. name))
+      assert.are.equal(name, f:read("*a"))
+      f:close()
+    end
+    os.execute("rm -r " .. dir)
+  end)
 end)
 
 describe("large values", function()

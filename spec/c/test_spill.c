@@ -113,7 +113,8 @@ static void test_env_write_read_delete(void) {
   cray__spill *sp;
   char why[256];
   CHECK_EQ(cray__spill_open(&sp, dir, 0, why, sizeof why), 0);
-  CHECK_EQ(count_files(dir), 3); /* keep, the data file and its lock file */
+  CHECK_EQ(count_files(dir), 1); /* nothing made before the first write */
+  CHECK(strcmp(cray__spill_dir(sp), dir) == 0);
   size_t big = 3 << 20;
   uint8_t *a = malloc(big), small[100], *back = malloc(big);
   fill(a, big, 1);
@@ -122,6 +123,12 @@ static void test_env_write_read_delete(void) {
   size_t done;
   CHECK_EQ(cray__spill_write(sp, items, 3, &done), 0);
   CHECK_EQ(done, 3);
+  CHECK_EQ(count_files(dir), 2); /* keep, and cray's own directory */
+  const char *own = cray__spill_dir(sp);
+  struct stat st;
+  CHECK(strncmp(own, dir, strlen(dir)) == 0 && own[strlen(dir)] == '/');
+  CHECK(stat(own, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700);
+  CHECK_EQ(count_files(own), 2); /* the data file and its lock file */
   CHECK_EQ(cray__spill_count(sp), 3);
   CHECK_EQ(cray__spill_read(sp, &items[0].id, back, big), 0);
   CHECK(memcmp(a, back, big) == 0);
@@ -179,21 +186,75 @@ static void test_env_default_dir_is_removed(void) {
   cray__spill *sp;
   char why[256];
   CHECK_EQ(cray__spill_open(&sp, NULL, 0, why, sizeof why), 0);
+  CHECK_EQ(count_files(tmp), 0); /* nothing until the first write */
+  uint8_t one = 1;
+  cray__spill_item it = {{4, 1}, &one, 1};
+  size_t done;
+  CHECK_EQ(cray__spill_write(sp, &it, 1, &done), 0);
   CHECK_EQ(count_files(tmp), 1);
   CHECK(strncmp(cray__spill_dir(sp), tmp, strlen(tmp)) == 0);
   cray__spill_close(sp);
   CHECK_EQ(count_files(tmp), 0);
+  /* A runtime that never spills makes nothing there. */
+  cray_runtime *rt = open_rt(1 << 20, NULL, 0);
+  CHECK(rt != NULL);
+  cray_id id;
+  CHECK_EQ(cray_put(rt, "\xa1x", 2, &id), 0);
+  CHECK_EQ(count_files(tmp), 0);
+  cray_close(rt);
   /* A directory it had to make is removed too; one that was there stays. */
   char made[128];
   snprintf(made, sizeof made, "%s/made", tmp);
   CHECK_EQ(cray__spill_open(&sp, made, 0, why, sizeof why), 0);
   CHECK(exists(made));
+  CHECK_EQ(cray__spill_write(sp, &it, 1, &done), 0);
   cray__spill_close(sp);
   CHECK(!exists(made));
   if (saved) setenv("TMPDIR", saved, 1);
   else unsetenv("TMPDIR");
   free(saved);
   rmdir(tmp);
+}
+
+/* Files in the spill directory that look like cray's, a stale environment among them, are
+ * neither reused nor removed: cray's environment goes in a directory of its own. */
+static void test_env_keeps_others_files(void) {
+  enum { N = 12 };
+  char *dir = temp_dir();
+  char names[N][64], path[N][160];
+  snprintf(names[0], 64, "data.mdb");
+  snprintf(names[1], 64, "lock.mdb");
+  snprintf(names[2], 64, "cray-spill-000000");
+  for (int i = 3; i < N; i++) snprintf(names[i], 64, "cray-%ld-%d.mdb", (long)getpid(), i - 3);
+  for (int i = 0; i < N; i++) {
+    snprintf(path[i], sizeof path[i], "%.64s/%.64s", dir, names[i]);
+    FILE *f = fopen(path[i], "w");
+    fputs(names[i], f);
+    fclose(f);
+  }
+  cray__spill *sp;
+  char why[256];
+  CHECK_EQ(cray__spill_open(&sp, dir, 0, why, sizeof why), 0);
+  uint8_t v[100];
+  fill(v, sizeof v, 5);
+  cray__spill_item it = {{5, 1}, v, sizeof v};
+  size_t done;
+  CHECK_EQ(cray__spill_write(sp, &it, 1, &done), 0);
+  CHECK_EQ(done, 1);
+  CHECK_EQ(count_files(dir), N + 1);
+  uint8_t back[100];
+  CHECK_EQ(cray__spill_read(sp, &it.id, back, sizeof back), 0);
+  CHECK(memcmp(v, back, sizeof v) == 0);
+  cray__spill_close(sp);
+  CHECK_EQ(count_files(dir), N);
+  for (int i = 0; i < N; i++) {
+    char text[64] = {0};
+    FILE *f = fopen(path[i], "r");
+    CHECK(f && fgets(text, sizeof text, f) && strcmp(text, names[i]) == 0);
+    if (f) fclose(f);
+    unlink(path[i]);
+  }
+  rmdir(dir);
 }
 
 static void test_env_refuses_unusable_dirs(void) {
@@ -674,6 +735,7 @@ int main(void) {
   RUN(test_env_write_read_delete);
   RUN(test_env_chunks);
   RUN(test_env_default_dir_is_removed);
+  RUN(test_env_keeps_others_files);
   RUN(test_env_refuses_unusable_dirs);
   RUN(test_env_cap);
   RUN(test_store_spills_and_restores);
