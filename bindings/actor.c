@@ -165,6 +165,20 @@ static int l_actor_exit(lua_State *L) {
   return 0;
 }
 
+/* context() -> the running task's id (hex), name and worker index, then its actor's
+ * handle's parts when it is an actor call; nothing outside a task (the driver) */
+static int l_context(lua_State *L) {
+  cray__lstate *ls = self(L);
+  cray__task *t = cray__exec_current(ls);
+  if (!t) return 0;
+  char hex[33];
+  cray_id_format(&t->id, hex);
+  lua_pushlstring(L, hex, 32);
+  lua_pushstring(L, t->name);
+  lua_pushinteger(L, t->home);
+  return 3 + (t->actor ? push_handle(L, ls, t->actor) : 0);
+}
+
 /* get_actor(name) -> the handle's parts, or nothing */
 static int l_get_actor(lua_State *L) {
   cray__lstate *ls = self(L);
@@ -193,5 +207,6 @@ const luaL_Reg cray__actor_functions[] = {
     {"actor_kill", l_actor_kill},       {"actor_monitor", l_actor_monitor},
     {"actor_self", l_actor_self},       {"actor_exit", l_actor_exit},
     {"get_actor", l_get_actor},         {"class_table", l_class_table},
+    {"context", l_context},
     {NULL, NULL},
 };

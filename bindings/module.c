@@ -16,6 +16,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../runtime/alloc.h"
 #include "../runtime/progress.h"
@@ -487,6 +488,27 @@ static int l_progress(lua_State *L) {
   return 0;
 }
 
+/* node() -> workers, {resource = units}, {resource = units not held now}, host name */
+static int l_node(lua_State *L) {
+  cray__lstate *ls = self(L);
+  cray_runtime *rt = cray__module_rt(L, ls);
+  const cray_options *o = &rt->opts;
+  double *avail = lua_newuserdata(L, (size_t)(o->nresources + 1) * sizeof *avail);
+  cray__sched_resources_free(cray__exec_sched(L, ls), avail);
+  lua_pushinteger(L, o->workers);
+  for (int pass = 0; pass < 2; pass++) {
+    lua_createtable(L, 0, o->nresources);
+    for (int i = 0; i < o->nresources; i++) {
+      lua_pushnumber(L, pass ? avail[i] : o->resource_counts[i]);
+      lua_setfield(L, -2, o->resource_names[i]);
+    }
+  }
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  lua_pushstring(L, host);
+  return 4;
+}
+
 /* ---- opening and closing ---- */
 
 /* Raises in a worker's state: only the driver starts and stops the runtime (a worker
@@ -706,7 +728,7 @@ static const luaL_Reg core_functions[] = {
     {"stats", l_stats},   {"_progress", l_progress}, {"objects", cray__objects_l},   {"open", l_open},     {"close", l_close},
     {"is_open", l_is_open}, {"parse_size", l_parse_size},
     {"get_buffer", l_get_buffer}, {"describe", l_describe},
-    {"check_refs", l_check_refs}, {"ref", l_ref}, {NULL, NULL},
+    {"check_refs", l_check_refs}, {"ref", l_ref}, {"node", l_node}, {NULL, NULL},
 };
 
 /* Opening the module again in the same state (a test runner that clears package.loaded)

@@ -26,6 +26,7 @@ return function(cray, core, pending)
     max_task_retries = options.count_or_forever,
     max_concurrency = options.whole(1, 1000000),
     resources = options.resources(false, core.max_needs),
+    num_cpus = options.cpus,
   }
   local call_options = {num_returns = options.whole(0, core.max_returns)}
 
@@ -33,7 +34,8 @@ return function(cray, core, pending)
     return first ~= nil and getmetatable(first) == mt and rawequal(first[field], self)
   end
 
-  local function make_class(ref, class_name, opts)
+  -- `fn` names the call that made the options, for errors.
+  local function make_class(ref, class_name, opts, fn)
     if opts.get_if_exists and not opts.name then
       raise(3, "invalid_argument", "%s: option 'get_if_exists' needs option 'name' (the name "
             .. "of the actor to get)", class_name)
@@ -42,7 +44,7 @@ return function(cray, core, pending)
     -- max_task_retries, max_concurrency, class name, init's call name, resources}.
     local spec = {opts.name or false, opts.get_if_exists and 1 or 0, opts.max_restarts or 0,
                   opts.max_task_retries or 0, opts.max_concurrency or 1, class_name,
-                  class_name .. ".init", opts.resources}
+                  class_name .. ".init", options.resources_of(fn, opts, 3)}
     return setmetatable({
       remote = setmetatable({ref = ref, spec = spec}, Creator),
       options = setmetatable({ref = ref, class_name = class_name, opts = opts}, CreatorOptions),
@@ -79,7 +81,7 @@ return function(cray, core, pending)
     for k, v in pairs(options.check(self.class_name .. ".options", opts, actor_options, 2)) do
       merged[k] = v
     end
-    return make_class(self.ref, self.class_name, merged)
+    return make_class(self.ref, self.class_name, merged, self.class_name .. ".options")
   end
 
   local function class_name_of(cls)
@@ -103,14 +105,14 @@ return function(cray, core, pending)
       if not cls:match("^[%w_.]+%.[%w_]+$") then
         raise(2, "invalid_argument", "cray.actor: name a class as 'module.Class' (got %q)", cls)
       end
-      return make_class(stash(cls, ("actor class '%s'"):format(cls)), cls, o)
+      return make_class(stash(cls, ("actor class '%s'"):format(cls)), cls, o, "cray.actor")
     elseif type(cls) == "table" then
       if rawget(cls, "init") ~= nil and type(rawget(cls, "init")) ~= "function" then
         raise(2, "invalid_argument", "cray.actor: the class's init must be a function (got %s)",
               options.show(rawget(cls, "init")))
       end
       local name = class_name_of(cls)
-      return make_class(stash(cls, ("actor class '%s'"):format(name)), name, o)
+      return make_class(stash(cls, ("actor class '%s'"):format(name)), name, o, "cray.actor")
     end
     raise(2, "invalid_argument", "cray.actor: expects a class (a table of methods) or a "
           .. "'module.Class' name (got %s)", options.show(cls))
@@ -249,4 +251,11 @@ return function(cray, core, pending)
   end
 
   cray.exit_actor = core.actor_exit
+
+  -- cray.context(): what runs here. In the driver only `node` is set.
+  function cray.context()
+    local task, name, worker, actor, cls, class_name = core.context()
+    return {task = task, name = name, worker = worker, node = 0,
+            actor = actor and handle(actor, cls, class_name) or nil}
+  end
 end

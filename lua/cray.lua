@@ -125,6 +125,24 @@ else
   end
 end
 
+-- Resources by name (CPU: the workers, unless cray.init named another amount).
+function cray.cluster_resources()
+  local _, total = core.node()
+  return total
+end
+
+-- The units not held by running tasks and living actors now.
+function cray.available_resources()
+  local _, _, free = core.node()
+  return free
+end
+
+-- One entry per process of the job: one process here.
+function cray.nodes()
+  local workers, total, _, host = core.node()
+  return {{node = 0, workers = workers, resources = total, host = host}}
+end
+
 local timeout_option = {timeout = function(v)
   if type(v) == "number" and v >= 0 then return v end
   return nil, "a number of seconds >= 0"

@@ -74,6 +74,27 @@ function M.resources(allow_zero, max_kinds)
   end
 end
 
+-- num_cpus: a number of CPUs >= 0, which stands for resources.CPU.
+function M.cpus(v)
+  if type(v) == "number" and v >= 0 then return v end
+  return nil, "a number >= 0"
+end
+
+-- The resources of checked options `o`: o.resources with CPU = o.num_cpus (when above 0).
+-- Raises when both name a different CPU amount.
+function M.resources_of(fn, o, level)
+  if not o.num_cpus or o.num_cpus == 0 then return o.resources end
+  local out = {}
+  for name, n in pairs(o.resources or {}) do out[name] = n end
+  if out.CPU and out.CPU ~= o.num_cpus then
+    errors.raise(level + 1, "invalid_argument",
+                 "%s: num_cpus = %g and resources.CPU = %g disagree (give one of them)", fn,
+                 o.num_cpus, out.CPU)
+  end
+  out.CPU = o.num_cpus
+  return out
+end
+
 -- Checks `opts` against `spec` (name -> check); returns a table of checked values.
 -- `level` is the caller's level for the error position, as in error().
 function M.check(fn, opts, spec, level)

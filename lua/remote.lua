@@ -73,13 +73,15 @@ return function(cray, core)
     retry_exceptions = options.of_type("boolean"),
     resources = options.resources(false, core.max_needs),
     name = options.name,
+    num_cpus = options.cpus,
   }
 
-  local function make(ref, opts)
+  -- `fn` names the call that made the options, for errors.
+  local function make(ref, opts, fn)
     -- The spec is what bindings/task.c reads: {num_returns, max_retries,
     -- retry_exceptions, name, resources}; num_returns -1 means one ref for every value.
     local spec = {opts.num_returns or -1, opts.max_retries or 3, opts.retry_exceptions or false,
-                  opts.name, opts.resources}
+                  opts.name, options.resources_of(fn, opts, 3)}
     local caller = setmetatable({ref = ref, spec = spec}, Caller)
     return setmetatable({remote = caller, options = setmetatable({ref = ref, opts = opts}, Options)},
                         RemoteFunction)
@@ -112,7 +114,7 @@ return function(cray, core)
     local merged = {}
     for k, v in pairs(self.opts) do merged[k] = v end
     for k, v in pairs(options.check("f.options", opts, task_options, 2)) do merged[k] = v end
-    return make(self.ref, merged)
+    return make(self.ref, merged, "f.options")
   end
 
   -- cray.remote(fn [, opts]) or cray.remote("module.function" [, opts])
@@ -134,7 +136,7 @@ return function(cray, core)
             "cray.remote: expects a function or a 'module.function' name (got %s)",
             options.show(fn))
     end
-    return make(stash(fn, ("remote function '%s'"):format(o.name)), o)
+    return make(stash(fn, ("remote function '%s'"):format(o.name)), o, "cray.remote")
   end
 
   function cray.is_remote_function(v)

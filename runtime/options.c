@@ -50,10 +50,10 @@ int cray__options_copy(cray_options *dst, const cray_options *caller) {
       (src->lua_path && !(dst->lua_path = cray__strdup(src->lua_path))) ||
       (src->lua_cpath && !(dst->lua_cpath = cray__strdup(src->lua_cpath))))
     return CRAY_ENOMEM;
-  if (src->nresources == 0) return 0;
-  if (!src->resource_names || !src->resource_counts) return CRAY_EINVAL;
-  const char **names = cray__calloc((size_t)src->nresources, sizeof *names);
-  double *counts = cray__calloc((size_t)src->nresources, sizeof *counts);
+  if (src->nresources > 0 && (!src->resource_names || !src->resource_counts)) return CRAY_EINVAL;
+  /* One slot more, for the CPU resource cray__options_add_cpu may add. */
+  const char **names = cray__calloc((size_t)src->nresources + 1, sizeof *names);
+  double *counts = cray__calloc((size_t)src->nresources + 1, sizeof *counts);
   dst->resource_names = names;
   dst->resource_counts = counts;
   if (!names || !counts) return CRAY_ENOMEM;
@@ -66,6 +66,16 @@ int cray__options_copy(cray_options *dst, const cray_options *caller) {
     counts[i] = src->resource_counts[i];
     dst->nresources = i + 1;
   }
+  return 0;
+}
+
+int cray__options_add_cpu(cray_options *o) {
+  for (int i = 0; i < o->nresources; i++)
+    if (strcmp(o->resource_names[i], "CPU") == 0) return 0;
+  char *name = cray__strdup("CPU");
+  if (!name) return CRAY_ENOMEM;
+  ((const char **)o->resource_names)[o->nresources] = name;
+  ((double *)o->resource_counts)[o->nresources++] = o->workers;
   return 0;
 }
 

@@ -41,6 +41,7 @@ int cray_open(cray_runtime **out, const cray_options *opts) {
   int rc = cray__options_copy(&rt->opts, opts);
   if (rc) goto fail;
   if (rt->opts.workers == 0) rt->opts.workers = cray__online_cpus();
+  if ((rc = cray__options_add_cpu(&rt->opts))) goto fail;
   if (rt->opts.memory == 0) rt->opts.memory = cray__physical_memory() / 10 * 3;
   cray__id_init(&rt->ids);
   if (!(rt->sites = cray__sites_new())) {

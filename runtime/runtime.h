@@ -47,6 +47,9 @@ cray__sched *cray__runtime_sched(cray_runtime *rt, const cray__executor *ex,
  * cray__options_free. */
 int cray__options_copy(cray_options *dst, const cray_options *src);
 void cray__options_free(cray_options *o);
+/* Adds the resource "CPU" with o->workers units, unless o has one of that name already
+ * (copies made by cray__options_copy have room for it). */
+int cray__options_add_cpu(cray_options *o);
 
 /* Why the last cray_open of the calling thread failed (rc is what it returned): the
  * spill directory it could not use, say; a static text for rc otherwise. */

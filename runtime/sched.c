@@ -279,6 +279,12 @@ int cray__sched_resource(cray__sched *s, const char *name, double *capacity) {
   return -1;
 }
 
+void cray__sched_resources_free(cray__sched *s, double *out) {
+  pthread_mutex_lock(&s->res_mu);
+  memcpy(out, s->res_free, (size_t)s->nres * sizeof *out);
+  pthread_mutex_unlock(&s->res_mu);
+}
+
 /* ---- running ---- */
 
 static int deps_pending(const cray__task *t) {

@@ -63,6 +63,10 @@ void cray__sched_stop(cray__sched *s);
 /* The resource's index, or -1 when the runtime has none of that name. */
 int cray__sched_resource(cray__sched *s, const char *name, double *capacity);
 
+/* Copies the units of each resource not held now into out[0..n), n being the runtime's
+ * number of resources (rt->opts.nresources), in the order of rt->opts. */
+void cray__sched_resources_free(cray__sched *s, double *out);
+
 /* Takes over the caller's reference to t: runs it once its dependencies resolve. An
  * actor call (t->actor set) goes to its actor's mailbox instead (runtime/actor.h). */
 void cray__sched_submit(cray__sched *s, cray__task *t);
