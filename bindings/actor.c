@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../runtime/actor.h"
+#include "../runtime/alloc.h"
 #include "executor.h"
 #include "module.h"
 #include "objref.h"
@@ -192,6 +193,33 @@ static int l_get_actor(lua_State *L) {
   return n;
 }
 
+/* (count): the array of the count NUL-ended names at upvalue 1. */
+static int push_names(lua_State *L) {
+  const char *p = lua_touserdata(L, lua_upvalueindex(1));
+  int n = (int)lua_tointeger(L, 1);
+  lua_createtable(L, n, 0);
+  for (int i = 1; i <= n; i++, p += strlen(p) + 1) {
+    lua_pushstring(L, p);
+    lua_rawseti(L, -2, i);
+  }
+  return 1;
+}
+
+/* actor_names() -> an array of the names registered now */
+static int l_actor_names(lua_State *L) {
+  cray__lstate *ls = self(L);
+  cray__module_rt(L, ls);
+  size_t n;
+  char *names = cray__actor_names_copy(cray__exec_sched(L, ls), &n);
+  if (!names) return cray__raise(L, "out_of_memory", "cray.list_actors: no memory");
+  lua_pushlightuserdata(L, names);
+  lua_pushcclosure(L, push_names, 1);
+  lua_pushinteger(L, (lua_Integer)n);
+  int rc = lua_pcall(L, 1, 1, 0);
+  cray__free(names);
+  return rc ? lua_error(L) : 1;
+}
+
 /* class_table(class_ref) -> the class, as this state has it */
 static int l_class_table(lua_State *L) {
   cray__lstate *ls = self(L);
@@ -207,6 +235,6 @@ const luaL_Reg cray__actor_functions[] = {
     {"actor_kill", l_actor_kill},       {"actor_monitor", l_actor_monitor},
     {"actor_self", l_actor_self},       {"actor_exit", l_actor_exit},
     {"get_actor", l_get_actor},         {"class_table", l_class_table},
-    {"context", l_context},
+    {"context", l_context},             {"actor_names", l_actor_names},
     {NULL, NULL},
 };

@@ -222,13 +222,26 @@ return function(cray, core, pending)
     return getmetatable(v) == Handle
   end
 
-  function cray.get_actor(name)
+  local get_actor_options = {missing_ok = options.of_type("boolean")}
+
+  -- cray.get_actor(name [, {missing_ok = true}]): the named actor's handle; without one,
+  -- nil with missing_ok, else an error.
+  function cray.get_actor(name, opts)
     if type(name) ~= "string" then
       raise(2, "invalid_argument", "cray.get_actor: expects a name (got %s)", options.show(name))
     end
+    local o = options.check("cray.get_actor", opts, get_actor_options, 2)
     local actor, cls, class_name = core.get_actor(name)
-    if not actor then raise(2, "invalid_argument", "cray.get_actor: no actor named '%s'", name) end
-    return handle(actor, cls, class_name)
+    if actor then return handle(actor, cls, class_name) end
+    if o.missing_ok then return nil end
+    raise(2, "invalid_argument", "cray.get_actor: no actor named '%s'", name)
+  end
+
+  -- The names of the named actors alive now, sorted.
+  function cray.list_actors()
+    local names = core.actor_names()
+    table.sort(names)
+    return names
   end
 
   local kill_options = {no_restart = options.of_type("boolean")}

@@ -164,6 +164,26 @@ cray__entry *cray__actor_lookup(cray__sched *s, const char *name) {
   return e;
 }
 
+char *cray__actor_names_copy(cray__sched *s, size_t *count) {
+  cray__actor_names *n = &s->names;
+  pthread_mutex_lock(&n->mu);
+  size_t len = 1;
+  for (size_t i = 0; i < n->nbuckets; i++)
+    for (name_node *x = n->buckets[i]; x; x = x->next) len += strlen(x->name) + 1;
+  char *out = cray__malloc(len), *p = out;
+  *count = 0;
+  for (size_t i = 0; out && i < n->nbuckets; i++) {
+    for (name_node *x = n->buckets[i]; x; x = x->next) {
+      size_t k = strlen(x->name) + 1;
+      memcpy(p, x->name, k);
+      p += k;
+      ++*count;
+    }
+  }
+  pthread_mutex_unlock(&n->mu);
+  return out;
+}
+
 /* The names' references go with the store; only the nodes are freed. */
 void cray__actor_names_free(cray__actor_names *n) {
   for (size_t i = 0; i < n->nbuckets; i++) {

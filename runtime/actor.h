@@ -122,6 +122,10 @@ cray__entry *cray__actor_monitor(cray__sched *s, cray__actor *a);
 /* The entry of the actor named name, with one reference, or NULL. */
 cray__entry *cray__actor_lookup(cray__sched *s, const char *name);
 
+/* The names registered now, one after another with a NUL after each, *count of them, in
+ * one allocation the caller frees with cray__free; NULL when memory is short. */
+char *cray__actor_names_copy(cray__sched *s, size_t *count);
+
 /* "actor 'name' (Class)" or "actor Class", for messages. */
 void cray__actor_describe(const cray__actor *a, char *buf, size_t n);
 
