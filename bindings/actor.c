@@ -22,7 +22,7 @@ static cray__lstate *self(lua_State *L) { return lua_touserdata(L, lua_upvaluein
 /* Fields of the spec arrays lua/actor.lua builds from checked options. */
 enum {
   NEW_NAME = 1, NEW_GET_IF_EXISTS, NEW_MAX_RESTARTS, NEW_MAX_TASK_RETRIES,
-  NEW_MAX_CONCURRENCY, NEW_CLASS_NAME, NEW_INIT_NAME, NEW_RESOURCES,
+  NEW_MAX_CONCURRENCY, NEW_CLASS_NAME, NEW_INIT_NAME, NEW_RESOURCES, NEW_MAX_PENDING_CALLS,
 };
 enum { CALL_NUM_RETURNS = 1, CALL_NAME, CALL_METHOD_AT };
 
@@ -66,6 +66,7 @@ static int l_actor_create(lua_State *L) {
       .max_restarts = spec_int(L, NEW_MAX_RESTARTS),
       .max_task_retries = spec_int(L, NEW_MAX_TASK_RETRIES),
       .max_concurrency = spec_int(L, NEW_MAX_CONCURRENCY),
+      .max_pending_calls = spec_int(L, NEW_MAX_PENDING_CALLS),
   };
   lua_rawgeti(L, 2, NEW_NAME);
   spec.name = lua_tostring(L, -1);
@@ -121,6 +122,14 @@ static int l_actor_call(lua_State *L) {
   t->method = t->name + method_at;
   t->fn = a->entry;
   cray__store_retain(a->entry);
+  if (cray__actor_count_pending(a, t)) {
+    cray__task_release(ls->rt->store, t);
+    char who[160];
+    cray__actor_describe(a, who, sizeof who);
+    return cray__raise(L, "pending_calls_exceeded",
+                       "%s has %d calls pending (max_pending_calls = %d): '%s' was not sent",
+                       who, a->max_pending_calls, a->max_pending_calls, name ? name : "?");
+  }
   cray__task_fill_returns(L, t, refs, nrefs);
   lua_settop(L, refs + (int)nrefs - 1);
   cray__sched_submit(s, t);

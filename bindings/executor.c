@@ -250,7 +250,18 @@ static void push_traceback(lua_State *L, lua_State *co, int err) {
   cray__traceback_clean(L);
 }
 
-/* The error object for what the task raised (on top of its coroutine co), as a blob. */
+/* (error object, task) -> whether the task's retry filter says to retry it */
+static int run_filter(lua_State *L) {
+  cray__task *t = lua_touserdata(L, 2);
+  cray__exec_push_stored(L, cray__lstate_get(L), t->retry_filter, LUA_TFUNCTION);
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  lua_pushboolean(L, lua_toboolean(L, -1));
+  return 1;
+}
+
+/* The error object for what the task raised (on top of its coroutine co), as a blob.
+ * A task with a retry filter and retries left asks it (a filter that raises says no). */
 static cray__blob *raised_blob(xworker *xw, cray__task *t, lua_State *co) {
   lua_State *L = xw->L;
   lua_xmove(co, L, 1);
@@ -261,6 +272,13 @@ static cray__blob *raised_blob(xworker *xw, cray__task *t, lua_State *co) {
   lua_insert(L, -4);
   cray__blob *blob = NULL;
   if (lua_pcall(L, 3, 1, 0) == 0) {
+    if (t->retry_filter && t->retries < t->max_retries) {
+      lua_pushcfunction(L, run_filter);
+      lua_pushvalue(L, -2);
+      lua_pushlightuserdata(L, t);
+      t->retry_exceptions = lua_pcall(L, 2, 1, 0) == 0 && lua_toboolean(L, -1);
+      lua_pop(L, 1);
+    }
     lua_pushcfunction(L, encode_error);
     lua_insert(L, -2);
     lua_pushlightuserdata(L, &blob);

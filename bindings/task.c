@@ -120,6 +120,7 @@ static int l_submit(lua_State *L) {
   lua_Number max_retries = spec_number(L, SPEC_MAX_RETRIES);
   lua_rawgeti(L, 2, SPEC_RETRY_EXCEPTIONS);
   int retry_exceptions = lua_toboolean(L, -1);
+  cray__entry *retry_filter = cray__objref_test(L, ls, -1);
   lua_rawgeti(L, 2, SPEC_NAME);
   const char *name = lua_tostring(L, -1);
   lua_rawgeti(L, 2, SPEC_RESOURCES);
@@ -142,6 +143,8 @@ static int l_submit(lua_State *L) {
   t->all_values = num_returns < 0;
   t->max_retries = (int)max_retries;
   t->retry_exceptions = retry_exceptions;
+  if (retry_filter) cray__store_retain(retry_filter);
+  t->retry_filter = retry_filter;
   memcpy(t->resources, need, (size_t)nres * sizeof *need);
   if (fn_dep) {
     cray__store_retain(fn);

@@ -25,6 +25,11 @@ return function(cray, core, pending)
     max_restarts = options.count_or_forever,
     max_task_retries = options.count_or_forever,
     max_concurrency = options.whole(1, 1000000),
+    max_pending_calls = function(v)
+      if v == -1 then return 0 end
+      if type(v) == "number" and v == math.floor(v) and v >= 1 and v <= 2147483647 then return v end
+      return nil, "a whole number >= 1, or -1 for no limit"
+    end,
     resources = options.resources(false, core.max_needs),
     num_cpus = options.cpus,
   }
@@ -41,10 +46,12 @@ return function(cray, core, pending)
             .. "of the actor to get)", class_name)
     end
     -- The spec is what bindings/actor.c reads: {name, get_if_exists, max_restarts,
-    -- max_task_retries, max_concurrency, class name, init's call name, resources}.
+    -- max_task_retries, max_concurrency, class name, init's call name, resources,
+    -- max_pending_calls (0: no limit)}.
     local spec = {opts.name or false, opts.get_if_exists and 1 or 0, opts.max_restarts or 0,
                   opts.max_task_retries or 0, opts.max_concurrency or 1, class_name,
-                  class_name .. ".init", options.resources_of(fn, opts, 3)}
+                  class_name .. ".init", options.resources_of(fn, opts, 3),
+                  opts.max_pending_calls or 0}
     return setmetatable({
       remote = setmetatable({ref = ref, spec = spec}, Creator),
       options = setmetatable({ref = ref, class_name = class_name, opts = opts}, CreatorOptions),

@@ -70,17 +70,47 @@ return function(cray, core)
   local task_options = {
     num_returns = options.whole(0, core.max_returns),
     max_retries = options.count_or_forever,
-    retry_exceptions = options.of_type("boolean"),
+    retry_exceptions = function(v)
+      if type(v) == "boolean" or type(v) == "function" then return v end
+      if type(v) == "table" and #v > 0 then
+        for i = 1, #v do
+          if type(v[i]) ~= "string" then return nil, "a list of error kinds (strings)" end
+        end
+        return v
+      end
+      return nil, "a boolean, a list of error kinds or a function of the error"
+    end,
     resources = options.resources(false, core.max_needs),
     name = options.name,
     num_cpus = options.cpus,
   }
 
+  -- A function of the error that is true when its kind, the kind of an error in its cause
+  -- chain, or the `kind` field of a raised table is one of kinds.
+  local function kinds_filter(kinds)
+    local want = {}
+    for _, k in ipairs(kinds) do want[k] = true end
+    return function(e)
+      while type(e) == "table" do
+        if want[e.kind] or (type(e.value) == "table" and want[e.value.kind]) then return true end
+        e = e.cause
+      end
+      return false
+    end
+  end
+
+  -- retry_exceptions as bindings/task.c reads it: a boolean, or the ref of a filter.
+  local function retry_spec(v)
+    if type(v) == "table" then v = kinds_filter(v) end
+    if type(v) == "function" then return stash(v) end
+    return v or false
+  end
+
   -- `fn` names the call that made the options, for errors.
   local function make(ref, opts, fn)
     -- The spec is what bindings/task.c reads: {num_returns, max_retries,
     -- retry_exceptions, name, resources}; num_returns -1 means one ref for every value.
-    local spec = {opts.num_returns or -1, opts.max_retries or 3, opts.retry_exceptions or false,
+    local spec = {opts.num_returns or -1, opts.max_retries or 3, retry_spec(opts.retry_exceptions),
                   opts.name, options.resources_of(fn, opts, 3)}
     local caller = setmetatable({ref = ref, spec = spec}, Caller)
     return setmetatable({remote = caller, options = setmetatable({ref = ref, opts = opts}, Options)},

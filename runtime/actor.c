@@ -154,6 +154,18 @@ static cray__entry *name_remove(cray__sched *s, cray__actor *a) {
   return e;
 }
 
+int cray__actor_count_pending(cray__actor *a, cray__task *t) {
+  if (a->max_pending_calls <= 0) return 0;
+  /* Relaxed: the count bounds how many calls exist, it orders no other memory. */
+  int before = atomic_fetch_add_explicit(&a->pending_calls, 1, memory_order_relaxed);
+  if (before >= a->max_pending_calls) {
+    atomic_fetch_sub_explicit(&a->pending_calls, 1, memory_order_relaxed);
+    return 1;
+  }
+  t->counts_pending = 1;
+  return 0;
+}
+
 cray__entry *cray__actor_lookup(cray__sched *s, const char *name) {
   cray__actor_names *n = &s->names;
   pthread_mutex_lock(&n->mu);
@@ -333,6 +345,7 @@ int cray__actor_create(cray__sched *s, const cray__actor_spec *spec, cray__entry
   a->max_concurrency = spec->max_concurrency > 0 ? spec->max_concurrency : 1;
   a->max_restarts = spec->max_restarts;
   a->max_task_retries = spec->max_task_retries;
+  a->max_pending_calls = spec->max_pending_calls;
   a->home = (int)(atomic_fetch_add_explicit(&s->actor_rr, 1, memory_order_relaxed) % (unsigned)s->n);
   if (spec->name) {
     cray__actor_names *n = &s->names;

@@ -56,6 +56,8 @@ struct cray__actor {
   char *class_name;         /* in the actor's allocation */
   int home;
   int max_concurrency, max_restarts, restarts, max_task_retries;
+  int max_pending_calls;     /* 0: no bound */
+  _Atomic int pending_calls; /* calls counted against it, sent and not yet released */
 
   /* home worker's lock */
   cray__task *mhead, *mtail; /* calls not started, in order */
@@ -91,6 +93,7 @@ typedef struct cray__actor_spec {
   const char *class_name;
   int get_if_exists;
   int max_restarts, max_task_retries, max_concurrency;
+  int max_pending_calls;  /* 0: no bound */
 } cray__actor_spec;
 
 /* The actor whose identity e is, or NULL when e is not an actor's. */
@@ -118,6 +121,10 @@ int cray__actor_kill(cray__sched *s, cray__actor *a, int restart);
  * "collected", message, cause (the init error, when there is one)}; resolved already
  * when a is dead. NULL when memory is short. */
 cray__entry *cray__actor_monitor(cray__sched *s, cray__actor *a);
+
+/* Counts a new call t to a against max_pending_calls: 0, or 1 (t not counted) when a
+ * has that many pending already. A counted call is uncounted when the task is freed. */
+int cray__actor_count_pending(cray__actor *a, cray__task *t);
 
 /* The entry of the actor named name, with one reference, or NULL. */
 cray__entry *cray__actor_lookup(cray__sched *s, const char *name);

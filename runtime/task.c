@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "actor.h"
 #include "alloc.h"
 #include "wire.h"
 
@@ -48,7 +49,11 @@ void cray__task_release(cray__store *s, cray__task *t) {
   }
   for (uint32_t i = 0; i < t->nreturns; i++)
     if (t->returns[i]) cray__store_release(s, t->returns[i]);
+  /* Before t->fn, the actor's entry, which may be what keeps the actor. Relaxed: a count. */
+  if (t->counts_pending)
+    atomic_fetch_sub_explicit(&t->actor->pending_calls, 1, memory_order_relaxed);
   if (t->fn) cray__store_release(s, t->fn);
+  if (t->retry_filter) cray__store_release(s, t->retry_filter);
   if (t->args) {
     cray__store_count_bytes(s, &t->id, -(int64_t)t->args->len);
     cray__blob_release(s, t->args);

@@ -77,6 +77,9 @@ struct cray__task {
   cray__waitnode *dep_nodes;
 
   int max_retries, retries, retry_exceptions;
+  int counts_pending;       /* counted in its actor's pending_calls until freed */
+  cray__entry *retry_filter; /* with retry_exceptions: a stored function of the error
+                              * that says whether to retry (NULL: retry any); one reference */
   int nresources;
   cray__resource_need *resources;
   int holds_resources;
