@@ -179,4 +179,8 @@ require("cray.actor")(cray, core, pending)
 require("cray.io")(cray, core, pending)
 require("cray.timers")(cray, core, pending)
 
+-- `require "cray.util"` builds lua/util.lua on this module and its C half.
+local load_util = package.preload["cray.util"]
+package.preload["cray.util"] = function(name) return load_util(name)(cray, core) end
+
 return cray

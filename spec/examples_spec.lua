@@ -39,6 +39,18 @@ describe("examples", function()
     assert.are.equal("crawled 10 pages, at most 2 in flight\n", out)
   end)
 
+  it("actor_pool.lua (Ray's ActorPool example) doubles 1..4 on two actors, in order", function()
+    local status, out, err = support.crayrun("examples/actor_pool.lua")
+    assert.are.equal(0, status, err)
+    assert.are.equal("2 4 6 8\n", out)
+  end)
+
+  it("queue.lua (Ray's Queue example) hands ten items to two consumer tasks", function()
+    local status, out, err = support.crayrun("examples/queue.lua")
+    assert.are.equal(0, status, err)
+    assert.are.equal("Put work 0 - 9 to queue...\nconsumed: 0 1 2 3 4 5 6 7 8 9\n", out)
+  end)
+
   it("embed/hello.c stores a value from C and reads it back around a Lua driver", function()
     local status, out, err = support.run(support.build .. "/examples/embed/hello")
     assert.are.equal(0, status, err)
