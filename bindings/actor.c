@@ -15,6 +15,7 @@
 #include "executor.h"
 #include "module.h"
 #include "objref.h"
+#include "stream.h"
 #include "task.h"
 
 static cray__lstate *self(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
@@ -23,8 +24,9 @@ static cray__lstate *self(lua_State *L) { return lua_touserdata(L, lua_upvaluein
 enum {
   NEW_NAME = 1, NEW_GET_IF_EXISTS, NEW_MAX_RESTARTS, NEW_MAX_TASK_RETRIES,
   NEW_MAX_CONCURRENCY, NEW_CLASS_NAME, NEW_INIT_NAME, NEW_RESOURCES, NEW_MAX_PENDING_CALLS,
+  NEW_RESTART_ON_ERROR,
 };
-enum { CALL_NUM_RETURNS = 1, CALL_NAME, CALL_METHOD_AT };
+enum { CALL_NUM_RETURNS = 1, CALL_NAME, CALL_METHOD_AT, CALL_BACKPRESSURE };
 
 static int spec_int(lua_State *L, int field) {
   lua_rawgeti(L, 2, field);
@@ -67,6 +69,7 @@ static int l_actor_create(lua_State *L) {
       .max_task_retries = spec_int(L, NEW_MAX_TASK_RETRIES),
       .max_concurrency = spec_int(L, NEW_MAX_CONCURRENCY),
       .max_pending_calls = spec_int(L, NEW_MAX_PENDING_CALLS),
+      .restart_on_error = spec_int(L, NEW_RESTART_ON_ERROR),
   };
   lua_rawgeti(L, 2, NEW_NAME);
   spec.name = lua_tostring(L, -1);
@@ -132,8 +135,11 @@ static int l_actor_call(lua_State *L) {
   }
   cray__task_fill_returns(L, t, refs, nrefs);
   lua_settop(L, refs + (int)nrefs - 1);
+  int pushed = (int)nrefs;
+  if (num_returns == CRAY__STREAMING)
+    pushed += cray__stream_push(L, ls, t, spec_int(L, CALL_BACKPRESSURE));
   cray__sched_submit(s, t);
-  return (int)nrefs;
+  return pushed;
 }
 
 /* actor_kill(actor_ref, restart) -> true when the actor was alive */
@@ -144,11 +150,12 @@ static int l_actor_kill(lua_State *L) {
   return 1;
 }
 
-/* actor_monitor(actor_ref) -> a ref that resolves when the actor dies */
+/* actor_monitor(actor_ref, restarts) -> a ref that resolves when the actor dies (or, with
+ * restarts, restarts) */
 static int l_actor_monitor(lua_State *L) {
   cray__lstate *ls = self(L);
   cray__actor *a = actor_arg(L, ls, 1, "cray.monitor");
-  cray__entry *m = cray__actor_monitor(cray__exec_sched(L, ls), a);
+  cray__entry *m = cray__actor_monitor(cray__exec_sched(L, ls), a, lua_toboolean(L, 2));
   if (!m) return cray__raise(L, "out_of_memory", "cray.monitor: no memory");
   cray__objref_push(L, ls, m);
   return 1;

@@ -37,6 +37,7 @@
 #include "../runtime/io.h"
 #include "../runtime/runtime.h"
 #include "../runtime/wait.h"
+#include "../runtime/stream.h"
 #include "codec.h"
 #include "module.h"
 
@@ -564,6 +565,54 @@ static void io_task_end(cray__task *t) {
   if (!t->actor) cray__io_owner_end(io, t);
 }
 
+/* (value, &blob): encodes a streamed value into a blob */
+static int encode_item(lua_State *L) {
+  cray__lstate *ls = cray__lstate_get(L);
+  cray__codec_encode(L, ls, 1, 1, "a streamed value");
+  *(cray__blob **)lua_touserdata(L, 2) = cray__codec_store_blob(L, ls, 1, "a streamed value");
+  return 0;
+}
+
+/* The streaming task t yielded in co: its first yielded value becomes the stream's next
+ * item. Returns 1 to resume it at once; 0 when it stops here: it pauses (a wait armed on
+ * the consumer), it was cancelled (armed with no wait: the scheduler fails it), or the
+ * value could not be stored (t->error set, status left a yield, which x_run fails). */
+static int stream_step(xworker *xw, cray__task *t, lua_State *co) {
+  lua_State *L = xw->L;
+  lua_settop(co, 1); /* the first value, or nil */
+  lua_xmove(co, L, 1);
+  cray__blob *blob = NULL;
+  lua_pushcfunction(L, encode_item);
+  lua_insert(L, -2);
+  lua_pushlightuserdata(L, &blob);
+  if (lua_pcall(L, 2, 0, 0) != 0) {
+    const char *why = lua_tostring(L, -1);
+    t->error = error_blob(t, "serialization", "%s", why ? why : "a streamed value cannot be stored");
+    lua_pop(L, 1);
+    return 0;
+  }
+  cray__entry *resume = NULL;
+  int rc = cray__stream_put(t->stream, blob, &resume);
+  if (rc < 0) {
+    t->error = error_blob(t, "out_of_memory", "no memory for a streamed value%s", "");
+    return 0;
+  }
+  if (atomic_load_explicit(&t->cancelled, memory_order_acquire) || cray__sched_stopping(t->sched)) {
+    if (resume) cray__store_release(xw->ctx->rt->store, resume);
+    xw->armed = 1;
+    return 0;
+  }
+  if (rc == 0) return 1;
+  if (cray__sched_wait_begin(t->sched, t, &resume, 1, 1, -1) != 0) {
+    cray__store_release(xw->ctx->rt->store, resume);
+    t->error = error_blob(t, "out_of_memory", "no memory to pause a streaming task%s", "");
+    return 0;
+  }
+  t->stream_wait = resume;
+  xw->armed = 1;
+  return 0;
+}
+
 static int x_run(void *w, cray__task *t) {
   xworker *xw = w;
   if (!xw->L && !open_state(xw)) {
@@ -583,8 +632,13 @@ static int x_run(void *w, cray__task *t) {
     lua_rawgeti(xw->L, LUA_REGISTRYINDEX, (int)(uint32_t)exec);
     co = lua_tothread(xw->L, -1);
     lua_pop(xw->L, 1);
-    lua_pushlightuserdata(co, CRAY__RETRY);
-    nargs = 1;
+    if (t->stream_wait) { /* a streaming task's pause: its coroutine.yield returns nothing */
+      cray__store_release(xw->ctx->rt->store, t->stream_wait);
+      t->stream_wait = NULL;
+    } else {
+      lua_pushlightuserdata(co, CRAY__RETRY);
+      nargs = 1;
+    }
   }
   xw->current = t;
   xw->current_co = co;
@@ -592,6 +646,9 @@ static int x_run(void *w, cray__task *t) {
   xw->finished = 0;
   xw->over_share = 0;
   int status = lua_resume(co, nargs);
+  while (status == LUA_YIELD && t->stream && !xw->finished && !xw->armed && !xw->oom &&
+         stream_step(xw, t, co))
+    status = lua_resume(co, 0);
   xw->current = NULL;
   xw->current_co = NULL;
   if (!(status == LUA_YIELD && xw->armed && !xw->finished)) io_task_end(t);
@@ -601,19 +658,21 @@ static int x_run(void *w, cray__task *t) {
     return lost(xw, t);
   }
   if (status == LUA_YIELD && xw->finished) {
+    if (t->stream) cray__stream_end(t->stream);
     recycle(xw, t, co);
     return CRAY__RUN_DONE;
   }
   if (status == LUA_YIELD && xw->armed) return CRAY__RUN_SUSPENDED;
+  if (t->stream) cray__stream_end(t->stream);
   if (status == LUA_ERRMEM && xw->over_share)
     t->error = over_share_blob(xw, t);
-  else if (status == LUA_YIELD)
+  else if (status != LUA_YIELD)
+    t->error = raised_blob(xw, t, co);
+  else if (!t->error) /* stream_step sets it when a streamed value cannot be stored */
     t->error = error_blob(t, "task_error",
                           "task '%s' called coroutine.yield outside a coroutine of its own; "
                           "use cray.sleep(0) to let other tasks run",
                           t->name ? t->name : "?");
-  else
-    t->error = raised_blob(xw, t, co);
   unanchor(xw, t);
   if (xw->oom) return rebuild(xw), lost(xw, t);
   /* The offender's garbage goes at once, before it crowds the tasks that go on. */

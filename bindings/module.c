@@ -29,6 +29,7 @@
 #include "objref.h"
 #include "objects.h"
 #include "stats.h"
+#include "stream.h"
 #include "task.h"
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -753,7 +754,7 @@ int luaopen_cray(lua_State *L) {
   luaL_loadbuffer(L, (const char *)main->code, *main->size, main->name);
   lua_createtable(L, 0, 16);
   for (const luaL_Reg *set[] = {core_functions, cray__task_functions, cray__actor_functions,
-                                cray__io_functions, NULL},
+                                cray__io_functions, cray__stream_functions, NULL},
                       **f = set;
        *f; f++) {
     for (const luaL_Reg *r = *f; r->name; r++) {

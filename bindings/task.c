@@ -15,9 +15,13 @@
 #include "executor.h"
 #include "module.h"
 #include "objref.h"
+#include "stream.h"
 
 /* Fields of the spec array lua/remote.lua builds from checked options. */
-enum { SPEC_NUM_RETURNS = 1, SPEC_MAX_RETRIES, SPEC_RETRY_EXCEPTIONS, SPEC_NAME, SPEC_RESOURCES };
+enum {
+  SPEC_NUM_RETURNS = 1, SPEC_MAX_RETRIES, SPEC_RETRY_EXCEPTIONS, SPEC_NAME, SPEC_RESOURCES,
+  SPEC_BACKPRESSURE,
+};
 
 static cray__lstate *self(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
 
@@ -107,7 +111,8 @@ void cray__task_fill_returns(lua_State *L, cray__task *t, int first, uint32_t n)
   }
 }
 
-/* submit(fn_ref, spec, args...) -> the refs of the task's returns */
+/* submit(fn_ref, spec, args...) -> the refs of the task's returns; for a streaming task,
+ * the ref of its end and its stream */
 static int l_submit(lua_State *L) {
   cray__lstate *ls = self(L);
   cray__module_rt(L, ls);
@@ -153,8 +158,11 @@ static int l_submit(lua_State *L) {
   }
   cray__task_fill_returns(L, t, refs, nrefs);
   lua_settop(L, refs + (int)nrefs - 1);
+  int pushed = (int)nrefs;
+  if (num_returns == CRAY__STREAMING)
+    pushed += cray__stream_push(L, ls, t, spec_number(L, SPEC_BACKPRESSURE));
   cray__sched_submit(s, t);
-  return (int)nrefs;
+  return pushed;
 }
 
 /* reserve() -> a ref to a new pending object, which fill() gives its value later. */

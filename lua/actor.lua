@@ -32,8 +32,10 @@ return function(cray, core, pending)
     end,
     resources = options.resources(false, core.max_needs),
     num_cpus = options.cpus,
+    restart_on_error = options.of_type("boolean"),
   }
-  local call_options = {num_returns = options.whole(0, core.max_returns)}
+  local call_options = {num_returns = options.num_returns(core.max_returns),
+                        generator_backpressure = options.backpressure}
 
   local function misuse(first, field, self, mt)
     return first ~= nil and getmetatable(first) == mt and rawequal(first[field], self)
@@ -47,11 +49,11 @@ return function(cray, core, pending)
     end
     -- The spec is what bindings/actor.c reads: {name, get_if_exists, max_restarts,
     -- max_task_retries, max_concurrency, class name, init's call name, resources,
-    -- max_pending_calls (0: no limit)}.
+    -- max_pending_calls (0: no limit), restart_on_error (1 or 0)}.
     local spec = {opts.name or false, opts.get_if_exists and 1 or 0, opts.max_restarts or 0,
                   opts.max_task_retries or 0, opts.max_concurrency or 1, class_name,
                   class_name .. ".init", options.resources_of(fn, opts, 3),
-                  opts.max_pending_calls or 0}
+                  opts.max_pending_calls or 0, opts.restart_on_error and 1 or 0}
     return setmetatable({
       remote = setmetatable({ref = ref, spec = spec}, Creator),
       options = setmetatable({ref = ref, class_name = class_name, opts = opts}, CreatorOptions),
@@ -126,7 +128,7 @@ return function(cray, core, pending)
   end
 
   -- The call specs of a class's methods, by the class's ref: {num_returns, call name,
-  -- where the method's name starts in it}. A method found here was checked already.
+  -- where the method's name starts in it, generator_backpressure}. A method found here was checked already.
   local specs = setmetatable({}, {__mode = "k"})
 
   local function spec_of(h, name)
@@ -146,7 +148,7 @@ return function(cray, core, pending)
     if type(class_table(cls)[name]) ~= "function" then
       raise(3, "invalid_argument", "actor class '%s' has no method '%s'", class_name, name)
     end
-    spec = {-1, class_name .. "." .. name, #class_name + 1}
+    spec = {-1, class_name .. "." .. name, #class_name + 1, pending.DEFAULT_BACKPRESSURE}
     if not known then
       known = {}
       specs[cls] = known
@@ -204,6 +206,7 @@ return function(cray, core, pending)
             .. "first argument", name, name:match("[^.]*$"))
     end
     flush()
+    if self[2][1] == -2 then return pending.generator(call(self[1], self[2], ...)) end
     return call(self[1], self[2], ...)
   end
 
@@ -216,7 +219,8 @@ return function(cray, core, pending)
     end
     local base = m[2]
     local o = options.check(base[2] .. ".options", opts, call_options, 2)
-    return setmetatable({m[1], {o.num_returns or base[1], base[2], base[3]}, false}, Method)
+    return setmetatable({m[1], {o.num_returns or base[1], base[2], base[3],
+                                o.generator_backpressure or base[4]}, false}, Method)
   end
 
   local function check_handle(fn, h)
@@ -261,9 +265,43 @@ return function(cray, core, pending)
     core.actor_kill(rawget(h, 1), o.no_restart == false)
   end
 
-  function cray.monitor(h)
+  local monitor_options = {restarts = options.of_type("boolean")}
+
+  -- cray.monitor(h [, {restarts = true}]): a ref that resolves when the actor dies, or
+  -- with restarts when it next restarts.
+  function cray.monitor(h, opts)
     check_handle("cray.monitor", h)
-    return core.actor_monitor(rawget(h, 1))
+    local o = options.check("cray.monitor", opts, monitor_options, 2)
+    return core.actor_monitor(rawget(h, 1), o.restarts)
+  end
+
+  -- The task behind cray.link: waits until a or b dies, then kills the other, or calls
+  -- its on_exit(handle, info) when its class has one (it traps exits). An actor that
+  -- exited (cray.exit_actor) or ended with the runtime kills nobody.
+  local function watch_link(a, b)
+    local c = require "cray"
+    local ma, mb = c.monitor(a), c.monitor(b)
+    local ready = c.wait({ma, mb})
+    local dead, other = a, b
+    if ready[1] == mb then dead, other = b, a end
+    local info = c.get(ready[1])
+    if info.reason == "shutdown" then return info.reason end
+    if pcall(function() return other.on_exit end) then
+      other.on_exit.remote(dead, info)
+      return "trapped"
+    end
+    if info.reason == "exited" then return info.reason end
+    c.kill(other)
+    return "killed"
+  end
+
+  -- cray.link(a, b): when one dies, the other is killed (Erlang's link). Returns the ref of
+  -- the watch, which resolves with what it did: "killed", "trapped", "exited", "shutdown".
+  function cray.link(a, b)
+    check_handle("cray.link", a)
+    check_handle("cray.link", b)
+    if a == b then raise(2, "invalid_argument", "cray.link: an actor cannot be linked to itself") end
+    return cray.remote(watch_link, {name = "cray.link"}).remote(a, b)
   end
 
   function cray.self()

@@ -74,6 +74,26 @@ function M.resources(allow_zero, max_kinds)
   end
 end
 
+-- num_returns: a count from 0 to max, or "streaming" (-2 in the spec bindings/stream.h
+-- reads).
+function M.num_returns(max)
+  local count = M.whole(0, max)
+  return function(v)
+    if v == "streaming" then return -2 end
+    local n = count(v)
+    if n then return n end
+    return nil, ('a whole number from 0 to %d, or "streaming"'):format(max)
+  end
+end
+
+-- generator_backpressure: items a streaming task may be ahead of its consumer (-1: no
+-- bound, 0 in the spec).
+function M.backpressure(v)
+  if v == -1 then return 0 end
+  if type(v) == "number" and v == math.floor(v) and v >= 1 then return v end
+  return nil, "a whole number >= 1, or -1 for no bound"
+end
+
 -- num_cpus: a number of CPUs >= 0, which stands for resources.CPU.
 function M.cpus(v)
   if type(v) == "number" and v >= 0 then return v end

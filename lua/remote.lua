@@ -21,6 +21,8 @@ return function(cray, core)
   -- Classes registered since are published then too, so worker states can load them.
   local unstored = setmetatable({}, {__mode = "k"})
   local labels = setmetatable({}, {__mode = "k"}) -- how errors name them
+  local generator -- below
+  local DEFAULT_BACKPRESSURE = 256
   local unpublished = {}
   local dirty = false
 
@@ -60,7 +62,11 @@ return function(cray, core)
     return ref
   end
 
+  -- The metatables this module and lua/actor.lua register in every state they load in.
+  local own = {}
+
   local function class(name)
+    own[name] = true
     return cray.register_class(name, core.classes[name] or {})
   end
   local RemoteFunction = class("cray.RemoteFunction")
@@ -68,7 +74,8 @@ return function(cray, core)
   local Options = class("cray.RemoteOptions")
 
   local task_options = {
-    num_returns = options.whole(0, core.max_returns),
+    num_returns = options.num_returns(core.max_returns),
+    generator_backpressure = options.backpressure,
     max_retries = options.count_or_forever,
     retry_exceptions = function(v)
       if type(v) == "boolean" or type(v) == "function" then return v end
@@ -107,11 +114,56 @@ return function(cray, core)
   end
 
   -- `fn` names the call that made the options, for errors.
+  -- A streaming task's refs: `for ref in gen do` gives each value's ref as it is produced,
+  -- then, when the task failed, one more whose get raises its error. gen.ref is the
+  -- task's return, resolved when it ends. It holds the stream, so it does not travel.
+  local Generator = {}
+  Generator.__index = Generator
+  local stream_next, wait = core.stream_next, cray.wait
+
+  function Generator.__call(g)
+    if g.over then return nil end
+    while true do
+      local ref, more = stream_next(g.stream, g.ref)
+      if ref ~= nil then
+        if more == true then g.over = true end
+        return ref
+      end
+      if more == nil then
+        g.over = true
+        return nil
+      end
+      wait({more, g.ref})
+    end
+  end
+
+  function Generator.__tostring(g)
+    return "ObjectRefGenerator(" .. g.ref:hex() .. ")"
+  end
+
+  generator = function(ref, stream)
+    return setmetatable({ref = ref, stream = stream}, Generator)
+  end
+
+  function cray.is_generator(v)
+    return getmetatable(v) == Generator
+  end
+
+  -- cray.cancel(ref or generator, ...): a generator's task stops at its next yield.
+  local cancel = cray.cancel
+  function cray.cancel(x, ...)
+    if getmetatable(x) == Generator then x = x.ref end
+    return cancel(x, ...)
+  end
+
+  -- `fn` names the call that made the options, for errors.
   local function make(ref, opts, fn)
     -- The spec is what bindings/task.c reads: {num_returns, max_retries,
-    -- retry_exceptions, name, resources}; num_returns -1 means one ref for every value.
+    -- retry_exceptions, name, resources, generator_backpressure}; num_returns -1 means one
+    -- ref for every value, -2 streaming.
     local spec = {opts.num_returns or -1, opts.max_retries or 3, retry_spec(opts.retry_exceptions),
-                  opts.name, options.resources_of(fn, opts, 3)}
+                  opts.name, options.resources_of(fn, opts, 3),
+                  opts.generator_backpressure or DEFAULT_BACKPRESSURE}
     local caller = setmetatable({ref = ref, spec = spec}, Caller)
     return setmetatable({remote = caller, options = setmetatable({ref = ref, opts = opts}, Options)},
                         RemoteFunction)
@@ -128,6 +180,7 @@ return function(cray, core)
             tostring(self.spec[4] or "f"))
     end
     if dirty then flush() end
+    if self.spec[1] == -2 then return generator(submit(self.ref, self.spec, ...)) end
     return submit(self.ref, self.spec, ...)
   end
 
@@ -193,10 +246,11 @@ return function(cray, core)
   local function reset()
     unstored = setmetatable({}, {__mode = "k"})
     for name, mt in pairs(core.classes) do
-      if type(name) == "string" and not name:match("^cray%.") then unpublished[name] = mt end
+      if type(name) == "string" and not own[name] then unpublished[name] = mt end
     end
     dirty = true
   end
 
-  return {stash = stash, flush = flush_if_dirty, reset = reset, class = class}
+  return {stash = stash, flush = flush_if_dirty, reset = reset, class = class,
+          generator = generator, DEFAULT_BACKPRESSURE = DEFAULT_BACKPRESSURE}
 end

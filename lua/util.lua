@@ -369,5 +369,164 @@ return function(cray, core)
     return out
   end
 
+
+  ---------------------------------------------------------------------------------------
+  -- Supervisor: Erlang/OTP's supervisor on top of monitors. An actor of its own starts the
+  -- children and watches them; when one dies it starts that one again (one_for_one) or
+  -- kills the others and starts them all again, in order (one_for_all). More than
+  -- max_restarts restarts within `period` seconds and it gives up: it kills the children
+  -- and exits.
+
+  local SupervisorActor = {}
+  util.SupervisorActor = SupervisorActor
+
+  local function start_child(c)
+    local cls = c.class
+    local opts = {}
+    for k, v in pairs(c.options or {}) do opts[k] = v end
+    if c.name then opts.name = c.name end
+    return cls.options(opts).remote(unpack(c.args or {}))
+  end
+
+  function SupervisorActor:init(spec)
+    self.spec, self.handles, self.stamps, self.restarts = spec, {}, {}, 0
+    for i, c in ipairs(spec.children) do self.handles[i] = start_child(c) end
+  end
+
+  -- Restarts within the last period, this one included; false when past max_restarts.
+  local function may_restart(self)
+    local now = core.now()
+    local kept = {}
+    for _, t in ipairs(self.stamps) do
+      if now - t < self.spec.period then kept[#kept + 1] = t end
+    end
+    kept[#kept + 1] = now
+    self.stamps = kept
+    return #kept <= self.spec.max_restarts
+  end
+
+  local function stop_children(self, except)
+    local monitors = {}
+    for i, h in ipairs(self.handles) do
+      if i ~= except then
+        monitors[#monitors + 1] = cray.monitor(h)
+        cray.kill(h)
+      end
+    end
+    cray.get(monitors)
+  end
+
+  -- Runs as long as the supervisor lives: started once by util.Supervisor.
+  function SupervisorActor:watch()
+    while not self.stopping do
+      local monitors = {}
+      for i, h in ipairs(self.handles) do monitors[i] = cray.monitor(h) end
+      local ready = cray.wait(monitors)
+      if self.stopping then return end
+      local which
+      for i, m in ipairs(monitors) do
+        if m == ready[1] then which = i end
+      end
+      local info = cray.get(ready[1])
+      if info.reason == "shutdown" then return end
+      if not may_restart(self) then
+        self.stopping = true
+        stop_children(self, which)
+        cray.exit_actor()
+        return
+      end
+      if self.spec.strategy == "one_for_all" then
+        stop_children(self, which)
+        for i, c in ipairs(self.spec.children) do self.handles[i] = start_child(c) end
+      else
+        self.handles[which] = start_child(self.spec.children[which])
+      end
+      self.restarts = self.restarts + 1
+    end
+  end
+
+  function SupervisorActor:child(name)
+    for i, c in ipairs(self.spec.children) do
+      if c.name == name or i == name then return self.handles[i] end
+    end
+  end
+
+  function SupervisorActor:children() return self.handles end
+  function SupervisorActor:restart_count() return self.restarts end
+
+  function SupervisorActor:stop()
+    self.stopping = true
+    stop_children(self)
+    cray.exit_actor()
+  end
+
+  local Supervisor = {}
+  Supervisor.__index = Supervisor
+
+  local strategies = {one_for_one = true, one_for_all = true}
+
+  local supervisor_options = {
+    strategy = function(v)
+      if strategies[v] then return v end
+      return nil, '"one_for_one" or "one_for_all"'
+    end,
+    max_restarts = options.whole(0),
+    period = function(v)
+      if type(v) == "number" and v > 0 then return v end
+      return nil, "a number of seconds > 0"
+    end,
+    children = function(v)
+      if type(v) ~= "table" or #v == 0 then return nil, "a non-empty array of child specs" end
+      return v
+    end,
+  }
+
+  local child_keys = {name = true, class = true, args = true, options = true}
+
+  local function check_child(i, c)
+    local where = ("util.Supervisor: children[%d]"):format(i)
+    if type(c) ~= "table" then
+      raise(4, "invalid_argument", "%s must be a table {class = A, args = {...}} (got %s)",
+            where, type(c))
+    end
+    for k in pairs(c) do
+      if not child_keys[k] then
+        raise(4, "invalid_argument", "%s: unknown field '%s' (known: args, class, name, options)",
+              where, tostring(k))
+      end
+    end
+    if type(c.class) ~= "table" or not rawget(c.class, "remote") then
+      raise(4, "invalid_argument", "%s: class must be an actor class (from cray.actor)", where)
+    end
+    if c.name ~= nil and type(c.name) ~= "string" then
+      raise(4, "invalid_argument", "%s: name must be a string (got %s)", where, type(c.name))
+    end
+  end
+
+  -- util.Supervisor{children = {{name =, class =, args =, options =}, ...},
+  --                 strategy = "one_for_one", max_restarts = 3, period = 5}
+  function util.Supervisor(opts)
+    local o = options.check("util.Supervisor", opts, supervisor_options, 2)
+    if not o.children then
+      raise(2, "invalid_argument", "util.Supervisor: option 'children' is required")
+    end
+    for i, c in ipairs(o.children) do check_child(i, c) end
+    local spec = {children = o.children, strategy = o.strategy or "one_for_one",
+                  max_restarts = o.max_restarts or 3, period = o.period or 5}
+    local actor = cray.actor("cray.util.SupervisorActor", {max_concurrency = 1000}).remote(spec)
+    return setmetatable({actor = actor, watching = actor.watch.remote()}, Supervisor)
+  end
+
+  -- The current handle of the child named `name` (or at index `name`), nil if none.
+  function Supervisor:child(name) return cray.get(self.actor.child.remote(name)) end
+  -- The children's current handles, in order.
+  function Supervisor:children() return cray.get(self.actor.children.remote()) end
+  -- How many times it restarted children.
+  function Supervisor:restart_count() return cray.get(self.actor.restart_count.remote()) end
+  -- A ref that resolves when the supervisor ends (stopped, or gave up: reason "exited").
+  function Supervisor:monitor() return cray.monitor(self.actor) end
+  -- Kills the children and ends the supervisor.
+  function Supervisor:stop() cray.get(self.actor.stop.remote()) end
+
   return util
 end

@@ -28,6 +28,7 @@ enum {
   CTL_RESTART = 2,     /* cray.kill with no_restart = false: restart if allowed, else die */
   CTL_EXIT = 4,        /* cray.exit_actor's call returned: die */
   CTL_LOST = 8,        /* the home state was lost: restart if allowed, else die */
+  CTL_ERROR = 128,     /* a method raised, with restart_on_error: restart if allowed, else die */
   CTL_INIT_FAILED = 16,/* init raised: die, with that error as the cause */
   CTL_COLLECT = 32,    /* the last handle went: free it */
   CTL_SHUTDOWN = 64,   /* the runtime stops: die */
@@ -40,6 +41,7 @@ static const char *const reason_names[] = {
     [CRAY__DIED_OUT_OF_MEMORY] = "out_of_memory",
     [CRAY__DIED_SHUTDOWN] = "shutdown",
     [CRAY__DIED_COLLECTED] = "collected",
+    [CRAY__DIED_ERROR] = "error",
 };
 
 static const char *const reason_text[] = {
@@ -50,6 +52,8 @@ static const char *const reason_text[] = {
         "its worker's Lua state ran out of memory (--worker-memory) and no restarts were left",
     [CRAY__DIED_SHUTDOWN] = "the runtime shut down",
     [CRAY__DIED_COLLECTED] = "no handle to it was left",
+    [CRAY__DIED_ERROR] = "a method raised an error (the cause) and no restarts were left "
+                         "(restart_on_error)",
 };
 
 static worker *home_of(cray__sched *s, const cray__actor *a) { return &s->workers[a->home]; }
@@ -224,37 +228,45 @@ cray__blob *cray__actor_died_error(cray__actor *a, const char *call) {
 
 static void put_cstr(cray__buf *b, const char *s) { cray__mp_str(b, s, strlen(s)); }
 
-/* The value a monitor resolves with; NULL when memory is short. */
-static cray__blob *monitor_value(const cray__actor *a) {
-  char who[256], msg[512];
-  cray__actor_describe(a, who, sizeof who);
-  snprintf(msg, sizeof msg, "%s died: %s", who, reason_text[a->reason]);
+/* A monitor's value: {reason, message, restarts (when >= 0), cause (when not NULL)};
+ * NULL when memory is short. */
+static cray__blob *monitor_value(const char *reason, const char *msg, int restarts,
+                                 const cray__blob *cause) {
   cray__buf b;
   cray__buf_init(&b);
-  cray__mp_map(&b, 2 + (a->death != NULL));
+  cray__mp_map(&b, 2 + (restarts >= 0) + (cause != NULL));
   put_cstr(&b, "reason");
-  put_cstr(&b, reason_names[a->reason]);
+  put_cstr(&b, reason);
   put_cstr(&b, "message");
   put_cstr(&b, msg);
-  if (a->death) {
+  if (restarts >= 0) {
+    put_cstr(&b, "restarts");
+    cray__mp_int(&b, restarts);
+  }
+  if (cause) {
     put_cstr(&b, "cause");
-    cray__mp_reader r = {a->death->data, a->death->data + a->death->len};
-    if (cray__mp_skip(&r, 256) == 0) cray__buf_write(&b, a->death->data, (size_t)(r.p - a->death->data));
+    cray__mp_reader r = {cause->data, cause->data + cause->len};
+    if (cray__mp_skip(&r, 256) == 0) cray__buf_write(&b, cause->data, (size_t)(r.p - cause->data));
     else cray__mp_nil(&b);
   }
   cray__blob *blob = b.failed ? NULL
-                              : cray__blob_new(b.data, b.len, 1, a->death ? a->death->refs : NULL,
-                                               a->death ? a->death->nrefs : 0, CRAY__BLOB_TRUSTED);
+                              : cray__blob_new(b.data, b.len, 1, cause ? cause->refs : NULL,
+                                               cause ? cause->nrefs : 0, CRAY__BLOB_TRUSTED);
   cray__buf_free(&b);
   return blob;
 }
 
+/* Resolves monitor m of dead actor a with why it died, and drops the reference. */
 static void resolve_monitor(cray__sched *s, cray__actor *a, cray__entry *m) {
-  cray__blob *v = monitor_value(a);
+  char who[256], msg[512];
+  cray__actor_describe(a, who, sizeof who);
+  snprintf(msg, sizeof msg, "%s died: %s", who, reason_text[a->reason]);
+  cray__blob *v = monitor_value(reason_names[a->reason], msg, -1, a->death);
   if (v && cray__store_resolve(s->store, m, v, 0) != 0) cray__blob_release(s->store, v);
+  cray__store_release(s->store, m);
 }
 
-cray__entry *cray__actor_monitor(cray__sched *s, cray__actor *a) {
+cray__entry *cray__actor_monitor(cray__sched *s, cray__actor *a, int restarts) {
   cray__entry *m = cray__store_insert(s->store, cray__id_new(&s->rt->ids), NULL);
   if (!m) return NULL;
   worker *w = home_of(s, a);
@@ -263,7 +275,7 @@ cray__entry *cray__actor_monitor(cray__sched *s, cray__actor *a) {
   if (!dead) {
     if (a->nmonitors == a->monitors_cap) {
       uint32_t cap = a->monitors_cap ? a->monitors_cap * 2 : 2;
-      cray__entry **v = cray__realloc(a->monitors, cap * sizeof *v);
+      cray__monitor *v = cray__realloc(a->monitors, cap * sizeof *v);
       if (!v) {
         pthread_mutex_unlock(&w->mu);
         cray__store_release(s->store, m);
@@ -273,10 +285,13 @@ cray__entry *cray__actor_monitor(cray__sched *s, cray__actor *a) {
       a->monitors_cap = cap;
     }
     cray__store_retain(m);
-    a->monitors[a->nmonitors++] = m;
+    a->monitors[a->nmonitors++] = (cray__monitor){m, restarts};
   }
   pthread_mutex_unlock(&w->mu);
-  if (dead) resolve_monitor(s, a, m);
+  if (dead) {
+    cray__store_retain(m);
+    resolve_monitor(s, a, m);
+  }
   return m;
 }
 
@@ -299,7 +314,8 @@ static void actor_free(cray__sched *s, cray__actor *a) {
   if (a->cls) cray__store_release(s->store, a->cls);
   if (a->init_args) cray__blob_release(s->store, a->init_args);
   if (a->death) cray__blob_release(s->store, a->death);
-  for (uint32_t i = 0; i < a->nmonitors; i++) cray__store_release(s->store, a->monitors[i]);
+  if (a->raised) cray__blob_release(s->store, a->raised);
+  for (uint32_t i = 0; i < a->nmonitors; i++) cray__store_release(s->store, a->monitors[i].entry);
   cray__free(a->monitors);
   cray__free(a->resources);
   cray__free(a);
@@ -346,6 +362,7 @@ int cray__actor_create(cray__sched *s, const cray__actor_spec *spec, cray__entry
   a->max_restarts = spec->max_restarts;
   a->max_task_retries = spec->max_task_retries;
   a->max_pending_calls = spec->max_pending_calls;
+  a->restart_on_error = spec->restart_on_error;
   a->home = (int)(atomic_fetch_add_explicit(&s->actor_rr, 1, memory_order_relaxed) % (unsigned)s->n);
   if (spec->name) {
     cray__actor_names *n = &s->names;
@@ -477,7 +494,7 @@ static void die(cray__sched *s, worker *w, cray__actor *a, int reason) {
   a->initializing = 0;
   cray__task *mail = a->mhead;
   a->mhead = a->mtail = NULL;
-  cray__entry **monitors = a->monitors;
+  cray__monitor *monitors = a->monitors;
   uint32_t nmonitors = a->nmonitors;
   a->monitors = NULL;
   a->nmonitors = a->monitors_cap = 0;
@@ -488,20 +505,44 @@ static void die(cray__sched *s, worker *w, cray__actor *a, int reason) {
   a->nresources = 0;
   fail_all(s, a, started);
   fail_all(s, a, mail);
-  for (uint32_t i = 0; i < nmonitors; i++) {
-    resolve_monitor(s, a, monitors[i]);
-    cray__store_release(s->store, monitors[i]);
-  }
+  for (uint32_t i = 0; i < nmonitors; i++) resolve_monitor(s, a, monitors[i].entry);
   cray__free(monitors);
   cray__entry *named = name_remove(s, a);
   if (named) cray__store_release(s->store, named);
 }
 
+/* Resolves a's monitors that asked for restarts: a restarts now, for `why`. They are taken
+ * off under the lock and resolved without it; when memory for that is short they stay, to
+ * be resolved when a dies. */
+static void tell_restart(cray__sched *s, worker *w, cray__actor *a, const char *why) {
+  uint32_t n = 0, kept = 0;
+  pthread_mutex_lock(&w->mu);
+  cray__entry **told = a->nmonitors ? cray__malloc(a->nmonitors * sizeof *told) : NULL;
+  for (uint32_t i = 0; told && i < a->nmonitors; i++) {
+    if (a->monitors[i].restarts) told[n++] = a->monitors[i].entry;
+    else a->monitors[kept++] = a->monitors[i];
+  }
+  if (told) a->nmonitors = kept;
+  pthread_mutex_unlock(&w->mu);
+  char who[256], msg[512];
+  cray__actor_describe(a, who, sizeof who);
+  snprintf(msg, sizeof msg, "%s restarted (%d so far): %s", who, a->restarts, why);
+  for (uint32_t i = 0; i < n; i++) {
+    cray__blob *v = monitor_value("restarted", msg, a->restarts, a->raised);
+    if (v && cray__store_resolve(s->store, told[i], v, 0) != 0) cray__blob_release(s->store, v);
+    cray__store_release(s->store, told[i]);
+  }
+  cray__free(told);
+}
+
 /* Runs init again before anything queued; interrupted calls go back first, while they
- * have retries left. */
-static void restart(cray__sched *s, worker *w, cray__actor *a) {
+ * have retries left. `why` is for the monitors told of restarts. */
+static void restart(cray__sched *s, worker *w, cray__actor *a, const char *why) {
   a->restarts++;
   cray__fstats_actor(s->fstats, CRAY__ACTOR_RESTARTED);
+  tell_restart(s, w, a, why);
+  if (a->raised) cray__blob_release(s->store, a->raised);
+  a->raised = NULL;
   int n;
   cray__task *started = abandon_started(s, w, a, &n), *again = NULL, **tail = &again, *fail = NULL;
   if (w->w) s->ex->actor_drop(w->w, a); /* a worker without a state has no instances */
@@ -583,8 +624,15 @@ static int apply(cray__sched *s, worker *w, cray__actor *a, int ctl) {
   if (ctl & CTL_INIT_FAILED) die(s, w, a, CRAY__DIED_INIT_ERROR);
   else if (ctl & CTL_SHUTDOWN) die(s, w, a, CRAY__DIED_SHUTDOWN);
   else if (ctl & CTL_KILL) die(s, w, a, CRAY__DIED_KILLED);
-  else if (ctl & (CTL_RESTART | CTL_LOST) && a->restarts < a->max_restarts) restart(s, w, a);
+  else if (ctl & (CTL_RESTART | CTL_LOST | CTL_ERROR) && a->restarts < a->max_restarts)
+    restart(s, w, a, ctl & CTL_LOST    ? "its worker's Lua state ran out of memory"
+                     : ctl & CTL_ERROR ? "a method raised an error (the cause)"
+                                       : "it was killed with cray.kill");
   else if (ctl & CTL_LOST) die(s, w, a, CRAY__DIED_OUT_OF_MEMORY);
+  else if (ctl & CTL_ERROR) {
+    if (!a->death) a->death = a->raised, a->raised = NULL;
+    die(s, w, a, CRAY__DIED_ERROR);
+  }
   else if (ctl & CTL_RESTART) die(s, w, a, CRAY__DIED_KILLED);
   else if (ctl & CTL_EXIT) die(s, w, a, CRAY__DIED_EXITED);
   return 0;
@@ -689,6 +737,13 @@ void cray__actor_call_end(cray__sched *s, cray__task *t, const cray__blob *error
     if (!a->death) {
       cray__blob_retain((cray__blob *)error);
       a->death = (cray__blob *)error;
+    }
+  }
+  if (!t->is_init && error && t->raised && a->restart_on_error) {
+    ctl |= CTL_ERROR;
+    if (!a->raised) {
+      cray__blob_retain((cray__blob *)error);
+      a->raised = (cray__blob *)error;
     }
   }
   if (a->serving) {

@@ -15,10 +15,12 @@
  * goes, the store calls back and the home worker collects the actor. A name holds a
  * reference too, so named actors live until killed or shutdown.
  *
- * Death (an init error, cray.kill, cray.exit_actor, a lost state without restarts left):
+ * Death (an init error, cray.kill, cray.exit_actor, a lost state without restarts left, a
+ * method that raised with restart_on_error and no restarts left):
  * pending and later calls fail with kind "actor_died", whose cause is the init error when
  * there is one; monitors (cray__actor_monitor) resolve with the reason. A restart
- * (cray.kill without no_restart, or a lost state, while restarts are left) drops the
+ * (cray.kill without no_restart, a lost state, or with restart_on_error a method that
+ * raised, while restarts are left) drops the
  * instance and runs init again with its first arguments before any queued call; calls it
  * interrupted are sent again while they have retries left (max_task_retries).
  *
@@ -44,7 +46,14 @@ enum {
   CRAY__DIED_OUT_OF_MEMORY,
   CRAY__DIED_SHUTDOWN,
   CRAY__DIED_COLLECTED,
+  CRAY__DIED_ERROR,
 };
+
+/* A monitor: its entry (one reference), and whether it resolves at a restart too. */
+typedef struct cray__monitor {
+  cray__entry *entry;
+  int restarts;
+} cray__monitor;
 
 typedef struct cray__actor cray__actor;
 struct cray__actor {
@@ -58,6 +67,8 @@ struct cray__actor {
   int max_concurrency, max_restarts, restarts, max_task_retries;
   int max_pending_calls;     /* 0: no bound */
   _Atomic int pending_calls; /* calls counted against it, sent and not yet released */
+  int restart_on_error;      /* a method that raises restarts it (or, without restarts
+                              * left, it dies with reason "error") */
 
   /* home worker's lock */
   cray__task *mhead, *mtail; /* calls not started, in order */
@@ -67,8 +78,8 @@ struct cray__actor {
   int ctl;                   /* CTL_* bits to apply */
   int state;
   int reason;                /* CRAY__DIED_*, once dead */
-  cray__blob *death;         /* the cause of death (an init error), or NULL */
-  cray__entry **monitors;
+  cray__blob *death;         /* the cause of death (an init or method error), or NULL */
+  cray__monitor *monitors;
   uint32_t nmonitors, monitors_cap;
   cray__actor *rnext;        /* ready list */
 
@@ -79,6 +90,8 @@ struct cray__actor {
   cray__resource_need *resources; /* what it holds while alive (from its first init) */
   int nresources;
   cray__task *started;       /* calls started, linked through `sibling` */
+  cray__blob *raised;        /* with restart_on_error: the error of the method that raised,
+                              * until the restart or death it causes */
   cray__actor *prev, *next;  /* the home worker's list: home worker's lock */
 };
 
@@ -94,6 +107,7 @@ typedef struct cray__actor_spec {
   int get_if_exists;
   int max_restarts, max_task_retries, max_concurrency;
   int max_pending_calls;  /* 0: no bound */
+  int restart_on_error;
 } cray__actor_spec;
 
 /* The actor whose identity e is, or NULL when e is not an actor's. */
@@ -117,10 +131,12 @@ int cray__actor_create(cray__sched *s, const cray__actor_spec *spec, cray__entry
 int cray__actor_kill(cray__sched *s, cray__actor *a, int restart);
 
 /* A new entry (one reference for the caller) that resolves when a dies, with a map
- * {reason = "killed" | "exited" | "init_error" | "out_of_memory" | "shutdown" |
- * "collected", message, cause (the init error, when there is one)}; resolved already
- * when a is dead. NULL when memory is short. */
-cray__entry *cray__actor_monitor(cray__sched *s, cray__actor *a);
+ * {reason = "killed" | "exited" | "init_error" | "error" | "out_of_memory" | "shutdown" |
+ * "collected", message, cause (the init or method error, when there is one)}; resolved
+ * already when a is dead. With `restarts`, it resolves at a's next restart instead when
+ * that comes first, with {reason = "restarted", message, restarts (how many so far),
+ * cause (the method's error, for a restart_on_error)}. NULL when memory is short. */
+cray__entry *cray__actor_monitor(cray__sched *s, cray__actor *a, int restarts);
 
 /* Counts a new call t to a against max_pending_calls: 0, or 1 (t not counted) when a
  * has that many pending already. A counted call is uncounted when the task is freed. */

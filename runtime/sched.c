@@ -324,6 +324,7 @@ static void after_run(cray__sched *s, worker *w, cray__task *t, int rc) {
     return;
   }
   if (t->is_init && rc == CRAY__RUN_DONE) cray__actor_keep_resources(t);
+  t->raised = rc == CRAY__RUN_RAISED;
   release_resources(s, t);
   if (rc == CRAY__RUN_DONE) {
     task_done(s, t);

@@ -11,6 +11,7 @@
 
 #include "actor.h"
 #include "alloc.h"
+#include "stream.h"
 #include "wire.h"
 
 cray__task *cray__task_new(uint32_t nreturns, uint32_t ndeps, int nresources, const char *name) {
@@ -54,6 +55,8 @@ void cray__task_release(cray__store *s, cray__task *t) {
     atomic_fetch_sub_explicit(&t->actor->pending_calls, 1, memory_order_relaxed);
   if (t->fn) cray__store_release(s, t->fn);
   if (t->retry_filter) cray__store_release(s, t->retry_filter);
+  if (t->stream_wait) cray__store_release(s, t->stream_wait);
+  if (t->stream) cray__stream_release(t->stream);
   if (t->args) {
     cray__store_count_bytes(s, &t->id, -(int64_t)t->args->len);
     cray__blob_release(s, t->args);

@@ -78,6 +78,9 @@ struct cray__task {
 
   int max_retries, retries, retry_exceptions;
   int counts_pending;       /* counted in its actor's pending_calls until freed */
+  int raised;               /* its last run raised (not lost, cancelled or failed early) */
+  struct cray__stream *stream; /* a streaming task's items (runtime/stream.h), or NULL */
+  cray__entry *stream_wait; /* what a paused streaming task waits for; one reference */
   cray__entry *retry_filter; /* with retry_exceptions: a stored function of the error
                               * that says whether to retry (NULL: retry any); one reference */
   int nresources;

@@ -89,9 +89,11 @@ describe("remote functions", function()
   it("refuse unknown options and options of the wrong type, naming them", function()
     local fn = function() end
     local cases = {
-      {{num_return = 1}, "unknown option 'num_return' %(known: max_retries, name, num_cpus, "
-                         .. "num_returns, resources, retry_exceptions%)"},
-      {{num_returns = -1}, "option 'num_returns' must be a whole number from 0 to 4096 %(got %-1%)"},
+      {{num_return = 1}, "unknown option 'num_return' %(known: generator_backpressure, "
+                         .. "max_retries, name, num_cpus, num_returns, resources, "
+                         .. "retry_exceptions%)"},
+      {{num_returns = -1}, "option 'num_returns' must be a whole number from 0 to 4096, or "
+                           .. "\"streaming\" %(got %-1%)"},
       {{num_returns = 1.5}, "option 'num_returns' must be a whole number"},
       {{max_retries = "3"}, "option 'max_retries' must be a whole number from 0 to 2147483647, "
                             .. [[or %-1 for no limit %(got "3"%)]]},
