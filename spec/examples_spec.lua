@@ -1,11 +1,6 @@
 local support = require "spec.support"
 
-local function read(path)
-  local f = assert(io.open(path))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = support.read
 
 describe("examples", function()
   it("squares.lua prints the squares and their sum", function()
@@ -49,6 +44,15 @@ describe("examples", function()
     local status, out, err = support.crayrun("examples/queue.lua")
     assert.are.equal(0, status, err)
     assert.are.equal("Put work 0 - 9 to queue...\nconsumed: 0 1 2 3 4 5 6 7 8 9\n", out)
+  end)
+
+  it("supervisor.lua restarts a failing worker and a killed cache", function()
+    local status, out, err = support.crayrun("examples/supervisor.lua")
+    assert.are.equal(0, status, err)
+    assert.are.equal("work(4) = 40\nwork(-1) failed: task_error\nwork(5) = 50\n"
+                     .. "cache died: killed\nthe new cache starts empty: true\nwork(6) = 60\n"
+                     .. "the worker found the new cache by name: 60\n"
+                     .. "restarts by the supervisor: 1\nstopped: exited\n", out)
   end)
 
   it("embed/hello.c stores a value from C and reads it back around a Lua driver", function()

@@ -23,6 +23,14 @@ local function slurp(path)
   return s
 end
 
+-- The whole text of a file.
+function M.read(path)
+  local f = assert(io.open(path))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
 -- Runs a shell command (with the environment variables of the table env added); returns
 -- its exit status, stdout and stderr.
 function M.run(cmd, stdin, env)
