@@ -280,7 +280,7 @@ return function(cray, core)
   queue_mt.__index = function(_, k) return require("cray.util").Queue[k] end
 
   local queue_options = {
-    maxsize = options.whole(0),
+    maxsize = options.whole(0, 2147483647),
     actor_options = function(v)
       if type(v) == "table" then return v end
       return nil, "a table of actor options"
@@ -338,7 +338,7 @@ return function(cray, core)
   ---------------------------------------------------------------------------------------
   -- map: fn over values in tasks of `chunk` values each, results in order.
 
-  local map_options = {chunk = options.whole(1)}
+  local map_options = {chunk = options.whole(1, 2147483647)}
 
   local function apply(fn, chunk)
     local out = {}
@@ -470,7 +470,7 @@ return function(cray, core)
       if strategies[v] then return v end
       return nil, '"one_for_one" or "one_for_all"'
     end,
-    max_restarts = options.whole(0),
+    max_restarts = options.whole(0, 2147483647),
     period = function(v)
       if type(v) == "number" and v > 0 then return v end
       return nil, "a number of seconds > 0"

@@ -46,7 +46,7 @@ local OPTIONS = {
   {"cray.remote", function(o) return cray.remote(print, o) end, "num_returns", {}},
   {"cray.remote", function(o) return cray.remote(print, o) end, "max_retries", COUNT},
   {"cray.remote", function(o) return cray.remote(print, o) end, "retry_exceptions",
-   {["true"] = true}},
+   {["true"] = true, ["a function"] = true}},
   {"cray.remote", function(o) return cray.remote(print, o) end, "name", {['"text"'] = true}},
   {"f.options", f.options, "num_returns", {}},
   {"f.options", f.options, "max_retries", COUNT},

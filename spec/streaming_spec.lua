@@ -124,7 +124,7 @@ describe("streaming tasks", function()
 
   it("refuse bad num_returns and generator_backpressure", function()
     local f = cray.remote(function() end)
-    assert.matches("option 'num_returns' must be a whole number from 0 to 65535, or \"streaming\"",
+    assert.matches("option 'num_returns' must be a whole number from 0 to 4096, or \"streaming\"",
                    support.error_of(f.options, {num_returns = "stream"}).message)
     assert.matches("option 'generator_backpressure' must be a whole number >= 1, or %-1",
                    support.error_of(f.options, {generator_backpressure = 0}).message)

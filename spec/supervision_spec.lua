@@ -133,7 +133,7 @@ describe("cray.link", function()
 
   it("refuses what is not two different actor handles", function()
     local a = Counter().remote()
-    assert.matches("cray.link: expects an actor handle %(got number%)",
+    assert.matches("cray.link: expects an actor handle %(got 1%)",
                    support.error_of(cray.link, a, 1).message)
     assert.matches("cray.link: an actor cannot be linked to itself",
                    support.error_of(cray.link, a, a).message)

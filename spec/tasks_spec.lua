@@ -74,8 +74,9 @@ describe("remote functions", function()
     assert.are.equal(4096, #refs)
     assert.are.equal(4096, cray.get(refs[4096]))
     for _, n in ipairs{4097, 7999, 70000} do
-      assert.matches("f.options: option 'num_returns' must be a whole number from 0 to 4096 %(got "
-                     .. n .. "%)", support.error_of(many.options, {num_returns = n}).message)
+      assert.matches("f.options: option 'num_returns' must be a whole number from 0 to 4096, or "
+                     .. "\"streaming\" %(got " .. n .. "%)",
+                     support.error_of(many.options, {num_returns = n}).message)
     end
   end)
 

@@ -179,7 +179,8 @@ describe("util.Queue", function()
   end)
 
   it("refuses bad options", function()
-    assert.matches("util.Queue: option 'maxsize' must be a whole number >= 0 %(got %-1%)",
+    assert.matches("util.Queue: option 'maxsize' must be a whole number from 0 to 2147483647 "
+                   .. "%(got %-1%)",
                    support.error_of(util.Queue, {maxsize = -1}).message)
     local q = util.Queue()
     assert.matches("q:get: option 'timeout' must be a number of seconds >= 0 %(got \"x\"%)",
@@ -213,7 +214,7 @@ describe("util.map", function()
                    support.error_of(util.map, "f", {}).message)
     assert.matches("util.map: expects an array of values %(got nil%)",
                    support.error_of(util.map, function() end).message)
-    assert.matches("util.map: option 'chunk' must be a whole number >= 1 %(got 0%)",
+    assert.matches("util.map: option 'chunk' must be a whole number from 1 to 2147483647 %(got 0%)",
                    support.error_of(util.map, function() end, {}, {chunk = 0}).message)
   end)
 end)
