@@ -32,12 +32,10 @@ describe("max_pending_calls", function()
     local A = cray.actor{echo = function(_, x) return x end}
     local h = A.options{max_pending_calls = 1}.remote()
     for i = 1, 20 do
-      local ref
-      for _ = 1, 1000 do
+      local ref = support.poll(function()
         local ok, r = pcall(h.echo.remote, i)
-        if ok then ref = r; break end
-        cray.sleep(0.001)
-      end
+        return ok and r
+      end)
       assert.are.equal(i, cray.get(ref))
     end
   end)

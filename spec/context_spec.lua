@@ -32,14 +32,13 @@ describe("cray.context", function()
 end)
 
 -- cray.available_resources() once it satisfies done (a task gives its resources back just
--- after its result is stored), or as it is after a second.
+-- after its result is stored), or as it is when support.poll gives up.
 local function available_when(done)
   local seen
-  for _ = 1, 500 do
+  support.poll(function()
     seen = cray.available_resources()
-    if done(seen) then break end
-    cray.sleep(0.002)
-  end
+    return done(seen)
+  end)
   return seen
 end
 

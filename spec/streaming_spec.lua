@@ -73,12 +73,7 @@ describe("streaming tasks", function()
       end
     end, {num_returns = "streaming", generator_backpressure = 3})
     local gen = f.remote(b, 20)
-    local produced = 0
-    for _ = 1, 2000 do
-      produced = cray.get(b.get.remote("produced")) or 0
-      if produced >= 4 then break end
-      cray.sleep(0.002)
-    end
+    support.poll(function() return (cray.get(b.get.remote("produced")) or 0) >= 4 end)
     cray.sleep(0.05)
     -- it put a 4th value, then paused: 3 values ahead is the most it waits at
     assert.are.equal(4, cray.get(b.get.remote("produced")))

@@ -11,11 +11,7 @@ end
 
 -- Waits until sup has restarted children `n` times in all.
 local function restarted(sup, n)
-  for _ = 1, 2000 do
-    if sup:restart_count() >= n then return true end
-    cray.sleep(0.005)
-  end
-  return false
+  return support.poll(function() return sup:restart_count() >= n end)
 end
 
 local function killed(h)

@@ -92,6 +92,21 @@ function M.eventually(cray, fn, what)
   error("never happened: " .. what)
 end
 
+-- Calls fn until it returns a true value, sleeping a little between calls, for at most
+-- `seconds` (default 60: sanitizer builds on a busy machine are slow); returns what fn
+-- returned last. For what happens just after a call returns (resources given back, a
+-- restart by a supervisor), never for timing.
+function M.poll(fn, seconds)
+  local cray = require "cray"
+  local deadline = M.clock() + (seconds or 60)
+  local v = fn()
+  while not v and M.clock() < deadline do
+    cray.sleep(0.005)
+    v = fn()
+  end
+  return v
+end
+
 -- Runs a full garbage collection cycle until it frees nothing more.
 function M.collect()
   for _ = 1, 3 do collectgarbage("collect") end

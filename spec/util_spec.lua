@@ -7,6 +7,10 @@ local Worker = function()
     init = function(self, id) self.id = id end,
     double = function(self, x) return 2 * x end,
     slow = function(self, x) cray.sleep(x); return x end,
+    gated = function(self, gate)
+      while not cray.get(gate.is_open.remote()) do cray.sleep(0.002) end
+      return "through"
+    end,
     id_of = function(self) return self.id end,
   }
 end
@@ -54,13 +58,19 @@ describe("util.ActorPool", function()
   end)
 
   it("gets the first result to finish, and refuses get_next for a result it skipped", function()
+    local gate = cray.actor{
+      init = function(self) self.open = false end,
+      open_it = function(self) self.open = true end,
+      is_open = function(self) return self.open end,
+    }.remote()
     local pool = pool_of(2)
-    pool:submit(function(a, x) return a.slow.remote(x) end, 0.3)
-    pool:submit(function(a, x) return a.slow.remote(x) end, 0)
-    assert.are.equal(0, pool:get_next_unordered())
+    pool:submit(function(a, g) return a.gated.remote(g) end, gate)
+    pool:submit(function(a, x) return a.double.remote(x) end, 1)
+    assert.are.equal(2, pool:get_next_unordered())
     assert.matches("pool:get_next: the next result in order was taken by get_next_unordered",
                    support.error_of(pool.get_next, pool).message)
-    assert.are.equal(0.3, pool:get_next_unordered())
+    gate.open_it.remote()
+    assert.are.equal("through", pool:get_next_unordered())
     assert.is_false(pool:has_next())
   end)
 
