@@ -19,7 +19,7 @@ end
 local function functions_of(t)
   local out = {}
   for k, v in pairs(t) do
-    if type(k) == "string" and callable(v) and not k:match("^__") then out[#out + 1] = k end
+    if type(k) == "string" and callable(v) and not k:match("^_") then out[#out + 1] = k end
   end
   table.sort(out)
   return out
