@@ -25,6 +25,7 @@
 #include "lio.h"
 #include "codec.h"
 #include "lua_modules.h"
+#include "executor.h"
 #include "lstate.h"
 #include "objref.h"
 #include "objects.h"
