@@ -4,21 +4,36 @@
  * It reads its options, opens a LuaJIT state with the standard libraries and `cray`,
  * starts the runtime with cray.init{...} built from the options, then runs `-e` chunks and
  * the script with the global `arg` set as luajit sets it. Exit status: 0; 1 for an
- * uncaught error (printed with its traceback); 2 for bad usage.
+ * uncaught error (printed with its traceback); 2 for bad usage; 128 + the signal's number
+ * after SIGINT (130) or SIGTERM (143).
+ *
+ * Signals: the runtime's threads block them, so SIGINT and SIGTERM reach the main thread,
+ * the driver's. The handler sets a hook in the driver's state that raises "interrupted"
+ * at its next instruction (as luajit does for Ctrl-C) and posts a semaphore to a thread
+ * of crayrun's own, which starts stopping the runtime: tasks are cancelled, so a driver
+ * waiting for one wakes, and a cray.sleep ends. The script then unwinds, the runtime shuts
+ * down cleanly (its spill directory removed), and crayrun exits with 128 + the signal. A
+ * second signal kills the process at once.
  */
 #include <lauxlib.h>
 #include <lua.h>
 #include <luajit.h>
 #include <lualib.h>
 #include <math.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../runtime/alloc.h"
 #include "../runtime/cray.h"
+#include "../runtime/spill.h"
 #include "driver.h"
+#include "module.h"
 
 #define MAX_CHUNKS 64
 #define MAX_RESOURCES 64
@@ -46,7 +61,8 @@ static const char usage_text[] =
     "  --                    stop reading options\n"
     "\n"
     "A script of - reads the script from standard input.\n"
-    "Exit status: 0 on success, 1 for an uncaught error, 2 for bad usage.\n";
+    "Exit status: 0 on success, 1 for an uncaught error, 2 for bad usage, 130 after\n"
+    "Ctrl-C (SIGINT) and 143 after SIGTERM, once shut down (a second signal kills at once).\n";
 
 typedef struct cli {
   const char *chunks[MAX_CHUNKS];
@@ -209,6 +225,65 @@ static void progress(lua_State *L, int on) {
   lua_pop(L, 1);
 }
 
+/* ---- signals ---- */
+
+static volatile sig_atomic_t got_signal; /* the first SIGINT or SIGTERM, 0 before */
+static lua_State *volatile driver;       /* the driver's state while it runs chunks */
+static volatile sig_atomic_t closing;    /* the script is over: the runtime shuts down */
+static volatile sig_atomic_t quitting;   /* the signal thread is to end */
+static sem_t wake_sem;
+
+static void interrupted_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  luaL_error(L, "interrupted");
+}
+
+/* Runs on the main thread (the only one that takes these signals). A second signal, or
+ * one while the runtime shuts down already, ends the process at once, removing what the
+ * runtime spilled to disk. */
+static void on_signal(int sig) {
+  if (got_signal || closing) {
+    cray__spill_remove_now();
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return;
+  }
+  got_signal = sig;
+  cray__module_signalled();
+  lua_State *L = driver;
+  if (L) lua_sethook(L, interrupted_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+  sem_post(&wake_sem);
+}
+
+static void *signal_thread(void *arg) {
+  (void)arg;
+  for (;;) {
+    while (sem_wait(&wake_sem) != 0) continue;
+    if (quitting) return NULL;
+    cray__module_interrupt();
+  }
+}
+
+static int start_signals(pthread_t *thread) {
+  if (sem_init(&wake_sem, 0, 0) != 0 || cray__thread_start(thread, signal_thread, NULL) != 0)
+    return -1;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  return 0;
+}
+
+static void stop_signals(pthread_t thread) {
+  quitting = 1;
+  sem_post(&wake_sem);
+  pthread_join(thread, NULL);
+  sem_destroy(&wake_sem);
+}
+
 /* Runs the loaded chunk (load status `status`) under its nargs arguments; prints an
  * uncaught error. Returns 0 or 1. */
 static int run_chunk(lua_State *L, int status, int nargs) {
@@ -216,7 +291,7 @@ static int run_chunk(lua_State *L, int status, int nargs) {
   else lua_pop(L, nargs); /* leaves the load error on top */
   if (status == 0) return 0;
   progress(L, 0); /* the error goes where the line was */
-  fprintf(stderr, "crayrun: %s\n", lua_tostring(L, -1));
+  if (!got_signal) fprintf(stderr, "crayrun: %s\n", lua_tostring(L, -1));
   lua_pop(L, 1);
   return 1;
 }
@@ -260,11 +335,17 @@ int main(int argc, char **argv) {
   int status = parse_cli(argc, argv, &c);
   if (status >= 0) return status;
 
+  pthread_t sig_thread;
+  if (start_signals(&sig_thread) != 0) {
+    fputs("crayrun: cannot start the signal thread\n", stderr);
+    return 1;
+  }
   char *err = NULL;
   lua_State *L = cray__driver_new(NULL, &err);
   if (!L) {
     fprintf(stderr, "crayrun: %s\n", err);
     free(err);
+    stop_signals(sig_thread);
     return 1;
   }
   lua_getglobal(L, "cray");
@@ -279,9 +360,10 @@ int main(int argc, char **argv) {
   if (!c.no_progress) progress(L, 1);
 
   status = 0;
-  for (int k = 0; k < c.nchunks && !status; k++)
+  driver = L;
+  for (int k = 0; k < c.nchunks && !status && !got_signal; k++)
     status = run_chunk(L, luaL_loadbuffer(L, c.chunks[k], strlen(c.chunks[k]), "=(command line)"), 0);
-  if (!status && c.script < argc) {
+  if (!status && !got_signal && c.script < argc) {
     const char *path = argv[c.script];
     if (strcmp(path, "-") != 0) add_script_dir(L, path);
     int nargs = set_args(L, argc, argv, c.script);
@@ -289,11 +371,19 @@ int main(int argc, char **argv) {
     lua_insert(L, -nargs - 1);
     status = run_chunk(L, load, nargs);
   }
+  driver = NULL;
+  closing = 1;
+  lua_sethook(L, NULL, 0, 0);
   progress(L, 0);
+  if (got_signal) {
+    status = 128 + got_signal;
+    fprintf(stderr, "crayrun: %s\n", got_signal == SIGINT ? "interrupted" : "terminated");
+  }
   if (c.objects)
     run_chunk(L, luaL_loadbuffer(L, objects_code, sizeof objects_code - 1, "=objects"), 0);
   if (c.stats) run_chunk(L, luaL_loadbuffer(L, stats_code, sizeof stats_code - 1, "=stats"), 0);
 done:
   lua_close(L);
+  stop_signals(sig_thread);
   return status;
 }

@@ -21,11 +21,21 @@
  * keeps; the collector's frees of others' garbage, met while it runs, are credited to it
  * (the count is an estimate that errs towards leniency). Only when the state as a whole
  * passes --worker-memory is it beyond saving and rebuilt.
+ *
+ * Interrupts: x_interrupt, called from another thread while this worker runs a task,
+ * arms a count hook in the worker's state (lua_sethook, which LuaJIT lets another thread
+ * or a signal handler call: it only sets the hook's fields). The hook runs on the worker:
+ * if the running task is cancelled or the runtime stops, it raises `cancelled` there, and
+ * stays armed until the task ends (a task that catches the error is interrupted again);
+ * otherwise it disarms itself. `hook_mu` keeps the state from being closed or rebuilt
+ * while another thread arms the hook. LuaJIT does not call hooks from machine code it
+ * compiled: a loop compiled into a trace that never leaves it cannot be interrupted.
  */
 #include "executor.h"
 
 #include <lauxlib.h>
 #include <lualib.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -44,6 +54,7 @@
 const char cray__retry_token = 0;
 
 #define POOL 64 /* idle coroutines kept per worker */
+#define HOOK_COUNT 1000 /* instructions between two calls of the interrupt hook */
 
 /* The body of every task coroutine. Calling the function as the result of a call, not
  * through a named variable, leaves tracebacks to show it as "function <file:line>". */
@@ -60,6 +71,8 @@ typedef struct exec_ctx {
 typedef struct xworker {
   exec_ctx *ctx;
   int index;
+  pthread_mutex_t hook_mu; /* guards L against x_interrupt from other threads */
+  int interrupted;     /* the hook raised in the running task */
   lua_State *L;
   cray__lstate *ls;
   uint32_t gen;        /* state generation, bumped when it is rebuilt */
@@ -173,6 +186,17 @@ static int open_state(xworker *xw) {
   return 1;
 }
 
+/* Makes the state when it is missing (under hook_mu); 0 when it cannot. */
+static int have_state(xworker *xw) {
+  if (xw->L) return 1;
+  pthread_mutex_lock(&xw->hook_mu);
+  int ok = open_state(xw);
+  pthread_mutex_unlock(&xw->hook_mu);
+  return ok;
+}
+
+static _Thread_local xworker *this_worker; /* for the interrupt hook */
+
 static void *x_open(void *vctx, int index) {
   xworker *xw = cray__calloc(1, sizeof *xw);
   if (!xw) return NULL;
@@ -180,14 +204,26 @@ static void *x_open(void *vctx, int index) {
   xw->index = index;
   xw->limit = xw->ctx->rt->opts.worker_memory;
   xw->share = xw->ctx->rt->opts.task_memory ? xw->ctx->rt->opts.task_memory : xw->limit / 2;
-  open_state(xw);
+  pthread_mutex_init(&xw->hook_mu, NULL);
+  have_state(xw);
+  this_worker = xw;
   return xw;
+}
+
+/* Closes the state (under hook_mu, so no interrupt touches it meanwhile). */
+static void close_state(xworker *xw) {
+  pthread_mutex_lock(&xw->hook_mu);
+  lua_close(xw->L);
+  xw->L = NULL;
+  pthread_mutex_unlock(&xw->hook_mu);
 }
 
 static void x_close(void *vctx, void *w) {
   (void)vctx;
   xworker *xw = w;
-  if (xw->L) lua_close(xw->L);
+  if (xw->L) close_state(xw);
+  pthread_mutex_destroy(&xw->hook_mu);
+  this_worker = NULL;
   cray__free(xw);
 }
 
@@ -448,6 +484,9 @@ static int finish(lua_State *L) {
   cray__lstate *ls = xw->ls;
   cray__store *s = ls->rt->store;
   int n = lua_gettop(L);
+  if (xw->interrupted) /* it caught the cancel and returned: it is cancelled all the same */
+    return cray__raise(L, "cancelled", "task '%s' was cancelled while it ran",
+                       t->name ? t->name : "?");
   if (t->all_values) {
     cray__codec_encode(L, ls, 1, n, "returns");
     cray__blob *b = cray__codec_store_blob(L, ls, (uint32_t)n, "the task's result");
@@ -502,9 +541,34 @@ static void unanchor(xworker *xw, cray__task *t) {
 
 /* The state ran out of memory: make it anew. Everything suspended in it is lost. */
 static void rebuild(xworker *xw) {
-  lua_close(xw->L);
-  xw->L = NULL;
-  open_state(xw);
+  close_state(xw);
+  have_state(xw);
+}
+
+/* ---- interrupts ---- */
+
+static void cancel_hook(lua_State *L, lua_Debug *ar);
+
+static void set_hook(xworker *xw, lua_Hook hook) {
+  pthread_mutex_lock(&xw->hook_mu);
+  if (xw->L) lua_sethook(xw->L, hook, hook ? LUA_MASKCOUNT : 0, hook ? HOOK_COUNT : 0);
+  pthread_mutex_unlock(&xw->hook_mu);
+}
+
+static void x_interrupt(void *w) { set_hook(w, cancel_hook); }
+
+/* Runs on the worker, in whatever its state executes. */
+static void cancel_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  xworker *xw = this_worker;
+  cray__task *t = xw ? xw->current : NULL;
+  /* Seq-cst, as every other reader of the flag: a cancel stores it before it arms us. */
+  if (!t || !(atomic_load_explicit(&t->cancelled, memory_order_seq_cst) || cray__sched_stopping(t->sched))) {
+    set_hook(xw, NULL); /* armed for a task that has ended since */
+    return;
+  }
+  xw->interrupted = 1;
+  cray__raise(L, "cancelled", "task '%s' was cancelled while it ran", t->name ? t->name : "?");
 }
 
 /* The error of a task that passed its share of the heap. */
@@ -615,7 +679,7 @@ static int stream_step(xworker *xw, cray__task *t, lua_State *co) {
 
 static int x_run(void *w, cray__task *t) {
   xworker *xw = w;
-  if (!xw->L && !open_state(xw)) {
+  if (!have_state(xw)) {
     t->error = error_blob(t, "out_of_memory", "no memory for a worker's Lua state%s", "");
     return CRAY__RUN_RAISED;
   }
@@ -645,12 +709,14 @@ static int x_run(void *w, cray__task *t) {
   xw->armed = 0;
   xw->finished = 0;
   xw->over_share = 0;
+  xw->interrupted = 0;
   int status = lua_resume(co, nargs);
   while (status == LUA_YIELD && t->stream && !xw->finished && !xw->armed && !xw->oom &&
          stream_step(xw, t, co))
     status = lua_resume(co, 0);
   xw->current = NULL;
   xw->current_co = NULL;
+  if (xw->interrupted) set_hook(xw, NULL);
   if (!(status == LUA_YIELD && xw->armed && !xw->finished)) io_task_end(t);
   if (xw->oom) {
     unanchor(xw, t);
@@ -666,6 +732,12 @@ static int x_run(void *w, cray__task *t) {
   if (t->stream) cray__stream_end(t->stream);
   if (status == LUA_ERRMEM && xw->over_share)
     t->error = over_share_blob(xw, t);
+  else if (status != LUA_YIELD && xw->interrupted)
+    t->error = error_blob(t, "cancelled",
+                          cray__sched_stopping(t->sched)
+                              ? "task '%s' was cancelled while it ran: the runtime shut down"
+                              : "task '%s' was cancelled while it ran",
+                          t->name ? t->name : "?");
   else if (status != LUA_YIELD)
     t->error = raised_blob(xw, t, co);
   else if (!t->error) /* stream_step sets it when a streamed value cannot be stored */
@@ -698,8 +770,8 @@ static int x_actor_lost(void *w, cray__actor *a) {
   return a->exec && !exec_current(w, a->exec);
 }
 
-static const cray__executor lua_executor = {x_open,       x_close,     x_run, x_drop,
-                                            x_actor_drop, x_actor_lost};
+static const cray__executor lua_executor = {x_open,       x_close,      x_run,      x_drop,
+                                            x_actor_drop, x_actor_lost, x_interrupt};
 
 /* ---- starting ---- */
 

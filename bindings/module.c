@@ -15,6 +15,7 @@
 #include <lualib.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -567,6 +568,50 @@ static int l_open(lua_State *L) {
   return 0;
 }
 
+/* Closes rt, saying on stderr how much work that cancelled. */
+static void close_rt(cray_runtime *rt, const char *when) {
+  uint64_t tasks, calls;
+  cray__close(rt, &tasks, &calls);
+  if (tasks || calls)
+    fprintf(stderr, "cray: %llu task%s and %llu actor call%s still queued or running were "
+                    "cancelled %s\n",
+            (unsigned long long)tasks, tasks == 1 ? "" : "s", (unsigned long long)calls,
+            calls == 1 ? "" : "s", when);
+}
+
+/* Closes the process runtime when ls opened it (and the script did not close it). */
+static void release_rt(cray__lstate *ls) {
+  pthread_mutex_lock(&g_mu);
+  cray_runtime *rt = ls->owns_rt && ls->rt == g_rt ? g_rt : NULL;
+  if (rt) g_rt = NULL;
+  pthread_mutex_unlock(&g_mu);
+  bind_rt(ls, NULL);
+  ls->owns_rt = 0;
+  if (rt) close_rt(rt, "at exit");
+}
+
+/* release(): before os.exit in the driver. */
+static int l_release(lua_State *L) {
+  release_rt(self(L));
+  return 0;
+}
+
+/* Set by a signal handler: a flag and nothing more, so relaxed. */
+static _Atomic int g_signalled;
+
+void cray__module_signalled(void) { atomic_store_explicit(&g_signalled, 1, memory_order_relaxed); }
+
+int cray__module_was_signalled(void) {
+  return atomic_load_explicit(&g_signalled, memory_order_relaxed);
+}
+
+void cray__module_interrupt(void) {
+  pthread_mutex_lock(&g_mu);
+  cray__sched *s = g_rt ? atomic_load_explicit(&g_rt->sched, memory_order_acquire) : NULL;
+  if (s) cray__sched_interrupt(s);
+  pthread_mutex_unlock(&g_mu);
+}
+
 static int l_close(lua_State *L) {
   cray__lstate *ls = self(L);
   refuse_in_worker(L, ls, "cray.shutdown");
@@ -579,7 +624,7 @@ static int l_close(lua_State *L) {
   pthread_mutex_unlock(&g_mu);
   bind_rt(ls, NULL);
   ls->owns_rt = 0;
-  cray_close(rt);
+  close_rt(rt, "by cray.shutdown");
   return 0;
 }
 
@@ -627,13 +672,7 @@ static int lstate_gc(lua_State *L) {
   cray__free(ls->splices);
   ls->splices = NULL;
   ls->nsplices = ls->splices_cap = 0;
-  pthread_mutex_lock(&g_mu);
-  cray_runtime *rt = ls->owns_rt && ls->rt == g_rt ? g_rt : NULL;
-  if (rt) g_rt = NULL;
-  pthread_mutex_unlock(&g_mu);
-  bind_rt(ls, NULL);
-  ls->owns_rt = 0;
-  cray_close(rt);
+  release_rt(ls);
   return 0;
 }
 
@@ -730,7 +769,8 @@ static const luaL_Reg core_functions[] = {
     {"stats", l_stats},   {"_progress", l_progress}, {"objects", cray__objects_l},   {"open", l_open},     {"close", l_close},
     {"is_open", l_is_open}, {"parse_size", l_parse_size},
     {"get_buffer", l_get_buffer}, {"describe", l_describe},
-    {"check_refs", l_check_refs}, {"ref", l_ref}, {"node", l_node}, {NULL, NULL},
+    {"check_refs", l_check_refs}, {"ref", l_ref}, {"node", l_node}, {"release", l_release},
+    {NULL, NULL},
 };
 
 /* Opening the module again in the same state (a test runner that clears package.loaded)

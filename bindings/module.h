@@ -23,4 +23,12 @@ cray_runtime *cray__module_rt(lua_State *L, struct cray__lstate *ls);
 /* Makes L (which must have loaded `cray`) use rt, owned by the caller, until L closes. */
 void cray__module_attach(lua_State *L, cray_runtime *rt);
 
+/* From any thread (crayrun's signal thread): starts stopping the process runtime, if one
+ * is open (cray__sched_interrupt). */
+void cray__module_interrupt(void);
+/* From a signal handler: notes that the program was told to stop, which ends a driver's
+ * cray.sleep (cray__module_was_signalled tells). */
+void cray__module_signalled(void);
+int cray__module_was_signalled(void);
+
 #endif

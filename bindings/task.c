@@ -161,6 +161,8 @@ static int l_submit(lua_State *L) {
   int pushed = (int)nrefs;
   if (num_returns == CRAY__STREAMING)
     pushed += cray__stream_push(L, ls, t, spec_number(L, SPEC_BACKPRESSURE));
+  cray__task *parent = cray__exec_current(ls); /* a recursive cancel of it reaches t */
+  if (parent) cray__sched_adopt(parent, t);
   cray__sched_submit(s, t);
   return pushed;
 }
@@ -205,11 +207,11 @@ static int out_of_memory(lua_State *L) {
   return oom;
 }
 
-/* fill(ref, value [, label]): gives a reserved object its value. When the value cannot be
- * stored, the error is raised, naming the value by `label` ("remote function 'f'") and
- * pointing at the user's line that made it be stored; the object stays pending when the
- * store had no room (the caller fills it again later), and otherwise holds that error (so
- * what waits for it fails, not hangs). */
+/* fill(ref, value [, label]) -> nothing, or the error object when the value cannot be
+ * stored: it names the value by `label` ("remote function 'f'") and points at the user's
+ * line that made it be stored. The object stays pending when the store had no room (the
+ * caller fills it again later), and otherwise holds that error (so what waits for it
+ * fails, not hangs). */
 static int l_fill(lua_State *L) {
   cray__lstate *ls = self(L);
   cray__entry *e = cray__objref_test(L, ls, 1);
@@ -232,10 +234,9 @@ static int l_fill(lua_State *L) {
     cray__traceback_clean(L);
     lua_setfield(L, -2, "traceback");
   }
-  if (failed && out_of_memory(L)) return lua_error(L);
+  if (failed && out_of_memory(L)) return 1;
   resolve_from(L, ls, e, failed);
-  if (failed) return lua_error(L);
-  return 0;
+  return failed;
 }
 
 /* publish_class(name, metatable): lets other states (workers) load the class when they
@@ -252,7 +253,7 @@ static int l_publish_class(lua_State *L) {
   return 0;
 }
 
-/* cancel(ref) -> true when a task that had not finished was told to stop */
+/* cancel(ref, recursive) -> true when a task that had not finished was told to stop */
 static int l_cancel(lua_State *L) {
   cray__lstate *ls = self(L);
   cray__entry *e = cray__objref_test(L, ls, 1);
@@ -261,7 +262,7 @@ static int l_cancel(lua_State *L) {
                 cray__describe(L, 1));
   /* acquire: pairs with the release that publishes it (cray__runtime_sched) */
   cray__sched *s = atomic_load_explicit(&ls->rt->sched, memory_order_acquire);
-  lua_pushboolean(L, s && cray__sched_cancel(s, e));
+  lua_pushboolean(L, s && cray__sched_cancel(s, e, lua_toboolean(L, 2)));
   return 1;
 }
 
@@ -280,7 +281,8 @@ static int l_sleep_until(lua_State *L) {
   for (double left; (left = deadline - cray__now()) > 0;) {
     if (left > CRAY__FOREVER) left = CRAY__FOREVER;
     struct timespec ts = {(time_t)left, (long)((left - floor(left)) * 1e9)};
-    nanosleep(&ts, NULL);
+    /* A signal that stops the program (crayrun's Ctrl-C) ends the sleep. */
+    if (nanosleep(&ts, NULL) != 0 && cray__module_was_signalled()) break;
   }
   return 0;
 }

@@ -15,7 +15,20 @@ cray.ref = core.ref
 cray.stats = core.stats
 cray.objects = core.objects
 cray._progress = core._progress -- crayrun's live line (runtime/progress.h)
-cray.cancel = core.cancel
+
+local cancel_options = {recursive = options.of_type("boolean")}
+
+-- cray.cancel(ref [, {recursive = true}])
+function cray.cancel(ref, opts)
+  if type(opts) == "table" and opts.force ~= nil then
+    raise(2, "invalid_argument",
+          "cray.cancel: option 'force' is not supported: tasks run as coroutines on shared "
+          .. "worker threads, which cannot be killed; a cancelled task stops at its next "
+          .. "wait, or is interrupted while it runs")
+  end
+  local o = options.check("cray.cancel", opts, cancel_options, 2)
+  return core.cancel(ref, o.recursive ~= false)
+end
 
 local init_options = {
   workers = options.whole(1, 4096),
@@ -171,6 +184,22 @@ function cray.as_completed(refs, opts)
     end
     at = at + 1
     return done[at]
+  end
+end
+
+-- os.exit in the driver shuts cray down first (its spill directory goes with it); inside a
+-- task or an actor it would end the whole program from a worker thread, so it is refused.
+if core.in_worker() then
+  function os.exit()
+    raise(2, "invalid_argument",
+          "os.exit: cannot be called inside a task or an actor; raise an error or return, "
+          .. "and let the driver decide")
+  end
+else
+  local exit = os.exit
+  function os.exit(...)
+    core.release()
+    return exit(...)
   end
 end
 

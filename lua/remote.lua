@@ -38,11 +38,9 @@ return function(cray, core)
     end
     local failure
     for ref, fn in pairs(unstored) do
-      local ok, err = pcall(fill, ref, fn, labels[ref])
-      if ok or not (type(err) == "table" and err.kind == "out_of_memory") then
-        unstored[ref] = nil
-      end
-      if not ok then failure = failure or err end
+      local err = fill(ref, fn, labels[ref])
+      if not (err and err.kind == "out_of_memory") then unstored[ref] = nil end
+      failure = failure or err
     end
     dirty = next(unstored) ~= nil
     if failure then error(failure, 0) end

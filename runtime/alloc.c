@@ -11,9 +11,12 @@
 #include "alloc.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "cray.h"
 
 void *cray__malloc(size_t n) { return malloc(n ? n : 1); }
 
@@ -38,6 +41,15 @@ char *cray__strdup(const char *s) {
   char *d = cray__malloc(n);
   if (d) memcpy(d, s, n);
   return d;
+}
+
+int cray__thread_start(pthread_t *thread, void *(*fn)(void *), void *arg) {
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old); /* the new thread inherits the mask */
+  int rc = pthread_create(thread, NULL, fn, arg);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  return rc ? CRAY_ESYS : 0;
 }
 
 #if defined(__SANITIZE_ADDRESS__)

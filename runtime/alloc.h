@@ -1,5 +1,5 @@
 /*
- * alloc.h: the one allocation path of the runtime.
+ * alloc.h: the one allocation path of the runtime, and how its threads start and end.
  *
  * Every byte the runtime allocates goes through these functions, so it can be counted and
  * replaced in one place. Small blocks come from the C library's per-thread caches, which
@@ -8,6 +8,7 @@
 #ifndef CRAY_ALLOC_H
 #define CRAY_ALLOC_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 void *cray__malloc(size_t n);
@@ -25,6 +26,9 @@ void *cray__calloc_lines(size_t count, size_t n);
 #define CRAY__SMALL 512
 void *cray__small_alloc(void);
 void cray__small_free(void *p);
+/* Starts a thread of the runtime with every signal blocked, so that signals meant for the
+ * program (SIGINT, SIGTERM) reach its own threads. 0 or CRAY_ESYS. */
+int cray__thread_start(pthread_t *thread, void *(*fn)(void *), void *arg);
 /* Before a thread of the runtime ends: gives its cache of small blocks back. */
 void cray__thread_done(void);
 

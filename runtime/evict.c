@@ -269,7 +269,7 @@ int cray__store_spill_to(cray__store *s, cray__spill *sp) {
 
 int cray__store_spill_start(cray__store *s) {
   if (s->running) return 0;
-  if (pthread_create(&s->thread, NULL, spill_main, s) != 0) return CRAY_ESYS;
+  if (cray__thread_start(&s->thread, spill_main, s) != 0) return CRAY_ESYS;
 #ifdef __GLIBC__
   pthread_setname_np(s->thread, "cray-spill");
 #endif

@@ -67,10 +67,14 @@ fail:
   return rc;
 }
 
-void cray_close(cray_runtime *rt) {
+void cray_close(cray_runtime *rt) { cray__close(rt, NULL, NULL); }
+
+void cray__close(cray_runtime *rt, uint64_t *tasks, uint64_t *calls) {
+  if (tasks) *tasks = 0;
+  if (calls) *calls = 0;
   if (!rt) return;
   cray__progress_stop(rt);
-  if (rt->sched) cray__sched_stop(rt->sched);
+  if (rt->sched) cray__sched_stop(rt->sched, tasks, calls);
   if (rt->exec_ctx_free) rt->exec_ctx_free(rt->exec_ctx);
   pthread_mutex_destroy(&rt->sched_mu);
   cray__classes_free(&rt->classes, rt->store);

@@ -37,6 +37,10 @@ struct cray_runtime {
                                       and cleared on the thread that opens and closes */
 };
 
+/* cray_close, telling how many tasks and actor calls were still queued, waiting or
+ * running and so were cancelled (either pointer may be NULL). */
+void cray__close(cray_runtime *rt, uint64_t *tasks, uint64_t *calls);
+
 /* The runtime's scheduler, started on first use with executor ex and the context that
  * make_ctx(rt, arg) returns (freed by free_ctx at close). NULL when it cannot start. */
 cray__sched *cray__runtime_sched(cray_runtime *rt, const cray__executor *ex,

@@ -11,7 +11,14 @@
  *
  * Shutdown sets `stopping`: from then on workers fail tasks instead of running or
  * resuming them, timers fire at once, and cray__sched_stop waits until every task
- * submitted has ended before joining the workers.
+ * submitted has ended before joining the workers. A task that runs on without reaching a
+ * wait is interrupted after a grace period, and again every period after: the executor
+ * makes it raise `cancelled` (a Lua count hook), as a cancel does to a running task at
+ * once. Each worker publishes the task it runs (`running`) for this.
+ *
+ * A task submitted by a running task is its child: the parent keeps a counted reference
+ * to it in a list under its own spin lock (task.h) until it is done, so a recursive
+ * cancel reaches the tasks its target started, and theirs.
  */
 #include "sched.h"
 
@@ -184,7 +191,84 @@ static void count_end(cray__sched *s, cray__task *t, int failed) {
 
 void cray__sched_count_success(cray__task *t) { count_end(t->sched, t, 0); }
 
+/* ---- children ---- */
+
+static void kids_lock(cray__task *t) {
+  /* Acquire: what the previous holder wrote to the list is seen. */
+  while (atomic_exchange_explicit(&t->kids_lock, 1, memory_order_acquire)) cray__cpu_relax();
+}
+
+static void kids_unlock(cray__task *t) {
+  /* Release: the list's changes are seen by the next holder. */
+  atomic_store_explicit(&t->kids_lock, 0, memory_order_release);
+}
+
+static void release_kids(cray__sched *s, cray__task *list) {
+  for (cray__task *next; list; list = next) {
+    next = list->kid_next;
+    cray__task_release(s->store, list);
+  }
+}
+
+void cray__sched_adopt(cray__task *parent, cray__task *child) {
+  cray__task *ended = NULL;
+  kids_lock(parent);
+  if (parent->nkids >= parent->kids_prune) {
+    /* Children that ended leave the list, which so stays about the size of the living. */
+    for (cray__task **p = &parent->kids; *p;) {
+      cray__task *k = *p;
+      if (atomic_load_explicit(&k->state, memory_order_relaxed) != CRAY__TASK_DONE) {
+        p = &k->kid_next;
+        continue;
+      }
+      *p = k->kid_next;
+      k->kid_next = ended;
+      ended = k;
+      parent->nkids--;
+    }
+    parent->kids_prune = 2 * parent->nkids + 16;
+  }
+  cray__task_retain(child);
+  child->kid_next = parent->kids;
+  parent->kids = child;
+  parent->nkids++;
+  kids_unlock(parent);
+  release_kids(parent->sched, ended);
+}
+
+/* t is done: it lets its children go. Only t's worker adds to the list, and t no longer
+ * runs, so an empty list needs no lock. */
+static void drop_kids(cray__sched *s, cray__task *t) {
+  if (!t->kids) return;
+  kids_lock(t);
+  cray__task *list = t->kids;
+  t->kids = NULL;
+  t->nkids = 0;
+  kids_unlock(t);
+  release_kids(s, list);
+}
+
+/* References to t's children, in a new array (NULL when it has none or memory is short). */
+static cray__task **take_kids(cray__task *t, uint32_t *n) {
+  kids_lock(t);
+  uint32_t cap = t->nkids;
+  kids_unlock(t);
+  *n = 0;
+  cray__task **v = cap ? cray__malloc((cap + 16) * sizeof *v) : NULL;
+  if (!v) return NULL;
+  kids_lock(t);
+  for (cray__task *k = t->kids; k && *n < cap + 16; k = k->kid_next) {
+    cray__task_retain(k);
+    v[(*n)++] = k;
+  }
+  kids_unlock(t);
+  return v;
+}
+
+/* ---- finishing, continued ---- */
+
 static void task_done(cray__sched *s, cray__task *t) {
+  drop_kids(s, t);
   if (t->dispatched) cray__actor_call_end(s, t, NULL);
   atomic_store_explicit(&t->state, CRAY__TASK_DONE, memory_order_relaxed);
   cray__task_release(s->store, t);
@@ -192,6 +276,9 @@ static void task_done(cray__sched *s, cray__task *t) {
 
 static void fail(cray__sched *s, cray__task *t, cray__blob *error) {
   if (!error) error = cray__error_blob("out_of_memory", t->name, NULL, "no memory for the error");
+  /* Relaxed: a flag and a count, read after the workers are joined. */
+  if (atomic_load_explicit(&s->stopping, memory_order_relaxed))
+    atomic_fetch_add_explicit(&s->stopped[t->actor != NULL], 1, memory_order_relaxed);
   if (t->dispatched) cray__actor_call_end(s, t, error);
   count_end(s, t, 1);
   if (error) cray__task_fail(s->store, t, error);
@@ -286,6 +373,26 @@ void cray__sched_resources_free(cray__sched *s, double *out) {
 }
 
 /* ---- running ---- */
+
+/* Runs t with the executor, published as w's running task meanwhile. */
+static int run(cray__sched *s, worker *w, cray__task *t) {
+  /* Release: an interrupter that reads t there sees w->w too. */
+  atomic_store_explicit(&w->running, t, memory_order_release);
+  int rc = s->ex->run(w->w, t);
+  /* Relaxed: an interrupt that comes late finds no cancelled task, and does nothing. */
+  atomic_store_explicit(&w->running, NULL, memory_order_relaxed);
+  return rc;
+}
+
+/* Interrupts the Lua code of task t where a worker runs it (t NULL: of every task). */
+static void interrupt_running(cray__sched *s, const cray__task *t) {
+  for (int i = 0; i < s->n; i++) {
+    worker *w = &s->workers[i];
+    /* Acquire: pairs with run()'s release. */
+    cray__task *r = atomic_load_explicit(&w->running, memory_order_acquire);
+    if (r && (!t || r == t)) s->ex->interrupt(w->w);
+  }
+}
 
 static int deps_pending(const cray__task *t) {
   for (uint32_t i = 0; i < t->ndeps; i++)
@@ -404,7 +511,7 @@ static void start(cray__sched *s, worker *w, cray__task *t) {
   double t0 = t->started_at = cray__now();
   /* A C function runs here on the worker's thread; anything else goes to the executor. */
   int rc = t->actor ? -1 : cray__cfunc_run(s->rt, t);
-  if (rc < 0) rc = s->ex->run(w->w, t);
+  if (rc < 0) rc = run(s, w, t);
   cray__fstats_busy(s->fstats, w->index + 1, cray__now() - t0);
   after_run(s, w, t, rc);
 }
@@ -437,7 +544,7 @@ static void resume(cray__sched *s, worker *w, cray__task *t) {
   }
   atomic_store_explicit(&t->state, CRAY__TASK_RUNNING, memory_order_relaxed);
   double t0 = cray__now();
-  int rc = s->ex->run(w->w, t);
+  int rc = run(s, w, t);
   cray__fstats_busy(s->fstats, w->index + 1, cray__now() - t0);
   after_run(s, w, t, rc);
 }
@@ -731,9 +838,7 @@ static void retain_producer(void *producer, void *out) {
   *(cray__task **)out = producer;
 }
 
-int cray__sched_cancel(cray__sched *s, cray__entry *e) {
-  cray__task *t = NULL;
-  if (!cray__store_with_producer(s->store, e, retain_producer, &t)) return 0;
+static void cancel_task(cray__sched *s, cray__task *t, int recursive) {
   /* seq_cst: a store then a load, against after_run's and start's (see there) */
   atomic_store_explicit(&t->cancelled, 1, memory_order_seq_cst);
   switch (atomic_load_explicit(&t->state, memory_order_seq_cst)) {
@@ -745,9 +850,28 @@ int cray__sched_cancel(cray__sched *s, cray__entry *e) {
     case CRAY__TASK_SUSPENDED:
       wake(s, t);
       break;
+    case CRAY__TASK_RUNNING:
+      interrupt_running(s, t); /* and it fails at its next wait, if it gets there first */
+      break;
     default:
-      break; /* queued: fails when popped; running: at its next wait */
+      break; /* queued: fails when popped */
   }
+  if (!recursive) return;
+  uint32_t n;
+  cray__task **kids = take_kids(t, &n);
+  for (uint32_t i = 0; i < n; i++) {
+    /* Relaxed: a child that ends meanwhile is cancelled for nothing, harmlessly. */
+    if (atomic_load_explicit(&kids[i]->state, memory_order_relaxed) != CRAY__TASK_DONE)
+      cancel_task(s, kids[i], 1);
+    cray__task_release(s->store, kids[i]);
+  }
+  cray__free(kids);
+}
+
+int cray__sched_cancel(cray__sched *s, cray__entry *e, int recursive) {
+  cray__task *t = NULL;
+  if (!cray__store_with_producer(s->store, e, retain_producer, &t)) return 0;
+  cancel_task(s, t, recursive);
   cray__task_release(s->store, t);
   return 1;
 }
@@ -821,8 +945,8 @@ int cray__sched_start(cray__sched **out, cray_runtime *rt, const cray__executor 
   cray__actor_names_init(&s->names);
   cray__store_on_actor_gone(s->store, cray__actor_gone, s);
   int started = 0;
-  while (started < s->n && pthread_create(&s->workers[started].thread, NULL, worker_main,
-                                          &s->workers[started]) == 0)
+  while (started < s->n && cray__thread_start(&s->workers[started].thread, worker_main,
+                                              &s->workers[started]) == 0)
     started++;
   if (started < s->n) {
     /* No task was submitted yet: the workers that started end at once. */
@@ -834,7 +958,11 @@ int cray__sched_start(cray__sched **out, cray_runtime *rt, const cray__executor 
   return 0;
 }
 
-void cray__sched_stop(cray__sched *s) {
+/* Seconds a running task has to reach a wait once the runtime stops, before it is
+ * interrupted (and between interrupts, for a task that catches the error). */
+#define STOP_GRACE 0.2
+
+static void begin_stop(cray__sched *s) {
   atomic_store_explicit(&s->stopping, 1, memory_order_seq_cst); /* see after_run, start */
   cray__timers_flush(s->timers);
   cray__io_flush(s->io);
@@ -845,16 +973,32 @@ void cray__sched_stop(cray__sched *s) {
   pthread_mutex_unlock(&s->res_mu);
   start_parked(s, parked);
   signal_all(s);
+}
+
+void cray__sched_interrupt(cray__sched *s) {
+  begin_stop(s);
+  interrupt_running(s, NULL);
+}
+
+void cray__sched_stop(cray__sched *s, uint64_t *tasks, uint64_t *calls) {
+  begin_stop(s);
   /* Ends are read before submissions (cray__sched_stats_get): a task counted as ended
    * was submitted before, so equal counts mean nothing was alive when the ends were read,
    * and nothing came since. */
+  double interrupt_at = cray__now() + STOP_GRACE;
   for (;;) {
     cray__sched_stats st;
     cray__sched_stats_get(s, &st);
     if (st.finished + st.failed >= st.submitted) break;
+    if (cray__now() >= interrupt_at) {
+      interrupt_running(s, NULL);
+      interrupt_at = cray__now() + STOP_GRACE;
+    }
     struct timespec ts = {0, 1000000};
     nanosleep(&ts, NULL);
   }
+  if (tasks) *tasks = atomic_load_explicit(&s->stopped[0], memory_order_relaxed);
+  if (calls) *calls = atomic_load_explicit(&s->stopped[1], memory_order_relaxed);
   join_and_free(s, s->n);
 }
 

@@ -44,6 +44,9 @@ typedef struct cray__executor {
   void (*actor_drop)(void *w, struct cray__actor *a);
   /* Whether a's instance was lost with an older state of w (out of memory). */
   int (*actor_lost)(void *w, struct cray__actor *a);
+  /* From any thread, while w runs a task: makes the task raise soon, with kind
+   * `cancelled`, if it is cancelled or the runtime stops (what it runs then says). */
+  void (*interrupt)(void *w);
 } cray__executor;
 
 typedef struct cray__sched cray__sched;
@@ -57,8 +60,13 @@ typedef struct cray__sched_stats {
  * joined, and nothing is left behind). */
 int cray__sched_start(cray__sched **out, cray_runtime *rt, const cray__executor *ex, void *ctx);
 /* Cancels what has not run, wakes what waits, waits for running tasks to reach their next
- * yield, then joins the workers. */
-void cray__sched_stop(cray__sched *s);
+ * yield (interrupting those that take longer than a grace period), then joins the
+ * workers. *tasks and *calls (when not NULL): how many tasks and actor calls it failed. */
+void cray__sched_stop(cray__sched *s, uint64_t *tasks, uint64_t *calls);
+/* The first half of a stop, from any thread (a signal's): from now on tasks fail as
+ * cancelled instead of running, waits end, timers fire at once, and the running tasks
+ * are interrupted now, without a grace period. */
+void cray__sched_interrupt(cray__sched *s);
 
 /* The resource's index, or -1 when the runtime has none of that name. */
 int cray__sched_resource(cray__sched *s, const char *name, double *capacity);
@@ -84,9 +92,14 @@ int cray__sched_wait_begin(cray__sched *s, cray__task *t, cray__entry *const *en
 void cray__sched_wait_end(cray__sched *s, cray__task *t);
 
 /* Cancels the task that will resolve e: a task that has not started never runs; a
- * suspended one is woken to fail; a running one fails at its next wait. Returns 1 when
- * there was such a task, 0 when e is resolved already or was not made by a task. */
-int cray__sched_cancel(cray__sched *s, cray__entry *e);
+ * suspended one is woken to fail; a running one fails at its next wait, or is interrupted
+ * (executor's interrupt) before. With `recursive`, the tasks it submitted are cancelled
+ * too, and theirs. Returns 1 when there was such a task, 0 when e is resolved already or
+ * was not made by a task. */
+int cray__sched_cancel(cray__sched *s, cray__entry *e, int recursive);
+/* Records child, about to be submitted by parent (the task running on this worker), as
+ * parent's child until parent is done. */
+void cray__sched_adopt(cray__task *parent, cray__task *child);
 
 int cray__sched_stopping(cray__sched *s);
 

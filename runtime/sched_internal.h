@@ -27,6 +27,7 @@ typedef struct worker {
   _Atomic int work;           /* WORK_* bits: what the queues hold, for spinning workers to
                                  read without the lock; written under it (note_work) */
   void *w;                    /* the executor's state */
+  _Atomic(cray__task *) running; /* the task the executor runs, for interrupts */
   cray__actor *actors;        /* every actor homed here (under mu, or anyone's once the
                                  worker has stopped) */
   int actors_shut;            /* its actors were told the runtime stops */
@@ -69,6 +70,7 @@ struct cray__sched {
   _Atomic unsigned actor_rr;     /* placement of new actors */
   _Atomic uint64_t actors_alive;
   _Atomic int drivers_waiting;   /* threads in cray__sched_wait */
+  _Atomic uint64_t stopped[2];   /* tasks [0] and actor calls [1] failed once stopping */
 };
 
 /* sched.c, for actor.c */

@@ -8,6 +8,10 @@
  * The spill thread is the only writer, and the one that opens the environment; `opened`
  * publishes dir, env and psize to the threads that read values it wrote (they learn of a
  * value through the store, after its write) or describe the spill space.
+ *
+ * The directories of open environments are also listed in `live`, a fixed table that a
+ * signal handler can walk (cray__spill_remove_now) with nothing but atomic loads, strlen,
+ * memcpy, unlink and rmdir.
  */
 #include "spill.h"
 
@@ -28,6 +32,15 @@
 
 #define MIN_MAP ((size_t)256 << 10)
 #define MAX_READERS 1024
+#define MAX_LIVE 16   /* environments cray__spill_remove_now can find */
+#define DIR_MAX 4000  /* the longest directory they can have */
+
+/* A slot is FREE, TAKEN while its owner writes the directory, or READY to be read. */
+enum { FREE, TAKEN, READY };
+static struct {
+  _Atomic int state;
+  char dir[DIR_MAX];
+} live[MAX_LIVE];
 
 struct cray__spill {
   MDB_env *env;
@@ -35,6 +48,7 @@ struct cray__spill {
   char *base;               /* where the private directory goes */
   int made_base;            /* cray made base (the user's directory was missing) */
   char *dir;                /* the private directory, once made */
+  int slot;                 /* its entry in `live`, or -1 */
   _Atomic int opened;       /* dir and env are made (set once, by the spill thread) */
   uint64_t cap;             /* 0: none */
   unsigned psize;           /* LMDB's page size */
@@ -57,15 +71,55 @@ static int refuse(char *why, size_t whylen, const char *fmt, ...) {
   return CRAY_ESYS;
 }
 
-/* Removes LMDB's files and the private directory (which holds nothing else). */
-static void remove_dir(cray__spill *sp) {
-  static const char *const files[] = {"data.mdb", "lock.mdb"};
+/* Removes LMDB's files in dir and dir itself (which holds nothing else). Safe in a signal
+ * handler. */
+static void remove_files(const char *dir) {
+  static const char *const files[] = {"/data.mdb", "/lock.mdb"};
+  size_t n = strlen(dir);
+  char path[DIR_MAX + 16];
+  if (n >= DIR_MAX) return;
+  memcpy(path, dir, n);
   for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", sp->dir, files[i]);
+    memcpy(path + n, files[i], strlen(files[i]) + 1);
     unlink(path);
   }
-  rmdir(sp->dir);
+  rmdir(dir);
+}
+
+static void list_live(cray__spill *sp) {
+  sp->slot = -1;
+  if (strlen(sp->dir) >= DIR_MAX) return;
+  for (int i = 0; i < MAX_LIVE; i++) {
+    int expected = FREE;
+    /* Relaxed: the slot is only claimed here; READY below publishes its contents. */
+    if (!atomic_compare_exchange_strong_explicit(&live[i].state, &expected, TAKEN,
+                                                 memory_order_relaxed, memory_order_relaxed))
+      continue;
+    memcpy(live[i].dir, sp->dir, strlen(sp->dir) + 1);
+    /* Release: a reader that sees READY sees the whole directory name. */
+    atomic_store_explicit(&live[i].state, READY, memory_order_release);
+    sp->slot = i;
+    return;
+  }
+}
+
+static void unlist_live(cray__spill *sp) {
+  /* Release: the slot may be reused once the directory is gone. */
+  if (sp->slot >= 0) atomic_store_explicit(&live[sp->slot].state, FREE, memory_order_release);
+  sp->slot = -1;
+}
+
+void cray__spill_remove_now(void) {
+  for (int i = 0; i < MAX_LIVE; i++)
+    /* Acquire: pairs with list_live's release. */
+    if (atomic_load_explicit(&live[i].state, memory_order_acquire) == READY)
+      remove_files(live[i].dir);
+}
+
+/* Removes the private directory and what is in it. */
+static void remove_dir(cray__spill *sp) {
+  unlist_live(sp);
+  remove_files(sp->dir);
   cray__free(sp->dir);
   sp->dir = NULL;
 }
@@ -135,6 +189,7 @@ int cray__spill_open(cray__spill **out, const char *dir, size_t max, char *why, 
     return rc;
   }
   sp->cap = max;
+  sp->slot = -1;
   atomic_init(&sp->used, 0);
   atomic_init(&sp->opened, 0);
   *out = sp;
@@ -153,6 +208,7 @@ static int open_env(cray__spill *sp) {
     rmdir(dir);
     return ENOMEM;
   }
+  list_live(sp);
   MDB_txn *txn;
   MDB_stat st;
   int rc;

@@ -58,6 +58,10 @@ int cray__spill_delete(cray__spill *sp, const cray__spill_item *items, size_t n)
  * (MDB_NOTFOUND, or CRAY_EBADBLOB for a length that differs). */
 int cray__spill_read(cray__spill *sp, const cray_id *id, uint8_t *dst, size_t len);
 
+/* Removes the files and directories of every open environment, at once; for a signal
+ * handler about to end the process (it calls only async-signal-safe functions). */
+void cray__spill_remove_now(void);
+
 /* A short text for an error of the functions above. */
 const char *cray__spill_why(int err);
 /* The private directory once the first write made it, the directory it goes in before. */

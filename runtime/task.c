@@ -62,6 +62,10 @@ void cray__task_release(cray__store *s, cray__task *t) {
     cray__blob_release(s, t->args);
   }
   if (t->error) cray__blob_release(s, t->error);
+  for (cray__task *k = t->kids, *next; k; k = next) {
+    next = k->kid_next;
+    cray__task_release(s, k);
+  }
   if (t->small) cray__small_free(t);
   else cray__free(t);
 }

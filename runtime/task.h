@@ -14,7 +14,10 @@
  * - atomics, any thread: rc, deps_left, cancelled, woken, fired;
  * - the worker running the task: state, home, exec, wait fields (under the rule that a
  *   wait is set up before the task yields and torn down after it resumes, both on that
- *   worker).
+ *   worker);
+ * - kids_lock: the list of the tasks it submitted (kids, nkids, kids_prune, their
+ *   kid_next), which only its own worker changes while it runs, and a recursive cancel
+ *   reads from any thread (sched.c).
  *
  * Wakes: `woken` is 0 while a wake may post the task to its home's inbox, and 1 while
  * one is there or on its way, or while the task is disarmed. The first wake to flip it
@@ -107,6 +110,12 @@ struct cray__task {
   void *exec;               /* the executor's continuation while suspended or running */
   ptrdiff_t heap;           /* the executor's count of Lua heap bytes its runs took, net */
   cray__blob *error;        /* set by the executor when the run raised or was lost */
+
+  /* the tasks it submitted, for a recursive cancel: each holds a reference until this
+   * task is done, or until the list is pruned of those that ended */
+  _Atomic int kids_lock;
+  uint32_t nkids, kids_prune;
+  cray__task *kids, *kid_next;
 
   /* the current wait, while suspended */
   cray__entry **wait_entries;

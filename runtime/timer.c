@@ -146,7 +146,7 @@ int cray__timers_start(cray__timers **out) {
   uv_async_init(&t->loop, &t->async, on_requests);
   t->async.data = t;
   pthread_mutex_init(&t->mu, NULL);
-  if (pthread_create(&t->thread, NULL, run, t) != 0) {
+  if (cray__thread_start(&t->thread, run, t) != 0) {
     uv_close((uv_handle_t *)&t->async, NULL);
     uv_run(&t->loop, UV_RUN_DEFAULT);
     uv_loop_close(&t->loop);

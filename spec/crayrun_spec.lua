@@ -122,3 +122,156 @@ describe("crayrun", function()
     end
   end)
 end)
+
+-- A crayrun run with $TMPDIR pointed at a fresh directory; returns its exit status,
+-- stdout, stderr and what it left in $TMPDIR. With `sig`, the script creates the file
+-- named by the global `ready` once it is where the signal should find it, and crayrun is
+-- sent `sig` then.
+local function run_clean(body, sig, options)
+  local tmp = os.tmpname()
+  os.remove(tmp)
+  os.execute("mkdir " .. tmp)
+  local ready = os.tmpname()
+  os.remove(ready)
+  local path = script(("ready = %q\n"):format(ready) .. body)
+  -- A run that hangs fails, after two minutes.
+  local cmd = ("TMPDIR=%s timeout --foreground -k 5 120 %s/crayrun -m 1M -w 2 %s %s"):format(
+    tmp, support.build, options or "", path)
+  if sig then
+    cmd = ("%s & pid=$!; n=0; while [ ! -e %s ] && [ $n -lt 600 ]; do sleep 0.05; " ..
+           "n=$((n + 1)); done; kill -%s $pid; wait $pid"):format(cmd, ready, sig)
+  end
+  local sh = script(cmd .. "\n")
+  local status, out, err = support.run("sh " .. sh)
+  local p = io.popen("ls -A " .. tmp)
+  local left = p:read("*a")
+  p:close()
+  os.execute(("rm -rf %s %s %s %s"):format(tmp, ready, path, sh))
+  return status, out, err, left
+end
+
+-- Script lines: spill an object (so there is a spill directory to clean up), then a task
+-- that loops without yielding (jit.off: LuaJIT does not run hooks in compiled loops) and
+-- one that sleeps.
+local SPILL = [[
+local keep = {}
+for i = 1, 4 do keep[i] = cray.put(("x"):rep(2^20)) end
+while cray.stats().store.spilled_objects == 0 do end
+local spin = cray.remote(function() jit.off() local n = 0 while true do n = n + 1 end end)
+local nap = cray.remote(function() cray.sleep(1000) end)
+local function signal_me() io.open(ready, "w"):close() end
+]]
+
+describe("crayrun on SIGINT and SIGTERM", function()
+  it("exits 130 after Ctrl-C while the driver waits, shut down, nothing left in $TMPDIR",
+     function()
+    local status, out, err, left = run_clean(SPILL .. [[
+      local r = nap.remote()
+      spin.remote()
+      signal_me()
+      cray.get(r)
+      print("not reached")]], "INT")
+    assert.are.equal(130, status, err)
+    assert.are.equal("", out)
+    assert.matches("^crayrun: interrupted\n", err)
+    assert.matches("cray: 2 tasks and 0 actor calls still queued or running were cancelled at exit",
+                   err, 1, true)
+    assert.are.equal("", left)
+  end)
+
+  it("exits 143 after SIGTERM while the driver sleeps", function()
+    local status, out, err, left = run_clean(SPILL .. [[
+      spin.remote()
+      signal_me()
+      cray.sleep(1000)
+      print("not reached")]], "TERM")
+    assert.are.equal(143, status, err)
+    assert.are.equal("", out)
+    assert.matches("^crayrun: terminated\n", err)
+    assert.are.equal("", left)
+  end)
+
+  it("exits 130 after Ctrl-C while the driver itself loops", function()
+    local status, _, err, left = run_clean(SPILL .. [[
+      jit.off()
+      signal_me()
+      while true do end]], "INT")
+    assert.are.equal(130, status, err)
+    assert.are.equal("", left)
+  end)
+end)
+
+describe("crayrun at the end of the script", function()
+  it("interrupts a task that loops without yielding, and says what it cancelled", function()
+    local status, out, err, left = run_clean(SPILL .. [[
+      local A = cray.actor{ping = function() return 1 end, work = function() cray.sleep(1000) end}
+      local a = A.remote()
+      cray.get(a.ping.remote())
+      spin.remote()
+      while cray.stats().tasks.running == 0 do end
+      for _ = 1, 3 do a.work.remote() end
+      print("end")]])
+    assert.are.equal(0, status, err)
+    assert.are.equal("end\n", out)
+    assert.are.equal("cray: 1 task and 3 actor calls still queued or running were cancelled "
+                     .. "at exit\n", err)
+    assert.are.equal("", left)
+  end)
+
+  it("says nothing when no work was left", function()
+    local status, out, err = run_clean([[print(cray.get(cray.remote(function() return 1 end).remote()))]])
+    assert.are.equal(0, status)
+    assert.are.equal("1\n", out)
+    assert.are.equal("", err)
+  end)
+
+  it("exits 1 on an uncaught error with such a task running, shut down", function()
+    local status, _, err, left = run_clean(SPILL .. [[
+      spin.remote()
+      while cray.stats().tasks.running == 0 do end
+      error("boom")]])
+    assert.are.equal(1, status)
+    assert.matches("boom", err)
+    assert.are.equal("", left)
+  end)
+
+  it("lets cray.shutdown() return with such a task running", function()
+    local status, out, err, left = run_clean(SPILL .. [[
+      local r = spin.remote()
+      while cray.stats().tasks.running == 0 do end
+      cray.shutdown()
+      print("down", cray.is_initialized())]])
+    assert.are.equal(0, status, err)
+    assert.are.equal("down\tfalse\n", out)
+    assert.matches("cancelled by cray.shutdown", err, 1, true)
+    assert.are.equal("", left)
+  end)
+end)
+
+describe("os.exit", function()
+  it("in the driver shuts cray down first and keeps the status", function()
+    local status, out, err, left = run_clean(SPILL .. [[
+      nap.remote()
+      print("bye")
+      io.stdout:flush()
+      os.exit(7)]])
+    assert.are.equal(7, status, err)
+    assert.are.equal("bye\n", out)
+    assert.matches("cray: 1 task and 0 actor calls still queued or running were cancelled",
+                   err, 1, true)
+    assert.are.equal("", left)
+  end)
+
+  it("inside a task fails that task with invalid_argument; the program goes on", function()
+    local status, out, err, left = run_clean(SPILL .. [[
+      local quit = cray.remote(function() os.exit(5) end)
+      local ok, e = pcall(cray.get, quit.remote())
+      print(ok, e.kind, e.cause and e.cause.kind)
+      print(e.cause.message:match("os%.exit: .*"))]])
+    assert.are.equal(0, status, err)
+    assert.are.equal("false\ttask_error\tinvalid_argument\n"
+                     .. "os.exit: cannot be called inside a task or an actor; raise an error "
+                     .. "or return, and let the driver decide\n", out)
+    assert.are.equal("", left)
+  end)
+end)

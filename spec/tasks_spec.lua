@@ -616,6 +616,90 @@ describe("cray.cancel", function()
     assert.matches("cray.cancel: expects an ObjectRef %(got 1%)",
                    support.error_of(cray.cancel, 1).message)
   end)
+
+  -- jit.off: LuaJIT calls no hook from a loop it compiled (see docs/lua-api.md).
+  local spin = function() jit.off() local n = 0 while true do n = n + 1 end end
+
+  it("interrupts a running task that never yields; get raises cancelled", function()
+    local f = cray.remote(spin, {name = "spin"})
+    local r = f.remote()
+    while cray.stats().tasks.running == 0 do cray.sleep(0.01) end
+    assert.is_true(cray.cancel(r))
+    local e = support.error_of(cray.get, r, {timeout = 30})
+    assert.are.equal("cancelled", e.kind)
+    assert.matches("task 'spin' was cancelled while it ran", e.message)
+    assert.are.equal(1, cray.get(cray.remote(function() return 1 end).remote(), {timeout = 30}))
+  end)
+
+  it("interrupts it again when it catches the error, and fails it all the same", function()
+    local f = cray.remote(function()
+      jit.off()
+      for _ = 1, 3 do pcall(function() local n = 0 while true do n = n + 1 end end) end
+      return "caught three times"
+    end)
+    local r = f.remote()
+    while cray.stats().tasks.running == 0 do cray.sleep(0.01) end
+    cray.cancel(r)
+    assert.are.equal("cancelled", support.error_of(cray.get, r, {timeout = 30}).kind)
+  end)
+
+  -- A parent that starts a child that starts a grandchild; each posts the refs it made on
+  -- a board, so the driver can look at them.
+  local function family(child_seconds)
+    local Board = cray.actor{
+      init = function(self) self.refs = {} end,
+      post = function(self, name, boxed) self.refs[name] = boxed end,
+      refs = function(self) return self.refs end,
+    }
+    local board = Board.remote()
+    local grandchild = cray.remote(function() cray.sleep(1000) end)
+    local child = cray.remote(function(b, seconds)
+      b.post.remote("grandchild", {grandchild.remote()}) -- boxed: a top-level ref is waited for
+      cray.sleep(seconds)
+      return "child done"
+    end)
+    local parent = cray.remote(function(b, seconds)
+      local c = child.remote(b, seconds)
+      b.post.remote("child", {c})
+      return cray.get(c)
+    end)
+    local p = parent.remote(board, child_seconds)
+    local refs
+    repeat refs = cray.get(board.refs.remote()) until refs.child and refs.grandchild
+    return p, refs.child[1], refs.grandchild[1]
+  end
+
+  it("cancels the tasks a task started, and theirs, by default (recursive = true)", function()
+    cray = support.fresh({workers = 2})
+    local p, c, g = family(1000)
+    assert.is_true(cray.cancel(p))
+    for _, r in ipairs{p, c, g} do
+      assert.are.equal("cancelled", support.error_of(cray.get, r, {timeout = 30}).kind)
+    end
+  end)
+
+  it("leaves them running with recursive = false", function()
+    cray = support.fresh({workers = 2})
+    local p, c, g = family(0.2)
+    assert.is_true(cray.cancel(p, {recursive = false}))
+    assert.are.equal("cancelled", support.error_of(cray.get, p, {timeout = 30}).kind)
+    assert.are.equal("child done", cray.get(c, {timeout = 30}))
+    assert.is_true(cray.cancel(g))
+  end)
+
+  it("refuses force and unknown options, naming them", function()
+    local r = cray.put(1)
+    local e = support.error_of(cray.cancel, r, {force = true})
+    assert.are.equal("invalid_argument", e.kind)
+    assert.matches("cray.cancel: option 'force' is not supported: tasks run as coroutines on "
+                   .. "shared worker threads, which cannot be killed", e.message, 1, true)
+    assert.matches("cray.cancel: unknown option 'forse' (known: recursive)",
+                   support.error_of(cray.cancel, r, {forse = true}).message, 1, true)
+    assert.matches("cray.cancel: option 'recursive' must be a boolean (got \"yes\")",
+                   support.error_of(cray.cancel, r, {recursive = "yes"}).message, 1, true)
+    assert.matches("cray.cancel: options must be a table (got number)",
+                   support.error_of(cray.cancel, r, 3).message, 1, true)
+  end)
 end)
 
 describe("timeouts", function()

@@ -54,6 +54,9 @@ char *cray__strdup(const char *s) {
 void *cray__small_alloc(void) { return malloc(CRAY__SMALL); }
 void cray__small_free(void *p) { free(p); }
 void cray__thread_done(void) {}
+int cray__thread_start(pthread_t *t, void *(*fn)(void *), void *arg) {
+  return pthread_create(t, NULL, fn, arg) ? CRAY_ESYS : 0;
+}
 
 int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
   static int (*real)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
