@@ -187,8 +187,9 @@ function cray.as_completed(refs, opts)
   end
 end
 
--- os.exit in the driver shuts cray down first (its spill directory goes with it); inside a
--- task or an actor it would end the whole program from a worker thread, so it is refused.
+-- os.exit in the driver shuts cray down first (its spill directory goes with it) and closes
+-- the state; inside a task or an actor it would end the whole program from a worker
+-- thread, so it is refused.
 if core.in_worker() then
   function os.exit()
     raise(2, "invalid_argument",
@@ -197,9 +198,9 @@ if core.in_worker() then
   end
 else
   local exit = os.exit
-  function os.exit(...)
+  function os.exit(code)
     core.release()
-    return exit(...)
+    return exit(code, true)
   end
 end
 

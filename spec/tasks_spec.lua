@@ -697,7 +697,7 @@ describe("cray.cancel", function()
                    support.error_of(cray.cancel, r, {forse = true}).message, 1, true)
     assert.matches("cray.cancel: option 'recursive' must be a boolean (got \"yes\")",
                    support.error_of(cray.cancel, r, {recursive = "yes"}).message, 1, true)
-    assert.matches("cray.cancel: options must be a table (got number)",
+    assert.matches("cray.cancel: options must be a table (got 3)",
                    support.error_of(cray.cancel, r, 3).message, 1, true)
   end)
 end)
