@@ -68,8 +68,8 @@ return function(cray, core, pending)
 
   -- cray.cancel takes a timer too.
   local cancel = cray.cancel
-  function cray.cancel(x)
+  function cray.cancel(x, ...)
     if getmetatable(x) == Timer then return core.cancel(x.ref) end
-    return cancel(x)
+    return cancel(x, ...)
   end
 end
