@@ -563,7 +563,8 @@ static void cancel_hook(lua_State *L, lua_Debug *ar) {
   xworker *xw = this_worker;
   cray__task *t = xw ? xw->current : NULL;
   /* Seq-cst, as every other reader of the flag: a cancel stores it before it arms us. */
-  if (!t || !(atomic_load_explicit(&t->cancelled, memory_order_seq_cst) || cray__sched_stopping(t->sched))) {
+  if (!t || !(atomic_load_explicit(&t->cancelled, memory_order_seq_cst) ||
+              cray__sched_stopping(t->sched))) {
     set_hook(xw, NULL); /* armed for a task that has ended since */
     return;
   }
