@@ -210,12 +210,15 @@ static void *x_open(void *vctx, int index) {
   return xw;
 }
 
-/* Closes the state (under hook_mu, so no interrupt touches it meanwhile). */
+/* The state leaves xw under hook_mu, so no interrupt sets a hook in it once it closes; it
+ * closes outside the lock, whose finalizers take the module's lock (which an interrupter
+ * holds while it takes hook_mu). */
 static void close_state(xworker *xw) {
   pthread_mutex_lock(&xw->hook_mu);
-  lua_close(xw->L);
+  lua_State *L = xw->L;
   xw->L = NULL;
   pthread_mutex_unlock(&xw->hook_mu);
+  lua_close(L);
 }
 
 static void x_close(void *vctx, void *w) {

@@ -191,7 +191,10 @@ describe("crayrun on SIGINT and SIGTERM", function()
     assert.are.equal("", left)
   end)
 
-  it("exits 130 after Ctrl-C while the driver itself loops", function()
+  -- ThreadSanitizer holds a signal back until the thread makes a call it intercepts, and a
+  -- driver looping in LuaJIT's interpreter makes none.
+  local it_untsan = support.san == "thread" and pending or it
+  it_untsan("exits 130 after Ctrl-C while the driver itself loops", function()
     local status, _, err, left = run_clean(SPILL .. [[
       jit.off()
       signal_me()
