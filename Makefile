@@ -11,7 +11,8 @@
 #   make soak SOAK_SECONDS=60 [SAN=...]   spec/soak/soak.lua's mixed load on this build
 #
 # Products: crayrun, libcray.a, libcray.so (versioned, with its soname's symlinks), the
-# Lua module cray.so, cray.pc.
+# Lua module cray.so, cray.pc, and where mpicc exists the MPI transport cray_mpi.so, which
+# crayrun loads only under an MPI launcher (docs/cluster.md).
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -90,11 +91,18 @@ EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(EXAMPLE_C))
 FUZZ_NAMES := $(filter-out replay,$(basename $(notdir $(wildcard spec/fuzz/*.c))))
 REPLAYS := $(patsubst %,$(B)/replay/%,$(FUZZ_NAMES))
 
-PRODUCTS := $(B)/crayrun $(B)/libcray.a $(B)/libcray.so.$(VERSION) $(B)/libcray.so $(B)/cray.so $(B)/cray.pc
+MPICC ?= mpicc
+HAVE_MPI := $(shell command -v $(MPICC) >/dev/null 2>&1 && echo yes)
+TRANSPORT := $(if $(HAVE_MPI),$(B)/cray_mpi.so)
+MPI_CEILING := $(if $(HAVE_MPI),$(B)/bench/mpi_ceiling)
+
+PRODUCTS := $(B)/crayrun $(B)/libcray.a $(B)/libcray.so.$(VERSION) $(B)/libcray.so $(B)/cray.so \
+            $(B)/cray.pc $(TRANSPORT)
 
 .PHONY: all run test bench install install-lua clean deps fuzz fuzzers fuzz-run soak FORCE
 .SECONDARY:
-all: $(PRODUCTS) $(CTESTS) $(EXAMPLES) $(REPLAYS) $(B)/bench/ceiling $(B)/bench/io_echo
+all: $(PRODUCTS) $(CTESTS) $(EXAMPLES) $(REPLAYS) $(B)/bench/ceiling $(B)/bench/io_echo \
+     $(MPI_CEILING)
 
 # Everything built depends on $(FLAGS), a stamp of the compiler and flags in use (CC, CI,
 # CFLAGS, OPT, SAN, LDFLAGS ...), rewritten only when they change: a build with other
@@ -150,6 +158,15 @@ $(B)/cray.so: $(LIB_OBJ) $(FLAGS)
 $(B)/crayrun: $(B)/obj/bindings/crayrun.o $(B)/libcray.a $(FLAGS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(linked) $(PKG_LIBS) $(SYSLIBS)
 
+# The transport links MPI and nothing of cray's: the runtime stays free of MPI.
+$(B)/cray_mpi.so: transport/mpi.c runtime/transport.h $(FLAGS)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(ALL_CFLAGS) -shared -o $@ $< $(ALL_LDFLAGS)
+
+$(B)/bench/mpi_ceiling: bench/mpi_ceiling.c $(FLAGS)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(ALL_CFLAGS) -o $@ $< $(ALL_LDFLAGS)
+
 $(B)/tests/%: spec/c/%.c $(B)/libcray.a $(FLAGS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags msgpack) -o $@ $< \
@@ -195,7 +212,7 @@ $(B)/cray.pc: Makefile
 # ---- set-up ----
 
 DEBS := luajit libluajit-5.1-dev libuv1-dev liblmdb-dev lua-busted libmsgpack-dev pkg-config \
-        valgrind luarocks bsdutils
+        valgrind luarocks bsdutils openmpi-bin libopenmpi-dev
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 deps:
@@ -277,6 +294,8 @@ install: all install-lua
 	install -m 755 $(B)/libcray.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libcray.so.$(VERSION)
 	ln -sf libcray.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libcray.so
+	$(if $(TRANSPORT),install -d $(DESTDIR)$(PREFIX)/lib/cray && \
+	  install -m 755 $(TRANSPORT) $(DESTDIR)$(PREFIX)/lib/cray/cray_mpi.so)
 	sed 's|^prefix=.*|prefix=$(PREFIX)|' $(B)/cray.pc > $(DESTDIR)$(PREFIX)/lib/pkgconfig/cray.pc
 	install -m 644 runtime/cray.h $(DESTDIR)$(PREFIX)/include/cray.h
 	install -m 644 docs/crayrun.1 $(DESTDIR)$(PREFIX)/share/man/man1/crayrun.1

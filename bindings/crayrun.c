@@ -14,8 +14,15 @@
  * waiting for one wakes, and a cray.sleep ends. The script then unwinds, the runtime shuts
  * down cleanly (its spill directory removed), and crayrun exits with 128 + the signal. A
  * second signal kills the process at once.
+ *
+ * Started by an MPI launcher (or with --cluster mpi), it loads the MPI transport
+ * (cray_mpi.so, beside crayrun or in ../lib/cray) and joins the job before cray.init
+ * (runtime/cluster.h): rank 0 runs the script, the other ranks serve it, and every rank
+ * exits with rank 0's status. Without one it never loads MPI.
  */
+#include <dlfcn.h>
 #include <lauxlib.h>
+#include <limits.h>
 #include <lua.h>
 #include <luajit.h>
 #include <lualib.h>
@@ -28,8 +35,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../runtime/alloc.h"
+#include "../runtime/cluster.h"
 #include "../runtime/cray.h"
 #include "../runtime/spill.h"
 #include "driver.h"
@@ -56,6 +65,8 @@ static const char usage_text[] =
     "  --stats               print a table of what ran to stderr at exit\n"
     "  --no-progress         no live progress line on stderr (shown only on a terminal)\n"
     "  --objects-at-exit     list the objects still in the store to stderr at exit\n"
+    "  --cluster MODE        mpi: join an MPI job (the default under mpirun or srun);\n"
+    "                        none: run alone even under a launcher\n"
     "  -v, --version         print the version and exit\n"
     "  -h, --help            print this help and exit\n"
     "  --                    stop reading options\n"
@@ -67,7 +78,7 @@ static const char usage_text[] =
 typedef struct cli {
   const char *chunks[MAX_CHUNKS];
   int nchunks;
-  const char *workers, *memory, *spill_dir, *spill_max, *worker_memory, *task_memory;
+  const char *workers, *memory, *spill_dir, *spill_max, *worker_memory, *task_memory, *cluster;
   const char *resources[MAX_RESOURCES];
   int nresources;
   int stats, no_progress, objects;
@@ -140,6 +151,7 @@ static int parse_cli(int argc, char **argv, cli *c) {
         {NULL, "--spill-max", offsetof(cli, spill_max)},
         {NULL, "--worker-memory", offsetof(cli, worker_memory)},
         {NULL, "--task-memory", offsetof(cli, task_memory)},
+        {NULL, "--cluster", offsetof(cli, cluster)},
         {NULL, "--resource", 1},
     };
     int matched = 0;
@@ -161,6 +173,8 @@ static int parse_cli(int argc, char **argv, cli *c) {
     if (!matched) return usage_error("unknown option '%s'", a);
   }
   c->script = i;
+  if (c->cluster && strcmp(c->cluster, "mpi") != 0 && strcmp(c->cluster, "none") != 0)
+    return usage_error("--cluster wants mpi or none, not '%s'", c->cluster);
   if (i >= argc && c->nchunks == 0) return usage_error("no script given");
   return -1;
 }
@@ -330,22 +344,72 @@ static const char stats_code[] = "io.stderr:write(require('cray.report').format(
 static const char objects_code[] =
     "io.stderr:write(require('cray.report').objects(cray.objects()))\n";
 
+/* Whether this process joins an MPI job: --cluster says, or else the launcher's
+ * environment (Open MPI's mpirun, or a PMI/PMIx launcher such as srun). */
+static int wants_cluster(const cli *c) {
+  if (c->cluster) return strcmp(c->cluster, "mpi") == 0;
+  return getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMIX_RANK") || getenv("PMI_RANK");
+}
+
+/* Loads the MPI transport from beside this program or from ../lib/cray. */
+static const cray_transport *load_transport(char *err, size_t errlen) {
+  char exe[PATH_MAX], path[PATH_MAX + 32];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) {
+    snprintf(err, errlen, "cannot find crayrun's own path");
+    return NULL;
+  }
+  exe[n] = 0;
+  char *slash = strrchr(exe, '/');
+  if (slash) *slash = 0;
+  static const char *const places[] = {"%s/cray_mpi.so", "%s/../lib/cray/cray_mpi.so"};
+  for (size_t k = 0; k < sizeof places / sizeof *places; k++) {
+    snprintf(path, sizeof path, places[k], exe);
+    if (access(path, F_OK) != 0) continue;
+    /* Global, so the plugins MPI loads in turn find its symbols. */
+    void *h = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+    if (!h) {
+      snprintf(err, errlen, "cannot load %s: %s", path, dlerror());
+      return NULL;
+    }
+    const cray_transport *tp = dlsym(h, CRAY_TRANSPORT_SYMBOL);
+    if (!tp) snprintf(err, errlen, "%s has no %s", path, CRAY_TRANSPORT_SYMBOL);
+    return tp;
+  }
+  snprintf(err, errlen, "no cray_mpi.so beside %s or in %s/../lib/cray (build it with make where "
+           "mpicc exists)", exe, exe);
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   cli c = {0};
   int status = parse_cli(argc, argv, &c);
   if (status >= 0) return status;
 
+  cray__cluster *cluster = NULL;
+  if (wants_cluster(&c)) {
+    char why[2 * PATH_MAX + 256];
+    const cray_transport *tp = load_transport(why, sizeof why);
+    if (!tp || cray__cluster_start(&cluster, tp, why, sizeof why) != 0) {
+      fprintf(stderr, "crayrun: cannot join the MPI job: %s\n", why);
+      return 2;
+    }
+  }
+
   pthread_t sig_thread;
   if (start_signals(&sig_thread) != 0) {
     fputs("crayrun: cannot start the signal thread\n", stderr);
+    if (cluster) cray__cluster_end(cluster, 1);
     return 1;
   }
+
   char *err = NULL;
   lua_State *L = cray__driver_new(NULL, &err);
   if (!L) {
     fprintf(stderr, "crayrun: %s\n", err);
     free(err);
     stop_signals(sig_thread);
+    if (cluster) cray__cluster_end(cluster, 1);
     return 1;
   }
   lua_getglobal(L, "cray");
@@ -357,9 +421,25 @@ int main(int argc, char **argv) {
     goto done;
   }
   lua_pop(L, 1);
-  if (!c.no_progress) progress(L, 1);
 
   status = 0;
+  if (cluster) {
+    struct cray__sched *s = cray__driver_sched(L);
+    if (!s) {
+      fprintf(stderr, "crayrun: rank %d: cannot start the worker threads\n",
+              cray__cluster_rank(cluster));
+      status = 1;
+      goto done;
+    }
+    cray__cluster_ready(cluster, s);
+    if (cray__cluster_rank(cluster) != 0) {
+      /* It serves tasks from the script's directory too, so their modules load. */
+      if (c.script < argc && strcmp(argv[c.script], "-") != 0) add_script_dir(L, argv[c.script]);
+      status = cray__cluster_serve(cluster);
+      goto done;
+    }
+  }
+  if (!c.no_progress) progress(L, 1);
   driver = L;
   for (int k = 0; k < c.nchunks && !status && !got_signal; k++)
     status = run_chunk(L, luaL_loadbuffer(L, c.chunks[k], strlen(c.chunks[k]), "=(command line)"), 0);
@@ -385,5 +465,6 @@ int main(int argc, char **argv) {
 done:
   lua_close(L);
   stop_signals(sig_thread);
+  if (cluster) cray__cluster_end(cluster, status);
   return status;
 }

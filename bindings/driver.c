@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../runtime/alloc.h"
+#include "executor.h"
 #include "lstate.h"
 #include "module.h"
 
@@ -66,4 +67,22 @@ int cray__driver_pcall(lua_State *L, int nargs) {
   lua_insert(L, -2);
   lua_call(L, 1, 1);
   return 1;
+}
+
+static int start_sched(lua_State *L) {
+  cray__lstate *ls = cray__lstate_get(L);
+  cray__module_rt(L, ls);
+  lua_pushlightuserdata(L, cray__exec_sched(L, ls));
+  return 1;
+}
+
+struct cray__sched *cray__driver_sched(lua_State *L) {
+  lua_pushcfunction(L, start_sched);
+  if (lua_pcall(L, 0, 1, 0) != 0) {
+    lua_pop(L, 1);
+    return NULL;
+  }
+  struct cray__sched *s = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return s;
 }

@@ -21,4 +21,8 @@ lua_State *cray__driver_new(cray_runtime *rt, char **err);
  * Returns 0, or 1 with the error message (a string) on the stack. */
 int cray__driver_pcall(lua_State *L, int nargs);
 
+/* The scheduler of the state's runtime, started now if it was not: for a rank that runs
+ * other ranks' tasks before its driver submits any. NULL when it cannot start. */
+struct cray__sched *cray__driver_sched(lua_State *L);
+
 #endif

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "../runtime/alloc.h"
+#include "../runtime/cluster.h"
 #include "../runtime/wait.h"
 #include "codec.h"
 #include "executor.h"
@@ -20,7 +21,7 @@
 /* Fields of the spec array lua/remote.lua builds from checked options. */
 enum {
   SPEC_NUM_RETURNS = 1, SPEC_MAX_RETRIES, SPEC_RETRY_EXCEPTIONS, SPEC_NAME, SPEC_RESOURCES,
-  SPEC_BACKPRESSURE,
+  SPEC_BACKPRESSURE, SPEC_NODE,
 };
 
 static cray__lstate *self(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
@@ -57,6 +58,21 @@ int cray__check_resources(lua_State *L, cray__sched *s, const char *name,
     cray__raise(L, "invalid_argument", "task '%s' asks for more than %d kinds of resources", name,
                 max);
   return n;
+}
+
+int cray__check_node(lua_State *L, cray_runtime *rt, int node, const char *what, const char *name) {
+  cray__cluster *c = rt->cluster;
+  int here = c ? cray__cluster_rank(c) : 0, size = c ? cray__cluster_size(c) : 1;
+  if (node < 0 || node == here) return 0;
+  if (!c)
+    cray__raise(L, "invalid_argument",
+                "%s '%s' asks for node %d, but this runtime is one process, node 0 only (run it "
+                "under mpirun or srun for more nodes: docs/cluster.md)",
+                what, name, node);
+  if (node >= size)
+    cray__raise(L, "invalid_argument", "%s '%s' asks for node %d, but the job has nodes 0 to %d",
+                what, name, node, size - 1);
+  return 1;
 }
 
 cray__task *cray__task_build(lua_State *L, cray__lstate *ls, int first, uint32_t nreturns,
@@ -128,7 +144,17 @@ static int l_submit(lua_State *L) {
   cray__entry *retry_filter = cray__objref_test(L, ls, -1);
   lua_rawgeti(L, 2, SPEC_NAME);
   const char *name = lua_tostring(L, -1);
+  int node = (int)spec_number(L, SPEC_NODE);
+  int elsewhere = cray__check_node(L, ls->rt, node, "task", name ? name : "?");
   lua_rawgeti(L, 2, SPEC_RESOURCES);
+  if (elsewhere && lua_istable(L, -1)) {
+    lua_pushnil(L);
+    if (lua_next(L, -2))
+      cray__raise(L, "invalid_argument",
+                  "task '%s' asks for resources and node %d: resources on other nodes are not "
+                  "supported yet",
+                  name ? name : "?", node);
+  }
   cray__resource_need need[CRAY__MAX_NEEDS];
   int nres = lua_istable(L, -1) ? cray__check_resources(L, s, name ? name : "?", need,
                                                         CRAY__MAX_NEEDS) : 0;
@@ -150,6 +176,7 @@ static int l_submit(lua_State *L) {
   t->retry_exceptions = retry_exceptions;
   if (retry_filter) cray__store_retain(retry_filter);
   t->retry_filter = retry_filter;
+  t->placed = node >= 0;
   memcpy(t->resources, need, (size_t)nres * sizeof *need);
   if (fn_dep) {
     cray__store_retain(fn);
@@ -163,7 +190,8 @@ static int l_submit(lua_State *L) {
     pushed += cray__stream_push(L, ls, t, spec_number(L, SPEC_BACKPRESSURE));
   cray__task *parent = cray__exec_current(ls); /* a recursive cancel of it reaches t */
   if (parent) cray__sched_adopt(parent, t);
-  cray__sched_submit(s, t);
+  if (elsewhere) cray__cluster_submit(ls->rt->cluster, ls->rt->store, t, node);
+  else cray__sched_submit(s, t);
   return pushed;
 }
 
@@ -262,7 +290,10 @@ static int l_cancel(lua_State *L) {
                 cray__describe(L, 1));
   /* acquire: pairs with the release that publishes it (cray__runtime_sched) */
   cray__sched *s = atomic_load_explicit(&ls->rt->sched, memory_order_acquire);
-  lua_pushboolean(L, s && cray__sched_cancel(s, e, lua_toboolean(L, 2)));
+  int here = s && cray__sched_cancel(s, e, lua_toboolean(L, 2));
+  /* A task sent to another rank has a shadow here, which the scheduler does not run. */
+  int elsewhere = ls->rt->cluster && cray__cluster_cancel(ls->rt->cluster, e);
+  lua_pushboolean(L, here || elsewhere);
   return 1;
 }
 

@@ -39,4 +39,8 @@ void cray__task_reserve_returns(lua_State *L, cray__lstate *ls, uint32_t n);
 /* After: gives the refs at slots first..first+n-1 t's first n returns. Raises nothing. */
 void cray__task_fill_returns(lua_State *L, cray__task *t, int first, uint32_t n);
 
+/* Whether `node` (< 0: none asked) is another rank of the job, for the task or actor
+ * (`what`) named `name`; raises when the job has no such node. */
+int cray__check_node(lua_State *L, cray_runtime *rt, int node, const char *what, const char *name);
+
 #endif

@@ -88,6 +88,7 @@ return function(cray, core)
     resources = options.resources(false, core.max_needs),
     name = options.name,
     num_cpus = options.cpus,
+    node = options.whole(0, 65535),
   }
 
   -- A function of the error that is true when its kind, the kind of an error in its cause
@@ -157,11 +158,11 @@ return function(cray, core)
   -- `fn` names the call that made the options, for errors.
   local function make(ref, opts, fn)
     -- The spec is what bindings/task.c reads: {num_returns, max_retries,
-    -- retry_exceptions, name, resources, generator_backpressure}; num_returns -1 means one
-    -- ref for every value, -2 streaming.
+    -- retry_exceptions, name, resources, generator_backpressure, node}; num_returns -1
+    -- means one ref for every value, -2 streaming; node -1 this rank.
     local spec = {opts.num_returns or -1, opts.max_retries or 3, retry_spec(opts.retry_exceptions),
                   opts.name, options.resources_of(fn, opts, 3),
-                  opts.generator_backpressure or DEFAULT_BACKPRESSURE}
+                  opts.generator_backpressure or DEFAULT_BACKPRESSURE, opts.node or -1}
     local caller = setmetatable({ref = ref, spec = spec}, Caller)
     return setmetatable({remote = caller, options = setmetatable({ref = ref, opts = opts}, Options)},
                         RemoteFunction)

@@ -6,7 +6,8 @@
  * runtime with every worker's lock held (in index order; nothing else holds two): when
  * every worker sleeps with empty queues, no timer is pending, no other thread waits the
  * same way, and the counts of submitted and ended tasks did not move since the last look,
- * nothing can resolve what the driver waits for. It then follows the wait-for chain from
+ * nothing can resolve what the driver waits for. Work in flight to or from other ranks
+ * (cluster.h) counts as progress. It then follows the wait-for chain from
  * the first entry it waits for: an entry to the task that will resolve it, a suspended
  * task to what it waits for, an actor call in a mailbox to a call that holds the actor's
  * slot, until the chain ends or comes back to a task it passed. While the locks are held
@@ -17,6 +18,7 @@
 #include <stdio.h>
 
 #include "actor.h"
+#include "cluster.h"
 #include "runtime.h"
 #include "sched_internal.h"
 #include "wait.h"
@@ -61,7 +63,8 @@ static int quiet(cray__sched *s, uint64_t *activity) {
   for (int i = 0; i < s->n; i++) pthread_mutex_lock(&s->workers[i].mu);
   /* relaxed: a hint; the verdict rests on the workers' locks and two quiet looks in a row */
   int still = cray__timers_pending(s->timers) == 0 && cray__io_pending(s->io) == 0 &&
-              atomic_load_explicit(&s->drivers_waiting, memory_order_relaxed) == 1;
+              atomic_load_explicit(&s->drivers_waiting, memory_order_relaxed) == 1 &&
+              !(s->rt->cluster && cray__cluster_inflight(s->rt->cluster));
   for (int i = 0; still && i < s->n; i++) {
     worker *w = &s->workers[i];
     still = w->sleeping && !w->ihead && !w->qhead && !w->rhead;

@@ -1,7 +1,9 @@
 /*
  * id.h: 128-bit object ids.
  *
- * hi is a random nonce drawn when the runtime opens; lo is (sequence << 16 | index).
+ * hi is a random nonce drawn when the runtime opens; in a cluster (cluster.h) it is the
+ * job's nonce shifted left 16 bits with the rank that made the id in the low 16, so an
+ * id names its owner. lo is (sequence << 16 | index).
  * Sequences come from a runtime-wide counter in blocks claimed per thread, so making an id
  * touches no shared cache line on the fast path. Index 0 names a put object or a task;
  * index i >= 1 names the i-th return of the task whose id has index 0, so a task's return
@@ -31,6 +33,13 @@ cray_id cray__id_new(cray__idgen *g);
 static inline cray_id cray__id_with_index(cray_id base, unsigned index) {
   cray_id id = {base.hi, (base.lo & ~(uint64_t)CRAY__ID_MAX_INDEX) | index};
   return id;
+}
+
+#define CRAY__ID_RANK_BITS 16
+
+/* The rank that made id, in a cluster. */
+static inline int cray__id_owner(const cray_id *id) {
+  return (int)(id->hi & ((1u << CRAY__ID_RANK_BITS) - 1));
 }
 
 static inline int cray__id_eq(const cray_id *a, const cray_id *b) {

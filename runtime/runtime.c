@@ -9,6 +9,7 @@
 #include "alloc.h"
 #include "progress.h"
 #include "sites.h"
+#include "cluster.h"
 #include "spill.h"
 #include "wait.h"
 
@@ -57,6 +58,10 @@ int cray_open(cray_runtime **out, const cray_options *opts) {
   cray__classes_init(&rt->classes);
   cray__cfuncs_init(&rt->cfuncs);
   cray__names_init(&rt->names);
+  if ((rt->cluster = cray__cluster_process())) {
+    rt->ids.nonce = cray__cluster_id_hi(rt->cluster);
+    cray__cluster_attach(rt->cluster, rt);
+  }
   *out = rt;
   return 0;
 fail:
@@ -74,6 +79,7 @@ void cray__close(cray_runtime *rt, uint64_t *tasks, uint64_t *calls) {
   if (calls) *calls = 0;
   if (!rt) return;
   cray__progress_stop(rt);
+  if (rt->cluster) cray__cluster_detach(rt->cluster);
   if (rt->sched) cray__sched_stop(rt->sched, tasks, calls);
   if (rt->exec_ctx_free) rt->exec_ctx_free(rt->exec_ctx);
   pthread_mutex_destroy(&rt->sched_mu);

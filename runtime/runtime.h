@@ -2,9 +2,10 @@
  * runtime.h: what a cray_runtime holds. One per cray_open; the Lua module keeps one for
  * the process between cray.init and cray.shutdown.
  *
- * Owns the id generator, the object store, a copy of the options, the registered C
- * functions, the objects of the names the C API called, and once the first task is
- * submitted the scheduler with its executor's context. The options' strings and arrays
+ * Under a cluster (cluster.h) it is attached from open to close, and its ids carry the
+ * job and rank. Owns the id generator, the object store, a copy of the options, the
+ * registered C functions, the objects of the names the C API called, and once the first
+ * task is submitted the scheduler with its executor's context. The options' strings and arrays
  * are copied at open and freed at close; close stops the scheduler before it frees the
  * store.
  */
@@ -35,6 +36,7 @@ struct cray_runtime {
   struct cray__sites *sites;  /* who made objects (sites.h) */
   struct cray__progress *progress; /* the live progress line, or NULL (progress.h); set
                                       and cleared on the thread that opens and closes */
+  struct cray__cluster *cluster; /* the job this rank serves (cluster.h), or NULL */
 };
 
 /* cray_close, telling how many tasks and actor calls were still queued, waiting or

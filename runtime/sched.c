@@ -876,6 +876,39 @@ int cray__sched_cancel(cray__sched *s, cray__entry *e, int recursive) {
   return 1;
 }
 
+/* ---- giving work to other ranks ---- */
+
+int cray__sched_idle(cray__sched *s) {
+  /* relaxed: a hint; a rank that looks idle and is not only asks for work too soon */
+  return atomic_load_explicit(&s->sleepers, memory_order_relaxed) == s->n;
+}
+
+int cray__sched_give(cray__sched *s, cray__task **out, int max, int (*may_move)(cray__task *t)) {
+  int n = 0;
+  for (int i = 0; i < s->n && n < max; i++) {
+    worker *w = &s->workers[i];
+    pthread_mutex_lock(&w->mu);
+    cray__task **pp = &w->qhead, *prev = NULL;
+    while (*pp && n < max) {
+      cray__task *t = *pp;
+      if (t->actor || t->placed || t->nresources || atomic_load(&t->cancelled) || !may_move(t)) {
+        prev = t;
+        pp = &t->next;
+        continue;
+      }
+      *pp = t->next;
+      if (w->qtail == t) w->qtail = prev;
+      t->next = NULL;
+      out[n++] = t;
+    }
+    note_work(w);
+    pthread_mutex_unlock(&w->mu);
+  }
+  /* relaxed: a count, summed when read (as in cray__sched_count_submit) */
+  atomic_fetch_sub_explicit(&my_counts(s)->submitted, (uint64_t)n, memory_order_relaxed);
+  return n;
+}
+
 /* ---- start, stop, stats ---- */
 
 static void signal_all(cray__sched *s) {

@@ -150,6 +150,7 @@ cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob) {
   e->waiters = NULL;
   e->producer = NULL;
   e->actor = 0;
+  e->remote = 0;
   atomic_init(&e->api_refs, 0);
   atomic_init(&e->site, 0);
   shard *sh = cray__shard_of(s, &id);
@@ -229,6 +230,7 @@ void cray__store_release(cray__store *s, cray__entry *e) {
     cray__blob *b = stored(e);
     if (b) cray__blob_release(s, b);
     if (e->actor && s->actor_gone) s->actor_gone(s->actor_ctx, e->producer);
+    if (e->remote && s->remote_gone) s->remote_gone(s->remote_ctx, &e->id);
     cray__free(e);
   }
   freeing.busy = 0;
@@ -308,6 +310,12 @@ void cray__store_unsubscribe(cray__store *s, cray__entry *e, cray__waitnode *nod
     }
   }
   pthread_mutex_unlock(&sh->mu);
+}
+
+void cray__store_on_remote_gone(cray__store *s, void (*gone)(void *ctx, const cray_id *id),
+                                void *ctx) {
+  s->remote_gone = gone;
+  s->remote_ctx = ctx;
 }
 
 void cray__store_on_actor_gone(cray__store *s, void (*gone)(void *ctx, void *actor), void *ctx) {

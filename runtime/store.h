@@ -79,6 +79,8 @@ typedef struct cray__entry {
   void *producer;               /* shard lock: the task that will resolve it, while pending;
                                    for an actor's entry, the actor, for good */
   uint8_t actor;                /* an actor's entry (runtime/actor.c): set before it is shared */
+  uint8_t remote;               /* another rank's object held here (cluster.c): set by the
+                                   thread that made it before it drops its reference */
   _Atomic uint32_t api_refs;    /* of `refs`, those handed to C callers (cray__store_hand_out) */
   _Atomic uint32_t site;        /* who made it (runtime/sites.h), 0 when unknown */
   struct cray__entry *next;     /* hash chain, shard lock */
@@ -140,6 +142,11 @@ int cray__store_try_producer(cray__store *s, cray__entry *e, void **out);
 int cray__store_subscribe(cray__store *s, cray__entry *e, cray__waitnode *node);
 /* Removes node if it is still subscribed. After this returns, no wake runs for it. */
 void cray__store_unsubscribe(cray__store *s, cray__entry *e, cray__waitnode *node);
+
+/* Calls gone(ctx, &e->id) when an entry flagged `remote` is freed. Runs on the thread
+ * that released it, with no store lock held. Set before the store is shared. */
+void cray__store_on_remote_gone(cray__store *s, void (*gone)(void *ctx, const cray_id *id),
+                                void *ctx);
 
 /* Calls gone(ctx, e->producer) when an actor's entry is freed: its last handle went.
  * Runs on the thread that released it, with no store lock held. */

@@ -40,6 +40,8 @@ struct cray__store {
   cray__bigmem big;
   void (*actor_gone)(void *ctx, void *actor); /* cray__store_on_actor_gone */
   void *actor_ctx;
+  void (*remote_gone)(void *ctx, const cray_id *id); /* cray__store_on_remote_gone */
+  void *remote_ctx;
 
   /* Spilling (evict.c); unused while spill is NULL. */
   cray__spill *spill;

@@ -96,6 +96,8 @@ struct cray__task {
   double submitted_at, started_at; /* cray__now() at submission and at the last start
                                       (runtime/fstats.h); 0 before */
   int small;                /* it lives in a small block (alloc.h) */
+  int placed;               /* options{node} chose its rank: never given to another
+                               (cluster.h) */
 
   /* an actor call: the actor, its method (a suffix of name), whether it is the call that
    * makes the instance, whether it took one of the actor's slots (sched/actor.c), and

@@ -1,12 +1,6 @@
 local support = require "spec.support"
 
-local function script(body)
-  local path = os.tmpname() .. ".lua"
-  local f = assert(io.open(path, "w"))
-  f:write(body)
-  f:close()
-  return path
-end
+local script = support.script
 
 describe("crayrun", function()
   it("prints its version with -v and --version", function()

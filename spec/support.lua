@@ -50,6 +50,15 @@ function M.run(cmd, stdin, env)
   return status, slurp(out), slurp(err)
 end
 
+-- A temporary .lua file holding body; returns its path (the caller removes it).
+function M.script(body)
+  local path = os.tmpname() .. ".lua"
+  local f = assert(io.open(path, "w"))
+  f:write(body)
+  f:close()
+  return path
+end
+
 -- crayrun from the build under test, with arguments given as one shell string.
 function M.crayrun(args, stdin, env)
   return M.run(M.build .. "/crayrun " .. args, stdin, env)

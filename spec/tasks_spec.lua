@@ -91,7 +91,7 @@ describe("remote functions", function()
     local fn = function() end
     local cases = {
       {{num_return = 1}, "unknown option 'num_return' %(known: generator_backpressure, "
-                         .. "max_retries, name, num_cpus, num_returns, resources, "
+                         .. "max_retries, name, node, num_cpus, num_returns, resources, "
                          .. "retry_exceptions%)"},
       {{num_returns = -1}, "option 'num_returns' must be a whole number from 0 to 4096, or "
                            .. "\"streaming\" %(got %-1%)"},

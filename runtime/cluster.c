@@ -1,0 +1,1415 @@
+/*
+ * cluster.c: the communication thread, its queue, and the messages between ranks (see
+ * cluster.h for the model).
+ *
+ * The queue. Any thread hands the communication thread an `intent` (ship this task, send
+ * this entry's value, end the job) by pushing it on an intrusive multi-producer,
+ * single-consumer queue (Vyukov's): a push swaps the new node into `head` and then links
+ * the node that was there to it; only the communication thread pops, from `tail`. A pop
+ * that meets a push halfway (head moved, link not written yet) reports the queue empty
+ * and the communication thread looks again on its next round. A push never blocks and
+ * takes no lock, so store wake-ups, which run under shard locks, may push.
+ *
+ * The wake-up. The communication thread polls the transport, so it cannot sleep on the
+ * queue alone: when a round finds nothing it spins briefly, then sleeps on a semaphore
+ * for at most IDLE_MAX seconds. It sets `sleeping` before its last look at the queue, and
+ * a pusher posts the semaphore when it reads `sleeping` set after its push (both
+ * sequentially consistent, so one of the two sees the other).
+ *
+ * Messages. Control messages (tag TAG_CTRL) are small and self-contained. A value longer
+ * than INLINE_MAX travels after its control message as chunks of at most CHUNK bytes
+ * (TAG_DATA), at most CHUNKS_IN_FLIGHT per destination, received straight into the blob
+ * that will hold it; control messages are never queued behind them. Messages from one
+ * rank arrive in the order it sent them, so the chunks a rank receives from a source
+ * belong to the oldest incomplete value announced by that source.
+ *
+ * Ownership of what crosses. A task sent to another rank (a shadow) keeps its
+ * arguments, function and returns here until every return's value came back, so the ids
+ * of a task message need no counting. A ref nested in a sent value carries a weight
+ * (DESIGN.md §9): the owner lends GRANT more each time one of its objects leaves and
+ * holds the object while any weight is out; a rank that forwards another's ref gives half
+ * of the weight it holds; a rank whose last entry for another's object is freed (the
+ * store's remote_gone) returns all it holds to the owner, in one M_RETURN per owner and
+ * round. Weight that cannot be halved any more is never returned (`stuck`): the object
+ * then lives until the job ends, never too short. Everything below `communication thread
+ * only` is touched by that thread alone; `mu` guards the few fields other threads wait on.
+ */
+#include "cluster.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "id.h"
+#include "runtime.h"
+#include "sched.h"
+#include "store.h"
+#include "wait.h"
+#include "wire.h"
+
+#define container_of(p, type, field) ((type *)((char *)(p) - offsetof(type, field)))
+
+#define TAG_CTRL 1
+#define TAG_DATA 2
+#define INLINE_MAX ((size_t)64 << 10)
+#define CHUNK ((size_t)4 << 20)
+#define CHUNKS_IN_FLIGHT 2
+#define IDLE_SPINS 64
+#define IDLE_MAX 1e-3
+#define SHADOW_BUCKETS 1024
+#define WEIGHT_BUCKETS 4096
+#define FN_CACHE 64
+#define GRANT ((uint64_t)1 << 40)
+#define STEAL_BATCH 8
+#define STEAL_WAIT_MIN 1e-3
+#define STEAL_WAIT_MAX 20e-3
+
+enum {
+  M_TASK = 1, M_RESULT, M_FETCH, M_OBJECT, M_EXIT, M_ACK, M_STEAL, M_STOLEN, M_RETURN, M_CANCEL,
+};
+enum { OBJ_READY = 0, OBJ_FAILED = 1, OBJ_LOST = 2 };
+enum {
+  I_SUBMIT, I_SHIP, I_SEND, I_ATTACH, I_READY, I_DETACH, I_EXIT, I_ACK, I_STOP, I_GONE, I_CANCEL,
+};
+
+typedef struct intent intent;
+struct intent {
+  _Atomic(intent *) next;
+  int kind;
+  int rank;          /* where the message goes */
+  int msg;           /* I_SEND: M_RESULT or M_OBJECT */
+  int status;        /* I_EXIT */
+  void *ptr;         /* I_ATTACH: the runtime; I_READY: the scheduler */
+  cray__task *task;  /* I_SHIP */
+  cray_id id;        /* I_GONE: the object whose last entry here was freed; I_CANCEL: a
+                        return of the task to cancel */
+  cray__entry *entry; /* I_SEND, held */
+  cray__cluster *c;
+  cray__waiter waiter;
+  cray__waitnode node;
+  intent *wprev, *wnext; /* the watch list, while subscribed */
+};
+
+typedef struct sendreq {
+  void *req;
+  uint8_t *buf;     /* freed when done */
+  cray__blob *blob; /* released when done */
+  int chunk_dest;   /* a chunk's destination, or -1 */
+} sendreq;
+
+typedef struct bulk {
+  struct bulk *next;
+  cray__blob *blob; /* held */
+  size_t off;
+} bulk;
+
+/* A received message whose value is still arriving. */
+typedef struct pmsg {
+  struct pmsg *next;
+  int kind, state;
+  cray_id id;
+  cray__task *task; /* M_TASK: built, its args blob filling */
+  cray__blob *blob; /* being filled */
+  size_t off;
+} pmsg;
+
+/* The weight of refs to one object (see the top of the file). */
+typedef struct weight {
+  struct weight *next;
+  cray_id id;
+  uint64_t w;          /* the owner: weight lent out; another rank: weight held here */
+  uint32_t live;       /* another rank: its entries here for the object (0 or 1, or 2
+                          while a freed one's I_GONE is on its way) */
+  int stuck;           /* another rank: gave weight it could not halve */
+  cray__entry *held;   /* the owner: the object, held while weight is out */
+} weight;
+
+/* A task sent elsewhere (or waiting for its arguments to be), t->exec its ship intent
+ * until it is sent. */
+typedef struct shadow {
+  struct shadow *next;
+  cray__task *task;
+  uint32_t left; /* returns whose value has not come */
+  int dest;      /* the rank that runs it */
+  int shipped;   /* sent there */
+} shadow;
+
+struct cray__cluster {
+  const cray_transport *tp;
+  int rank, size;
+  uint64_t nonce;
+  pthread_t thread;
+
+  _Atomic(intent *) head; /* the queue: pushers swap here */
+  intent *tail;           /* the communication thread pops here */
+  intent stub;
+  sem_t sem;
+  _Atomic int sleeping;
+  _Atomic uint64_t inflight;
+
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int started, start_rc;
+  char err[256];
+  int attached;    /* between attach and detach: submits are taken */
+  int ready_done, detach_done, exit_seen, exit_status, acks;
+
+  /* communication thread only */
+  int stop;
+  cray_runtime *rt;
+  cray__store *store;
+  cray__sched *sched;
+  sendreq *sends;
+  size_t nsends, sends_cap;
+  bulk **out_head, **out_tail;
+  int *chunks_out;
+  pmsg **in_head, **in_tail;
+  shadow *shadows[SHADOW_BUCKETS];
+  weight *weights[WEIGHT_BUCKETS];
+  cray__entry *fns[FN_CACHE]; /* other ranks' functions of tasks run here lately, held */
+  unsigned fn_next;
+  cray__buf *returns;      /* per owner: (id, weight) pairs to send back this round */
+  uint32_t *nreturns;
+  intent *watches;
+  int stealing;            /* a steal request is out */
+  int victim;              /* the rank asked last */
+  double steal_wait;       /* after a request that brought nothing, wait this long */
+  double next_steal;       /* ask again no sooner than this (cray__now) */
+  cray__buf scratch; /* the message being built */
+  cray__buf recvbuf; /* the control message being read */
+};
+
+static cray__cluster *process_cluster;
+
+cray__cluster *cray__cluster_process(void) { return process_cluster; }
+int cray__cluster_rank(const cray__cluster *c) { return c->rank; }
+int cray__cluster_size(const cray__cluster *c) { return c->size; }
+uint64_t cray__cluster_id_hi(const cray__cluster *c) {
+  return c->nonce << CRAY__ID_RANK_BITS | (uint64_t)c->rank;
+}
+uint64_t cray__cluster_inflight(const cray__cluster *c) {
+  /* relaxed: a hint for the deadlock check, which looks again before it reports */
+  return atomic_load_explicit(&c->inflight, memory_order_relaxed);
+}
+
+/* ---- the queue ---- */
+
+static void push(cray__cluster *c, intent *in) {
+  atomic_store_explicit(&in->next, NULL, memory_order_relaxed);
+  /* acq_rel: takes the previous head's publication, publishes this node's fields */
+  intent *prev = atomic_exchange_explicit(&c->head, in, memory_order_acq_rel);
+  /* release: the consumer that follows this link sees the node's fields */
+  atomic_store_explicit(&prev->next, in, memory_order_release);
+  /* seq_cst: pairs with the sleeper's store of `sleeping` before its last look */
+  if (atomic_load_explicit(&c->sleeping, memory_order_seq_cst)) sem_post(&c->sem);
+}
+
+static intent *pop(cray__cluster *c) {
+  intent *tail = c->tail;
+  /* acquire: the node a link points to was published by its pusher */
+  intent *next = atomic_load_explicit(&tail->next, memory_order_acquire);
+  if (tail == &c->stub) {
+    if (!next) return NULL;
+    c->tail = tail = next;
+    next = atomic_load_explicit(&next->next, memory_order_acquire);
+  }
+  if (next) {
+    c->tail = next;
+    return tail;
+  }
+  /* acquire: as above, for the head a pusher swapped in */
+  if (tail != atomic_load_explicit(&c->head, memory_order_acquire)) return NULL; /* halfway */
+  push(c, &c->stub);
+  next = atomic_load_explicit(&tail->next, memory_order_acquire);
+  if (!next) return NULL;
+  c->tail = next;
+  return tail;
+}
+
+static int queue_empty(cray__cluster *c) {
+  /* acquire: as in pop */
+  return c->tail == &c->stub && !atomic_load_explicit(&c->stub.next, memory_order_acquire) &&
+         atomic_load_explicit(&c->head, memory_order_acquire) == &c->stub;
+}
+
+static intent *intent_new(cray__cluster *c, int kind) {
+  intent *in = cray__calloc(1, sizeof *in);
+  if (!in) {
+    fprintf(stderr, "crayrun: rank %d: out of memory for a message; ending the job\n", c->rank);
+    c->tp->abort(1);
+  }
+  in->kind = kind;
+  in->c = c;
+  return in;
+}
+
+/* ---- failing the whole job ---- */
+
+static void fatal(cray__cluster *c, const char *what) {
+  fprintf(stderr, "crayrun: rank %d of %d: %s: %s; ending the job\n", c->rank, c->size, what,
+          c->tp->error());
+  c->tp->abort(1);
+}
+
+static void protocol_error(cray__cluster *c, int source, const char *what) {
+  fprintf(stderr, "crayrun: rank %d: a malformed message from rank %d (%s); ending the job\n",
+          c->rank, source, what);
+  c->tp->abort(1);
+}
+
+/* ---- sending ---- */
+
+static void add_send(cray__cluster *c, sendreq r) {
+  if (c->nsends == c->sends_cap) {
+    size_t cap = c->sends_cap ? c->sends_cap * 2 : 64;
+    sendreq *v = cray__realloc(c->sends, cap * sizeof *v);
+    if (!v) fatal(c, "out of memory for sends");
+    c->sends = v;
+    c->sends_cap = cap;
+  }
+  c->sends[c->nsends++] = r;
+}
+
+/* Sends the scratch buffer's message to dest (a copy goes out; scratch is reset). */
+static void send_ctrl(cray__cluster *c, int dest) {
+  if (c->scratch.failed) fatal(c, "out of memory for a message");
+  uint8_t *buf = cray__malloc(c->scratch.len);
+  if (!buf) fatal(c, "out of memory for a message");
+  memcpy(buf, c->scratch.data, c->scratch.len);
+  void *req;
+  if (c->tp->isend(dest, TAG_CTRL, buf, c->scratch.len, &req) != 0) fatal(c, "send");
+  add_send(c, (sendreq){req, buf, NULL, -1});
+  c->scratch.len = 0;
+}
+
+static void put_u8(cray__buf *b, unsigned v) {
+  uint8_t x = (uint8_t)v;
+  cray__buf_write(b, &x, 1);
+}
+static void put_u32(cray__buf *b, uint32_t v) {
+  uint8_t *p = cray__buf_reserve(b, 4);
+  if (p) cray__be32(p, v);
+}
+static void put_u64(cray__buf *b, uint64_t v) {
+  uint8_t *p = cray__buf_reserve(b, 8);
+  if (p) cray__be64(p, v);
+}
+static void put_id(cray__buf *b, const cray_id *id) {
+  uint8_t *p = cray__buf_reserve(b, 16);
+  if (p) cray__id_store(id, p);
+}
+
+/* ---- weights ---- */
+
+static weight **weight_slot(cray__cluster *c, const cray_id *id) {
+  weight **p = &c->weights[cray__id_hash(id) % WEIGHT_BUCKETS];
+  while (*p && !cray__id_eq(&(*p)->id, id)) p = &(*p)->next;
+  return p;
+}
+
+static weight *weight_of(cray__cluster *c, const cray_id *id) {
+  weight **slot = weight_slot(c, id);
+  if (*slot) return *slot;
+  weight *w = cray__calloc(1, sizeof *w);
+  if (!w) fatal(c, "out of memory for a reference count");
+  w->id = *id;
+  return *slot = w;
+}
+
+static void weight_drop(cray__cluster *c, weight **slot) {
+  weight *w = *slot;
+  *slot = w->next;
+  if (w->held) cray__store_release(c->store, w->held);
+  cray__free(w);
+}
+
+/* The weight that goes with a ref to e leaving this rank. */
+static uint64_t weight_out(cray__cluster *c, cray__entry *e) {
+  weight *w = weight_of(c, &e->id);
+  if (cray__id_owner(&e->id) == c->rank) {
+    if (!w->held) cray__store_retain(e), w->held = e;
+    w->w += GRANT;
+    return GRANT;
+  }
+  if (w->w < 2 || w->stuck) {
+    w->stuck = 1;
+    return 0;
+  }
+  uint64_t half = w->w / 2;
+  w->w -= half;
+  return half;
+}
+
+/* Weight w came back to the owner (nested in a value, or in M_RETURN). */
+static void weight_home(cray__cluster *c, int source, const cray_id *id, uint64_t w) {
+  weight **slot = weight_slot(c, id);
+  if (!*slot || (*slot)->w < w) protocol_error(c, source, "more weight returned than lent");
+  if (((*slot)->w -= w) == 0) weight_drop(c, slot);
+}
+
+/* Any thread: the last entry here for another rank's object was freed. */
+static void remote_gone(void *ctx, const cray_id *id) {
+  cray__cluster *c = ctx;
+  intent *in = intent_new(c, I_GONE);
+  in->id = *id;
+  push(c, in);
+}
+
+static void gone(cray__cluster *c, const cray_id *id) {
+  weight **slot = weight_slot(c, id);
+  if (!*slot || --(*slot)->live) return;
+  int owner = cray__id_owner(id);
+  if (!(*slot)->stuck && (*slot)->w) {
+    put_id(&c->returns[owner], id);
+    put_u64(&c->returns[owner], (*slot)->w);
+    c->nreturns[owner]++;
+  }
+  weight_drop(c, slot);
+}
+
+/* Sends the weight that this round's frees gave back, one message per owner. */
+static void flush_returns(cray__cluster *c) {
+  for (int r = 0; r < c->size; r++) {
+    if (!c->nreturns[r]) continue;
+    put_u8(&c->scratch, M_RETURN);
+    put_u32(&c->scratch, c->nreturns[r]);
+    cray__buf_write(&c->scratch, c->returns[r].data, c->returns[r].len);
+    send_ctrl(c, r);
+    c->returns[r].len = 0;
+    c->nreturns[r] = 0;
+  }
+}
+
+/* Writes b (NULL: none) into the scratch message for dest: its header, its nested refs'
+ * ids, and its bytes when they are short; longer ones are queued as chunks (b is held
+ * for them). */
+static void put_blob(cray__cluster *c, int dest, cray__blob *b) {
+  cray__buf *m = &c->scratch;
+  put_u8(m, b != NULL);
+  if (!b) return;
+  put_u32(m, b->count);
+  put_u32(m, b->flags & CRAY__BLOB_TRUSTED);
+  put_u32(m, b->nrefs);
+  for (uint32_t i = 0; i < b->nrefs; i++) {
+    put_id(m, &b->refs[i]->id);
+    put_u64(m, weight_out(c, b->refs[i]));
+  }
+  put_u64(m, b->len);
+  if (b->len <= INLINE_MAX) {
+    cray__buf_write(m, b->data, b->len);
+    return;
+  }
+  bulk *k = cray__malloc(sizeof *k);
+  if (!k) fatal(c, "out of memory for a transfer");
+  cray__blob_retain(b);
+  *k = (bulk){NULL, b, 0};
+  if (c->out_tail[dest]) c->out_tail[dest]->next = k;
+  else c->out_head[dest] = k;
+  c->out_tail[dest] = k;
+}
+
+/* Sends M_RESULT or M_OBJECT for e, resolved, to dest. */
+static void send_entry(cray__cluster *c, int dest, int kind, cray__entry *e) {
+  cray__blob *b = NULL;
+  int failed = cray__entry_state(e) == CRAY__FAILED;
+  if (cray__store_pin(c->store, e, &b) == 0) {
+    cray__blob_retain(b);
+    cray__store_unpin(e);
+  } else {
+    char hex[33];
+    cray_id_format(&e->id, hex);
+    b = cray__error_blob("object_lost", NULL, NULL,
+                         "object %s could not be read back from rank %d's spill directory", hex,
+                         c->rank);
+    failed = 1;
+    if (!b) fatal(c, "out of memory for an error");
+  }
+  put_u8(&c->scratch, (unsigned)kind);
+  put_id(&c->scratch, &e->id);
+  put_u8(&c->scratch, failed ? OBJ_FAILED : OBJ_READY);
+  put_blob(c, dest, b);
+  send_ctrl(c, dest);
+  cray__blob_release(c->store, b);
+}
+
+static void send_lost(cray__cluster *c, int dest, const cray_id *id) {
+  put_u8(&c->scratch, M_OBJECT);
+  put_id(&c->scratch, id);
+  put_u8(&c->scratch, OBJ_LOST);
+  put_u8(&c->scratch, 0);
+  send_ctrl(c, dest);
+}
+
+/* Posts the next chunks of the values queued for each destination. */
+static int post_chunks(cray__cluster *c) {
+  int did = 0;
+  for (int d = 0; d < c->size; d++) {
+    while (c->out_head[d] && c->chunks_out[d] < CHUNKS_IN_FLIGHT) {
+      bulk *k = c->out_head[d];
+      size_t n = k->blob->len - k->off < CHUNK ? k->blob->len - k->off : CHUNK;
+      void *req;
+      if (c->tp->isend(d, TAG_DATA, k->blob->data + k->off, n, &req) != 0) fatal(c, "send");
+      cray__blob_retain(k->blob);
+      add_send(c, (sendreq){req, NULL, k->blob, d});
+      c->chunks_out[d]++;
+      k->off += n;
+      if (k->off == k->blob->len) {
+        if (!(c->out_head[d] = k->next)) c->out_tail[d] = NULL;
+        cray__blob_release(c->store, k->blob);
+        cray__free(k);
+      }
+      did = 1;
+    }
+  }
+  return did;
+}
+
+/* Frees the sends that completed. */
+static int test_sends(cray__cluster *c) {
+  size_t j = 0;
+  int did = 0;
+  for (size_t i = 0; i < c->nsends; i++) {
+    sendreq *r = &c->sends[i];
+    int done = c->tp->test(r->req);
+    if (done < 0) fatal(c, "send");
+    if (!done) {
+      c->sends[j++] = *r;
+      continue;
+    }
+    did = 1;
+    cray__free(r->buf);
+    if (r->blob) cray__blob_release(c->store, r->blob);
+    if (r->chunk_dest >= 0) c->chunks_out[r->chunk_dest]--;
+  }
+  c->nsends = j;
+  return did;
+}
+
+/* ---- watching entries for other ranks ---- */
+
+static void watch_fired(cray__waiter *w) {
+  intent *in = container_of(w, intent, waiter);
+  push(in->c, in);
+}
+
+/* Sends e's value (kind M_RESULT or M_OBJECT) to dest once it resolves; takes over the
+ * caller's reference to e. */
+static void watch(cray__cluster *c, cray__entry *e, int kind, int dest) {
+  intent *in = intent_new(c, I_SEND);
+  in->msg = kind;
+  in->rank = dest;
+  in->entry = e;
+  in->waiter.wake = watch_fired;
+  in->node.waiter = &in->waiter;
+  in->wnext = c->watches;
+  if (c->watches) c->watches->wprev = in;
+  c->watches = in;
+  if (cray__store_subscribe(c->store, e, &in->node) != 0) push(c, in);
+}
+
+static void unwatch(cray__cluster *c, intent *in) {
+  if (in->wprev) in->wprev->wnext = in->wnext;
+  else c->watches = in->wnext;
+  if (in->wnext) in->wnext->wprev = in->wprev;
+  cray__store_release(c->store, in->entry);
+  cray__free(in);
+}
+
+/* ---- shadows: tasks sent elsewhere ---- */
+
+static shadow **shadow_slot(cray__cluster *c, const cray_id *task_id) {
+  shadow **p = &c->shadows[cray__id_hash(task_id) % SHADOW_BUCKETS];
+  while (*p && !cray__id_eq(&(*p)->task->id, task_id)) p = &(*p)->next;
+  return p;
+}
+
+static void shadow_done(cray__cluster *c, shadow **slot) {
+  shadow *sh = *slot;
+  *slot = sh->next;
+  cray__task_release(c->store, sh->task);
+  cray__free(sh);
+  /* relaxed: a count, read as a hint */
+  atomic_fetch_sub_explicit(&c->inflight, 1, memory_order_relaxed);
+}
+
+static void shadow_dep_resolved(cray__waiter *w) {
+  cray__task *t = container_of(w, cray__task, dep_waiter);
+  /* acq_rel: the last resolver sees every subscription made before it */
+  if (atomic_fetch_sub_explicit(&t->deps_left, 1, memory_order_acq_rel) == 1) {
+    intent *in = t->exec;
+    push(in->c, in);
+  }
+}
+
+void cray__cluster_submit(cray__cluster *c, cray__store *s, cray__task *t, int node) {
+  pthread_mutex_lock(&c->mu);
+  int attached = c->attached;
+  if (attached) {
+    intent *in = intent_new(c, I_SUBMIT);
+    in->task = t;
+    in->rank = node;
+    t->exec = intent_new(c, I_SHIP);
+    /* relaxed: a count, read as a hint */
+    atomic_fetch_add_explicit(&c->inflight, 1, memory_order_relaxed);
+    push(c, in);
+  }
+  pthread_mutex_unlock(&c->mu);
+  if (attached) return;
+  cray__blob *err = cray__error_blob("cancelled", t->name, NULL,
+                                     "task '%s' was not sent to rank %d: the runtime shut down",
+                                     t->name ? t->name : "?", node);
+  if (err) cray__task_fail(s, t, err);
+  cray__task_release(s, t);
+}
+
+static void ship(cray__cluster *c, intent *in);
+
+/* Keeps the task of `in` as a shadow and sends it once its arguments are ready. */
+static void shadow_add(cray__cluster *c, intent *in) {
+  cray__task *t = in->task;
+  intent *ship_in = t->exec;
+  ship_in->task = t;
+  ship_in->rank = in->rank;
+  cray__free(in);
+  shadow *sh = cray__malloc(sizeof *sh);
+  if (!sh) fatal(c, "out of memory for a task");
+  *sh = (shadow){NULL, t, t->nreturns, ship_in->rank, 0};
+  *shadow_slot(c, &t->id) = sh;
+  t->dep_waiter.wake = shadow_dep_resolved;
+  /* Running, as far as the scheduler can tell: cray__sched_cancel leaves it alone. */
+  atomic_store_explicit(&t->state, CRAY__TASK_RUNNING, memory_order_relaxed);
+  /* One extra count while subscribing, so it cannot leave halfway (as in sched.c).
+   * relaxed: no wake can run before the first subscription below. */
+  atomic_store_explicit(&t->deps_left, t->ndeps + 1, memory_order_relaxed);
+  uint32_t ready = 1;
+  for (uint32_t i = 0; i < t->ndeps; i++) {
+    t->dep_nodes[i].waiter = &t->dep_waiter;
+    if (cray__store_subscribe(c->store, t->deps[i], &t->dep_nodes[i]) != 0) ready++;
+  }
+  /* acq_rel: as in shadow_dep_resolved */
+  if (atomic_fetch_sub_explicit(&t->deps_left, ready, memory_order_acq_rel) == ready)
+    ship(c, ship_in);
+}
+
+/* Sends the shadow's task to its rank: M_TASK with its ids, options and arguments. */
+static void ship(cray__cluster *c, intent *in) {
+  cray__task *t = in->task;
+  int dest = in->rank;
+  cray__free(in);
+  if (!c->rt) return; /* the shadow is released with the others */
+  t->exec = NULL;
+  shadow **slot = shadow_slot(c, &t->id);
+  /* relaxed: set on this thread (cancel_task) or before the task was handed over */
+  if (atomic_load_explicit(&t->cancelled, memory_order_relaxed)) {
+    cray__blob *err = cray__error_blob("cancelled", t->name, NULL, "task '%s' was cancelled",
+                                       t->name ? t->name : "?");
+    if (!err) fatal(c, "out of memory for an error");
+    cray__task_fail(c->store, t, err);
+    shadow_done(c, slot);
+    return;
+  }
+  (*slot)->shipped = 1;
+  cray__buf *m = &c->scratch;
+  put_u8(m, M_TASK);
+  put_id(m, &t->id);
+  put_u32(m, t->nreturns);
+  put_u8(m, (unsigned)t->all_values);
+  put_u32(m, (uint32_t)t->max_retries);
+  put_u8(m, (unsigned)t->retry_exceptions);
+  put_u8(m, (unsigned)t->placed);
+  size_t namelen = t->name ? strlen(t->name) : 0;
+  put_u32(m, t->name ? (uint32_t)namelen : UINT32_MAX);
+  cray__buf_write(m, t->name, namelen);
+  put_id(m, &t->fn->id);
+  uint32_t ndeps = 0;
+  for (uint32_t i = 0; i < t->ndeps; i++) ndeps += t->dep_arg[i] != CRAY__DEP_FUNCTION;
+  put_u32(m, ndeps);
+  for (uint32_t i = 0; i < t->ndeps; i++) {
+    if (t->dep_arg[i] == CRAY__DEP_FUNCTION) continue;
+    put_id(m, &t->deps[i]->id);
+    put_u32(m, t->dep_arg[i]);
+  }
+  put_blob(c, dest, t->args);
+  send_ctrl(c, dest);
+}
+
+/* ---- cancel ---- */
+
+int cray__cluster_cancel(cray__cluster *c, cray__entry *e) {
+  if (cray__id_owner(&e->id) != c->rank || !(e->id.lo & CRAY__ID_MAX_INDEX) ||
+      cray__entry_state(e) != CRAY__PENDING)
+    return 0;
+  intent *in = intent_new(c, I_CANCEL);
+  in->id = e->id;
+  push(c, in);
+  return 1;
+}
+
+/* Cancels the task whose return is id: a shadow here that waits for its arguments fails
+ * now, one sent elsewhere is cancelled there; a task running here is cancelled as
+ * cray.cancel does in one process. */
+static void cancel_task(cray__cluster *c, const cray_id *id) {
+  cray_id task_id = cray__id_with_index(*id, 0);
+  shadow *sh = *shadow_slot(c, &task_id);
+  if (sh && sh->shipped) {
+    put_u8(&c->scratch, M_CANCEL);
+    put_id(&c->scratch, id);
+    send_ctrl(c, sh->dest);
+    return;
+  }
+  if (sh) {
+    cray__task *t = sh->task;
+    /* relaxed: ship, on this thread, reads it */
+    atomic_store_explicit(&t->cancelled, 1, memory_order_relaxed);
+    for (uint32_t d = 0; d < t->ndeps; d++)
+      cray__store_unsubscribe(c->store, t->deps[d], &t->dep_nodes[d]);
+    /* No wake runs any more: when none has sent it off, it goes now (and fails). acq_rel:
+     * as in shadow_dep_resolved. */
+    if (atomic_exchange_explicit(&t->deps_left, 0, memory_order_acq_rel) > 0) push(c, t->exec);
+    return;
+  }
+  cray__entry *e = c->sched ? cray__store_lookup(c->store, id) : NULL;
+  if (e) {
+    cray__sched_cancel(c->sched, e, 1); /* as Ray does: the tasks it started too */
+    cray__store_release(c->store, e);
+  }
+}
+
+/* ---- work stealing ---- */
+
+/* Whether t may run on another rank: no actor handle among the refs in its arguments or
+ * its function (actors live on their own rank: docs/cluster.md). Called under a worker's
+ * lock, so it takes no store lock: it pins the function's blob only on the fast path and
+ * keeps the task when the function is spilled or being swapped. */
+static int may_move(cray__task *t) {
+  if (t->args)
+    for (uint32_t i = 0; i < t->args->nrefs; i++)
+      if (t->args->refs[i]->actor) return 0;
+  if (cray__entry_state(t->fn) != CRAY__READY) return 0;
+  /* acquire: as in cray__store_pin */
+  uint32_t p = atomic_fetch_add_explicit(&t->fn->pins, 1, memory_order_acquire);
+  /* acquire: as in cray__store_pin (a spilled one stays here, as one being swapped) */
+  int ok = !(p & CRAY__EVICTING) && !atomic_load_explicit(&t->fn->spilled, memory_order_acquire);
+  if (ok) {
+    /* acquire: as in cray__store_pin */
+    cray__blob *fn = atomic_load_explicit(&t->fn->stored, memory_order_acquire);
+    for (uint32_t i = 0; i < fn->nrefs && ok; i++) ok = !fn->refs[i]->actor;
+  }
+  cray__store_unpin(t->fn);
+  return ok;
+}
+
+/* M_STEAL from thief: up to STEAL_BATCH tasks that have not started go there, then
+ * M_STOLEN says how many. */
+static void give_work(cray__cluster *c, int thief) {
+  cray__task *tasks[STEAL_BATCH];
+  int n = c->rt && c->sched ? cray__sched_give(c->sched, tasks, STEAL_BATCH, may_move) : 0;
+  for (int i = 0; i < n; i++) {
+    intent *in = intent_new(c, I_SUBMIT);
+    in->task = tasks[i];
+    in->rank = thief;
+    tasks[i]->exec = intent_new(c, I_SHIP);
+    /* relaxed: a count, read as a hint */
+    atomic_fetch_add_explicit(&c->inflight, 1, memory_order_relaxed);
+    shadow_add(c, in);
+  }
+  put_u8(&c->scratch, M_STOLEN);
+  put_u32(&c->scratch, (uint32_t)n);
+  send_ctrl(c, thief);
+}
+
+/* A rank whose workers all sleep asks the others for work, one at a time in turn, and
+ * waits longer after each request that brought nothing. */
+static void maybe_steal(cray__cluster *c) {
+  if (!c->sched || !c->rt || c->size < 2 || c->stealing || !cray__sched_idle(c->sched)) return;
+  double now = cray__now();
+  if (now < c->next_steal) return;
+  c->victim = (c->victim + 1) % c->size;
+  if (c->victim == c->rank) c->victim = (c->victim + 1) % c->size;
+  put_u8(&c->scratch, M_STEAL);
+  send_ctrl(c, c->victim);
+  c->stealing = 1;
+}
+
+static void stolen(cray__cluster *c, uint32_t n) {
+  c->stealing = 0;
+  if (n) {
+    c->steal_wait = 0;
+    return;
+  }
+  c->steal_wait = c->steal_wait < STEAL_WAIT_MIN ? STEAL_WAIT_MIN : c->steal_wait * 2;
+  if (c->steal_wait > STEAL_WAIT_MAX) c->steal_wait = STEAL_WAIT_MAX;
+  c->next_steal = cray__now() + c->steal_wait;
+}
+
+/* ---- receiving ---- */
+
+typedef struct rd {
+  const uint8_t *p, *end;
+  int bad;
+} rd;
+
+static const uint8_t *get_bytes(rd *r, size_t n) {
+  if (r->bad || (size_t)(r->end - r->p) < n) {
+    r->bad = 1;
+    return NULL;
+  }
+  const uint8_t *p = r->p;
+  r->p += n;
+  return p;
+}
+static unsigned get_u8(rd *r) {
+  const uint8_t *p = get_bytes(r, 1);
+  return p ? *p : 0;
+}
+static uint32_t get_u32(rd *r) {
+  const uint8_t *p = get_bytes(r, 4);
+  return p ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3] : 0;
+}
+static uint64_t get_u64(rd *r) {
+  uint64_t hi = get_u32(r);
+  return hi << 32 | get_u32(r);
+}
+static cray_id get_id(rd *r) {
+  const uint8_t *p = get_bytes(r, 16);
+  cray_id none = {0, 0};
+  return p ? cray__id_load(p) : none;
+}
+
+/* The entry for id here, with one reference for the caller: the one that exists, or a
+ * new pending one (flagged remote and counted live when another rank owns it). *made
+ * says which. */
+static cray__entry *local_entry(cray__cluster *c, const cray_id *id, int *made) {
+  for (int tries = 0;; tries++) {
+    cray__entry *e = cray__store_lookup(c->store, id);
+    if ((*made = !e && (e = cray__store_insert(c->store, *id, NULL))) &&
+        cray__id_owner(id) != c->rank) {
+      e->remote = 1;
+      weight_of(c, id)->live++;
+    }
+    if (e) return e;
+    /* Its last reference is going: the old entry leaves the map in a moment. */
+    if (tries == 100000) fatal(c, "out of memory for an object");
+    sched_yield();
+  }
+}
+
+/* The entry for id here, with one reference for the caller: the local one, or a new
+ * pending proxy whose value is asked of its owner at once. */
+static cray__entry *proxy(cray__cluster *c, const cray_id *id) {
+  int made;
+  cray__entry *e = local_entry(c, id, &made);
+  if (!made) return e;
+  int owner = cray__id_owner(id);
+  if (owner == c->rank || owner >= c->size) {
+    char hex[33];
+    cray_id_format(id, hex);
+    cray__blob *b = cray__error_blob("object_lost", NULL, NULL,
+                                     "object %s is lost: rank %d, its owner, no longer has it",
+                                     hex, owner);
+    if (!b) fatal(c, "out of memory for an error");
+    cray__store_resolve(c->store, e, b, 1);
+    return e;
+  }
+  /* The scratch buffer may hold a message being built: ask with a buffer of our own. */
+  cray__buf saved = c->scratch;
+  cray__buf_init(&c->scratch);
+  put_u8(&c->scratch, M_FETCH);
+  put_id(&c->scratch, id);
+  send_ctrl(c, owner);
+  cray__buf_free(&c->scratch);
+  c->scratch = saved;
+  /* relaxed: a count, read as a hint */
+  atomic_fetch_add_explicit(&c->inflight, 1, memory_order_relaxed);
+  return e;
+}
+
+/* Reads a value written by put_blob into *out (NULL when none), from source. Returns 1
+ * when its bytes come later as chunks, 0 when it is complete. */
+static int read_blob(cray__cluster *c, int source, rd *r, cray__blob **out) {
+  *out = NULL;
+  if (!get_u8(r)) return 0;
+  uint32_t count = get_u32(r), flags = get_u32(r), nrefs = get_u32(r);
+  if (r->bad || nrefs > (size_t)(r->end - r->p) / 24) {
+    r->bad = 1;
+    return 0;
+  }
+  cray__entry **refs = nrefs ? cray__malloc(nrefs * sizeof *refs) : NULL;
+  if (nrefs && !refs) fatal(c, "out of memory for a value");
+  for (uint32_t i = 0; i < nrefs; i++) {
+    cray_id id = get_id(r);
+    uint64_t w = get_u64(r);
+    refs[i] = proxy(c, &id);
+    if (cray__id_owner(&id) == c->rank) weight_home(c, source, &id, w);
+    else weight_of(c, &id)->w += w;
+  }
+  uint64_t len = get_u64(r);
+  cray__blob *b = r->bad ? NULL
+                         : cray__blob_alloc(c->store, (size_t)len, count, refs, nrefs,
+                                            flags & CRAY__BLOB_TRUSTED);
+  for (uint32_t i = 0; i < nrefs; i++) cray__store_release(c->store, refs[i]);
+  cray__free(refs);
+  if (r->bad) return 0;
+  if (!b) fatal(c, "out of memory for a value");
+  *out = b;
+  if (len > INLINE_MAX) return 1;
+  const uint8_t *p = get_bytes(r, (size_t)len);
+  if (p) memcpy(b->data, p, (size_t)len);
+  return 0;
+}
+
+/* A served task's return: its value goes to the task's owner once it resolves. */
+static void serve_task(cray__cluster *c, cray__task *t) {
+  int owner = cray__id_owner(&t->id);
+  for (uint32_t i = 0; i < t->nreturns; i++) {
+    cray__store_retain(t->returns[i]);
+    watch(c, t->returns[i], M_RESULT, owner);
+  }
+  if (!c->sched) {
+    cray__blob *err = cray__error_blob("task_error", t->name, NULL,
+                                       "rank %d cannot run tasks: it has no scheduler", c->rank);
+    if (!err) fatal(c, "out of memory for an error");
+    cray__task_fail(c->store, t, err);
+    cray__task_release(c->store, t);
+    return;
+  }
+  cray__sched_submit(c->sched, t);
+}
+
+
+/* Keeps fn, another rank's function, for the next tasks that run it here: their messages
+ * then find its value at once instead of asking its owner again. The oldest of FN_CACHE
+ * goes. Its bytes never change, so a copy kept after its owner freed it is still right. */
+static void cache_fn(cray__cluster *c, cray__entry *fn) {
+  if (cray__id_owner(&fn->id) == c->rank) return;
+  for (unsigned i = 0; i < FN_CACHE; i++)
+    if (c->fns[i] == fn) return;
+  cray__entry **slot = &c->fns[c->fn_next++ % FN_CACHE];
+  if (*slot) cray__store_release(c->store, *slot);
+  cray__store_retain(fn);
+  *slot = fn;
+}
+
+/* Builds the task of an M_TASK message (after its kind byte); sets *more when its
+ * arguments' bytes come later. NULL when the message is malformed. */
+static cray__task *read_task(cray__cluster *c, int source, rd *r, int *more) {
+  cray_id id = get_id(r);
+  uint32_t nreturns = get_u32(r);
+  unsigned all_values = get_u8(r);
+  uint32_t max_retries = get_u32(r);
+  unsigned retry_exceptions = get_u8(r);
+  unsigned placed = get_u8(r);
+  uint32_t namelen = get_u32(r);
+  const uint8_t *name = namelen == UINT32_MAX ? NULL : get_bytes(r, namelen);
+  cray_id fn_id = get_id(r);
+  uint32_t ndeps = get_u32(r);
+  if (r->bad || ndeps > (size_t)(r->end - r->p) / 20 || nreturns > CRAY__ID_MAX_INDEX) return NULL;
+  char *cname = NULL;
+  if (name) {
+    if (!(cname = cray__malloc((size_t)namelen + 1))) fatal(c, "out of memory for a task");
+    memcpy(cname, name, namelen);
+    cname[namelen] = 0;
+  }
+  cray__entry *fn = proxy(c, &fn_id);
+  cache_fn(c, fn);
+  uint32_t fn_dep = cray__entry_state(fn) != CRAY__READY;
+  cray__task *t = cray__task_new(nreturns, ndeps + fn_dep, 0, cname);
+  cray__free(cname);
+  if (!t) fatal(c, "out of memory for a task");
+  t->id = id;
+  t->fn = fn;
+  t->all_values = (int)all_values;
+  t->max_retries = (int)max_retries;
+  t->retry_exceptions = (int)retry_exceptions;
+  t->placed = (int)placed;
+  if (fn_dep) {
+    cray__store_retain(fn);
+    t->deps[0] = fn;
+    t->dep_arg[0] = CRAY__DEP_FUNCTION;
+  }
+  for (uint32_t j = 0; j < ndeps; j++) {
+    cray_id dep = get_id(r);
+    t->deps[fn_dep + j] = proxy(c, &dep);
+    t->dep_arg[fn_dep + j] = get_u32(r);
+  }
+  for (uint32_t i = 0; i < nreturns; i++) {
+    int made;
+    cray_id ret = cray__id_with_index(id, i + 1);
+    t->returns[i] = local_entry(c, &ret, &made);
+  }
+  *more = read_blob(c, source, r, &t->args);
+  if (t->args) cray__store_count_bytes(c->store, &t->id, (int64_t)t->args->len);
+  if (r->bad) {
+    cray__task_release(c->store, t);
+    return NULL;
+  }
+  return t;
+}
+
+/* A message whose value is complete. */
+static void deliver(cray__cluster *c, pmsg *m) {
+  if (m->kind == M_TASK) {
+    serve_task(c, m->task);
+    return;
+  }
+  cray__blob *b = m->blob;
+  if (m->state == OBJ_LOST) {
+    char hex[33];
+    cray_id_format(&m->id, hex);
+    b = cray__error_blob("object_lost", NULL, NULL,
+                         "object %s is lost: rank %d, its owner, no longer has it", hex,
+                         cray__id_owner(&m->id));
+    if (!b) fatal(c, "out of memory for an error");
+  }
+  cray__entry *e = cray__store_lookup(c->store, &m->id);
+  if (e && cray__entry_state(e) == CRAY__PENDING &&
+      cray__store_resolve(c->store, e, b, m->state != OBJ_READY) == 0)
+    b = NULL;
+  if (b) cray__blob_release(c->store, b);
+  if (e) cray__store_release(c->store, e);
+  if (m->kind == M_OBJECT) {
+    /* relaxed: a count, read as a hint */
+    atomic_fetch_sub_explicit(&c->inflight, 1, memory_order_relaxed);
+    return;
+  }
+  cray_id task_id = cray__id_with_index(m->id, 0);
+  shadow **slot = shadow_slot(c, &task_id);
+  if (*slot && --(*slot)->left == 0) shadow_done(c, slot);
+}
+
+static void handle_ctrl(cray__cluster *c, int source, const uint8_t *buf, size_t len) {
+  rd r = {buf, buf + len, 0};
+  pmsg m = {NULL, (int)get_u8(&r), 0, {0, 0}, NULL, NULL, 0};
+  if (m.kind == M_RETURN) {
+    uint32_t n = get_u32(&r);
+    if (r.bad || n > (size_t)(r.end - r.p) / 24) protocol_error(c, source, "return");
+    for (uint32_t i = 0; i < n && c->rt; i++) {
+      cray_id id = get_id(&r);
+      weight_home(c, source, &id, get_u64(&r));
+    }
+    return;
+  }
+  if (m.kind == M_CANCEL) {
+    cray_id id = get_id(&r);
+    if (r.bad) protocol_error(c, source, "cancel");
+    if (c->rt) cancel_task(c, &id);
+    return;
+  }
+  if (m.kind == M_STEAL) {
+    give_work(c, source);
+    return;
+  }
+  if (m.kind == M_STOLEN) {
+    uint32_t n = get_u32(&r);
+    if (r.bad) protocol_error(c, source, "stolen");
+    stolen(c, n);
+    return;
+  }
+  if (m.kind == M_EXIT || m.kind == M_ACK) {
+    uint32_t status = m.kind == M_EXIT ? get_u32(&r) : 0;
+    pthread_mutex_lock(&c->mu);
+    if (m.kind == M_EXIT) c->exit_seen = 1, c->exit_status = (int)status;
+    else c->acks++;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return;
+  }
+  if (m.kind == M_TASK && c->rt) {
+    int more = 0;
+    if (!(m.task = read_task(c, source, &r, &more))) protocol_error(c, source, "task");
+    m.blob = m.task->args;
+    if (!more) {
+      deliver(c, &m);
+      return;
+    }
+  } else if (m.kind == M_TASK) {
+    return; /* this rank's runtime has closed: the job is ending */
+  } else if (m.kind == M_FETCH) {
+    m.id = get_id(&r);
+    if (r.bad) protocol_error(c, source, "fetch");
+    cray__entry *e = c->rt ? cray__store_lookup(c->store, &m.id) : NULL;
+    if (!e) send_lost(c, source, &m.id);
+    else if (cray__entry_state(e) == CRAY__PENDING) watch(c, e, M_OBJECT, source);
+    else send_entry(c, source, M_OBJECT, e), cray__store_release(c->store, e);
+    return;
+  } else if (m.kind == M_RESULT || m.kind == M_OBJECT) {
+    m.id = get_id(&r);
+    m.state = (int)get_u8(&r);
+    if (!c->rt) return;
+    int more = read_blob(c, source, &r, &m.blob);
+    if (r.bad || m.state > OBJ_LOST || (m.state != OBJ_LOST && !m.blob))
+      protocol_error(c, source, "value");
+    if (!more) {
+      deliver(c, &m);
+      return;
+    }
+  } else {
+    protocol_error(c, source, "unknown kind");
+  }
+  pmsg *q = cray__malloc(sizeof *q);
+  if (!q) fatal(c, "out of memory for a value");
+  *q = m;
+  if (c->in_tail[source]) c->in_tail[source]->next = q;
+  else c->in_head[source] = q;
+  c->in_tail[source] = q;
+}
+
+/* A chunk of the oldest value still arriving from source. */
+static void handle_data(cray__cluster *c, int source, size_t len) {
+  pmsg *m = c->in_head[source];
+  if (!m) { /* its runtime has closed: the bytes have nowhere to go */
+    uint8_t *tmp = cray__malloc(len ? len : 1);
+    if (!tmp || c->tp->recv(source, TAG_DATA, tmp, len) != 0) fatal(c, "receive");
+    cray__free(tmp);
+    return;
+  }
+  if (len > m->blob->len - m->off) protocol_error(c, source, "chunk past its value");
+  if (c->tp->recv(source, TAG_DATA, m->blob->data + m->off, len) != 0) fatal(c, "receive");
+  m->off += len;
+  if (m->off < m->blob->len) return;
+  if (!(c->in_head[source] = m->next)) c->in_tail[source] = NULL;
+  deliver(c, m);
+  cray__free(m);
+}
+
+static int receive(cray__cluster *c) {
+  int did = 0;
+  for (int k = 0; k < 64; k++) {
+    int source, tag;
+    size_t len;
+    int got = c->tp->probe(-1, -1, &source, &tag, &len);
+    if (got < 0) fatal(c, "receive");
+    if (!got) break;
+    did = 1;
+    if (source < 0 || source >= c->size) protocol_error(c, source, "unknown rank");
+    if (tag == TAG_DATA) {
+      handle_data(c, source, len);
+      continue;
+    }
+    c->recvbuf.len = 0;
+    uint8_t *buf = cray__buf_reserve(&c->recvbuf, len ? len : 1);
+    if (!buf) fatal(c, "out of memory for a message");
+    if (c->tp->recv(source, tag, buf, len) != 0) fatal(c, "receive");
+    handle_ctrl(c, source, buf, len);
+  }
+  return did;
+}
+
+/* ---- the communication thread ---- */
+
+static void signal_done(cray__cluster *c, int *flag) {
+  pthread_mutex_lock(&c->mu);
+  *flag = 1;
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+}
+
+/* Waits for every send to complete (their receivers keep receiving until the job ends). */
+static void drain_sends(cray__cluster *c) {
+  while (c->nsends || post_chunks(c)) {
+    test_sends(c);
+    receive(c);
+    sched_yield();
+  }
+}
+
+static void handle_intent(cray__cluster *c, intent *in);
+
+/* The runtime closes: nothing here may touch its store afterwards. */
+static void detach_now(cray__cluster *c) {
+  c->rt = NULL;
+  for (intent *w = c->watches; w; w = w->wnext) cray__store_unsubscribe(c->store, w->entry, &w->node);
+  for (int i = 0; i < SHADOW_BUCKETS; i++)
+    for (shadow *sh = c->shadows[i]; sh; sh = sh->next)
+      for (uint32_t d = 0; d < sh->task->ndeps; d++)
+        cray__store_unsubscribe(c->store, sh->task->deps[d], &sh->task->dep_nodes[d]);
+  /* What fired before is in the queue now; nothing more will be pushed for them. */
+  intent *in;
+  while ((in = pop(c))) handle_intent(c, in);
+  while (c->watches) unwatch(c, c->watches);
+  for (int i = 0; i < SHADOW_BUCKETS; i++) {
+    while (c->shadows[i]) {
+      if (c->shadows[i]->task->exec) cray__free(c->shadows[i]->task->exec);
+      c->shadows[i]->task->exec = NULL;
+      shadow_done(c, &c->shadows[i]);
+    }
+  }
+  drain_sends(c);
+  for (int s = 0; s < c->size; s++) {
+    while (c->in_head[s]) {
+      pmsg *m = c->in_head[s];
+      c->in_head[s] = m->next;
+      if (m->task) cray__task_release(c->store, m->task);
+      else cray__blob_release(c->store, m->blob);
+      cray__free(m);
+    }
+    c->in_tail[s] = NULL;
+  }
+  for (unsigned i = 0; i < FN_CACHE; i++) {
+    if (c->fns[i]) cray__store_release(c->store, c->fns[i]);
+    c->fns[i] = NULL;
+  }
+  for (int i = 0; i < WEIGHT_BUCKETS; i++)
+    while (c->weights[i]) weight_drop(c, &c->weights[i]);
+  c->store = NULL;
+  c->sched = NULL;
+}
+
+static void handle_intent(cray__cluster *c, intent *in) {
+  switch (in->kind) {
+    case I_SUBMIT:
+      if (c->rt) {
+        shadow_add(c, in);
+        return;
+      }
+      break;
+    case I_SHIP:
+      ship(c, in);
+      return;
+    case I_SEND:
+      if (c->rt) send_entry(c, in->rank, in->msg, in->entry);
+      unwatch(c, in);
+      return;
+    case I_ATTACH:
+      c->rt = in->ptr;
+      c->store = c->rt->store;
+      break;
+    case I_READY: {
+      c->sched = in->ptr;
+      /* Its runtime is attached (that intent came first): once every rank is here, none
+       * is sent work it cannot take. */
+      if (c->tp->barrier() != 0) fatal(c, "barrier");
+      signal_done(c, &c->ready_done);
+      break;
+    }
+    case I_DETACH:
+      detach_now(c);
+      signal_done(c, &c->detach_done);
+      break;
+    case I_EXIT:
+      for (int r = 1; r < c->size; r++) {
+        put_u8(&c->scratch, M_EXIT);
+        put_u32(&c->scratch, (uint32_t)in->status);
+        send_ctrl(c, r);
+      }
+      break;
+    case I_ACK:
+      put_u8(&c->scratch, M_ACK);
+      send_ctrl(c, 0);
+      break;
+    case I_STOP:
+      c->stop = 1;
+      break;
+    case I_GONE:
+      if (c->rt) gone(c, &in->id);
+      break;
+    case I_CANCEL:
+      if (c->rt) cancel_task(c, &in->id);
+      break;
+  }
+  cray__free(in);
+}
+
+/* Nothing to do this round: spin a little, then sleep until woken or IDLE_MAX passes. */
+static void idle(cray__cluster *c, unsigned rounds) {
+  if (rounds < IDLE_SPINS) {
+    sched_yield();
+    return;
+  }
+  unsigned k = rounds - IDLE_SPINS < 6 ? rounds - IDLE_SPINS : 6;
+  double wait = 20e-6 * (double)(1u << k);
+  if (wait > IDLE_MAX) wait = IDLE_MAX;
+  /* seq_cst: pairs with the pusher's load of `sleeping` after its push */
+  atomic_store_explicit(&c->sleeping, 1, memory_order_seq_cst);
+  if (queue_empty(c)) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long ns = ts.tv_nsec + (long)(wait * 1e9);
+    ts.tv_sec += ns / 1000000000;
+    ts.tv_nsec = ns % 1000000000;
+    while (sem_timedwait(&c->sem, &ts) != 0 && errno == EINTR) continue;
+  }
+  /* relaxed: a stale 1 costs a pusher one needless post */
+  atomic_store_explicit(&c->sleeping, 0, memory_order_relaxed);
+}
+
+static int setup(cray__cluster *c) {
+  if (c->tp->init(&c->rank, &c->size, c->err, sizeof c->err) != 0) return -1;
+  uint64_t nonce = 0;
+  if (c->rank == 0 && getrandom(&nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce)
+    nonce = (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ull;
+  if (c->tp->bcast(&nonce, sizeof nonce, 0) != 0) {
+    snprintf(c->err, sizeof c->err, "%s", c->tp->error());
+    return -1;
+  }
+  c->nonce = nonce & ((UINT64_C(1) << (64 - CRAY__ID_RANK_BITS)) - 1);
+  size_t n = (size_t)c->size;
+  c->out_head = cray__calloc(n, sizeof *c->out_head);
+  c->out_tail = cray__calloc(n, sizeof *c->out_tail);
+  c->chunks_out = cray__calloc(n, sizeof *c->chunks_out);
+  c->in_head = cray__calloc(n, sizeof *c->in_head);
+  c->in_tail = cray__calloc(n, sizeof *c->in_tail);
+  c->returns = cray__calloc(n, sizeof *c->returns);
+  c->nreturns = cray__calloc(n, sizeof *c->nreturns);
+  if (!c->out_head || !c->out_tail || !c->chunks_out || !c->in_head || !c->in_tail ||
+      !c->returns || !c->nreturns) {
+    snprintf(c->err, sizeof c->err, "out of memory");
+    return -1;
+  }
+  return 0;
+}
+
+static void *comm_main(void *arg) {
+  cray__cluster *c = arg;
+  int rc = setup(c);
+  pthread_mutex_lock(&c->mu);
+  c->started = 1;
+  c->start_rc = rc;
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+  if (rc) return NULL;
+  unsigned rounds = 0;
+  while (!c->stop) {
+    int did = 0;
+    intent *in;
+    for (int k = 0; k < 256 && !c->stop && (in = pop(c)); k++) {
+      handle_intent(c, in);
+      did = 1;
+    }
+    flush_returns(c);
+    did |= test_sends(c);
+    did |= post_chunks(c);
+    did |= receive(c);
+    maybe_steal(c);
+    if (did) rounds = 0;
+    else idle(c, rounds++);
+  }
+  drain_sends(c);
+  c->tp->finalize();
+  cray__thread_done();
+  return NULL;
+}
+
+/* ---- the other threads' side ---- */
+
+static void wait_flag(cray__cluster *c, int *flag) {
+  pthread_mutex_lock(&c->mu);
+  while (!*flag) pthread_cond_wait(&c->cv, &c->mu);
+  *flag = 0;
+  pthread_mutex_unlock(&c->mu);
+}
+
+static void free_cluster(cray__cluster *c) {
+  cray__free(c->out_head);
+  cray__free(c->out_tail);
+  cray__free(c->chunks_out);
+  cray__free(c->in_head);
+  cray__free(c->in_tail);
+  cray__free(c->sends);
+  for (int r = 0; c->returns && r < c->size; r++) cray__buf_free(&c->returns[r]);
+  cray__free(c->returns);
+  cray__free(c->nreturns);
+  cray__buf_free(&c->scratch);
+  cray__buf_free(&c->recvbuf);
+  sem_destroy(&c->sem);
+  pthread_mutex_destroy(&c->mu);
+  pthread_cond_destroy(&c->cv);
+  cray__free(c);
+}
+
+int cray__cluster_start(cray__cluster **out, const cray_transport *tp, char *err, size_t errlen) {
+  if (tp->version != CRAY_TRANSPORT_VERSION) {
+    snprintf(err, errlen, "the transport is version %d, this runtime wants %d", tp->version,
+             CRAY_TRANSPORT_VERSION);
+    return -1;
+  }
+  cray__cluster *c = cray__calloc(1, sizeof *c);
+  if (!c) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  c->tp = tp;
+  atomic_init(&c->head, &c->stub);
+  c->tail = &c->stub;
+  atomic_init(&c->stub.next, NULL);
+  sem_init(&c->sem, 0, 0);
+  pthread_mutex_init(&c->mu, NULL);
+  pthread_cond_init(&c->cv, NULL);
+  cray__buf_init(&c->scratch);
+  cray__buf_init(&c->recvbuf);
+  if (pthread_create(&c->thread, NULL, comm_main, c) != 0) {
+    snprintf(err, errlen, "cannot start the communication thread");
+    free_cluster(c);
+    return -1;
+  }
+  pthread_mutex_lock(&c->mu);
+  while (!c->started) pthread_cond_wait(&c->cv, &c->mu);
+  pthread_mutex_unlock(&c->mu);
+  if (c->start_rc) {
+    snprintf(err, errlen, "%s", c->err);
+    pthread_join(c->thread, NULL);
+    free_cluster(c);
+    return -1;
+  }
+  process_cluster = c;
+  *out = c;
+  return 0;
+}
+
+void cray__cluster_attach(cray__cluster *c, cray_runtime *rt) {
+  cray__store_on_remote_gone(rt->store, remote_gone, c);
+  intent *in = intent_new(c, I_ATTACH);
+  in->ptr = rt;
+  pthread_mutex_lock(&c->mu);
+  c->attached = 1;
+  push(c, in);
+  pthread_mutex_unlock(&c->mu);
+}
+
+void cray__cluster_ready(cray__cluster *c, cray__sched *s) {
+  intent *in = intent_new(c, I_READY);
+  in->ptr = s;
+  push(c, in);
+  wait_flag(c, &c->ready_done);
+}
+
+void cray__cluster_detach(cray__cluster *c) {
+  intent *in = intent_new(c, I_DETACH);
+  pthread_mutex_lock(&c->mu);
+  c->attached = 0;
+  push(c, in);
+  pthread_mutex_unlock(&c->mu);
+  wait_flag(c, &c->detach_done);
+}
+
+int cray__cluster_serve(cray__cluster *c) {
+  pthread_mutex_lock(&c->mu);
+  while (!c->exit_seen) pthread_cond_wait(&c->cv, &c->mu);
+  int status = c->exit_status;
+  pthread_mutex_unlock(&c->mu);
+  return status;
+}
+
+void cray__cluster_end(cray__cluster *c, int status) {
+  if (c->rank == 0) {
+    intent *in = intent_new(c, I_EXIT);
+    in->status = status;
+    push(c, in);
+    pthread_mutex_lock(&c->mu);
+    while (c->acks < c->size - 1) pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+  } else {
+    push(c, intent_new(c, I_ACK));
+  }
+  push(c, intent_new(c, I_STOP));
+  pthread_join(c->thread, NULL);
+  process_cluster = NULL;
+  free_cluster(c);
+}

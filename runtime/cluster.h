@@ -1,0 +1,75 @@
+/*
+ * cluster.h: one runtime per rank, joined into one job by a transport (DESIGN.md §9).
+ *
+ * A cluster is process-wide: crayrun starts it, with the transport it loaded, before the
+ * runtime opens; cray_open attaches the runtime to it and cray_close detaches it. Rank 0
+ * runs the script; the other ranks serve (cray__cluster_serve) until rank 0 ends the job
+ * (cray__cluster_end), and every rank exits with rank 0's status.
+ *
+ * What crosses ranks carries ids, never pointers: an id's high half names the job and
+ * the rank that made it (cray__id_owner), so any rank knows whom to ask about any ref.
+ * A task sent to another rank (cray__cluster_submit) stays on its submitter as a shadow
+ * holding its function, arguments and returns; the rank that runs it sends each return's
+ * value back to the submitter, which owns them. A ref to another rank's object that
+ * arrives inside a value, or as an argument, becomes a local pending entry (a proxy) and
+ * its value is pulled from the owner at once.
+ *
+ * Threads: one communication thread owns the transport. Other threads hand it work
+ * through a lock-free queue (cluster.c) and wake it when it sleeps; store wake-ups that
+ * concern another rank only push to that queue.
+ */
+#ifndef CRAY_CLUSTER_H
+#define CRAY_CLUSTER_H
+
+#include <stdint.h>
+
+#include "cray.h"
+#include "task.h"
+#include "transport.h"
+
+typedef struct cray__cluster cray__cluster;
+struct cray__sched;
+
+/* Starts the communication thread, which joins the job through tp. 0, or -1 with the
+ * reason in err. The cluster becomes the process's (cray__cluster_process). */
+int cray__cluster_start(cray__cluster **out, const cray_transport *tp, char *err, size_t errlen);
+/* The process's cluster, or NULL when it runs alone. */
+cray__cluster *cray__cluster_process(void);
+
+int cray__cluster_rank(const cray__cluster *c);
+int cray__cluster_size(const cray__cluster *c);
+/* The high half of the ids made on this rank: the job's nonce and the rank. */
+uint64_t cray__cluster_id_hi(const cray__cluster *c);
+
+/* cray_open and cray_close: the runtime whose store and scheduler serve other ranks. */
+void cray__cluster_attach(cray__cluster *c, cray_runtime *rt);
+void cray__cluster_detach(cray__cluster *c);
+
+/* Tasks from other ranks run on s from now on. Returns once every rank is this far, so
+ * no rank sends work to one that cannot take it yet. */
+void cray__cluster_ready(cray__cluster *c, struct cray__sched *s);
+
+/* Takes over the caller's reference to t (built, not submitted; its return entries are
+ * pending and t holds them, in store s) and runs it on rank `node`, once its arguments are
+ * ready. */
+void cray__cluster_submit(cray__cluster *c, cray__store *s, cray__task *t, int node);
+
+/* cray.cancel of e under a cluster: when e is a pending return of a task this rank
+ * submitted, asks the communication thread to cancel it wherever it runs (a task sent to
+ * another rank fails there as it would here) and returns 1; else returns 0. */
+int cray__cluster_cancel(cray__cluster *c, cray__entry *e);
+
+/* Work in flight to or from other ranks: tasks sent and not answered, values asked for
+ * and not come. The deadlock check treats a driver as waiting on progress while it is
+ * above zero. */
+uint64_t cray__cluster_inflight(const cray__cluster *c);
+
+/* On ranks other than 0: blocks until rank 0 ends the job and returns its status. */
+int cray__cluster_serve(cray__cluster *c);
+
+/* After the runtime closed: on rank 0, tells every rank to exit with status and waits
+ * until they have closed theirs; elsewhere, tells rank 0 this rank is done. Then leaves
+ * the job and frees c. */
+void cray__cluster_end(cray__cluster *c, int status);
+
+#endif

@@ -1,0 +1,365 @@
+-- The multi-process runtime (docs/cluster.md): crayrun under mpirun, three ranks with one
+-- worker each. Every case starts a whole job, so each job checks several promises at once
+-- and its output is read line by line (print(key, value)). Skipped, saying so, where mpirun is
+-- absent.
+local support = require "spec.support"
+
+local have_mpirun = os.execute("command -v mpirun >/dev/null 2>&1") == 0
+if not have_mpirun then io.stderr:write("cluster_spec: mpirun is absent: the multi-rank specs are skipped\n") end
+
+
+-- Runs body under `mpirun -n 3 crayrun -w 1`; returns status, stdout, stderr.
+local function job(body)
+  local path = support.script('io.stdout:setvbuf("line")\n' .. body)
+  local cmd = ("timeout 120 mpirun --allow-run-as-root --oversubscribe -n 3 %s/crayrun -w 1 %s")
+                :format(support.build, path)
+  -- Under AddressSanitizer, leak checking is off for these jobs: MPI's plugins keep
+  -- memory until exit and are unloaded by then, so their leaks cannot be told from ours.
+  local status, out, err = support.run(cmd, "", {
+    ASAN_OPTIONS = "detect_leaks=0", OMPI_MCA_btl = "self,vader",
+    OMPI_MCA_plm_rsh_agent = "false"})
+  os.remove(path)
+  return status, out, err
+end
+
+-- The "key<TAB>value" lines of out, as a table.
+local function lines(out)
+  local t = {}
+  for k, v in out:gmatch("([%w_]+)\t([^\n]*)\n") do t[k] = v end
+  return t
+end
+
+local describe_mpi = have_mpirun and describe or pending
+
+describe_mpi("a job on three ranks", function()
+  local status, out, err, got
+
+  setup(function()
+    local big = support.san == "" and 100 * 1024 * 1024 or 16 * 1024 * 1024
+    status, out, err = job(([[
+      local BIG = %d
+      local where = cray.remote(function(x) return os.getenv("OMPI_COMM_WORLD_RANK"), x end)
+      for k = 0, 2 do
+        local rank, x = cray.get(where.options{node = k}.remote(k * 10))
+        print("rank_of_" .. k, rank .. "," .. x)
+      end
+      local r1, x1 = cray.get(where.remote(1))
+      print("unplaced", r1 .. "," .. x1)
+
+      -- values of every size both ways: put here, read there; made there, read here
+      local size_of = cray.remote(function(s) return #s, s:sub(1, 1) .. s:sub(-1) end)
+      local make = cray.remote(function(n) return string.rep("y", n - 1) .. "z" end)
+      for _, n in ipairs{1, 1000, 70000, 5 * 1024 * 1024 + 3, BIG} do
+        local s = string.rep("x", n - 1) .. "e"
+        local len, ends = cray.get(size_of.options{node = 1}.remote(cray.put(s)))
+        local back = cray.get(make.options{node = 2}.remote(n))
+        print("size_" .. n, len .. "," .. ends .. "," .. #back .. "," .. back:sub(-1))
+      end
+
+      -- refs nested in values, both ways, and a ref made on one rank read on another
+      local x = cray.put({a = 1, b = "two"})
+      local nested = cray.remote(function(t) return cray.get(t.inner[1]).b end)
+      print("nested_in", cray.get(nested.options{node = 2}.remote({inner = {x}})))
+      local mk = cray.remote(function() return {cray.put("made on 1")} end)
+      local refs = cray.get(mk.options{node = 1}.remote())
+      print("nested_out", cray.get(refs[1]))
+      local pass = cray.remote(function(t) return cray.get(t[1]) .. " via 2" end)
+      print("third_rank", cray.get(pass.options{node = 2}.remote(refs)))
+
+      -- a task on one rank submits to another
+      local outer = cray.remote(function()
+        local inner = cray.remote(function(y) return y + 1, os.getenv("OMPI_COMM_WORLD_RANK") end)
+        local v, r = cray.get(inner.options{node = 2}.remote(41))
+        return v .. "@" .. r
+      end)
+      print("chained", cray.get(outer.options{node = 1}.remote()))
+
+      -- errors keep their kind, message, remote traceback and cause
+      local bad = cray.remote(function() error("boom far away") end)
+      local ok, e = pcall(cray.get, bad.options{node = 1, max_retries = 0}.remote())
+      print("error_kind", tostring(ok) .. "," .. e.kind)
+      print("error_message", e.message)
+      print("error_traceback", (e.traceback:gsub("\n", " ")))
+      local after = cray.remote(function(v) return v end)
+      local failed_dep = bad.options{node = 1, max_retries = 0}.remote()
+      local ok2, e2 = pcall(cray.get, after.options{node = 2}.remote(failed_dep))
+      print("cause", tostring(ok2) .. "," .. e2.kind .. "," .. e2.cause.message)
+
+      -- bad input
+      local ok3, e3 = pcall(function() return where.options{node = 3}.remote() end)
+      print("bad_node", tostring(ok3) .. "," .. e3.kind .. "," .. e3.message)
+      local ok4, e4 = pcall(function() return where.options{node = 1, resources = {CPU = 1}}.remote() end)
+      print("node_resources", tostring(ok4) .. "," .. e4.kind .. "," .. e4.message)
+
+      -- cancel across ranks: a task running on rank 1 stops at its next wait; a task for
+      -- rank 1 still waiting here for its argument fails at once
+      local long = cray.remote(function()
+        for _ = 1, 400 do cray.sleep(0.05) end
+        return "finished"
+      end)
+      local running = long.options{node = 1, max_retries = 0}.remote()
+      cray.sleep(0.2)
+      local told = cray.cancel(running)
+      local okc, ec = pcall(cray.get, running)
+      print("cancel_running", tostring(told) .. "," .. tostring(okc) .. "," .. ec.kind)
+      local gate = long.options{node = 2, max_retries = 0}.remote()
+      local after = cray.remote(function(x) return x end).options{node = 1}.remote(gate)
+      local told2 = cray.cancel(after)
+      local okd, ed = pcall(cray.get, after)
+      print("cancel_waiting", tostring(told2) .. "," .. tostring(okd) .. "," .. ed.kind)
+      cray.cancel(gate)
+
+      -- a driver waiting on another rank is not a deadlock
+      local slow = cray.remote(function() cray.sleep(0.3) return "late" end)
+      print("no_deadlock", cray.get(slow.options{node = 2}.remote()))
+    ]]):format(big))
+    got = lines(out)
+  end)
+
+  it("runs the script once, on rank 0, and every rank exits with status 0", function()
+    assert.are.equal(0, status, err)
+    local _, count = out:gsub("rank_of_0\t", "")
+    assert.are.equal(1, count)
+  end)
+
+  it("runs a task with options{node = k} on rank k and brings its results back", function()
+    assert.are.equal("0,0", got.rank_of_0)
+    assert.are.equal("1,10", got.rank_of_1)
+    assert.are.equal("2,20", got.rank_of_2)
+  end)
+
+  it("runs a task without a node on some rank, its submitter's or one that stole it", function()
+    assert.matches("^[012],1$", got.unplaced)
+  end)
+
+  it("moves values of 1 byte to 100 MB between ranks, both ways", function()
+    local big = support.san == "" and 100 * 1024 * 1024 or 16 * 1024 * 1024
+    for _, n in ipairs{1, 1000, 70000, 5 * 1024 * 1024 + 3, big} do
+      local ends = n == 1 and "ee" or "xe"
+      assert.are.equal(("%d,%s,%d,z"):format(n, ends, n), got["size_" .. n], "size " .. n)
+    end
+  end)
+
+  it("passes refs nested in values to another rank and back, and on to a third", function()
+    assert.are.equal("two", got.nested_in)
+    assert.are.equal("made on 1", got.nested_out)
+    assert.are.equal("made on 1 via 2", got.third_rank)
+  end)
+
+  it("lets a task on one rank place a task on another", function()
+    assert.are.equal("42@2", got.chained)
+  end)
+
+  it("raises a remote error with its kind, message and remote traceback", function()
+    assert.are.equal("false,task_error", got.error_kind)
+    assert.matches("boom far away", got.error_message)
+    assert.matches("in function 'error'", got.error_traceback)
+  end)
+
+  it("fails a task whose argument failed on another rank, with that error as the cause", function()
+    assert.matches("^false,task_error,.*boom far away", got.cause)
+  end)
+
+  it("refuses a node the job does not have, naming it and the nodes there are", function()
+    assert.matches("^false,invalid_argument,.*asks for node 3, but the job has nodes 0 to 2",
+                   got.bad_node)
+  end)
+
+  it("refuses resources on a task placed on another node, saying it is not supported", function()
+    assert.matches("^false,invalid_argument,.*asks for resources and node 1: resources on other "
+                   .. "nodes are not supported yet", got.node_resources)
+  end)
+
+  it("cancels a task running on another rank, and one waiting to be sent there", function()
+    assert.are.equal("true,false,cancelled", got.cancel_running)
+    assert.are.equal("true,false,cancelled", got.cancel_waiting)
+  end)
+
+  it("does not take a wait for another rank's result for a deadlock", function()
+    assert.are.equal("late", got.no_deadlock)
+  end)
+end)
+
+describe_mpi("work stealing across ranks", function()
+  local status, out, err, got
+
+  setup(function()
+    status, out, err = job([[
+      -- busy for a while: a task that yields would let rank 0 start them all at once
+      local where = cray.remote(function(i)
+        local t = os.clock()
+        while os.clock() - t < 0.02 do end
+        return i * i, os.getenv("OMPI_COMM_WORLD_RANK")
+      end)
+      local refs = {}
+      for i = 1, 60 do refs[i] = where.remote(i) end
+      local sum, ranks = 0, {}
+      for i = 1, 60 do
+        local v, r = cray.get(refs[i])
+        sum = sum + v
+        ranks[r] = true
+      end
+      print("sum", sum)
+      print("elsewhere", tostring(ranks["1"] or ranks["2"] or false))
+
+      local Counter = cray.actor{init = function(self) self.n = 0 end,
+                                 add = function(self, k) self.n = self.n + k return self.n end}
+      local c = Counter.remote()
+      local use = cray.remote(function(h, k)
+        cray.get(h.add.remote(k))
+        return os.getenv("OMPI_COMM_WORLD_RANK")
+      end)
+      local calls = {}
+      for k = 1, 20 do calls[k] = use.remote(c, k) end
+      local here = true
+      for k = 1, 20 do here = here and cray.get(calls[k]) == "0" end
+      print("actor_tasks_here", tostring(here))
+      print("actor_total", cray.get(c.add.remote(0)))
+    ]])
+    got = lines(out)
+  end)
+
+  it("runs tasks submitted on rank 0 on idle ranks too, with the same results", function()
+    assert.are.equal(0, status, err)
+    assert.are.equal(tostring(60 * 61 * 121 / 6), got.sum)
+    assert.are.equal("true", got.elsewhere)
+  end)
+
+  it("keeps a task that holds an actor handle on the actor's rank", function()
+    assert.are.equal("true", got.actor_tasks_here)
+    assert.are.equal("210", got.actor_total)
+  end)
+end)
+
+describe_mpi("freeing across ranks", function()
+  local status, out, err, got
+
+  setup(function()
+    status, out, err = job([[
+      -- a rank's object count, after a full collection of its (one) worker state
+      local count_on = cray.remote(function()
+        collectgarbage()
+        collectgarbage()
+        return cray.stats().store.objects
+      end)
+      local function objects(node) return cray.get(count_on.options{node = node}.remote()) end
+      local function here()
+        collectgarbage()
+        collectgarbage()
+        return cray.stats().store.objects
+      end
+      -- polls until the count is back where it was (or below: the base may have counted a
+      -- finished task's returns not yet let go), or gives up; frees cross ranks as messages
+      local function settle(count, want)
+        local n
+        for _ = 1, 200 do
+          n = count()
+          if n <= want then break end
+          cray.sleep(0.02)
+        end
+        return n
+      end
+      local mk = cray.remote(function(i) return {cray.put(("v"):rep(i))} end).options{node = 1}
+      local peek = cray.remote(function(t) return cray.get(t[1]) end).options{node = 1}
+      -- each runs once first: rank 1 keeps the functions of the tasks it ran lately, as
+      -- after any first use
+      local function warm()
+        cray.get(peek.remote({cray.put("warm")}))
+        cray.get(mk.remote(1))
+      end
+      warm()
+      -- the lowest of a few looks, so what the warm-up left in flight is not counted
+      local function lowest(count)
+        local n = count()
+        for _ = 1, 5 do
+          cray.sleep(0.05)
+          n = math.min(n, count())
+        end
+        return n
+      end
+      local base1 = lowest(function() here() return objects(1) end)
+      local base0 = lowest(here)
+      -- in a function, so no stack slot of the driver keeps its refs once it returns
+      local function exchange()
+        local boxes, sum = {}, 0
+        for i = 1, 20 do boxes[i] = cray.get(mk.remote(i)) end
+        for i = 1, 20 do sum = sum + #cray.get(boxes[i][1]) end
+        print("values", sum)
+        local x = cray.put("mine")
+        local seen = 0
+        for _ = 1, 10 do seen = seen + (cray.get(peek.remote({x})) == "mine" and 1 or 0) end
+        print("seen", seen)
+        print("held_while_used", tostring(objects(1) > base1))
+      end
+      exchange()
+      -- rank 0 collects too: its refs returning their weight is what frees rank 1's objects
+      print("back_on_1", settle(function() here() return objects(1) end, base1) - base1)
+      print("back_on_0", settle(here, base0) - base0)
+    ]])
+    got = lines(out)
+  end)
+
+  it("frees an object once no rank holds a ref to it: counts return where they were", function()
+    assert.are.equal(0, status, err)
+    assert.are.equal(tostring(20 * 21 / 2), got.values)
+    assert.are.equal("10", got.seen)
+    assert.are.equal("true", got.held_while_used)
+    assert.is_true(tonumber(got.back_on_1) <= 0, got.back_on_1)
+    assert.is_true(tonumber(got.back_on_0) <= 0, got.back_on_0)
+  end)
+end)
+
+describe_mpi("the end of a job", function()
+  it("gives every rank rank 0's status when the script fails", function()
+    local status, out, err = job([[
+      print("started")
+      error("the script fails")
+    ]])
+    assert.are.equal(1, status)
+    assert.are.equal("started\n", out)
+    assert.matches("the script fails", err)
+  end)
+
+  it("ends within seconds, naming the rank, when a rank dies", function()
+    local status, _, err = job([[
+      local die = cray.remote(function() os.exit(3) end)
+      cray.get(die.options{node = 1}.remote())
+      print("not reached")
+    ]])
+    assert.are_not.equal(0, status)
+    assert.are_not.equal(124, status) -- timeout's status: the job hung
+    assert.matches("%[%[%d+,%d+%],1%]", err) -- mpirun's name for rank 1
+  end)
+end)
+
+describe("crayrun without an MPI launcher", function()
+  it("does not load MPI", function()
+    local status, out, err = support.crayrun([[-e "for l in io.lines('/proc/self/maps') do if l:find('libmpi') then print(l) end end"]])
+    assert.are.equal(0, status, err)
+    assert.are.equal("", out)
+  end)
+
+  it("refuses options{node = k} for a node other than 0, naming the node", function()
+    local status, _, err = support.crayrun([[-e "cray.remote(function() end).options{node = 2}.remote()"]])
+    assert.are.equal(1, status)
+    assert.matches("asks for node 2, but this runtime is one process, node 0 only", err)
+  end)
+
+  it("runs options{node = 0} where it is", function()
+    local status, out, err = support.crayrun([[-e "print(cray.get(cray.remote(function() return 7 end).options{node = 0}.remote()))"]])
+    assert.are.equal(0, status, err)
+    assert.are.equal("7\n", out)
+  end)
+
+  it("refuses a --cluster mode it does not know", function()
+    local status, _, err = support.crayrun("--cluster tcp -e 'print(1)'")
+    assert.are.equal(2, status)
+    assert.matches("%-%-cluster wants mpi or none, not 'tcp'", err)
+  end)
+
+  it("refuses options{node} that is not a whole number of a node", function()
+    local status, _, err = support.crayrun([[-e "cray.remote(function() end).options{node = -1}"]])
+    assert.are.equal(1, status)
+    assert.matches("option 'node' must be a whole number from 0 to 65535", err)
+  end)
+end)
