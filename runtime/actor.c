@@ -52,8 +52,8 @@ static const char *const reason_text[] = {
         "its worker's Lua state ran out of memory (--worker-memory) and no restarts were left",
     [CRAY__DIED_SHUTDOWN] = "the runtime shut down",
     [CRAY__DIED_COLLECTED] = "no handle to it was left",
-    [CRAY__DIED_ERROR] = "a method raised an error (the cause) and no restarts were left "
-                         "(restart_on_error)",
+    [CRAY__DIED_ERROR] =
+        "a method raised an error (the cause) and no restarts were left (restart_on_error)",
 };
 
 static worker *home_of(cray__sched *s, const cray__actor *a) { return &s->workers[a->home]; }
