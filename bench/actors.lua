@@ -4,7 +4,6 @@
 --   build/crayrun bench/actors.lua       (from the repository's root; bench/run runs it)
 local bench = require "bench.lib"
 local cray = require "cray"
-local ffi = require "ffi"
 
 local Actor = cray.actor{
   small_value = function() return "ok" end,
@@ -114,22 +113,12 @@ end, {per_op = n_arg * n_cpu})
 -- Actors at scale: spawn N actors, call each once, get all (actors a second); then, with
 -- all N alive and idle, the resident memory the process has grown by since before the
 -- first of these runs, divided by N (bytes an actor, its handle in the driver included).
-pcall(ffi.cdef, "long sysconf(int name);")
-local PAGE = tonumber(ffi.C.sysconf(30)) -- _SC_PAGESIZE
-
--- Resident bytes of this process (/proc/self/statm counts pages).
-local function rss()
-  local f = assert(io.open("/proc/self/statm"))
-  local resident = f:read("*a"):match("^%d+ (%d+)")
-  f:close()
-  return tonumber(resident) * PAGE
-end
 
 local N = bench.quick and 1000 or 1000000
 local before
 bench.measure_all({{"actor_creation_per_second", "per_second"}, {"actor_bytes", "bytes"}},
                   function()
-  before = before or rss()
+  before = before or bench.rss()
   local handles, refs = {}, {}
   local t0 = bench.now()
   for i = 1, N do
@@ -143,5 +132,5 @@ bench.measure_all({{"actor_creation_per_second", "per_second"}, {"actor_bytes", 
   end
   refs, results = nil, nil
   collectgarbage()
-  return N / seconds, (rss() - before) / #handles
+  return N / seconds, (bench.rss() - before) / #handles
 end)

@@ -26,6 +26,7 @@
 -- measure_all(metrics, fn): measure for a workload that yields several figures at once:
 --   metrics is a list of {name, unit}, fn() returns one figure for each, in that order.
 --   Each wanted metric gets its line; fn does not run when the filter leaves out all.
+-- rss(): the resident bytes of this process.
 -- sink(n): the driver's mailbox for the actors of a workload (Erlang's `Main ! done`): an
 --   actor that exits after n one-way `done` calls. Returns its handle and wait(), which
 --   returns once the sink has exited, and raises when it cannot (a lost message: the
@@ -33,7 +34,9 @@
 --
 -- A full garbage collection precedes every timed call, off the clock, and another ends it,
 -- on the clock: a run pays for collecting the garbage it made (the ObjectRefs it dropped
--- release their objects then), and only that.
+-- release their objects then), and only that: a third collection, with nothing new to
+-- free, times what every collection costs for the heap that was there before the run, and
+-- that is taken off.
 --
 -- Environment (for bench/run, which passes it on, or for a script run by hand):
 --   CRAY_BENCH_QUICK=1   bench.quick is true: scripts pick tiny sizes, the warm-up and the
@@ -66,6 +69,17 @@ local CLOCK_MONOTONIC = 1
 function M.now()
   ffi.C.clock_gettime(CLOCK_MONOTONIC, ts)
   return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
+end
+
+pcall(ffi.cdef, "long sysconf(int name);")
+local PAGE = tonumber(ffi.C.sysconf(30)) -- _SC_PAGESIZE
+
+-- Resident bytes of this process (/proc/self/statm counts pages).
+function M.rss()
+  local f = assert(io.open("/proc/self/statm"))
+  local resident = f:read("*a"):match("^%d+ (%d+)")
+  f:close()
+  return tonumber(resident) * PAGE
 end
 
 -- The median of a list of numbers (the mean of the middle two for an even count).
@@ -103,13 +117,18 @@ local function report(name, unit, values, note)
   io.stdout:flush()
 end
 
--- Seconds run(n) takes, the collection of the garbage it made included.
+-- Seconds run(n) takes, the collection of the garbage it made included. A full collection
+-- also marks and sweeps what the heap held before the run (a benchmark's live set): that
+-- part, the time of a collection right after with no new garbage, is taken off.
 local function timed(run, n)
   collectgarbage()
+  collectgarbage() -- userdata finalized by the first are freed by the second
   local t0 = M.now()
   run(n)
   collectgarbage()
-  return M.now() - t0
+  local t1 = M.now()
+  collectgarbage()
+  return math.max(t1 - t0 - (M.now() - t1), 1e-9)
 end
 
 -- Warms run up, sizes n from the rate it reached, and times RUNS calls of run(n).
