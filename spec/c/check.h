@@ -1,12 +1,17 @@
 /*
  * check.h: the C tests' assertions. Each CHECK counts a pass or prints the failing
  * expression with its place; check_done() prints "N passed, M failed" and gives the exit
- * status.
+ * status. Also the runtime the tests open (check_open) and the Lua drivers they run on it
+ * (check_run).
  */
 #ifndef CRAY_CHECK_H
 #define CRAY_CHECK_H
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../runtime/cray.h"
 
 static int check_passed, check_failed;
 
@@ -38,6 +43,25 @@ static int check_passed, check_failed;
     printf("ok %s\n", #test); \
     test();                   \
   } while (0)
+
+/* A runtime with `workers` workers and an object store of `memory` bytes (checked to
+ * open); the test closes it with cray_close. */
+static inline cray_runtime *check_open(int workers, size_t memory) {
+  cray_options o;
+  cray_options_init(&o);
+  o.workers = workers;
+  o.memory = memory;
+  cray_runtime *rt = NULL;
+  CHECK_EQ(cray_open(&rt, &o), 0);
+  return rt;
+}
+
+/* Runs Lua code as a driver on rt; returns its error (the caller frees it), or NULL. */
+static inline char *check_run(cray_runtime *rt, const char *code) {
+  char *err = NULL;
+  if (cray_run_string(rt, code, "=driver", &err) == 0) return NULL;
+  return err ? err : strdup("(no message)");
+}
 
 static inline int check_done(void) {
   printf("%d passed, %d failed\n", check_passed, check_failed);

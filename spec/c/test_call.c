@@ -15,16 +15,6 @@
 
 #define FIX "spec.fixtures.capi."
 
-static cray_runtime *open_rt(int workers) {
-  cray_options o;
-  cray_options_init(&o);
-  o.workers = workers;
-  o.memory = 64 << 20;
-  cray_runtime *rt = NULL;
-  CHECK_EQ(cray_open(&rt, &o), 0);
-  return rt;
-}
-
 /* ---- MessagePack helpers ---- */
 
 typedef struct pack {
@@ -112,7 +102,7 @@ static int contains(const char *s, const char *what) { return s && strstr(s, wha
 /* ---- Lua functions ---- */
 
 static void test_call_lua_function(void) {
-  cray_runtime *rt = open_rt(2);
+  cray_runtime *rt = check_open(2, 64 << 20);
   CHECK_EQ(call_int(rt, FIX "add", 2, (long long[]){2, 3}), 5);
 
   /* every value the function returns, in one object */
@@ -159,7 +149,7 @@ static void test_call_lua_function(void) {
 }
 
 static void test_call_errors(void) {
-  cray_runtime *rt = open_rt(2);
+  cray_runtime *rt = check_open(2, 64 << 20);
   pack p;
   pack_init(&p);
   msgpack_pack_array(&p.pk, 1);
@@ -227,7 +217,7 @@ static void test_call_errors(void) {
 /* ---- actors ---- */
 
 static void test_actors(void) {
-  cray_runtime *rt = open_rt(2);
+  cray_runtime *rt = check_open(2, 64 << 20);
   pack p;
   pack_ints(&p, 1, (long long[]){10});
   cray_id a, r;
@@ -405,7 +395,7 @@ static void register_all(cray_runtime *rt) {
 }
 
 static void test_c_functions(void) {
-  cray_runtime *rt = open_rt(2);
+  cray_runtime *rt = check_open(2, 64 << 20);
   register_all(rt);
   CHECK_EQ(call_int(rt, "c.sum", 3, (long long[]){1, 2, 39}), 42);
 
@@ -485,7 +475,7 @@ static void test_c_functions(void) {
 /* A C function calls back into the runtime (cray_call, cray_get, cray_put) from inside its
  * task, nested many deep, on a single worker. */
 static void test_c_callbacks(void) {
-  cray_runtime *rt = open_rt(1);
+  cray_runtime *rt = check_open(1, 64 << 20);
   register_all(rt);
   CHECK_EQ(call_int(rt, "c.fib", 1, (long long[]){5}), 5);
   CHECK_EQ(call_int(rt, "c.fib", 1, (long long[]){12}), 144);
@@ -497,7 +487,7 @@ static void test_c_callbacks(void) {
 /* ---- bad input ---- */
 
 static void test_bad_input(void) {
-  cray_runtime *rt = open_rt(1);
+  cray_runtime *rt = check_open(1, 64 << 20);
   register_all(rt);
   static const uint8_t empty[] = {0x90}, one[] = {0x91, 0x01};
   cray_id r, id;
@@ -631,7 +621,7 @@ static void *caller(void *p) {
 }
 
 static void test_threads(void) {
-  cray_runtime *rt = open_rt(2);
+  cray_runtime *rt = check_open(2, 64 << 20);
   CHECK_EQ(cray_register(rt, "sum", c_sum, NULL), 0);
   cray_id actor, r;
   CHECK_EQ(cray_actor_create(rt, FIX "Counter", (const uint8_t[]){0x91, 0x00}, 2, &actor), 0);

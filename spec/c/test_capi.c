@@ -10,18 +10,8 @@
 #include "../../runtime/runtime.h"
 #include "check.h"
 
-static cray_runtime *open_rt(void) {
-  cray_options o;
-  cray_options_init(&o);
-  o.workers = 1;
-  o.memory = 1 << 20;
-  cray_runtime *rt = NULL;
-  CHECK_EQ(cray_open(&rt, &o), 0);
-  return rt;
-}
-
 static void test_put_get_release(void) {
-  cray_runtime *rt = open_rt();
+  cray_runtime *rt = check_open(1, 1 << 20);
   msgpack_sbuffer sb;
   msgpack_sbuffer_init(&sb);
   msgpack_packer pk;
@@ -69,7 +59,7 @@ static void test_put_get_release(void) {
 }
 
 static void test_refs_inside_blobs(void) {
-  cray_runtime *rt = open_rt();
+  cray_runtime *rt = check_open(1, 1 << 20);
   cray_id inner, outer;
   const uint8_t one[] = {0x01};
   CHECK_EQ(cray_put(rt, one, 1, &inner), 0);
@@ -102,7 +92,7 @@ static void test_refs_inside_blobs(void) {
 }
 
 static void test_bad_blobs(void) {
-  cray_runtime *rt = open_rt();
+  cray_runtime *rt = check_open(1, 1 << 20);
   cray_id id;
   const uint8_t two_values[] = {0x01, 0x02};
   const uint8_t truncated_str[] = {0xa5, 'a', 'b'};
@@ -127,7 +117,7 @@ static void test_bad_blobs(void) {
 }
 
 static void test_get_timeout_on_pending(void) {
-  cray_runtime *rt = open_rt();
+  cray_runtime *rt = check_open(1, 1 << 20);
   cray_id id = cray__id_new(&rt->ids);
   cray__entry *e = cray__store_insert(rt->store, id, NULL);
   cray_view v;
@@ -169,7 +159,7 @@ static void test_errors_and_sizes(void) {
 /* Each public function refuses NULL where it needs a pointer, or ignores it when it
  * returns nothing, with no effect either way. */
 static void test_null_arguments(void) {
-  cray_runtime *rt = open_rt();
+  cray_runtime *rt = check_open(1, 1 << 20);
   const uint8_t one[] = {0x01};
   cray_id id, none = {0, 0};
   CHECK_EQ(cray_put(rt, one, 1, &id), 0);
@@ -229,7 +219,7 @@ static void test_null_arguments(void) {
 }
 
 static void test_lua_drivers(void) {
-  cray_runtime *rt = open_rt();
+  cray_runtime *rt = check_open(1, 1 << 20);
   char *err = NULL;
   CHECK_EQ(cray_run_string(rt, "assert(cray.get(cray.put(21)) == 21); k = cray.put('kept')",
                            "=driver", &err), 0);

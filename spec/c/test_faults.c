@@ -65,30 +65,13 @@ int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *)
   return real(t, attr, fn, arg);
 }
 
-static cray_runtime *open_rt(int workers) {
-  cray_options o;
-  cray_options_init(&o);
-  o.workers = workers;
-  o.memory = 8 << 20;
-  cray_runtime *rt = NULL;
-  CHECK_EQ(cray_open(&rt, &o), 0);
-  return rt;
-}
-
-/* Runs a Lua driver on rt; returns its error (to free), or NULL. */
-static char *run(cray_runtime *rt, const char *code) {
-  char *err = NULL;
-  if (cray_run_string(rt, code, "=driver", &err) == 0) return NULL;
-  return err ? err : strdup("(no message)");
-}
-
 /* ---- the tests ---- */
 
 /* Neither worker can make its Lua state: tasks and actor calls fail, saying why. */
 static void test_worker_without_state(void) {
-  cray_runtime *rt = open_rt(2);
+  cray_runtime *rt = check_open(2, 8 << 20);
   atomic_store(&fail_first_calloc, 1);
-  char *err = run(rt,
+  char *err = check_run(rt,
                   "local f = cray.remote(function() return 1 end)\n"
                   "local ok, e = pcall(cray.get, f.remote())\n"
                   "assert(not ok and e.kind == 'out_of_memory', tostring(e))\n"
@@ -106,13 +89,13 @@ static void test_worker_without_state(void) {
 /* The second worker thread cannot start: the first is joined, the driver is told, and a
  * later try starts them all. */
 static void test_worker_thread_cannot_start(void) {
-  cray_runtime *rt = open_rt(2);
+  cray_runtime *rt = check_open(2, 8 << 20);
   atomic_store(&thread_countdown, 3); /* the timer thread, worker 0, then worker 1 fails */
-  char *err = run(rt, "cray.get(cray.remote(function() return 1 end).remote())");
+  char *err = check_run(rt, "cray.get(cray.remote(function() return 1 end).remote())");
   CHECK(err && strstr(err, "could not start its worker threads"));
   free(err);
   atomic_store(&thread_countdown, 0);
-  err = run(rt, "assert(cray.get(cray.remote(function() return 7 end).remote()) == 7)");
+  err = check_run(rt, "assert(cray.get(cray.remote(function() return 7 end).remote()) == 7)");
   CHECK(err == NULL);
   free(err);
   cray_close(rt);
