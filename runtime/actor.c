@@ -499,6 +499,10 @@ static void die(cray__sched *s, worker *w, cray__actor *a, int reason) {
   a->monitors = NULL;
   a->nmonitors = a->monitors_cap = 0;
   pthread_mutex_unlock(&w->mu);
+  /* The name goes before anyone learns of the death: whoever a monitor or a failed call
+   * wakes may register an actor under it again at once (a supervisor restarting it). */
+  cray__entry *named = name_remove(s, a);
+  if (named) cray__store_release(s->store, named);
   atomic_fetch_sub_explicit(&s->actors_alive, 1, memory_order_relaxed);
   cray__fstats_actor(s->fstats, CRAY__ACTOR_DIED);
   if (a->nresources) cray__sched_release_resources(s, a->resources, a->nresources);
@@ -507,8 +511,6 @@ static void die(cray__sched *s, worker *w, cray__actor *a, int reason) {
   fail_all(s, a, mail);
   for (uint32_t i = 0; i < nmonitors; i++) resolve_monitor(s, a, monitors[i].entry);
   cray__free(monitors);
-  cray__entry *named = name_remove(s, a);
-  if (named) cray__store_release(s->store, named);
 }
 
 /* Resolves a's monitors that asked for restarts: a restarts now, for `why`. They are taken
