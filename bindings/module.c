@@ -26,7 +26,6 @@
 #include "lio.h"
 #include "codec.h"
 #include "lua_modules.h"
-#include "executor.h"
 #include "lstate.h"
 #include "objref.h"
 #include "objects.h"
@@ -497,7 +496,11 @@ static int l_node(lua_State *L) {
   cray_runtime *rt = cray__module_rt(L, ls);
   const cray_options *o = &rt->opts;
   double *avail = lua_newuserdata(L, (size_t)(o->nresources + 1) * sizeof *avail);
-  cray__sched_resources_free(cray__exec_sched(L, ls), avail);
+  /* acquire: pairs with the release that publishes it (cray__runtime_sched) */
+  cray__sched *s = atomic_load_explicit(&rt->sched, memory_order_acquire);
+  if (s) cray__sched_resources_free(s, avail);
+  else /* no scheduler yet: nothing is held */
+    for (int i = 0; i < o->nresources; i++) avail[i] = o->resource_counts[i];
   lua_pushinteger(L, o->workers);
   for (int pass = 0; pass < 2; pass++) {
     lua_createtable(L, 0, o->nresources);

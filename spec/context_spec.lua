@@ -49,6 +49,10 @@ describe("resources", function()
     assert.are.same({CPU = 3, db = 2}, cray.cluster_resources())
   end)
 
+  it("are all available before anything ran", function()
+    assert.are.same({CPU = 3, db = 2}, cray.available_resources())
+  end)
+
   it("leave CPU as cray.init gives it", function()
     cray = support.fresh({workers = 2, resources = {CPU = 8}})
     assert.are.same({CPU = 8}, cray.cluster_resources())
