@@ -12,6 +12,9 @@
 
 #include "../runtime/actor.h"
 #include "../runtime/alloc.h"
+#include "../runtime/cluster.h"
+#include "../runtime/id.h"
+#include "../runtime/runtime.h"
 #include "executor.h"
 #include "module.h"
 #include "objref.h"
@@ -24,7 +27,7 @@ static cray__lstate *self(lua_State *L) { return lua_touserdata(L, lua_upvaluein
 enum {
   NEW_NAME = 1, NEW_GET_IF_EXISTS, NEW_MAX_RESTARTS, NEW_MAX_TASK_RETRIES,
   NEW_MAX_CONCURRENCY, NEW_CLASS_NAME, NEW_INIT_NAME, NEW_RESOURCES, NEW_MAX_PENDING_CALLS,
-  NEW_RESTART_ON_ERROR,
+  NEW_RESTART_ON_ERROR, NEW_NODE,
 };
 enum { CALL_NUM_RETURNS = 1, CALL_NAME, CALL_METHOD_AT, CALL_BACKPRESSURE };
 
@@ -45,11 +48,14 @@ static int push_handle(lua_State *L, cray__lstate *ls, cray__actor *a) {
   return 3;
 }
 
-/* The actor of the handle's entry at idx; raises when it is not one. */
-static cray__actor *actor_arg(lua_State *L, cray__lstate *ls, int idx, const char *fn) {
+/* The actor of the handle's entry at idx, or NULL with *remote set to the entry when the
+ * actor lives on another rank (docs/cluster.md); raises when it is neither. */
+static cray__actor *actor_arg(lua_State *L, cray__lstate *ls, int idx, const char *fn,
+                              cray__entry **remote) {
   cray__entry *e = cray__objref_test(L, ls, idx);
   cray__actor *a = e ? cray__actor_of(e) : NULL;
-  if (!a) cray__raise(L, "invalid_argument", "%s: expects an actor handle", fn);
+  *remote = e && e->actor == CRAY__ENTRY_REMOTE_ACTOR && ls->rt->cluster ? e : NULL;
+  if (!a && !*remote) cray__raise(L, "invalid_argument", "%s: expects an actor handle", fn);
   return a;
 }
 
@@ -77,15 +83,46 @@ static int l_actor_create(lua_State *L) {
   spec.class_name = lua_tostring(L, -1);
   lua_rawgeti(L, 2, NEW_INIT_NAME);
   const char *init_name = lua_tostring(L, -1);
+  int node = spec_int(L, NEW_NODE);
+  int elsewhere = cray__check_node(L, ls->rt, node, "actor", spec.class_name);
+  if (elsewhere && spec.name)
+    return cray__raise(L, "invalid_argument",
+                       "actor '%s' asks for a name and node %d: named actors live on the rank "
+                       "that makes them (docs/cluster.md)", spec.name, node);
   lua_rawgeti(L, 2, NEW_RESOURCES);
+  if (elsewhere && lua_istable(L, -1)) {
+    lua_pushnil(L);
+    if (lua_next(L, -2))
+      cray__raise(L, "invalid_argument",
+                  "actor '%s' asks for resources and node %d: resources on other nodes are not "
+                  "supported yet", spec.class_name, node);
+  }
   cray__resource_need need[CRAY__MAX_NEEDS];
   int nres = lua_istable(L, -1) ? cray__check_resources(L, s, init_name, need, CRAY__MAX_NEEDS)
                                 : 0;
   lua_pop(L, 1);
   for (int i = 3; i <= top; i++) lua_pushvalue(L, i);
-  cray__task *init = cray__task_build(L, ls, top + 4, 0, 0, nres, init_name);
+  /* A class from another rank may still be on its way: init waits for it, as a task
+   * waits for its function (docs/cluster.md). */
+  int cls_dep = cray__entry_state(cls) != CRAY__READY;
+  cray__task *init = cray__task_build(L, ls, top + 4, 0, (uint32_t)cls_dep, nres, init_name);
+  if (cls_dep) {
+    cray__store_retain(cls);
+    init->deps[0] = cls;
+    init->dep_arg[0] = CRAY__DEP_FUNCTION;
+  }
   memcpy(init->resources, need, (size_t)nres * sizeof *need);
   init->method = init->name + strlen(init->name) - 4;
+  if (elsewhere) {
+    cray__entry *made = cray__cluster_actor_create(ls->rt->cluster, ls->rt->store, &spec, cls,
+                                                   init, node);
+    if (!made)
+      return cray__raise(L, "actor_died", "actor '%s' was not made on node %d: the runtime is "
+                         "shutting down", spec.class_name, node);
+    lua_settop(L, top);
+    cray__objref_push(L, ls, made);
+    return 1;
+  }
   cray__entry *e;
   int rc = cray__actor_create(s, &spec, cls, init, &e);
   if (rc < 0) return cray__raise(L, "out_of_memory", "no memory to create an actor");
@@ -107,7 +144,8 @@ static int l_actor_create(lua_State *L) {
 static int l_actor_call(lua_State *L) {
   cray__lstate *ls = self(L);
   cray__module_rt(L, ls);
-  cray__actor *a = actor_arg(L, ls, 1, "actor call");
+  cray__entry *remote;
+  cray__actor *a = actor_arg(L, ls, 1, "actor call", &remote);
   cray__sched *s = cray__exec_sched(L, ls);
   int top = lua_gettop(L);
   int num_returns = spec_int(L, CALL_NUM_RETURNS);
@@ -116,6 +154,10 @@ static int l_actor_call(lua_State *L) {
   const char *name = lua_tostring(L, -1);
   uint32_t nreturns = num_returns < 0 ? 1 : (uint32_t)num_returns;
   uint32_t nrefs = num_returns == 0 ? 0 : nreturns;
+  if (remote && num_returns == CRAY__STREAMING)
+    return cray__raise(L, "invalid_argument",
+                       "'%s' streams, and its actor lives on another node: streaming calls "
+                       "across nodes are not supported yet", name ? name : "?");
   int refs = top + 2;
   cray__task_reserve_returns(L, ls, nrefs);
   for (int i = 3; i <= top; i++) lua_pushvalue(L, i);
@@ -123,8 +165,14 @@ static int l_actor_call(lua_State *L) {
   t->all_values = num_returns < 0;
   t->actor = a;
   t->method = t->name + method_at;
-  t->fn = a->entry;
-  cray__store_retain(a->entry);
+  t->fn = a ? a->entry : remote;
+  cray__store_retain(t->fn);
+  if (remote) { /* its rank counts it against max_pending_calls */
+    cray__task_fill_returns(L, t, refs, nrefs);
+    lua_settop(L, refs + (int)nrefs - 1);
+    cray__cluster_submit(ls->rt->cluster, ls->rt->store, t, cray__id_owner(&remote->id));
+    return (int)nrefs;
+  }
   if (cray__actor_count_pending(a, t)) {
     cray__task_release(ls->rt->store, t);
     char who[160];
@@ -145,7 +193,13 @@ static int l_actor_call(lua_State *L) {
 /* actor_kill(actor_ref, restart) -> true when the actor was alive */
 static int l_actor_kill(lua_State *L) {
   cray__lstate *ls = self(L);
-  cray__actor *a = actor_arg(L, ls, 1, "cray.kill");
+  cray__entry *remote;
+  cray__actor *a = actor_arg(L, ls, 1, "cray.kill", &remote);
+  if (remote) { /* killed there; whether it was alive is not known here */
+    cray__cluster_actor_kill(ls->rt->cluster, remote, lua_toboolean(L, 2));
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   lua_pushboolean(L, cray__actor_kill(cray__exec_sched(L, ls), a, lua_toboolean(L, 2)) == 0);
   return 1;
 }
@@ -154,8 +208,11 @@ static int l_actor_kill(lua_State *L) {
  * restarts, restarts) */
 static int l_actor_monitor(lua_State *L) {
   cray__lstate *ls = self(L);
-  cray__actor *a = actor_arg(L, ls, 1, "cray.monitor");
-  cray__entry *m = cray__actor_monitor(cray__exec_sched(L, ls), a, lua_toboolean(L, 2));
+  cray__entry *remote;
+  cray__actor *a = actor_arg(L, ls, 1, "cray.monitor", &remote);
+  cray__entry *m = remote ? cray__cluster_actor_monitor(ls->rt->cluster, ls->rt, remote,
+                                                        lua_toboolean(L, 2))
+                          : cray__actor_monitor(cray__exec_sched(L, ls), a, lua_toboolean(L, 2));
   if (!m) return cray__raise(L, "out_of_memory", "cray.monitor: no memory");
   cray__objref_push(L, ls, m);
   return 1;

@@ -33,6 +33,7 @@ return function(cray, core, pending)
     resources = options.resources(false, core.max_needs),
     num_cpus = options.cpus,
     restart_on_error = options.of_type("boolean"),
+    node = options.whole(0, 65535),
   }
   local call_options = {num_returns = options.num_returns(core.max_returns),
                         generator_backpressure = options.backpressure}
@@ -49,11 +50,11 @@ return function(cray, core, pending)
     end
     -- The spec is what bindings/actor.c reads: {name, get_if_exists, max_restarts,
     -- max_task_retries, max_concurrency, class name, init's call name, resources,
-    -- max_pending_calls (0: no limit), restart_on_error (1 or 0)}.
+    -- max_pending_calls (0: no limit), restart_on_error (1 or 0), node (-1: this one)}.
     local spec = {opts.name or false, opts.get_if_exists and 1 or 0, opts.max_restarts or 0,
                   opts.max_task_retries or 0, opts.max_concurrency or 1, class_name,
                   class_name .. ".init", options.resources_of(fn, opts, 3),
-                  opts.max_pending_calls or 0, opts.restart_on_error and 1 or 0}
+                  opts.max_pending_calls or 0, opts.restart_on_error and 1 or 0, opts.node or -1}
     return setmetatable({
       remote = setmetatable({ref = ref, spec = spec}, Creator),
       options = setmetatable({ref = ref, class_name = class_name, opts = opts}, CreatorOptions),
@@ -145,6 +146,8 @@ return function(cray, core, pending)
             "actor class '%s': init is its constructor, run once when the actor is made; "
             .. "it cannot be called", class_name)
     end
+    -- A handle from another node may come before its class: wait for it (docs/cluster.md).
+    cray.wait({cls})
     if type(class_table(cls)[name]) ~= "function" then
       raise(3, "invalid_argument", "actor class '%s' has no method '%s'", class_name, name)
     end

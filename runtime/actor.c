@@ -352,7 +352,7 @@ int cray__actor_create(cray__sched *s, const cray__actor_spec *spec, cray__entry
     return CRAY_ENOMEM;
   }
   cray__store_set_producer(s->store, e, a);
-  e->actor = 1;
+  e->actor = CRAY__ENTRY_ACTOR;
   a->entry = e;
   a->cls = cls;
   cray__store_retain(cls);

@@ -112,7 +112,7 @@ typedef struct cray__actor_spec {
 
 /* The actor whose identity e is, or NULL when e is not an actor's. */
 static inline cray__actor *cray__actor_of(const cray__entry *e) {
-  return e->actor ? (cray__actor *)e->producer : NULL;
+  return e->actor == CRAY__ENTRY_ACTOR ? (cray__actor *)e->producer : NULL;
 }
 
 enum { CRAY__ACTOR_MADE, CRAY__ACTOR_EXISTS, CRAY__ACTOR_NAME_TAKEN };

@@ -46,6 +46,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "actor.h"
 #include "alloc.h"
 #include "id.h"
 #include "runtime.h"
@@ -70,13 +71,17 @@
 #define STEAL_BATCH 8
 #define STEAL_WAIT_MIN 1e-3
 #define STEAL_WAIT_MAX 20e-3
+#define ACTOR_REF ((uint64_t)1 << 63) /* in a nested ref's weight: the ref is an actor's */
+#define NOT_A_CALL UINT32_MAX         /* in M_TASK: a task, not an actor call */
 
 enum {
   M_TASK = 1, M_RESULT, M_FETCH, M_OBJECT, M_EXIT, M_ACK, M_STEAL, M_STOLEN, M_RETURN, M_CANCEL,
+  M_CREATE, M_CREATED, M_KILL, M_MONITOR, M_TAKEN,
 };
 enum { OBJ_READY = 0, OBJ_FAILED = 1, OBJ_LOST = 2 };
 enum {
   I_SUBMIT, I_SHIP, I_SEND, I_ATTACH, I_READY, I_DETACH, I_EXIT, I_ACK, I_STOP, I_GONE, I_CANCEL,
+  I_CREATE, I_KILL, I_MONITOR,
 };
 
 typedef struct intent intent;
@@ -85,12 +90,13 @@ struct intent {
   int kind;
   int rank;          /* where the message goes */
   int msg;           /* I_SEND: M_RESULT or M_OBJECT */
-  int status;        /* I_EXIT */
-  void *ptr;         /* I_ATTACH: the runtime; I_READY: the scheduler */
+  int status;        /* I_EXIT; I_KILL: restart; I_MONITOR: at restarts too */
+  void *ptr;         /* I_ATTACH: the runtime; I_READY: the scheduler; I_CREATE: the request */
   cray__task *task;  /* I_SHIP */
   cray_id id;        /* I_GONE: the object whose last entry here was freed; I_CANCEL: a
-                        return of the task to cancel */
-  cray__entry *entry; /* I_SEND, held */
+                        return of the task to cancel; I_SEND: the id the value goes under;
+                        I_KILL, I_MONITOR: the actor */
+  cray__entry *entry; /* I_SEND, held; I_MONITOR: the monitor, held */
   cray__cluster *c;
   cray__waiter waiter;
   cray__waitnode node;
@@ -110,15 +116,34 @@ typedef struct bulk {
   size_t off;
 } bulk;
 
-/* A received message whose value is still arriving. */
+/* A received message whose value is still arriving, or a complete one behind it (messages
+ * from one rank are delivered in the order they came, so actor calls keep their order). */
 typedef struct pmsg {
   struct pmsg *next;
   int kind, state;
   cray_id id;
-  cray__task *task; /* M_TASK: built, its args blob filling */
+  cray__task *task; /* M_TASK, M_CREATE: built, its args blob filling */
   cray__blob *blob; /* being filled */
   size_t off;
+  int waiting;      /* bytes are still to come */
+  int source;
+  uint64_t token;   /* M_CREATE: the creator's request */
+  cray__actor_spec spec; /* M_CREATE; its class name is owned */
+  cray__entry *cls;      /* M_CREATE: the class, held */
 } pmsg;
+
+/* An actor being made on another rank (cray__cluster_actor_create): the creating thread
+ * waits on the cluster's cv until `done`. */
+typedef struct areq {
+  struct areq *next; /* the requests in flight: communication thread only */
+  uint64_t token;
+  int node;
+  const cray__actor_spec *spec;
+  cray__entry *cls;
+  cray__task *init;
+  cray__entry *out; /* the actor's entry here, or NULL when it could not be made */
+  int done;         /* under mu */
+} areq;
 
 /* The weight of refs to one object (see the top of the file). */
 typedef struct weight {
@@ -178,6 +203,8 @@ struct cray__cluster {
   cray__buf *returns;      /* per owner: (id, weight) pairs to send back this round */
   uint32_t *nreturns;
   intent *watches;
+  areq *creates;           /* actors being made on other ranks */
+  uint64_t next_token;
   int stealing;            /* a steal request is out */
   int victim;              /* the rank asked last */
   double steal_wait;       /* after a request that brought nothing, wait this long */
@@ -349,6 +376,7 @@ static uint64_t weight_out(cray__cluster *c, cray__entry *e) {
 
 /* Weight w came back to the owner (nested in a value, or in M_RETURN). */
 static void weight_home(cray__cluster *c, int source, const cray_id *id, uint64_t w) {
+  if (!w) return; /* a stuck ref came home: it carries none */
   weight **slot = weight_slot(c, id);
   if (!*slot || (*slot)->w < w) protocol_error(c, source, "more weight returned than lent");
   if (((*slot)->w -= w) == 0) weight_drop(c, slot);
@@ -399,7 +427,7 @@ static void put_blob(cray__cluster *c, int dest, cray__blob *b) {
   put_u32(m, b->nrefs);
   for (uint32_t i = 0; i < b->nrefs; i++) {
     put_id(m, &b->refs[i]->id);
-    put_u64(m, weight_out(c, b->refs[i]));
+    put_u64(m, weight_out(c, b->refs[i]) | (b->refs[i]->actor ? ACTOR_REF : 0));
   }
   put_u64(m, b->len);
   if (b->len <= INLINE_MAX) {
@@ -415,8 +443,9 @@ static void put_blob(cray__cluster *c, int dest, cray__blob *b) {
   c->out_tail[dest] = k;
 }
 
-/* Sends M_RESULT or M_OBJECT for e, resolved, to dest. */
-static void send_entry(cray__cluster *c, int dest, int kind, cray__entry *e) {
+/* Sends M_RESULT or M_OBJECT for e, resolved, to dest, under id (e's own, or the one a
+ * monitor has there). */
+static void send_entry(cray__cluster *c, int dest, int kind, cray__entry *e, const cray_id *id) {
   cray__blob *b = NULL;
   int failed = cray__entry_state(e) == CRAY__FAILED;
   if (cray__store_pin(c->store, e, &b) == 0) {
@@ -432,7 +461,7 @@ static void send_entry(cray__cluster *c, int dest, int kind, cray__entry *e) {
     if (!b) fatal(c, "out of memory for an error");
   }
   put_u8(&c->scratch, (unsigned)kind);
-  put_id(&c->scratch, &e->id);
+  put_id(&c->scratch, id);
   put_u8(&c->scratch, failed ? OBJ_FAILED : OBJ_READY);
   put_blob(c, dest, b);
   send_ctrl(c, dest);
@@ -499,11 +528,12 @@ static void watch_fired(cray__waiter *w) {
   push(in->c, in);
 }
 
-/* Sends e's value (kind M_RESULT or M_OBJECT) to dest once it resolves; takes over the
- * caller's reference to e. */
-static void watch(cray__cluster *c, cray__entry *e, int kind, int dest) {
+/* Sends e's value (kind M_RESULT or M_OBJECT) to dest under id once it resolves; takes
+ * over the caller's reference to e. */
+static void watch(cray__cluster *c, cray__entry *e, int kind, int dest, const cray_id *id) {
   intent *in = intent_new(c, I_SEND);
   in->msg = kind;
+  in->id = *id;
   in->rank = dest;
   in->entry = e;
   in->waiter.wake = watch_fired;
@@ -585,6 +615,11 @@ static void shadow_add(cray__cluster *c, intent *in) {
   t->dep_waiter.wake = shadow_dep_resolved;
   /* Running, as far as the scheduler can tell: cray__sched_cancel leaves it alone. */
   atomic_store_explicit(&t->state, CRAY__TASK_RUNNING, memory_order_relaxed);
+  if (t->method) { /* an actor call goes at once: its rank waits for its arguments */
+    atomic_store_explicit(&t->deps_left, 0, memory_order_relaxed); /* relaxed: no waker */
+    ship(c, ship_in);
+    return;
+  }
   /* One extra count while subscribing, so it cannot leave halfway (as in sched.c).
    * relaxed: no wake can run before the first subscription below. */
   atomic_store_explicit(&t->deps_left, t->ndeps + 1, memory_order_relaxed);
@@ -598,7 +633,21 @@ static void shadow_add(cray__cluster *c, intent *in) {
     ship(c, ship_in);
 }
 
-/* Sends the shadow's task to its rank: M_TASK with its ids, options and arguments. */
+/* Writes t's argument dependencies (not its function's: that one travels as an id). */
+static void put_deps(cray__buf *m, const cray__task *t) {
+  uint32_t ndeps = 0;
+  for (uint32_t i = 0; i < t->ndeps; i++) ndeps += t->dep_arg[i] != CRAY__DEP_FUNCTION;
+  put_u32(m, ndeps);
+  for (uint32_t i = 0; i < t->ndeps; i++) {
+    if (t->dep_arg[i] == CRAY__DEP_FUNCTION) continue;
+    put_id(m, &t->deps[i]->id);
+    put_u32(m, t->dep_arg[i]);
+  }
+}
+
+/* Sends the shadow's task to its rank: M_TASK with its ids, options and arguments (and
+ * for an actor call, where its method's name starts in its name; its function is the
+ * actor). */
 static void ship(cray__cluster *c, intent *in) {
   cray__task *t = in->task;
   int dest = in->rank;
@@ -627,15 +676,9 @@ static void ship(cray__cluster *c, intent *in) {
   size_t namelen = t->name ? strlen(t->name) : 0;
   put_u32(m, t->name ? (uint32_t)namelen : UINT32_MAX);
   cray__buf_write(m, t->name, namelen);
+  put_u32(m, t->method && t->name ? (uint32_t)(t->method - t->name) : NOT_A_CALL);
   put_id(m, &t->fn->id);
-  uint32_t ndeps = 0;
-  for (uint32_t i = 0; i < t->ndeps; i++) ndeps += t->dep_arg[i] != CRAY__DEP_FUNCTION;
-  put_u32(m, ndeps);
-  for (uint32_t i = 0; i < t->ndeps; i++) {
-    if (t->dep_arg[i] == CRAY__DEP_FUNCTION) continue;
-    put_id(m, &t->deps[i]->id);
-    put_u32(m, t->dep_arg[i]);
-  }
+  put_deps(m, t);
   put_blob(c, dest, t->args);
   send_ctrl(c, dest);
 }
@@ -802,12 +845,17 @@ static cray__entry *local_entry(cray__cluster *c, const cray_id *id, int *made) 
 }
 
 /* The entry for id here, with one reference for the caller: the local one, or a new
- * pending proxy whose value is asked of its owner at once. */
-static cray__entry *proxy(cray__cluster *c, const cray_id *id) {
+ * pending proxy whose value is asked of its owner at once. An actor's proxy (`actor`)
+ * has no value: calls through it go to the actor's rank. */
+static cray__entry *proxy(cray__cluster *c, const cray_id *id, int actor) {
   int made;
   cray__entry *e = local_entry(c, id, &made);
   if (!made) return e;
   int owner = cray__id_owner(id);
+  if (actor && owner != c->rank && owner < c->size) {
+    e->actor = CRAY__ENTRY_REMOTE_ACTOR;
+    return e;
+  }
   if (owner == c->rank || owner >= c->size) {
     char hex[33];
     cray_id_format(id, hex);
@@ -846,7 +894,8 @@ static int read_blob(cray__cluster *c, int source, rd *r, cray__blob **out) {
   for (uint32_t i = 0; i < nrefs; i++) {
     cray_id id = get_id(r);
     uint64_t w = get_u64(r);
-    refs[i] = proxy(c, &id);
+    refs[i] = proxy(c, &id, (w & ACTOR_REF) != 0);
+    w &= ~ACTOR_REF;
     if (cray__id_owner(&id) == c->rank) weight_home(c, source, &id, w);
     else weight_of(c, &id)->w += w;
   }
@@ -865,16 +914,40 @@ static int read_blob(cray__cluster *c, int source, rd *r, cray__blob **out) {
   return 0;
 }
 
-/* A served task's return: its value goes to the task's owner once it resolves. */
+/* A served task's return: its value goes to the task's owner once it resolves. An actor
+ * call goes to its actor's mailbox, as a call made here would. */
 static void serve_task(cray__cluster *c, cray__task *t) {
   int owner = cray__id_owner(&t->id);
   for (uint32_t i = 0; i < t->nreturns; i++) {
     cray__store_retain(t->returns[i]);
-    watch(c, t->returns[i], M_RESULT, owner);
+    watch(c, t->returns[i], M_RESULT, owner, &t->returns[i]->id);
   }
+  if (!t->nreturns) { /* no result will free its shadow: its arguments were asked for */
+    put_u8(&c->scratch, M_TAKEN);
+    put_id(&c->scratch, &t->id);
+    send_ctrl(c, owner);
+  }
+  int refused = 1;
+  cray__blob *err;
   if (!c->sched) {
-    cray__blob *err = cray__error_blob("task_error", t->name, NULL,
-                                       "rank %d cannot run tasks: it has no scheduler", c->rank);
+    err = cray__error_blob("task_error", t->name, NULL,
+                           "rank %d cannot run tasks: it has no scheduler", c->rank);
+  } else if (t->method && !t->actor) {
+    err = cray__error_blob("actor_died", t->name, NULL,
+                           "the actor of call '%s' is gone from rank %d; the call did not run",
+                           t->name, c->rank);
+  } else if (t->actor && cray__actor_count_pending(t->actor, t)) {
+    char who[160];
+    cray__actor_describe(t->actor, who, sizeof who);
+    err = cray__error_blob("pending_calls_exceeded", t->name, NULL,
+                           "%s has %d calls pending (max_pending_calls = %d): '%s' was not run",
+                           who, t->actor->max_pending_calls, t->actor->max_pending_calls,
+                           t->name);
+  } else {
+    refused = 0;
+    err = NULL;
+  }
+  if (refused) {
     if (!err) fatal(c, "out of memory for an error");
     cray__task_fail(c->store, t, err);
     cray__task_release(c->store, t);
@@ -882,7 +955,6 @@ static void serve_task(cray__cluster *c, cray__task *t) {
   }
   cray__sched_submit(c->sched, t);
 }
-
 
 /* Keeps fn, another rank's function, for the next tasks that run it here: their messages
  * then find its value at once instead of asking its owner again. The oldest of FN_CACHE
@@ -908,18 +980,23 @@ static cray__task *read_task(cray__cluster *c, int source, rd *r, int *more) {
   unsigned placed = get_u8(r);
   uint32_t namelen = get_u32(r);
   const uint8_t *name = namelen == UINT32_MAX ? NULL : get_bytes(r, namelen);
+  uint32_t method = get_u32(r);
   cray_id fn_id = get_id(r);
   uint32_t ndeps = get_u32(r);
-  if (r->bad || ndeps > (size_t)(r->end - r->p) / 20 || nreturns > CRAY__ID_MAX_INDEX) return NULL;
+  if (r->bad || ndeps > (size_t)(r->end - r->p) / 20 || nreturns > CRAY__ID_MAX_INDEX ||
+      (method != NOT_A_CALL && (!name || method > namelen)))
+    return NULL;
   char *cname = NULL;
   if (name) {
     if (!(cname = cray__malloc((size_t)namelen + 1))) fatal(c, "out of memory for a task");
     memcpy(cname, name, namelen);
     cname[namelen] = 0;
   }
-  cray__entry *fn = proxy(c, &fn_id);
-  cache_fn(c, fn);
-  uint32_t fn_dep = cray__entry_state(fn) != CRAY__READY;
+  /* A call's function is its actor, here (NULL: gone; serve_task fails the call). */
+  cray__entry *fn = method != NOT_A_CALL ? cray__store_lookup(c->store, &fn_id)
+                                         : proxy(c, &fn_id, 0);
+  if (method == NOT_A_CALL) cache_fn(c, fn);
+  uint32_t fn_dep = method == NOT_A_CALL && cray__entry_state(fn) != CRAY__READY;
   cray__task *t = cray__task_new(nreturns, ndeps + fn_dep, 0, cname);
   cray__free(cname);
   if (!t) fatal(c, "out of memory for a task");
@@ -929,6 +1006,10 @@ static cray__task *read_task(cray__cluster *c, int source, rd *r, int *more) {
   t->max_retries = (int)max_retries;
   t->retry_exceptions = (int)retry_exceptions;
   t->placed = (int)placed;
+  if (method != NOT_A_CALL) {
+    t->method = t->name + method;
+    t->actor = fn ? cray__actor_of(fn) : NULL;
+  }
   if (fn_dep) {
     cray__store_retain(fn);
     t->deps[0] = fn;
@@ -936,7 +1017,7 @@ static cray__task *read_task(cray__cluster *c, int source, rd *r, int *more) {
   }
   for (uint32_t j = 0; j < ndeps; j++) {
     cray_id dep = get_id(r);
-    t->deps[fn_dep + j] = proxy(c, &dep);
+    t->deps[fn_dep + j] = proxy(c, &dep, 0);
     t->dep_arg[fn_dep + j] = get_u32(r);
   }
   for (uint32_t i = 0; i < nreturns; i++) {
@@ -953,10 +1034,194 @@ static cray__task *read_task(cray__cluster *c, int source, rd *r, int *more) {
   return t;
 }
 
+/* ---- actors on other ranks ----
+ *
+ * An actor lives on one rank and its entry's id names that rank, so a call through any
+ * handle goes there. A handle nested in a value carries its ref with ACTOR_REF set in its
+ * weight: the receiver makes an actor proxy (CRAY__ENTRY_REMOTE_ACTOR), which fetches
+ * nothing, and the actor's rank holds the actor while weight is out, as for any object.
+ * A call through a proxy is a task sent at once to the actor's rank (ship: its
+ * arguments are waited for there, in the mailbox, so later calls never overtake it); its
+ * results come back as a task's do. Making an actor on another rank (M_CREATE) is a
+ * request the creating thread waits for; the reply (M_CREATED) carries the actor's id and
+ * the weight of the creator's handle. cray.kill and cray.monitor are one message each;
+ * a monitor's value comes back under the id of the creator's pending entry. */
+
+/* Reads M_CREATE (after its kind byte) into m and returns its init call, built; sets
+ * *more when its arguments' bytes come later. NULL when the message is malformed. */
+static cray__task *read_create(cray__cluster *c, int source, rd *r, pmsg *m, int *more) {
+  m->token = get_u64(r);
+  m->spec.max_concurrency = (int)get_u32(r);
+  m->spec.max_restarts = (int)get_u32(r);
+  m->spec.max_task_retries = (int)get_u32(r);
+  m->spec.max_pending_calls = (int)get_u32(r);
+  m->spec.restart_on_error = (int)get_u32(r);
+  uint32_t class_len = get_u32(r);
+  const uint8_t *class_name = get_bytes(r, class_len);
+  cray_id cls_id = get_id(r);
+  uint64_t cls_weight = get_u64(r);
+  cray_id init_id = get_id(r);
+  uint32_t name_len = get_u32(r);
+  const uint8_t *name = get_bytes(r, name_len);
+  uint32_t method = get_u32(r), ndeps = get_u32(r);
+  if (r->bad || method > name_len || ndeps > (size_t)(r->end - r->p) / 20) return NULL;
+  char *cname = cray__malloc((size_t)class_len + 1), *iname = cray__malloc((size_t)name_len + 1);
+  if (!cname || !iname) fatal(c, "out of memory for an actor");
+  memcpy(cname, class_name, class_len);
+  cname[class_len] = 0;
+  memcpy(iname, name, name_len);
+  iname[name_len] = 0;
+  m->spec.class_name = cname;
+  m->cls = proxy(c, &cls_id, 0);
+  /* The class travels with weight, as a nested ref does: the actor's handles carry it on. */
+  if (cray__id_owner(&cls_id) == c->rank) weight_home(c, source, &cls_id, cls_weight);
+  else weight_of(c, &cls_id)->w += cls_weight;
+  /* The class is init's dependency while it is on its way: nothing runs before it came. */
+  uint32_t cls_dep = cray__entry_state(m->cls) != CRAY__READY;
+  cray__task *t = cray__task_new(0, ndeps + cls_dep, 0, iname);
+  cray__free(iname);
+  if (!t) fatal(c, "out of memory for an actor");
+  t->id = init_id;
+  t->method = t->name + method;
+  if (cls_dep) {
+    cray__store_retain(m->cls);
+    t->deps[0] = m->cls;
+    t->dep_arg[0] = CRAY__DEP_FUNCTION;
+  }
+  for (uint32_t j = 0; j < ndeps; j++) {
+    cray_id dep = get_id(r);
+    t->deps[cls_dep + j] = proxy(c, &dep, 0);
+    t->dep_arg[cls_dep + j] = get_u32(r);
+  }
+  *more = read_blob(c, source, r, &t->args);
+  if (t->args) cray__store_count_bytes(c->store, &t->id, (int64_t)t->args->len);
+  if (r->bad) {
+    cray__task_release(c->store, t);
+    return NULL;
+  }
+  return t;
+}
+
+/* M_CREATE complete: makes the actor here and tells its creator its id, with the weight
+ * of the creator's handle. */
+static void serve_create(cray__cluster *c, pmsg *m) {
+  cray__entry *e = NULL;
+  int made = 0;
+  if (c->sched) made = cray__actor_create(c->sched, &m->spec, m->cls, m->task, &e) == CRAY__ACTOR_MADE;
+  else cray__task_release(c->store, m->task);
+  put_u8(&c->scratch, M_CREATED);
+  put_u64(&c->scratch, m->token);
+  put_u8(&c->scratch, (unsigned)made);
+  if (made) {
+    put_id(&c->scratch, &e->id);
+    put_u64(&c->scratch, weight_out(c, e));
+    cray__store_release(c->store, e);
+  }
+  send_ctrl(c, m->source);
+  cray__store_release(c->store, m->cls);
+  m->cls = NULL;
+  cray__free((char *)m->spec.class_name);
+  m->spec.class_name = NULL;
+}
+
+/* Ends the creating thread's wait for req. */
+static void create_done(cray__cluster *c, areq *req, cray__entry *out) {
+  cray__task_release(c->store, req->init);
+  pthread_mutex_lock(&c->mu);
+  req->out = out;
+  req->done = 1;
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+}
+
+/* I_CREATE: asks rank req->node to make the actor. */
+static void send_create(cray__cluster *c, areq *req) {
+  if (!c->rt) {
+    create_done(c, req, NULL);
+    return;
+  }
+  req->token = ++c->next_token;
+  req->next = c->creates;
+  c->creates = req;
+  const cray__actor_spec *sp = req->spec;
+  cray__task *t = req->init;
+  cray__buf *m = &c->scratch;
+  put_u8(m, M_CREATE);
+  put_u64(m, req->token);
+  put_u32(m, (uint32_t)sp->max_concurrency);
+  put_u32(m, (uint32_t)sp->max_restarts);
+  put_u32(m, (uint32_t)sp->max_task_retries);
+  put_u32(m, (uint32_t)sp->max_pending_calls);
+  put_u32(m, (uint32_t)sp->restart_on_error);
+  size_t class_len = strlen(sp->class_name);
+  put_u32(m, (uint32_t)class_len);
+  cray__buf_write(m, sp->class_name, class_len);
+  put_id(m, &req->cls->id);
+  put_u64(m, weight_out(c, req->cls));
+  put_id(m, &t->id);
+  size_t name_len = strlen(t->name);
+  put_u32(m, (uint32_t)name_len);
+  cray__buf_write(m, t->name, name_len);
+  put_u32(m, (uint32_t)(t->method - t->name));
+  put_deps(m, t);
+  put_blob(c, req->node, t->args);
+  send_ctrl(c, req->node);
+}
+
+/* M_CREATED: the actor of a request is made (or not); its proxy here holds the weight. */
+static void created(cray__cluster *c, int source, rd *r) {
+  uint64_t token = get_u64(r);
+  unsigned made = get_u8(r);
+  cray_id id = made ? get_id(r) : (cray_id){0, 0};
+  uint64_t w = made ? get_u64(r) : 0;
+  areq **p = &c->creates;
+  while (*p && (*p)->token != token) p = &(*p)->next;
+  if (r->bad || !*p || (made && cray__id_owner(&id) != source)) protocol_error(c, source, "created");
+  areq *req = *p;
+  *p = req->next;
+  cray__entry *e = NULL;
+  if (made && c->rt) {
+    int fresh;
+    e = local_entry(c, &id, &fresh);
+    if (fresh) e->actor = CRAY__ENTRY_REMOTE_ACTOR;
+    weight_of(c, &id)->w += w;
+  }
+  create_done(c, req, e);
+}
+
+/* M_KILL and M_MONITOR, for an actor of this rank. */
+static void serve_control(cray__cluster *c, int source, int kind, rd *r) {
+  cray_id id = get_id(r), mon = kind == M_MONITOR ? get_id(r) : (cray_id){0, 0};
+  unsigned flag = get_u8(r);
+  if (r->bad) protocol_error(c, source, "actor control");
+  cray__entry *e = c->rt && c->sched ? cray__store_lookup(c->store, &id) : NULL;
+  cray__actor *a = e ? cray__actor_of(e) : NULL;
+  if (kind == M_KILL && a) cray__actor_kill(c->sched, a, (int)flag);
+  if (kind == M_MONITOR) {
+    cray__entry *m = a ? cray__actor_monitor(c->sched, a, (int)flag) : NULL;
+    if (m) watch(c, m, M_OBJECT, source, &mon);
+    else send_lost(c, source, &mon);
+  }
+  if (e) cray__store_release(c->store, e);
+}
+
+/* I_KILL, I_MONITOR: the message to the actor's rank. */
+static void send_control(cray__cluster *c, intent *in) {
+  put_u8(&c->scratch, in->kind == I_KILL ? M_KILL : M_MONITOR);
+  put_id(&c->scratch, &in->id);
+  if (in->kind == I_MONITOR) put_id(&c->scratch, &in->entry->id);
+  put_u8(&c->scratch, (unsigned)in->status);
+  send_ctrl(c, cray__id_owner(&in->id));
+}
+
 /* A message whose value is complete. */
 static void deliver(cray__cluster *c, pmsg *m) {
   if (m->kind == M_TASK) {
     serve_task(c, m->task);
+    return;
+  }
+  if (m->kind == M_CREATE) {
+    serve_create(c, m);
     return;
   }
   cray__blob *b = m->blob;
@@ -986,7 +1251,7 @@ static void deliver(cray__cluster *c, pmsg *m) {
 
 static void handle_ctrl(cray__cluster *c, int source, const uint8_t *buf, size_t len) {
   rd r = {buf, buf + len, 0};
-  pmsg m = {NULL, (int)get_u8(&r), 0, {0, 0}, NULL, NULL, 0};
+  pmsg m = {.kind = (int)get_u8(&r), .source = source};
   if (m.kind == M_RETURN) {
     uint32_t n = get_u32(&r);
     if (r.bad || n > (size_t)(r.end - r.p) / 24) protocol_error(c, source, "return");
@@ -994,6 +1259,13 @@ static void handle_ctrl(cray__cluster *c, int source, const uint8_t *buf, size_t
       cray_id id = get_id(&r);
       weight_home(c, source, &id, get_u64(&r));
     }
+    return;
+  }
+  if (m.kind == M_TAKEN) {
+    cray_id id = get_id(&r);
+    if (r.bad) protocol_error(c, source, "taken");
+    shadow **slot = shadow_slot(c, &id);
+    if (*slot && (*slot)->left == 0) shadow_done(c, slot);
     return;
   }
   if (m.kind == M_CANCEL) {
@@ -1025,33 +1297,47 @@ static void handle_ctrl(cray__cluster *c, int source, const uint8_t *buf, size_t
     int more = 0;
     if (!(m.task = read_task(c, source, &r, &more))) protocol_error(c, source, "task");
     m.blob = m.task->args;
-    if (!more) {
-      deliver(c, &m);
-      return;
-    }
+    m.waiting = more;
+  } else if (m.kind == M_CREATE && c->rt) {
+    int more = 0;
+    if (!(m.task = read_create(c, source, &r, &m, &more))) protocol_error(c, source, "create");
+    m.blob = m.task->args;
+    m.waiting = more;
   } else if (m.kind == M_TASK) {
     return; /* this rank's runtime has closed: the job is ending */
+  } else if (m.kind == M_CREATE) {
+    put_u8(&c->scratch, M_CREATED); /* this rank's runtime has closed: none is made */
+    put_u64(&c->scratch, get_u64(&r));
+    put_u8(&c->scratch, 0);
+    send_ctrl(c, source);
+    return;
+  } else if (m.kind == M_CREATED) {
+    created(c, source, &r);
+    return;
+  } else if (m.kind == M_KILL || m.kind == M_MONITOR) {
+    serve_control(c, source, m.kind, &r);
+    return;
   } else if (m.kind == M_FETCH) {
     m.id = get_id(&r);
     if (r.bad) protocol_error(c, source, "fetch");
     cray__entry *e = c->rt ? cray__store_lookup(c->store, &m.id) : NULL;
     if (!e) send_lost(c, source, &m.id);
-    else if (cray__entry_state(e) == CRAY__PENDING) watch(c, e, M_OBJECT, source);
-    else send_entry(c, source, M_OBJECT, e), cray__store_release(c->store, e);
+    else if (cray__entry_state(e) == CRAY__PENDING) watch(c, e, M_OBJECT, source, &m.id);
+    else send_entry(c, source, M_OBJECT, e, &m.id), cray__store_release(c->store, e);
     return;
   } else if (m.kind == M_RESULT || m.kind == M_OBJECT) {
     m.id = get_id(&r);
     m.state = (int)get_u8(&r);
     if (!c->rt) return;
-    int more = read_blob(c, source, &r, &m.blob);
+    m.waiting = read_blob(c, source, &r, &m.blob);
     if (r.bad || m.state > OBJ_LOST || (m.state != OBJ_LOST && !m.blob))
       protocol_error(c, source, "value");
-    if (!more) {
-      deliver(c, &m);
-      return;
-    }
   } else {
     protocol_error(c, source, "unknown kind");
+  }
+  if (!m.waiting && !c->in_head[source]) {
+    deliver(c, &m);
+    return;
   }
   pmsg *q = cray__malloc(sizeof *q);
   if (!q) fatal(c, "out of memory for a value");
@@ -1074,9 +1360,12 @@ static void handle_data(cray__cluster *c, int source, size_t len) {
   if (c->tp->recv(source, TAG_DATA, m->blob->data + m->off, len) != 0) fatal(c, "receive");
   m->off += len;
   if (m->off < m->blob->len) return;
-  if (!(c->in_head[source] = m->next)) c->in_tail[source] = NULL;
-  deliver(c, m);
-  cray__free(m);
+  for (;;) { /* it, and the complete messages that came behind it */
+    if (!(c->in_head[source] = m->next)) c->in_tail[source] = NULL;
+    deliver(c, m);
+    cray__free(m);
+    if (!(m = c->in_head[source]) || m->waiting) return;
+  }
 }
 
 static int receive(cray__cluster *c) {
@@ -1134,6 +1423,11 @@ static void detach_now(cray__cluster *c) {
   intent *in;
   while ((in = pop(c))) handle_intent(c, in);
   while (c->watches) unwatch(c, c->watches);
+  while (c->creates) {
+    areq *req = c->creates;
+    c->creates = req->next;
+    create_done(c, req, NULL);
+  }
   for (int i = 0; i < SHADOW_BUCKETS; i++) {
     while (c->shadows[i]) {
       if (c->shadows[i]->task->exec) cray__free(c->shadows[i]->task->exec);
@@ -1147,7 +1441,9 @@ static void detach_now(cray__cluster *c) {
       pmsg *m = c->in_head[s];
       c->in_head[s] = m->next;
       if (m->task) cray__task_release(c->store, m->task);
-      else cray__blob_release(c->store, m->blob);
+      else if (m->blob) cray__blob_release(c->store, m->blob);
+      if (m->cls) cray__store_release(c->store, m->cls);
+      cray__free((char *)m->spec.class_name);
       cray__free(m);
     }
     c->in_tail[s] = NULL;
@@ -1174,7 +1470,7 @@ static void handle_intent(cray__cluster *c, intent *in) {
       ship(c, in);
       return;
     case I_SEND:
-      if (c->rt) send_entry(c, in->rank, in->msg, in->entry);
+      if (c->rt) send_entry(c, in->rank, in->msg, in->entry, &in->id);
       unwatch(c, in);
       return;
     case I_ATTACH:
@@ -1212,6 +1508,17 @@ static void handle_intent(cray__cluster *c, intent *in) {
       break;
     case I_CANCEL:
       if (c->rt) cancel_task(c, &in->id);
+      break;
+    case I_CREATE:
+      send_create(c, in->ptr);
+      break;
+    case I_KILL:
+      if (c->rt) send_control(c, in);
+      break;
+    case I_MONITOR:
+      if (c->rt) send_control(c, in);
+      else atomic_fetch_sub_explicit(&c->inflight, 1, memory_order_relaxed); /* relaxed: a hint */
+      if (in->entry) cray__store_release(c->store, in->entry);
       break;
   }
   cray__free(in);
@@ -1412,4 +1719,53 @@ void cray__cluster_end(cray__cluster *c, int status) {
   pthread_join(c->thread, NULL);
   process_cluster = NULL;
   free_cluster(c);
+}
+
+/* ---- actors on other ranks: the other threads' side ---- */
+
+cray__entry *cray__cluster_actor_create(cray__cluster *c, cray__store *s,
+                                        const cray__actor_spec *spec, cray__entry *cls,
+                                        cray__task *init, int node) {
+  areq req = {.node = node, .spec = spec, .cls = cls, .init = init};
+  pthread_mutex_lock(&c->mu);
+  int attached = c->attached;
+  if (attached) {
+    intent *in = intent_new(c, I_CREATE);
+    in->ptr = &req;
+    push(c, in);
+    while (!req.done) pthread_cond_wait(&c->cv, &c->mu);
+  }
+  pthread_mutex_unlock(&c->mu);
+  if (!attached) cray__task_release(s, init);
+  return req.out;
+}
+
+void cray__cluster_actor_kill(cray__cluster *c, cray__entry *actor, int restart) {
+  pthread_mutex_lock(&c->mu);
+  if (c->attached) {
+    intent *in = intent_new(c, I_KILL);
+    in->id = actor->id;
+    in->status = restart;
+    push(c, in);
+  }
+  pthread_mutex_unlock(&c->mu);
+}
+
+cray__entry *cray__cluster_actor_monitor(cray__cluster *c, cray_runtime *rt, cray__entry *actor,
+                                         int restarts) {
+  cray__entry *m = cray__store_insert(rt->store, cray__id_new(&rt->ids), NULL);
+  if (!m) return NULL;
+  pthread_mutex_lock(&c->mu);
+  if (c->attached) {
+    intent *in = intent_new(c, I_MONITOR);
+    in->id = actor->id;
+    in->status = restarts;
+    in->entry = m;
+    cray__store_retain(m);
+    /* relaxed: a count, read as a hint; its value comes back as M_OBJECT */
+    atomic_fetch_add_explicit(&c->inflight, 1, memory_order_relaxed);
+    push(c, in);
+  }
+  pthread_mutex_unlock(&c->mu);
+  return m;
 }

@@ -29,6 +29,7 @@
 
 typedef struct cray__cluster cray__cluster;
 struct cray__sched;
+struct cray__actor_spec;
 
 /* Starts the communication thread, which joins the job through tp. 0, or -1 with the
  * reason in err. The cluster becomes the process's (cray__cluster_process). */
@@ -58,6 +59,25 @@ void cray__cluster_submit(cray__cluster *c, cray__store *s, cray__task *t, int n
  * submitted, asks the communication thread to cancel it wherever it runs (a task sent to
  * another rank fails there as it would here) and returns 1; else returns 0. */
 int cray__cluster_cancel(cray__cluster *c, cray__entry *e);
+
+/* Actors on other ranks. An actor's entry id names the rank it lives on; elsewhere its
+ * entry is a proxy (flagged CRAY__ENTRY_REMOTE_ACTOR), and a call through one is a task
+ * whose fn is the proxy and whose method is set, given to cray__cluster_submit for the
+ * actor's rank. */
+
+/* Makes an actor of class cls on rank `node` (init built as for cray__actor_create, its
+ * reference taken over; its id and name are made here) and waits until that rank made
+ * it. Returns its proxy here, with one reference, or NULL when the runtime shut down or
+ * that rank could not make it. */
+cray__entry *cray__cluster_actor_create(cray__cluster *c, cray__store *s,
+                                        const struct cray__actor_spec *spec, cray__entry *cls,
+                                        cray__task *init, int node);
+/* cray.kill of another rank's actor, through its proxy. */
+void cray__cluster_actor_kill(cray__cluster *c, cray__entry *actor, int restart);
+/* cray.monitor of another rank's actor: a new pending entry here (one reference for the
+ * caller) that resolves as cray__actor_monitor's does there. NULL when memory is short. */
+cray__entry *cray__cluster_actor_monitor(cray__cluster *c, cray_runtime *rt, cray__entry *actor,
+                                         int restarts);
 
 /* Work in flight to or from other ranks: tasks sent and not answered, values asked for
  * and not come. The deadlock check treats a driver as waiting on progress while it is

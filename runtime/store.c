@@ -229,7 +229,7 @@ void cray__store_release(cray__store *s, cray__entry *e) {
     freeing.dead = e->next;
     cray__blob *b = stored(e);
     if (b) cray__blob_release(s, b);
-    if (e->actor && s->actor_gone) s->actor_gone(s->actor_ctx, e->producer);
+    if (e->actor == CRAY__ENTRY_ACTOR && s->actor_gone) s->actor_gone(s->actor_ctx, e->producer);
     if (e->remote && s->remote_gone) s->remote_gone(s->remote_ctx, &e->id);
     cray__free(e);
   }

@@ -78,13 +78,17 @@ typedef struct cray__entry {
   cray__waitnode *waiters;      /* shard lock */
   void *producer;               /* shard lock: the task that will resolve it, while pending;
                                    for an actor's entry, the actor, for good */
-  uint8_t actor;                /* an actor's entry (runtime/actor.c): set before it is shared */
+  uint8_t actor;                /* CRAY__ENTRY_ACTOR: an actor's entry (runtime/actor.c);
+                                   CRAY__ENTRY_REMOTE_ACTOR: another rank's actor, whose calls
+                                   go there (cluster.c); set before it is shared */
   uint8_t remote;               /* another rank's object held here (cluster.c): set by the
                                    thread that made it before it drops its reference */
   _Atomic uint32_t api_refs;    /* of `refs`, those handed to C callers (cray__store_hand_out) */
   _Atomic uint32_t site;        /* who made it (runtime/sites.h), 0 when unknown */
   struct cray__entry *next;     /* hash chain, shard lock */
 } cray__entry;
+
+enum { CRAY__ENTRY_ACTOR = 1, CRAY__ENTRY_REMOTE_ACTOR = 2 };
 
 typedef struct cray__store cray__store;
 struct cray__spill;

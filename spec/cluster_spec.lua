@@ -11,23 +11,12 @@ if not have_mpirun then io.stderr:write("cluster_spec: mpirun is absent: the mul
 -- Runs body under `mpirun -n 3 crayrun -w 1`; returns status, stdout, stderr.
 local function job(body)
   local path = support.script('io.stdout:setvbuf("line")\n' .. body)
-  local cmd = ("timeout 120 mpirun --allow-run-as-root --oversubscribe -n 3 %s/crayrun -w 1 %s")
-                :format(support.build, path)
-  -- Under AddressSanitizer, leak checking is off for these jobs: MPI's plugins keep
-  -- memory until exit and are unloaded by then, so their leaks cannot be told from ours.
-  local status, out, err = support.run(cmd, "", {
-    ASAN_OPTIONS = "detect_leaks=0", OMPI_MCA_btl = "self,vader",
-    OMPI_MCA_plm_rsh_agent = "false"})
+  local status, out, err = support.mpirun(path)
   os.remove(path)
   return status, out, err
 end
 
--- The "key<TAB>value" lines of out, as a table.
-local function lines(out)
-  local t = {}
-  for k, v in out:gmatch("([%w_]+)\t([^\n]*)\n") do t[k] = v end
-  return t
-end
+local lines = support.lines
 
 local describe_mpi = have_mpirun and describe or pending
 

@@ -1,0 +1,284 @@
+-- Actors across ranks (docs/cluster.md): `node` as an actor option, handles passed
+-- anywhere, calls from every rank, kill, monitors, restarts, collection, names. Each job
+-- runs under `mpirun -n 3 crayrun -w 1` and prints "key<TAB>value" lines. Skipped, saying
+-- so, where mpirun is absent.
+local support = require "spec.support"
+
+local have_mpirun = os.execute("command -v mpirun >/dev/null 2>&1") == 0
+if not have_mpirun then
+  io.stderr:write("cluster_actors_spec: mpirun is absent: the multi-rank specs are skipped\n")
+end
+
+local mpirun, lines = support.mpirun, support.lines
+
+local function job(body)
+  local path = support.script('io.stdout:setvbuf("line")\n' ..
+    'local function rank() return tonumber(os.getenv("OMPI_COMM_WORLD_RANK")) end\n' .. body)
+  local status, out, err = mpirun(path)
+  os.remove(path)
+  return status, out, err
+end
+
+local describe_mpi = have_mpirun and describe or pending
+
+describe_mpi("actors on other ranks", function()
+  local status, out, err, got
+
+  setup(function()
+    status, out, err = job([[
+      local Counter = cray.actor{
+        init = function(self, n) self.n = n end,
+        incr = function(self, k) self.n = self.n + (k or 1); return self.n end,
+        size = function(self, s) return #s end,
+        rank = function() return rank() end,
+        fail = function() error("boom") end,
+      }
+      -- node places it; without node it lives where it is made
+      local c = Counter.options{node = 1}.remote(10)
+      print("placed", cray.get(c.rank.remote()))
+      print("unplaced", cray.get(Counter.remote(0).rank.remote()))
+      local made_on_2 = cray.remote(function() return {Counter.remote(5)} end).options{node = 2}
+      local h2 = cray.get(made_on_2.remote())[1]
+      print("made_there", cray.get(h2.rank.remote()) .. "," .. cray.get(h2.incr.remote()))
+
+      -- one caller's calls run in the order sent, a long argument among short ones too
+      local refs = {}
+      for i = 1, 30 do
+        refs[i] = i % 10 == 0 and c.size.remote(string.rep("x", 200000)) or c.incr.remote(1)
+      end
+      local seen = {}
+      for i, v in ipairs(cray.get(refs)) do seen[i] = v end
+      print("order", table.concat(seen, ","))
+
+      -- one-way calls (num_returns = 0, cray.after) with ref arguments
+      local Sum = cray.actor{init = function(self) self.n = 0 end,
+                             add = function(self, x) self.n = self.n + x end,
+                             get = function(self) return self.n end}
+      local sum = Sum.options{node = 2}.remote()
+      local add = sum.add.options{num_returns = 0}
+      for i = 1, 10 do add.remote(cray.put(i)) end
+      cray.after(0, sum.add, 100)
+      local t0 = os.time()
+      while cray.get(sum.get.remote()) ~= 155 and os.time() - t0 < 60 do cray.sleep(0.02) end
+      print("one_way", cray.get(sum.get.remote()))
+
+      -- handles as arguments, nested in values, from a third rank
+      local via = cray.remote(function(h, t)
+        return cray.get(h.incr.remote(100)) .. "," .. cray.get(t.h.incr.remote(1000)) .. "," .. rank()
+      end).options{node = 2}
+      print("via_third", cray.get(via.remote(c, {h = c})))
+
+      -- a handle as a result: cray.self() from rank 2, equal to the creator's handle
+      local S = cray.actor{me = function() return {cray.self()} end, who = function() return rank() end}
+      local s = S.options{node = 2}.remote()
+      local me = cray.get(s.me.remote())[1]
+      print("self", cray.get(me.who.remote()) .. "," .. tostring(me == s))
+
+      -- errors: kind, message, remote traceback
+      local ok, e = pcall(cray.get, c.fail.remote())
+      print("error", tostring(ok) .. "," .. e.kind .. "," .. e.message)
+      print("traceback", tostring(e.traceback:find("stack traceback") ~= nil))
+
+      -- max_pending_calls counted where the actor lives
+      local Slow = cray.actor{wait = function() cray.sleep(0.2); return 1 end}
+      local sl = Slow.options{node = 1, max_pending_calls = 1}.remote()
+      local r1, r2 = sl.wait.remote(), sl.wait.remote()
+      local ok2, e2 = pcall(cray.get, r2)
+      print("pending", cray.get(r1) .. "," .. tostring(ok2) .. "," .. e2.kind)
+
+      -- max_concurrency: a second call runs while the first waits
+      local Two = cray.actor{hold = function(self, t) cray.get(t[1]); return "held" end,
+                             open = function() return "open" end}
+      local two = Two.options{node = 1, max_concurrency = 2}.remote()
+      local gate = cray.remote(function() cray.sleep(0.3); return true end).options{node = 2}.remote()
+      local held = two.hold.remote({gate})
+      print("concurrency", cray.get(two.open.remote()) .. "," .. cray.get(held))
+
+      -- restarts and their reports
+      local R = cray.actor{init = function(self) self.k = 0 end,
+                           bump = function(self) self.k = self.k + 1; return self.k end}
+      local r = R.options{node = 2, max_restarts = 1}.remote()
+      cray.get(r.bump.remote())
+      local mr = cray.monitor(r, {restarts = true})
+      cray.kill(r, {no_restart = false})
+      local report = cray.get(mr)
+      print("restart", report.reason .. "," .. report.restarts .. "," .. cray.get(r.bump.remote()))
+
+      -- kill and monitor
+      local m = cray.monitor(c)
+      cray.kill(c)
+      print("killed", cray.get(m).reason)
+      local ok3, e3 = pcall(cray.get, c.incr.remote())
+      print("dead", tostring(ok3) .. "," .. e3.kind)
+
+      -- cray.link of actors on two other ranks
+      local L = cray.actor{ping = function() return "pong" end}
+      local la, lb = L.options{node = 1}.remote(), L.options{node = 2}.remote()
+      local link = cray.link(la, lb)
+      cray.kill(la)
+      local did = cray.get(link)
+      local ok4, e4 = pcall(cray.get, lb.ping.remote())
+      print("link", did .. "," .. tostring(ok4) .. "," .. tostring(type(e4) == "table" and e4.kind or e4))
+    ]])
+    got = lines(out)
+  end)
+
+  it("runs every rank's job to the end", function()
+    assert.are.equal(0, status, err)
+  end)
+
+  it("makes an actor with options{node = k} on rank k, and one without node where it is made", function()
+    assert.are.equal("1", got.placed)
+    assert.are.equal("0", got.unplaced)
+    assert.are.equal("2,6", got.made_there)
+  end)
+
+  it("runs one caller's calls in the order sent, results back", function()
+    local want = {}
+    local n = 10
+    for i = 1, 30 do
+      if i % 10 == 0 then want[i] = 200000 else n = n + 1; want[i] = n end
+    end
+    assert.are.equal(table.concat(want, ","), got.order)
+  end)
+
+  it("sends one-way calls, their ref arguments read there", function()
+    assert.are.equal("155", got.one_way)
+  end)
+
+  it("calls through handles passed as arguments, nested in values and as results", function()
+    assert.are.equal("137,1137,2", got.via_third)
+    assert.are.equal("2,true", got.self)
+  end)
+
+  it("raises a method's error with its kind, message and remote traceback", function()
+    assert.matches("^false,task_error,.*boom$", got.error)
+    assert.are.equal("true", got.traceback)
+  end)
+
+  it("holds max_pending_calls and max_concurrency where the actor lives", function()
+    assert.are.equal("1,false,pending_calls_exceeded", got.pending)
+    assert.are.equal("open,held", got.concurrency)
+  end)
+
+  it("restarts, reports the restart, kills, monitors and links across ranks", function()
+    assert.are.equal("restarted,1,1", got.restart)
+    assert.are.equal("killed", got.killed)
+    assert.are.equal("false,actor_died", got.dead)
+    assert.are.equal("killed,false,actor_died", got.link)
+  end)
+end)
+
+describe_mpi("collecting an actor across ranks", function()
+  it("frees an actor once every rank dropped its handles", function()
+    local status, out, err = job([[
+      local Counter = cray.actor{init = function(self) self.n = 0 end}
+      local alive = cray.remote(function()
+        collectgarbage()
+        collectgarbage()
+        return cray.stats().actors.alive
+      end)
+      local function alive_on(k) return cray.get(alive.options{node = k}.remote()) end
+      local base = alive_on(1)
+      local keep = cray.remote(function(t) KEEP = t.h; return true end).options{node = 2}
+      local drop = cray.remote(function() KEEP = nil; collectgarbage(); collectgarbage(); return true end)
+                     .options{node = 2}
+      local m
+      local function make()
+        local h = Counter.options{node = 1}.remote()
+        m = cray.monitor(h)
+        cray.get(keep.remote({h = h}))
+        print("alive_made", alive_on(1) - base)
+      end
+      make()
+      collectgarbage()
+      collectgarbage()
+      print("held_by_2", #cray.wait({m}, {timeout = 0.3}))
+      cray.get(drop.remote())
+      print("collected", cray.get(m, {timeout = 60}).reason)
+      local t0 = os.time()
+      while alive_on(1) ~= base and os.time() - t0 < 60 do cray.sleep(0.05) end
+      print("alive_after", alive_on(1) - base)
+    ]])
+    assert.are.equal(0, status, err)
+    local got = lines(out)
+    assert.are.equal("1", got.alive_made)
+    assert.are.equal("0", got.held_by_2)
+    assert.are.equal("collected", got.collected)
+    assert.are.equal("0", got.alive_after)
+  end)
+end)
+
+describe_mpi("a script that uses actors", function()
+  it("gives the same results alone and under mpirun -n 3", function()
+    local path = support.script([[
+      io.stdout:setvbuf("line")
+      local util = require "cray.util"
+      local Acc = cray.actor{
+        init = function(self) self.total = 0 end,
+        add = function(self, x) self.total = self.total + x; return self.total end,
+      }
+      local acc = Acc.remote()
+      local square = cray.remote(function(a, x) a.add.remote(x * x); return x * x end)
+      local refs = {}
+      for i = 1, 40 do refs[i] = square.remote(acc, i) end
+      local sum = 0
+      for _, v in ipairs(cray.get(refs)) do sum = sum + v end
+      print("sum", sum, cray.get(acc.add.remote(0)))
+      local pool = util.ActorPool{Acc.remote(), Acc.remote(), Acc.remote()}
+      local got = {}
+      for v in pool:map(function(a, x) return a.add.remote(x) end, {1, 2, 3, 4, 5, 6}) do
+        got[#got + 1] = v
+      end
+      print("pool", table.concat(got, ","))
+      local inner = cray.remote(function(t) return cray.get(t.a.add.remote(1)) end)
+      print("nested", cray.get(inner.remote({a = acc})))
+    ]])
+    local s1, alone, e1 = support.crayrun("-w 1 " .. path)
+    local s3, many, e3 = mpirun(path)
+    os.remove(path)
+    assert.are.equal(0, s1, e1)
+    assert.are.equal(0, s3, e3)
+    assert.matches("^sum\t22140\t22140\n", alone)
+    assert.are.equal(alone, many)
+  end)
+end)
+
+describe_mpi("bad actor placement in a job", function()
+  it("refuses a node the job does not have, and a name with another node", function()
+    local status, out, err = job([[
+      local A = cray.actor{f = function() return 1 end}
+      local ok, e = pcall(function() return A.options{node = 5}.remote() end)
+      print("far", e.message)
+      local ok2, e2 = pcall(function() return A.options{node = 1, name = "x"}.remote() end)
+      print("named", e2.message)
+    ]])
+    assert.are.equal(0, status, err)
+    local got = lines(out)
+    assert.matches("actor .* asks for node 5, but the job has nodes 0 to 2", got.far)
+    assert.matches("actor 'x' asks for a name and node 1", got.named)
+  end)
+end)
+
+describe("actors placed in one process", function()
+  it("refuses options{node = k} for a node other than 0, naming the node", function()
+    local status, _, err = support.crayrun(
+      [[-e "cray.actor{f = function() end}.options{node = 2}.remote()"]])
+    assert.are.equal(1, status)
+    assert.matches("asks for node 2, but this runtime is one process, node 0 only", err)
+  end)
+
+  it("makes an actor with options{node = 0} where it is", function()
+    local status, out, err = support.crayrun(
+      [[-e "print(cray.get(cray.actor{f = function() return 7 end}.options{node = 0}.remote().f.remote()))"]])
+    assert.are.equal(0, status, err)
+    assert.are.equal("7\n", out)
+  end)
+
+  it("refuses options{node} that is not a whole number of a node", function()
+    local status, _, err = support.crayrun([[-e "cray.actor{f = function() end}.options{node = -1}"]])
+    assert.are.equal(1, status)
+    assert.matches("node", err)
+    assert.matches("whole number", err)
+  end)
+end)
