@@ -99,7 +99,7 @@ MPI_CEILING := $(if $(HAVE_MPI),$(B)/bench/mpi_ceiling)
 PRODUCTS := $(B)/crayrun $(B)/libcray.a $(B)/libcray.so.$(VERSION) $(B)/libcray.so $(B)/cray.so \
             $(B)/cray.pc $(TRANSPORT)
 
-.PHONY: all run test bench install install-lua clean deps fuzz fuzzers fuzz-run soak FORCE
+.PHONY: all run test bench bench-peers install install-lua clean deps fuzz fuzzers fuzz-run soak FORCE
 .SECONDARY:
 all: $(PRODUCTS) $(CTESTS) $(EXAMPLES) $(REPLAYS) $(B)/bench/ceiling $(B)/bench/io_echo \
      $(MPI_CEILING)
@@ -280,6 +280,12 @@ bench:
 	@$(MAKE) --no-print-directory deps >&2
 	@$(MAKE) --no-print-directory all >&2
 	@B=$(B) sh bench/run
+
+# The Savina benchmarks against the Erlang/OTP peer, alternating (bench/peers); skipped,
+# saying so, when escript is not installed.
+bench-peers:
+	@$(MAKE) --no-print-directory all >&2
+	@B=$(B) sh bench/peers
 
 # What LuaRocks installs (cray-scm-1.rockspec): the Lua module and crayrun.
 install-lua: $(B)/cray.so $(B)/crayrun

@@ -35,6 +35,8 @@ typedef struct fn_entry {
 typedef struct slot {
   _Atomic(fn_entry *) table[CAP + 1]; /* [CAP]: "(other)" */
   int used;                           /* entries in table[0..CAP), owner only */
+  fn_entry *last;                     /* the entry found last, owner only: a run of calls
+                                         to one function skips the hashing */
   _Atomic uint64_t busy_ns;
   char pad[64];
 } slot;
@@ -92,8 +94,8 @@ static fn_entry *entry_new(const char *name, uint32_t hash) {
   return e;
 }
 
-/* The owner's entry for name, made when new; NULL when memory is short. */
-static fn_entry *entry_of(slot *sl, const char *name) {
+/* The owner's entry for name by its hash, made when new; NULL when memory is short. */
+static fn_entry *entry_find(slot *sl, const char *name) {
   uint32_t h = hash_of(name);
   for (uint32_t i = h & (CAP - 1);; i = (i + 1) & (CAP - 1)) {
     /* relaxed: the owner made every entry it can see here */
@@ -109,6 +111,15 @@ static fn_entry *entry_of(slot *sl, const char *name) {
     atomic_store_explicit(at, e, memory_order_release);
     return e;
   }
+}
+
+/* entry_find, with the entry found last tried first. */
+static fn_entry *entry_of(slot *sl, const char *name) {
+  if (sl->last && strcmp(sl->last->name, name) == 0) return sl->last;
+  fn_entry *found = entry_find(sl, name);
+  if (found && found != atomic_load_explicit(&sl->table[CAP], memory_order_relaxed))
+    sl->last = found; /* "(other)" stands for many names: never the last one found */
+  return found;
 }
 
 static int bucket_of(uint64_t ns) {

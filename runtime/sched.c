@@ -715,7 +715,9 @@ void cray__sched_count_submit(cray__sched *s, cray__task *t) {
   t->sched = s;
   t->submitted_at = cray__now();
   atomic_fetch_add_explicit(&my_counts(s)->submitted, 1, memory_order_relaxed);
-  uint32_t site = cray__sites_intern(s->rt->sites, t->name);
+  /* The site names the returns' objects: a call without returns (a one-way actor call)
+   * has nothing to name and skips the interning. */
+  uint32_t site = t->nreturns ? cray__sites_intern(s->rt->sites, t->name) : 0;
   for (uint32_t i = 0; i < t->nreturns; i++) {
     cray__store_set_producer(s->store, t->returns[i], t);
     /* relaxed: shown by cray.objects() only; the site's text is published by interning */
