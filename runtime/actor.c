@@ -58,13 +58,74 @@ static const char *const reason_text[] = {
 
 static worker *home_of(cray__sched *s, const cray__actor *a) { return &s->workers[a->home]; }
 
-/* Puts a on its home's ready list when it has control to apply, or a call to start and a
- * free slot. Under the home's lock. */
-static void ready_locked(worker *w, cray__actor *a) {
-  if (a->ready) return;
-  int calls = a->mhead && a->state == CRAY__ACTOR_ALIVE && !a->initializing &&
-              a->running < a->max_concurrency;
-  if (!calls && !a->ctl) return;
+/* ---- the inbox ----
+ *
+ * Senders push onto `inbox` with a compare-and-swap and take no lock; only the holder of
+ * the home's lock takes from it (all of it at once, then reversed into the mailbox's
+ * order), so there is one consumer at a time. The idle mark is set, under the lock, when
+ * the actor is not listed nor served and the inbox was found empty; the sender whose push
+ * replaces it learns so and lists the actor, under the lock. While the actor is listed or
+ * served the mark is absent and a send is one compare-and-swap: serving takes what came
+ * before it stops. A dead actor's inbox stays marked, so every send to it takes the lock
+ * and fails at once, as before. Calls from one sender are pushed in order and taken in
+ * order, so they start in order. */
+
+#define INBOX_IDLE ((cray__task *)(uintptr_t)1)
+
+/* Moves the inbox's calls to the mailbox's tail, oldest first. Under the home's lock. */
+static void inbox_take(cray__actor *a) {
+  /* acquire: the calls pushed (their fields and links) are seen whole */
+  cray__task *top = atomic_exchange_explicit(&a->inbox, NULL, memory_order_acquire);
+  if (top == INBOX_IDLE) top = NULL;
+  cray__task *first = NULL, *last = top;
+  while (top) {
+    cray__task *next = top->next;
+    top->next = first;
+    first = top;
+    top = next;
+  }
+  if (!first) return;
+  if (a->mtail) a->mtail->next = first;
+  else a->mhead = first;
+  a->mtail = last;
+}
+
+/* Sets the idle mark: 1, or 0 when a call came meanwhile (it is in the inbox). Under the
+ * home's lock, after inbox_take. */
+static int inbox_mark_idle(cray__actor *a) {
+  cray__task *empty = NULL;
+  /* acq_rel: a sender that finds the mark sees what this thread did under the lock; a
+   * failure sees the call that came, which inbox_take then acquires anyway */
+  return atomic_compare_exchange_strong_explicit(&a->inbox, &empty, INBOX_IDLE,
+                                                 memory_order_acq_rel, memory_order_acquire) ||
+         empty == INBOX_IDLE;
+}
+
+/* Pushes t onto a's inbox: 1 when it took the idle mark off (the caller lists the actor,
+ * under the home's lock), else 0. Takes a reference to a's entry in the first case, as the
+ * caller then needs the actor after the call may have run and gone. */
+static int inbox_push(cray__store *st, cray__actor *a, cray__task *t) {
+  /* relaxed: the compare-and-swap below decides */
+  cray__task *top = atomic_load_explicit(&a->inbox, memory_order_relaxed);
+  int held = 0;
+  for (;;) {
+    if (top == INBOX_IDLE && !held) {
+      cray__store_retain(a->entry); /* t holds one until it is pushed */
+      held = 1;
+    }
+    t->next = top == INBOX_IDLE ? NULL : top;
+    /* release: the taker sees t whole; relaxed on failure: the next try reads again */
+    if (atomic_compare_exchange_weak_explicit(&a->inbox, &top, t, memory_order_release,
+                                              memory_order_relaxed))
+      break;
+  }
+  if (top == INBOX_IDLE) return 1;
+  if (held) cray__store_release(st, a->entry);
+  return 0;
+}
+
+/* Lists a, which is not listed, on its home's ready list. Under the home's lock. */
+static void list_locked(worker *w, cray__actor *a) {
   a->ready = 1;
   a->rnext = NULL;
   if (w->rtail) w->rtail->rnext = a;
@@ -74,6 +135,25 @@ static void ready_locked(worker *w, cray__actor *a) {
   cray__sched_poke(w);
 }
 
+/* Puts a on its home's ready list when it has control to apply, or a call to start and a
+ * free slot; else marks its inbox idle. Under the home's lock. */
+static void ready_locked(worker *w, cray__actor *a) {
+  if (a->ready) return;
+  /* A dead actor's inbox holds only what a sender that found the mark pushed; that sender
+   * comes for it (cray__actor_send). */
+  if (a->state != CRAY__ACTOR_ALIVE) {
+    if (a->ctl) list_locked(w, a);
+    return;
+  }
+  do {
+    inbox_take(a);
+    if ((a->mhead && !a->initializing && a->running < a->max_concurrency) || a->ctl) {
+      list_locked(w, a);
+      return;
+    }
+  } while (!inbox_mark_idle(a));
+}
+
 static void set_ctl(cray__sched *s, cray__actor *a, int ctl) {
   worker *w = home_of(s, a);
   pthread_mutex_lock(&w->mu);
@@ -81,6 +161,8 @@ static void set_ctl(cray__sched *s, cray__actor *a, int ctl) {
   ready_locked(w, a);
   pthread_mutex_unlock(&w->mu);
 }
+
+static void fail_all(cray__sched *s, cray__actor *a, cray__task *calls);
 
 /* ---- names ---- */
 
@@ -403,16 +485,23 @@ int cray__actor_create(cray__sched *s, const cray__actor_spec *spec, cray__entry
 
 void cray__actor_send(cray__sched *s, cray__task *t) {
   cray__actor *a = t->actor;
-  worker *w = home_of(s, a);
   atomic_store_explicit(&t->state, CRAY__TASK_QUEUED, memory_order_relaxed);
+  if (!inbox_push(s->store, a, t)) return; /* listed or served: it is taken from there */
+  worker *w = home_of(s, a);
+  cray__task *dead = NULL;
   pthread_mutex_lock(&w->mu);
-  int dead = a->state == CRAY__ACTOR_DEAD;
-  if (!dead) {
-    append_mail(a, t);
+  if (a->state == CRAY__ACTOR_DEAD) {
+    /* The mark was a dead actor's: fail what came, keeping the mark for the next. */
+    do inbox_take(a);
+    while (!inbox_mark_idle(a));
+    dead = a->mhead;
+    a->mhead = a->mtail = NULL;
+  } else {
     ready_locked(w, a);
   }
   pthread_mutex_unlock(&w->mu);
-  if (dead) cray__sched_fail(s, t, cray__actor_died_error(a, t->name));
+  fail_all(s, a, dead);
+  cray__store_release(s->store, a->entry); /* inbox_push's */
 }
 
 /* ---- control ---- */
@@ -492,6 +581,8 @@ static void die(cray__sched *s, worker *w, cray__actor *a, int reason) {
   a->reason = reason;
   a->running -= n;
   a->initializing = 0;
+  do inbox_take(a); /* from now on every send finds the mark and fails its call */
+  while (!inbox_mark_idle(a));
   cray__task *mail = a->mhead;
   a->mhead = a->mtail = NULL;
   cray__monitor *monitors = a->monitors;
@@ -680,6 +771,7 @@ void cray__actor_serve(cray__sched *s, worker *w, cray__actor *a) {
     int ctl = a->ctl;
     a->ctl = 0;
     if (!mine && n < SERVE_BATCH) {
+      if (a->state == CRAY__ACTOR_ALIVE) inbox_take(a);
       mine = a->mhead, mine_tail = a->mtail;
       a->mhead = a->mtail = NULL;
     }
@@ -709,6 +801,7 @@ void cray__actor_serve(cray__sched *s, worker *w, cray__actor *a) {
       continue;
     }
     if (a->ctl) continue;
+    if (a->state == CRAY__ACTOR_ALIVE) inbox_take(a);
     if (n >= SERVE_BATCH || !a->mhead || !can_start(a)) break;
   }
   a->serving = 0;

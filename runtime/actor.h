@@ -24,7 +24,8 @@
  * instance and runs init again with its first arguments before any queued call; calls it
  * interrupted are sent again while they have retries left (max_task_retries).
  *
- * Locks: the home worker's mutex guards the mailbox, `running`, `ready`, `ctl`, `state`,
+ * Locks: a call is sent without a lock (see `inbox`); the home worker's lock is taken
+ * only when that finds the actor idle. The home worker's mutex guards the mailbox, `running`, `ready`, `ctl`, `state`,
  * `death`, the monitors and the worker's list of actors (`prev`, `next`: creation links
  * an actor on the creating thread). `exec`, `started` and the serving fields belong to
  * the home worker's thread. The names table has its own mutex, taken before no other.
@@ -70,8 +71,13 @@ struct cray__actor {
   int restart_on_error;      /* a method that raises restarts it (or, without restarts
                               * left, it dies with reason "error") */
 
+  /* Senders push calls here without a lock: a stack, newest first, linked through `next`
+   * (runtime/actor.c, "the inbox"). NULL: empty; the idle mark: empty, and the actor is
+   * neither listed nor served, so the sender that pushes next lists it. */
+  _Atomic(cray__task *) inbox;
+
   /* home worker's lock */
-  cray__task *mhead, *mtail; /* calls not started, in order */
+  cray__task *mhead, *mtail; /* calls not started, in order, taken from the inbox */
   int running;               /* calls holding a slot */
   int initializing;          /* init holds a slot: nothing else starts */
   int ready;                 /* in the home worker's ready list, or being served */
