@@ -8,8 +8,10 @@
  * entry. Counters have one writer (the slot's owner, or slot 0's mutex holder), which
  * adds with a relaxed load and store: readers see each counter whole, never torn.
  *
- * Run times go into a histogram of quarter octaves of nanoseconds (each bucket 19% wider
- * than the last), from which p50 and p99 are read to within that width.
+ * Run times go into a histogram of quarter octaves of stamps (each bucket 19% wider than
+ * the last), from which p50 and p99 are read to within that width. Counters and buckets
+ * hold stamps; reading turns them into seconds at the stamps' rate: measured against the
+ * clock since the recorder was made for the time-stamp counter, 1e9 for nanoseconds.
  */
 #include "fstats.h"
 
@@ -19,15 +21,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#include <x86intrin.h>
+#endif
+
 #include "alloc.h"
 #include "wait.h"
 
 #define CAP 128
-#define NBUCKETS 160 /* quarter octaves up to 2^41 ns, about 37 minutes */
+#define NBUCKETS 160 /* quarter octaves up to 2^41 stamps: 37 minutes of nanoseconds, 12
+                        of a 3 GHz counter */
 
 typedef struct fn_entry {
   uint32_t hash;
-  _Atomic uint64_t calls, failed, retries, ran, run_ns, queued_ns;
+  _Atomic uint64_t calls, failed, retries, ran, run, queued; /* run, queued: stamps */
   _Atomic uint32_t hist[NBUCKETS];
   char name[];
 } fn_entry;
@@ -37,13 +45,14 @@ typedef struct slot {
   int used;                           /* entries in table[0..CAP), owner only */
   fn_entry *last;                     /* the entry found last, owner only: a run of calls
                                          to one function skips the hashing */
-  _Atomic uint64_t busy_ns;
+  _Atomic uint64_t busy;              /* stamps */
   char pad[64];
 } slot;
 
 struct cray__fstats {
   int workers;
-  double born;
+  double born;        /* cray__now() when made */
+  uint64_t born_stamp; /* and the stamp then */
   pthread_mutex_t mu; /* slot 0's writers */
   _Atomic uint64_t actors[CRAY__ACTOR_EVENTS];
   slot *slots;        /* workers + 1 */
@@ -59,6 +68,7 @@ cray__fstats *cray__fstats_new(int workers) {
   }
   f->workers = workers;
   f->born = cray__now();
+  f->born_stamp = cray__fstats_stamp();
   pthread_mutex_init(&f->mu, NULL);
   return f;
 }
@@ -71,6 +81,31 @@ void cray__fstats_free(cray__fstats *f) {
   pthread_mutex_destroy(&f->mu);
   cray__free(f->slots);
   cray__free(f);
+}
+
+enum { STAMP_UNKNOWN, STAMP_TSC, STAMP_NS };
+
+/* Which stamps this machine gives: the time-stamp counter when the CPU says it runs at one
+ * rate always (invariant), else nanoseconds. */
+static int stamp_kind(void) {
+  static _Atomic int kind = STAMP_UNKNOWN;
+  /* relaxed: every thread works out the same answer, so a race only repeats the work */
+  int k = atomic_load_explicit(&kind, memory_order_relaxed);
+  if (k != STAMP_UNKNOWN) return k;
+  k = STAMP_NS;
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned a, b, c, d;
+  if (__get_cpuid(0x80000007u, &a, &b, &c, &d) && (d & (1u << 8))) k = STAMP_TSC;
+#endif
+  atomic_store_explicit(&kind, k, memory_order_relaxed); /* relaxed: as above */
+  return k;
+}
+
+uint64_t cray__fstats_stamp(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (stamp_kind() == STAMP_TSC) return __rdtsc();
+#endif
+  return (uint64_t)(cray__now() * 1e9);
 }
 
 /* Adds v to a counter that only the caller writes. */
@@ -122,38 +157,39 @@ static fn_entry *entry_of(slot *sl, const char *name) {
   return found;
 }
 
-static int bucket_of(uint64_t ns) {
-  if (ns < 4) return (int)ns;
-  int octave = 63 - __builtin_clzll(ns);
-  int b = (octave - 1) * 4 + (int)((ns >> (octave - 2)) & 3);
+static int bucket_of(uint64_t stamps) {
+  if (stamps < 4) return (int)stamps;
+  int octave = 63 - __builtin_clzll(stamps);
+  int b = (octave - 1) * 4 + (int)((stamps >> (octave - 2)) & 3);
   return b < NBUCKETS ? b : NBUCKETS - 1;
 }
 
-/* The middle of bucket b, in seconds. */
+/* The middle of bucket b, in stamps. */
 static double bucket_mid(int b) {
-  if (b < 4) return b * 1e-9;
+  if (b < 4) return b;
   int octave = b / 4 + 1, sub = b % 4;
-  return ldexp(4.5 + sub, octave - 2) * 1e-9;
+  return ldexp(4.5 + sub, octave - 2);
 }
 
-static void record(slot *sl, const cray__task *t, int failed, double now) {
+static void record(slot *sl, const cray__task *t, int failed, uint64_t now) {
   fn_entry *e = entry_of(sl, t->name ? t->name : "(unnamed)");
   if (!e) return;
   add64(&e->calls, 1);
   if (failed) add64(&e->failed, 1);
   if (t->retries) add64(&e->retries, (uint64_t)t->retries);
-  if (t->started_at <= 0) return; /* it never started: no run time */
-  uint64_t run = (uint64_t)((now - t->started_at) * 1e9);
+  if (!t->started_at) return; /* it never started: no run time */
+  /* Stamps of two cores can differ by a little: a difference below 0 counts as 0. */
+  uint64_t run = now > t->started_at ? now - t->started_at : 0;
   add64(&e->ran, 1);
-  add64(&e->run_ns, run);
-  add64(&e->queued_ns, (uint64_t)((t->started_at - t->submitted_at) * 1e9));
+  add64(&e->run, run);
+  add64(&e->queued, t->started_at > t->submitted_at ? t->started_at - t->submitted_at : 0);
   _Atomic uint32_t *b = &e->hist[bucket_of(run)];
   /* relaxed: one writer, as add64 */
   atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1, memory_order_relaxed);
 }
 
 void cray__fstats_task_end(cray__fstats *f, int slot_index, const cray__task *t, int failed,
-                           double now) {
+                           uint64_t now) {
   if (slot_index > 0) {
     record(&f->slots[slot_index], t, failed, now);
     return;
@@ -163,8 +199,9 @@ void cray__fstats_task_end(cray__fstats *f, int slot_index, const cray__task *t,
   pthread_mutex_unlock(&f->mu);
 }
 
-void cray__fstats_busy(cray__fstats *f, int slot_index, double seconds) {
-  if (seconds > 0) add64(&f->slots[slot_index].busy_ns, (uint64_t)(seconds * 1e9));
+void cray__fstats_busy(cray__fstats *f, int slot_index, uint64_t since) {
+  uint64_t now = cray__fstats_stamp();
+  if (now > since) add64(&f->slots[slot_index].busy, now - since); /* as in record */
 }
 
 void cray__fstats_actor(cray__fstats *f, int event) {
@@ -176,7 +213,7 @@ void cray__fstats_actor(cray__fstats *f, int event) {
 
 typedef struct merged {
   cray__fstats_fn fn;
-  uint64_t run_ns, queued_ns;
+  uint64_t run, queued; /* stamps */
   uint32_t hist[NBUCKETS];
 } merged;
 
@@ -200,14 +237,19 @@ static void merge_entry(merged *m, const fn_entry *e) {
   m->fn.failed += atomic_load_explicit(&e->failed, memory_order_relaxed);
   m->fn.retries += atomic_load_explicit(&e->retries, memory_order_relaxed);
   m->fn.ran += atomic_load_explicit(&e->ran, memory_order_relaxed);
-  m->run_ns += atomic_load_explicit(&e->run_ns, memory_order_relaxed);
-  m->queued_ns += atomic_load_explicit(&e->queued_ns, memory_order_relaxed);
+  m->run += atomic_load_explicit(&e->run, memory_order_relaxed);
+  m->queued += atomic_load_explicit(&e->queued, memory_order_relaxed);
   for (int b = 0; b < NBUCKETS; b++)
     m->hist[b] += atomic_load_explicit(&e->hist[b], memory_order_relaxed);
 }
 
 int cray__fstats_read(cray__fstats *f, cray__fstats_report *r) {
   *r = (cray__fstats_report){.workers = f->workers, .elapsed = cray__now() - f->born};
+  /* Stamps a second: the time-stamp counter's rate, as measured since f was made. */
+  uint64_t stamps = cray__fstats_stamp() - f->born_stamp;
+  double rate = stamp_kind() == STAMP_NS || r->elapsed <= 0 || !stamps
+                    ? 1e9
+                    : (double)stamps / r->elapsed;
   size_t n = 0, cap = 16;
   merged *m = cray__malloc(cap * sizeof *m);
   r->busy = cray__calloc((size_t)f->workers + 1, sizeof *r->busy);
@@ -235,11 +277,11 @@ int cray__fstats_read(cray__fstats *f, cray__fstats_report *r) {
   if (!r->fns) goto nomem;
   for (size_t j = 0; j < n; j++) {
     cray__fstats_fn *fn = &m[j].fn;
-    fn->total = (double)m[j].run_ns * 1e-9;
+    fn->total = (double)m[j].run / rate;
     fn->mean = fn->ran ? fn->total / (double)fn->ran : 0;
-    fn->queued = (double)m[j].queued_ns * 1e-9;
-    fn->p50 = percentile(m[j].hist, fn->ran, 0.50);
-    fn->p99 = percentile(m[j].hist, fn->ran, 0.99);
+    fn->queued = (double)m[j].queued / rate;
+    fn->p50 = percentile(m[j].hist, fn->ran, 0.50) / rate;
+    fn->p99 = percentile(m[j].hist, fn->ran, 0.99) / rate;
     r->fns[j] = *fn;
   }
   r->nfns = n;
@@ -249,7 +291,7 @@ int cray__fstats_read(cray__fstats *f, cray__fstats_report *r) {
     r->actors[e] = atomic_load_explicit(&f->actors[e], memory_order_relaxed); /* shown only */
   for (int i = 1; i <= f->workers; i++) {
     /* relaxed: shown only */
-    double busy = (double)atomic_load_explicit(&f->slots[i].busy_ns, memory_order_relaxed) * 1e-9;
+    double busy = (double)atomic_load_explicit(&f->slots[i].busy, memory_order_relaxed) / rate;
     r->busy[i - 1] = r->elapsed > 0 ? fmin(1, busy / r->elapsed) : 0;
   }
   return 0;

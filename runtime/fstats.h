@@ -10,7 +10,10 @@
  *
  * Times: `queued` runs from submission to the last start (waiting for arguments, in a
  * queue, for resources); `run` from the last start to the end, waits inside included.
- * Each worker also sums the time it spends inside the executor: its busy time.
+ * Each worker also sums the time it spends inside the executor: its busy time. Times are
+ * taken as stamps (cray__fstats_stamp), which cost a fraction of a clock read, and turned
+ * into seconds when read, at the rate the stamps advanced against the clock since the
+ * recorder was made.
  */
 #ifndef CRAY_FSTATS_H
 #define CRAY_FSTATS_H
@@ -27,10 +30,15 @@ typedef struct cray__fstats cray__fstats;
 cray__fstats *cray__fstats_new(int workers);
 void cray__fstats_free(cray__fstats *f);
 
-/* Records the end of t (failed or not) at time `now`, on slot `slot`. */
-void cray__fstats_task_end(cray__fstats *f, int slot, const cray__task *t, int failed, double now);
-/* Adds `seconds` to worker slot's busy time; on that worker's thread. */
-void cray__fstats_busy(cray__fstats *f, int slot, double seconds);
+/* A time stamp: the CPU's invariant time-stamp counter where it has one (x86), else
+ * nanoseconds of the monotonic clock. Only differences of stamps mean anything. */
+uint64_t cray__fstats_stamp(void);
+
+/* Records the end of t (failed or not) at stamp `now`, on slot `slot`. */
+void cray__fstats_task_end(cray__fstats *f, int slot, const cray__task *t, int failed,
+                           uint64_t now);
+/* Adds the time since stamp `since` to worker slot's busy time; on that worker's thread. */
+void cray__fstats_busy(cray__fstats *f, int slot, uint64_t since);
 
 enum { CRAY__ACTOR_CREATED, CRAY__ACTOR_RESTARTED, CRAY__ACTOR_DIED, CRAY__ACTOR_EVENTS };
 void cray__fstats_actor(cray__fstats *f, int event);

@@ -186,7 +186,7 @@ static void count_end(cray__sched *s, cray__task *t, int failed) {
   if (t->started) atomic_fetch_sub_explicit(&c->running, 1, memory_order_relaxed);
   t->started = 0;
   atomic_fetch_add_explicit(failed ? &c->failed : &c->finished, 1, memory_order_relaxed);
-  cray__fstats_task_end(s->fstats, (int)(c - s->counts), t, failed, cray__now());
+  cray__fstats_task_end(s->fstats, (int)(c - s->counts), t, failed, cray__fstats_stamp());
 }
 
 void cray__sched_count_success(cray__task *t) { count_end(t->sched, t, 0); }
@@ -508,11 +508,11 @@ static void start(cray__sched *s, worker *w, cray__task *t) {
   if (!t->holds_resources && !acquire(s, t)) return;
   atomic_store_explicit(&t->state, CRAY__TASK_RUNNING, memory_order_relaxed);
   cray__sched_count_running(s, t, 1);
-  double t0 = t->started_at = cray__now();
+  uint64_t t0 = t->started_at = cray__fstats_stamp();
   /* A C function runs here on the worker's thread; anything else goes to the executor. */
   int rc = t->actor ? -1 : cray__cfunc_run(s->rt, t);
   if (rc < 0) rc = run(s, w, t);
-  cray__fstats_busy(s->fstats, w->index + 1, cray__now() - t0);
+  cray__fstats_busy(s->fstats, w->index + 1, t0);
   after_run(s, w, t, rc);
 }
 
@@ -543,9 +543,9 @@ static void resume(cray__sched *s, worker *w, cray__task *t) {
     return;
   }
   atomic_store_explicit(&t->state, CRAY__TASK_RUNNING, memory_order_relaxed);
-  double t0 = cray__now();
+  uint64_t t0 = cray__fstats_stamp();
   int rc = run(s, w, t);
-  cray__fstats_busy(s->fstats, w->index + 1, cray__now() - t0);
+  cray__fstats_busy(s->fstats, w->index + 1, t0);
   after_run(s, w, t, rc);
 }
 
@@ -713,7 +713,7 @@ static void dep_resolved(cray__waiter *wt) {
 
 void cray__sched_count_submit(cray__sched *s, cray__task *t) {
   t->sched = s;
-  t->submitted_at = cray__now();
+  t->submitted_at = cray__fstats_stamp();
   atomic_fetch_add_explicit(&my_counts(s)->submitted, 1, memory_order_relaxed);
   /* The site names the returns' objects: a call without returns (a one-way actor call)
    * has nothing to name and skips the interning. */

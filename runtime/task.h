@@ -93,8 +93,8 @@ struct cray__task {
   int disarmed;             /* wakes are refused until start arms them (a new task, or
                                one taken back to not started) */
   const char *name;         /* NULL, or in the task's own allocation */
-  double submitted_at, started_at; /* cray__now() at submission and at the last start
-                                      (runtime/fstats.h); 0 before */
+  uint64_t submitted_at, started_at; /* cray__fstats_stamp() at submission and at the last
+                                        start (runtime/fstats.h); 0 before */
   int small;                /* it lives in a small block (alloc.h) */
   int placed;               /* options{node} chose its rank: never given to another
                                (cluster.h) */
