@@ -229,3 +229,43 @@ describe("bench.lib", function()
     assert.are.equal("kept 1.000000 seconds\n", out)
   end)
 end)
+
+describe("bench/peers", function()
+  local function peers(env)
+    return support.run(("B=%s %s sh bench/peers"):format(support.build, env))
+  end
+
+  -- Runs bench/peers with env: it succeeds, prints no figure, and says why it skipped.
+  local function skips(env, why)
+    local status, out, err = peers(env)
+    assert.are.equal(0, status)
+    assert.are.equal("", out)
+    assert.matches("skipped: " .. why, err, 1, true)
+  end
+
+  it("says plainly that it is skipped, and succeeds, when escript is absent", function()
+    skips("ESCRIPT=/nonexistent/escript", "escript is not installed")
+  end)
+
+  it("says plainly that it is skipped when the peer script is absent", function()
+    skips("ESCRIPT=sh PEER=/nonexistent/bench.escript",
+          "the Erlang peer /nonexistent/bench.escript is absent")
+  end)
+
+  it("prints cray's median, the peer's and their ratio for each benchmark", function()
+    -- A stand-in for escript that answers as the peer does, 2000 messages a second.
+    local fake = os.tmpname()
+    local f = assert(io.open(fake, "w"))
+    f:write('#!/bin/sh\necho "RESULT erlang $2 msgs_per_s 2000"\n')
+    f:close()
+    assert.are.equal(0, (support.run("chmod +x " .. fake)))
+    local status, out, err = peers(("CRAY_BENCH_QUICK=1 ROUNDS=1 FILTER=counting "
+                                    .. "ESCRIPT=%s PEER=%s"):format(fake, fake))
+    os.remove(fake)
+    assert.are.equal(0, status, err)
+    local c, e, ratio = out:match("^savina_counting ([%d.e+]+) (%d+) ([%d.]+)\n$")
+    assert.is_truthy(c, out)
+    assert.are.equal("2000", e)
+    assert.are.equal(("%.2f"):format(tonumber(c) / 2000), ratio)
+  end)
+end)
