@@ -2,7 +2,7 @@
  * stats.c: the per-function part of cray.stats() (runtime/fstats.h as Lua tables).
  *
  * Adds to the table on top of the stack: functions = {[name] = {calls, failed, retries,
- * ran, total, mean, p50, p99, queued}} (times in seconds), actors.created / restarted /
+ * ran, total, mean, p50, p99, queued, deps}} (times in seconds), actors.created / restarted /
  * died, busy = {fraction of the run each worker spent running tasks} and elapsed.
  */
 #include "stats.h"
@@ -22,7 +22,7 @@ void cray__stats_push(lua_State *L, cray__sched *s) {
   lua_createtable(L, 0, (int)r.nfns);
   for (size_t i = 0; i < r.nfns; i++) {
     const cray__fstats_fn *f = &r.fns[i];
-    lua_createtable(L, 0, 9);
+    lua_createtable(L, 0, 10);
     set_num(L, "calls", (double)f->calls);
     set_num(L, "failed", (double)f->failed);
     set_num(L, "retries", (double)f->retries);
@@ -32,6 +32,7 @@ void cray__stats_push(lua_State *L, cray__sched *s) {
     set_num(L, "p50", f->p50);
     set_num(L, "p99", f->p99);
     set_num(L, "queued", f->queued);
+    set_num(L, "deps", f->deps);
     lua_setfield(L, -2, f->name);
   }
   lua_setfield(L, -2, "functions");

@@ -3,8 +3,8 @@
 --
 -- report.format(stats) returns the text: one row per function and actor method, sorted by
 -- total run time, then the actors, the store and the workers, with sizes in KiB/MiB/GiB
--- and times in the unit that reads best. `queued` in the table is the mean per call that
--- ran (cray.stats() holds the total).
+-- and times in the unit that reads best. `queued` and `deps` in the table are means per
+-- call that ran (cray.stats() holds the totals).
 local report = {}
 
 -- Bytes in the largest binary unit that keeps the number at least 1.
@@ -54,12 +54,14 @@ function report.format(s)
   local sec = report.seconds
   out[#out + 1] = ("cray stats: %.2fs, %d workers"):format(s.elapsed or 0, s.workers)
   out[#out + 1] = "functions:"
-  local rows = {{"name", "calls", "failed", "retries", "total", "mean", "p50", "p99", "queued"}}
+  local rows = {{"name", "calls", "failed", "retries", "total", "mean", "p50", "p99", "queued",
+                 "deps"}}
   for _, name in ipairs(names) do
     local f = s.functions[name]
+    local ran = math.max(f.ran, 1)
     rows[#rows + 1] = {name, ("%d"):format(f.calls), ("%d"):format(f.failed),
                        ("%d"):format(f.retries), sec(f.total), sec(f.mean), sec(f.p50),
-                       sec(f.p99), sec(f.queued / math.max(f.ran, 1))}
+                       sec(f.p99), sec(f.queued / ran), sec((f.deps or 0) / ran)}
   end
   if #names == 0 then out[#out + 1] = "  (none ran)" else rows_to_text(rows, out) end
   local a = s.actors

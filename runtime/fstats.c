@@ -35,7 +35,7 @@
 
 typedef struct fn_entry {
   uint32_t hash;
-  _Atomic uint64_t calls, failed, retries, ran, run, queued; /* run, queued: stamps */
+  _Atomic uint64_t calls, failed, retries, ran, run, queued, deps; /* run..deps: stamps */
   _Atomic uint32_t hist[NBUCKETS];
   char name[];
 } fn_entry;
@@ -182,7 +182,10 @@ static void record(slot *sl, const cray__task *t, int failed, uint64_t now) {
   uint64_t run = now > t->started_at ? now - t->started_at : 0;
   add64(&e->ran, 1);
   add64(&e->run, run);
-  add64(&e->queued, t->started_at > t->submitted_at ? t->started_at - t->submitted_at : 0);
+  uint64_t waited = t->started_at > t->submitted_at ? t->started_at - t->submitted_at : 0;
+  uint64_t deps = t->dep_wait < waited ? t->dep_wait : waited;
+  add64(&e->queued, waited - deps);
+  add64(&e->deps, deps);
   _Atomic uint32_t *b = &e->hist[bucket_of(run)];
   /* relaxed: one writer, as add64 */
   atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1, memory_order_relaxed);
@@ -213,7 +216,7 @@ void cray__fstats_actor(cray__fstats *f, int event) {
 
 typedef struct merged {
   cray__fstats_fn fn;
-  uint64_t run, queued; /* stamps */
+  uint64_t run, queued, deps; /* stamps */
   uint32_t hist[NBUCKETS];
 } merged;
 
@@ -239,6 +242,7 @@ static void merge_entry(merged *m, const fn_entry *e) {
   m->fn.ran += atomic_load_explicit(&e->ran, memory_order_relaxed);
   m->run += atomic_load_explicit(&e->run, memory_order_relaxed);
   m->queued += atomic_load_explicit(&e->queued, memory_order_relaxed);
+  m->deps += atomic_load_explicit(&e->deps, memory_order_relaxed);
   for (int b = 0; b < NBUCKETS; b++)
     m->hist[b] += atomic_load_explicit(&e->hist[b], memory_order_relaxed);
 }
@@ -280,6 +284,7 @@ int cray__fstats_read(cray__fstats *f, cray__fstats_report *r) {
     fn->total = (double)m[j].run / rate;
     fn->mean = fn->ran ? fn->total / (double)fn->ran : 0;
     fn->queued = (double)m[j].queued / rate;
+    fn->deps = (double)m[j].deps / rate;
     fn->p50 = percentile(m[j].hist, fn->ran, 0.50) / rate;
     fn->p99 = percentile(m[j].hist, fn->ran, 0.99) / rate;
     r->fns[j] = *fn;

@@ -8,8 +8,11 @@
  * Threads that are not workers (the driver failing a task, a timer) share slot 0 under
  * its mutex. The actor counters are rare events: one relaxed atomic add each.
  *
- * Times: `queued` runs from submission to the last start (waiting for arguments, in a
- * queue, for resources); `run` from the last start to the end, waits inside included.
+ * Times: `deps` is the time a task waited for its arguments (from submission until the
+ * last resolved; for an actor call, while its turn had come and they were not there);
+ * `queued` the rest of the time from submission to the last start (in a queue, for
+ * resources, behind an actor's other calls); `run` from the last start to the end, waits
+ * inside included.
  * Each worker also sums the time it spends inside the executor: its busy time. Times are
  * taken as stamps (cray__fstats_stamp), which cost a fraction of a clock read, and turned
  * into seconds when read, at the rate the stamps advanced against the clock since the
@@ -47,7 +50,7 @@ void cray__fstats_actor(cray__fstats *f, int event);
 typedef struct cray__fstats_fn {
   const char *name; /* valid while f lives */
   uint64_t calls, failed, retries, ran;
-  double total, mean, p50, p99, queued;
+  double total, mean, p50, p99, queued, deps;
 } cray__fstats_fn;
 
 typedef struct cray__fstats_report {

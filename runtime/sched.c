@@ -496,10 +496,16 @@ static void start(cray__sched *s, worker *w, cray__task *t) {
   }
   if (t->actor && deps_pending(t)) {
     /* The call keeps its slot while it waits, so later calls do not overtake it. */
+    if (!t->dep_since) t->dep_since = cray__fstats_stamp();
     atomic_store_explicit(&t->state, CRAY__TASK_SUSPENDED, memory_order_release);
     if (cray__sched_wait_begin(s, t, t->deps, t->ndeps, t->ndeps, -1) != 0)
       fail(s, t, cray__error_blob("out_of_memory", t->name, NULL, "no memory to wait"));
     return;
+  }
+  if (t->dep_since) {
+    uint64_t now = cray__fstats_stamp();
+    t->dep_wait += now > t->dep_since ? now - t->dep_since : 0;
+    t->dep_since = 0;
   }
   /* A task that comes from the resource queue holds its resources already. An actor's
    * init waits for them as suspended, to be woken on its home worker. */
@@ -707,8 +713,11 @@ int cray__sched_wait_helping(cray__sched *s, cray__entry *const *entries, size_t
 static void dep_resolved(cray__waiter *wt) {
   cray__task *t = container_of(wt, cray__task, dep_waiter);
   /* acq_rel: the last count down queues the task after every other resolution */
-  if (atomic_fetch_sub_explicit(&t->deps_left, 1, memory_order_acq_rel) == 1)
+  if (atomic_fetch_sub_explicit(&t->deps_left, 1, memory_order_acq_rel) == 1) {
+    uint64_t now = cray__fstats_stamp(); /* the queue's lock hands dep_wait to the worker */
+    t->dep_wait = now > t->submitted_at ? now - t->submitted_at : 0;
     enqueue(t->sched, t);
+  }
 }
 
 void cray__sched_count_submit(cray__sched *s, cray__task *t) {

@@ -95,6 +95,8 @@ struct cray__task {
   const char *name;         /* NULL, or in the task's own allocation */
   uint64_t submitted_at, started_at; /* cray__fstats_stamp() at submission and at the last
                                         start (runtime/fstats.h); 0 before */
+  uint64_t dep_wait;        /* stamps its arguments kept it from running (fstats.h) */
+  uint64_t dep_since;       /* an actor call waiting for its arguments: since which stamp */
   int small;                /* it lives in a small block (alloc.h) */
   int placed;               /* options{node} chose its rank: never given to another
                                (cluster.h) */

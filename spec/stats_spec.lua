@@ -38,6 +38,36 @@ describe("cray.stats() per function", function()
     assert.is_true(f.queued >= 0)
   end)
 
+  it("counts the time a task waited for a slow argument apart from its time queued", function()
+    local slow = cray.remote(function() cray.sleep(0.3) return 1 end).options{name = "stats_slow"}
+    local after = cray.remote(function(x) return x end).options{name = "stats_after"}
+    assert.are.equal(1, cray.get(after.remote(slow.remote())))
+    local f = cray.stats().functions.stats_after
+    assert.are.equal(1, f.ran)
+    -- it was submitted just after `slow`, which slept 0.3 s before its result came
+    assert.is_true(f.deps >= 0.2, f.deps)
+    assert.is_true(f.queued >= 0, f.queued)
+  end)
+
+  it("counts no time waiting for arguments that were there or absent", function()
+    local ready = cray.put(1)
+    local plain = cray.remote(function(x) return x end).options{name = "stats_plain"}
+    cray.get({plain.remote(ready), plain.remote(2)})
+    local f = cray.stats().functions.stats_plain
+    assert.are.same({2, 0}, {f.ran, f.deps})
+  end)
+
+  it("counts an actor call's wait for a slow argument", function()
+    local slow = cray.remote(function() cray.sleep(0.3) return 1 end)
+    local Echo = cray.actor{__name = "StatsEcho", echo = function(_, x) return x end}
+    local e = Echo.remote()
+    cray.get(e.echo.remote(0))
+    assert.are.equal(1, cray.get(e.echo.remote(slow.remote())))
+    local f = cray.stats().functions["StatsEcho.echo"]
+    assert.are.equal(2, f.ran)
+    assert.is_true(f.deps >= 0.2, f.deps)
+  end)
+
   it("counts a task that never ran as a failed call with no run time", function()
     local never = cray.remote(function() return 1 end).options{name = "stats_never"}
     local gate = cray.remote(function() error("gate", 0) end).options{name = "stats_gate"}
@@ -89,7 +119,8 @@ describe("cray.report", function()
 
   it("formats a row per function, sorted by total time", function()
     local text = report.format(cray.stats())
-    assert.matches("functions:\n  name +calls +failed +retries +total +mean +p50 +p99 +queued\n", text)
+    assert.matches("functions:\n  name +calls +failed +retries +total +mean +p50 +p99 +queued +deps\n",
+                   text)
     assert.is_truthy(text:find("stats_nap", 1, true) < text:find("stats_ok", 1, true))
     assert.matches("\nactors: %d+ created, %d+ alive, %d+ restarted, %d+ died\n", text)
   end)
