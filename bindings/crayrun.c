@@ -64,6 +64,7 @@ static const char usage_text[] =
     "  --resource NAME=N     a custom resource with N units (repeatable)\n"
     "  --stats               print a table of what ran to stderr at exit\n"
     "  --no-progress         no live progress line on stderr (shown only on a terminal)\n"
+    "  --tag-output          start each line printed in a task with \"(its name wN) \"\n"
     "  --objects-at-exit     list the objects still in the store to stderr at exit\n"
     "  --cluster MODE        mpi: join an MPI job (the default under mpirun or srun);\n"
     "                        none: run alone even under a launcher\n"
@@ -81,7 +82,7 @@ typedef struct cli {
   const char *workers, *memory, *spill_dir, *spill_max, *worker_memory, *task_memory, *cluster;
   const char *resources[MAX_RESOURCES];
   int nresources;
-  int stats, no_progress, objects;
+  int stats, no_progress, objects, tag_output;
   int script; /* index in argv of the script, or argc when there is none */
 } cli;
 
@@ -135,11 +136,17 @@ static int parse_cli(int argc, char **argv, cli *c) {
       printf("crayrun %s (%s)\n", CRAY_VERSION_STRING, LUAJIT_VERSION);
       return 0;
     }
-    if (strcmp(a, "--stats") == 0 || strcmp(a, "--no-progress") == 0 ||
-        strcmp(a, "--objects-at-exit") == 0) {
-      *(a[2] == 's' ? &c->stats : a[2] == 'n' ? &c->no_progress : &c->objects) = 1;
-      continue;
-    }
+    const struct {
+      const char *name;
+      int *flag;
+    } flags[] = {{"--stats", &c->stats},
+                 {"--no-progress", &c->no_progress},
+                 {"--objects-at-exit", &c->objects},
+                 {"--tag-output", &c->tag_output}};
+    int flagged = 0;
+    for (size_t k = 0; k < sizeof flags / sizeof *flags && !flagged; k++)
+      if (strcmp(a, flags[k].name) == 0) *flags[k].flag = flagged = 1;
+    if (flagged) continue;
     static const struct {
       const char *shrt, *lng;
       size_t field;
@@ -212,6 +219,10 @@ static int push_init_options(lua_State *L, const cli *c) {
   if (c->spill_dir) {
     lua_pushstring(L, c->spill_dir);
     lua_setfield(L, -2, "spill_dir");
+  }
+  if (c->tag_output) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "tag_output");
   }
   if (c->nresources) {
     lua_newtable(L);

@@ -45,6 +45,7 @@
 #include "../runtime/actor.h"
 #include "../runtime/alloc.h"
 #include "../runtime/io.h"
+#include "../runtime/log.h"
 #include "../runtime/runtime.h"
 #include "../runtime/wait.h"
 #include "../runtime/stream.h"
@@ -129,9 +130,55 @@ static int task_function(lua_State *L);
 static int task_args(lua_State *L);
 static int finish(lua_State *L);
 
+/* print(...) in a worker state: Lua's text (each value through the global tostring, tabs
+ * between, a newline after), but handed to stdout in one fwrite, which holds the stream's
+ * lock throughout: lines printed by different workers never mix. With tag_output each line
+ * starts with "(task name wN) ", outside a task with "(wN) ". */
+static int x_print(lua_State *L) {
+  xworker *xw = lua_touserdata(L, lua_upvalueindex(1));
+  int n = lua_gettop(L);
+  lua_getglobal(L, "tostring");
+  for (int i = 1; i <= n; i++) {
+    lua_pushvalue(L, n + 1);
+    lua_pushvalue(L, i);
+    lua_call(L, 1, 1);
+    if (!lua_isstring(L, -1)) return luaL_error(L, "'tostring' must return a string to 'print'");
+    lua_replace(L, i);
+  }
+  lua_settop(L, n);
+  char tag[160] = "";
+  if (xw->ctx->rt->opts.tag_output) {
+    const cray__task *t = xw->current;
+    if (t) snprintf(tag, sizeof tag, "(%.128s w%d) ", t->name ? t->name : "?", xw->index);
+    else snprintf(tag, sizeof tag, "(w%d) ", xw->index);
+  }
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, tag);
+  for (int i = 1; i <= n; i++) {
+    size_t len;
+    const char *s = lua_tolstring(L, i, &len);
+    if (i > 1) luaL_addchar(&b, '\t');
+    for (const char *nl; tag[0] && (nl = memchr(s, '\n', len)); len -= (size_t)(nl + 1 - s), s = nl + 1) {
+      luaL_addlstring(&b, s, (size_t)(nl + 1 - s));
+      luaL_addstring(&b, tag);
+    }
+    luaL_addlstring(&b, s, len);
+  }
+  luaL_addchar(&b, '\n');
+  luaL_pushresult(&b);
+  size_t len;
+  const char *text = lua_tolstring(L, -1, &len);
+  fwrite(text, 1, len, stdout);
+  return 0;
+}
+
 static int boot(lua_State *L) {
   xworker *xw = lua_touserdata(L, 1);
   luaL_openlibs(L);
+  lua_pushlightuserdata(L, xw);
+  lua_pushcclosure(L, x_print, 1);
+  lua_setglobal(L, "print");
   lua_pushlightuserdata(L, xw);
   lua_setfield(L, LUA_REGISTRYINDEX, CRAY__REG_WORKER);
   lua_getglobal(L, "package");
@@ -205,7 +252,11 @@ static void *x_open(void *vctx, int index) {
   xw->limit = xw->ctx->rt->opts.worker_memory;
   xw->share = xw->ctx->rt->opts.task_memory ? xw->ctx->rt->opts.task_memory : xw->limit / 2;
   pthread_mutex_init(&xw->hook_mu, NULL);
-  have_state(xw);
+  char name[16];
+  snprintf(name, sizeof name, "w%d", index);
+  cray__log_thread(name);
+  if (have_state(xw)) cray__log(CRAY__LOG_DEBUG, "worker started");
+  else cray__log(CRAY__LOG_ERROR, "worker started without a Lua state: no memory to make one");
   this_worker = xw;
   return xw;
 }
@@ -227,6 +278,7 @@ static void x_close(void *vctx, void *w) {
   if (xw->L) close_state(xw);
   pthread_mutex_destroy(&xw->hook_mu);
   this_worker = NULL;
+  cray__log(CRAY__LOG_DEBUG, "worker stopped");
   cray__free(xw);
 }
 
@@ -543,7 +595,12 @@ static void unanchor(xworker *xw, cray__task *t) {
 }
 
 /* The state ran out of memory: make it anew. Everything suspended in it is lost. */
-static void rebuild(xworker *xw) {
+static void rebuild(xworker *xw, const cray__task *t) {
+  char limit[32];
+  cray__log(CRAY__LOG_WARN,
+            "the worker's Lua state ran out of memory (%s, --worker-memory) in task '%s' and "
+            "was rebuilt: that task and the actors and suspended tasks in the state were lost",
+            cray__log_size(xw->limit, limit), t->name ? t->name : "?");
   close_state(xw);
   have_state(xw);
 }
@@ -710,6 +767,7 @@ static int x_run(void *w, cray__task *t) {
   }
   xw->current = t;
   xw->current_co = co;
+  cray__log_task(t);
   xw->armed = 0;
   xw->finished = 0;
   xw->over_share = 0;
@@ -720,11 +778,12 @@ static int x_run(void *w, cray__task *t) {
     status = lua_resume(co, 0);
   xw->current = NULL;
   xw->current_co = NULL;
+  cray__log_task(NULL);
   if (xw->interrupted) set_hook(xw, NULL);
   if (!(status == LUA_YIELD && xw->armed && !xw->finished)) io_task_end(t);
   if (xw->oom) {
     unanchor(xw, t);
-    rebuild(xw);
+    rebuild(xw, t);
     return lost(xw, t);
   }
   if (status == LUA_YIELD && xw->finished) {
@@ -750,7 +809,7 @@ static int x_run(void *w, cray__task *t) {
                           "use cray.sleep(0) to let other tasks run",
                           t->name ? t->name : "?");
   unanchor(xw, t);
-  if (xw->oom) return rebuild(xw), lost(xw, t);
+  if (xw->oom) return rebuild(xw, t), lost(xw, t);
   /* The offender's garbage goes at once, before it crowds the tasks that go on. */
   if (xw->over_share) lua_gc(xw->L, LUA_GCCOLLECT, 0);
   return CRAY__RUN_RAISED;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../runtime/alloc.h"
+#include "../runtime/log.h"
 #include "../runtime/progress.h"
 #include "../runtime/wait.h"
 #include "actor.h"
@@ -527,8 +528,8 @@ static void refuse_in_worker(lua_State *L, cray__lstate *ls, const char *fn) {
                 fn);
 }
 
-/* _open(workers, memory, spill_dir, spill_max, worker_memory, resources, task_memory):
- * arguments already checked by lua/cray.lua. */
+/* _open(workers, memory, spill_dir, spill_max, worker_memory, resources, task_memory,
+ * tag_output): arguments already checked by lua/cray.lua. */
 static int l_open(lua_State *L) {
   cray__lstate *ls = self(L);
   refuse_in_worker(L, ls, "cray.init");
@@ -543,6 +544,7 @@ static int l_open(lua_State *L) {
   o.spill_max = (size_t)luaL_optnumber(L, 4, 0);
   o.worker_memory = (size_t)luaL_optnumber(L, 5, 0);
   o.task_memory = (size_t)luaL_optnumber(L, 7, 0);
+  o.tag_output = lua_toboolean(L, 8);
   int nres = 0;
   if (lua_istable(L, 6)) {
     lua_pushnil(L);
@@ -576,10 +578,10 @@ static void close_rt(cray_runtime *rt, const char *when) {
   uint64_t tasks, calls;
   cray__close(rt, &tasks, &calls);
   if (tasks || calls)
-    fprintf(stderr, "cray: %llu task%s and %llu actor call%s still queued or running were "
-                    "cancelled %s\n",
-            (unsigned long long)tasks, tasks == 1 ? "" : "s", (unsigned long long)calls,
-            calls == 1 ? "" : "s", when);
+    cray__log(CRAY__LOG_WARN, "%llu task%s and %llu actor call%s still queued or running were "
+                              "cancelled %s",
+              (unsigned long long)tasks, tasks == 1 ? "" : "s", (unsigned long long)calls,
+              calls == 1 ? "" : "s", when);
 }
 
 /* Closes the process runtime when ls opened it (and the script did not close it). */

@@ -11,6 +11,7 @@
 
 #include "../runtime/alloc.h"
 #include "../runtime/cluster.h"
+#include "../runtime/log.h"
 #include "../runtime/wait.h"
 #include "codec.h"
 #include "executor.h"
@@ -235,6 +236,9 @@ static int out_of_memory(lua_State *L) {
   return oom;
 }
 
+/* A remote function bigger than this (its upvalues, nearly all) is logged as a warning. */
+#define BIG_FUNCTION ((size_t)10 << 20)
+
 /* fill(ref, value [, label]) -> nothing, or the error object when the value cannot be
  * stored: it names the value by `label` ("remote function 'f'") and points at the user's
  * line that made it be stored. The object stays pending when the store had no room (the
@@ -263,6 +267,13 @@ static int l_fill(lua_State *L) {
     lua_setfield(L, -2, "traceback");
   }
   if (failed && out_of_memory(L)) return 1;
+  if (!failed && lua_type(L, 2) == LUA_TFUNCTION && cray__codec_len(ls) > BIG_FUNCTION) {
+    char size[32];
+    cray__log(CRAY__LOG_WARN,
+              "%s is %s with the upvalues it captures, stored once and loaded by every worker "
+              "that runs it; pass big values with cray.put and an argument instead",
+              label, cray__log_size(cray__codec_len(ls), size));
+  }
   resolve_from(L, ls, e, failed);
   return failed;
 }

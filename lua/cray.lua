@@ -38,6 +38,7 @@ local init_options = {
   worker_memory = options.size(core.parse_size, core.worker_memory_min, "1M"),
   task_memory = options.size(core.parse_size, 1, "1"),
   resources = options.resources(true),
+  tag_output = options.of_type("boolean"),
   ignore_reinit_error = options.of_type("boolean"),
 }
 
@@ -45,7 +46,7 @@ function cray.init(opts)
   local o = options.check("cray.init", opts, init_options, 2)
   if core.is_open() and o.ignore_reinit_error then return end
   core.open(o.workers, o.memory, o.spill_dir, o.spill_max, o.worker_memory, o.resources,
-            o.task_memory)
+            o.task_memory, o.tag_output)
 end
 
 local pending -- lua/remote.lua's

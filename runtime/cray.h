@@ -108,6 +108,8 @@ typedef struct cray_options {
   const char *lua_cpath;        /* package.cpath likewise */
   size_t task_memory;           /* Lua heap share of one task or actor call in a worker
                                    state; 0: half of worker_memory (none without it) */
+  int tag_output;               /* nonzero: each line `print` writes in a task or actor
+                                   call starts with "(its name wN) " */
 } cray_options;
 
 /* The smallest worker_memory a worker's Lua state with cray loaded fits in. */

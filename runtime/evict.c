@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "log.h"
 #include "store_internal.h"
 #include "wait.h"
 
@@ -189,6 +190,7 @@ static int has_work(cray__store *s, double now) {
 static void *spill_main(void *arg) {
   cray__store *s = arg;
   batch *bt = cray__calloc(1, sizeof *bt);
+  cray__log_thread("spill");
   pthread_mutex_lock(&s->mu);
   while (!atomic_load_explicit(&s->stop, memory_order_relaxed)) { /* set under s->mu, held */
     double now = cray__now();
@@ -356,16 +358,6 @@ void cray__store_spill_sync(cray__store *s) {
   pthread_mutex_unlock(&s->mu);
 }
 
-static const char *size_text(uint64_t n, char buf[32]) {
-  static const char *const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
-  double v = (double)n;
-  int u = 0;
-  while (v >= 1024 && u < 4) v /= 1024, u++;
-  if (u == 0) snprintf(buf, 32, "%llu bytes", (unsigned long long)n);
-  else snprintf(buf, 32, "%.1f %s", v, units[u]);
-  return buf;
-}
-
 void cray__store_describe_full(cray__store *s, size_t len, char *buf, size_t n) {
   cray_store_stats st;
   cray__store_stats(s, &st);
@@ -377,15 +369,15 @@ void cray__store_describe_full(cray__store *s, size_t len, char *buf, size_t n) 
   uint64_t cap = s->spill ? cray__spill_cap(s->spill) : 0;
   if (err && cap)
     snprintf(spill, sizeof spill, "%s: %s of %s (--spill-max) used in %s", cray__spill_why(err),
-             size_text(s->spill ? cray__spill_used(s->spill) : 0, c), size_text(cap, e), dir);
+             cray__log_size(s->spill ? cray__spill_used(s->spill) : 0, c), cray__log_size(cap, e), dir);
   else if (err)
     snprintf(spill, sizeof spill, "%s: %s spilled to %s", cray__spill_why(err),
-             size_text(st.spilled_bytes, c), dir);
+             cray__log_size(st.spilled_bytes, c), dir);
   else
     snprintf(spill, sizeof spill,
              "what is in memory is in use (held by views or readers), so it cannot be spilled "
              "(%s spilled to %s)",
-             size_text(st.spilled_bytes, c), dir);
+             cray__log_size(st.spilled_bytes, c), dir);
   snprintf(buf, n, "no room for a %s object: %s in memory (budget %s, -m/--memory) and %s",
-           size_text(len, a), size_text(st.bytes, b), size_text(s->budget, d), spill);
+           cray__log_size(len, a), cray__log_size(st.bytes, b), cray__log_size(s->budget, d), spill);
 }

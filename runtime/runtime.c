@@ -4,12 +4,14 @@
 #include "runtime.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "alloc.h"
 #include "progress.h"
 #include "sites.h"
 #include "cluster.h"
+#include "log.h"
 #include "spill.h"
 #include "wait.h"
 
@@ -36,10 +38,12 @@ int cray_open(cray_runtime **out, const cray_options *opts) {
     opts = &defaults;
   }
   open_error[0] = 0;
+  int rc = cray__log_setup(getenv("CRAY_LOG"), open_error, sizeof open_error);
+  if (rc) return rc;
   cray_runtime *rt = cray__calloc(1, sizeof *rt);
   if (!rt) return CRAY_ENOMEM;
   cray__spill *sp = NULL;
-  int rc = cray__options_copy(&rt->opts, opts);
+  rc = cray__options_copy(&rt->opts, opts);
   if (rc) goto fail;
   if (rt->opts.workers == 0) rt->opts.workers = cray__online_cpus();
   if ((rc = cray__options_add_cpu(&rt->opts))) goto fail;
@@ -80,7 +84,11 @@ void cray__close(cray_runtime *rt, uint64_t *tasks, uint64_t *calls) {
   if (!rt) return;
   cray__progress_stop(rt);
   if (rt->cluster) cray__cluster_detach(rt->cluster);
-  if (rt->sched) cray__sched_stop(rt->sched, tasks, calls);
+  if (rt->sched) {
+    cray__log(CRAY__LOG_DEBUG, "stopping the workers");
+    cray__sched_stop(rt->sched, tasks, calls);
+    cray__log(CRAY__LOG_INFO, "shut down");
+  }
   if (rt->exec_ctx_free) rt->exec_ctx_free(rt->exec_ctx);
   pthread_mutex_destroy(&rt->sched_mu);
   cray__classes_free(&rt->classes, rt->store);
@@ -101,6 +109,9 @@ cray__sched *cray__runtime_sched(cray_runtime *rt, const cray__executor *ex,
   if (!(s = rt->sched)) {
     void *ctx = make_ctx(rt, arg);
     if (ctx && cray__sched_start(&s, rt, ex, ctx) == 0) {
+      char budget[32];
+      cray__log(CRAY__LOG_INFO, "started %d workers; object store budget %s", rt->opts.workers,
+                cray__log_size(rt->opts.memory, budget));
       rt->exec_ctx = ctx;
       rt->exec_ctx_free = free_ctx;
       atomic_store_explicit(&rt->sched, s, memory_order_release);

@@ -29,6 +29,7 @@
 
 #include "alloc.h"
 #include "id.h"
+#include "log.h"
 
 #define MIN_MAP ((size_t)256 << 10)
 #define MAX_READERS 1024
@@ -53,6 +54,7 @@ struct cray__spill {
   uint64_t cap;             /* 0: none */
   unsigned psize;           /* LMDB's page size */
   _Atomic uint64_t used;    /* estimate, see cost(); written by the spill thread only */
+  int warned;               /* "spilling started" was logged (spill thread only) */
 };
 
 /* The disk a value of len bytes takes: whole overflow pages beyond half a page, else its
@@ -329,6 +331,16 @@ int cray__spill_write(cray__spill *sp, const cray__spill_item *items, size_t n, 
   }
   if (txn && rc == 0) rc = commit(sp, &txn, used, i, done);
   if (txn) mdb_txn_abort(txn); /* a put failed: what it held is not written */
+  if (*done && !sp->warned) {
+    sp->warned = 1;
+    uint64_t bytes = 0;
+    for (size_t k = 0; k < *done; k++) bytes += items[k].len;
+    char size[32];
+    cray__log(CRAY__LOG_WARN,
+              "spilling started: the object store is past its memory budget (-m/--memory); "
+              "%zu objects (%s) written to %s, and more as needed",
+              *done, cray__log_size(bytes, size), sp->dir);
+  }
   return rc ? rc : full;
 }
 

@@ -43,6 +43,7 @@ local OPTIONS = {
   {"cray.init", cray.init, "task_memory", {["70000"] = true}},
   {"cray.init", cray.init, "spill_dir", {['"text"'] = true}},
   {"cray.init", cray.init, "ignore_reinit_error", {["true"] = true}},
+  {"cray.init", cray.init, "tag_output", {["true"] = true}},
   {"cray.remote", function(o) return cray.remote(print, o) end, "num_returns", {}},
   {"cray.remote", function(o) return cray.remote(print, o) end, "max_retries", COUNT},
   {"cray.remote", function(o) return cray.remote(print, o) end, "retry_exceptions",

@@ -53,7 +53,7 @@ describe("cray.init and cray.shutdown", function()
     local e = support.error_of(cray.init, {wokers = 2})
     assert.are.equal("invalid_argument", e.kind)
     assert.matches("cray.init: unknown option 'wokers' %(known: ignore_reinit_error, memory, "
-                   .. "resources, spill_dir, spill_max, task_memory, worker_memory, workers%)",
+                   .. "resources, spill_dir, spill_max, tag_output, task_memory, worker_memory, workers%)",
                    e.message)
     assert.is_false(cray.is_initialized())
   end)
