@@ -134,7 +134,7 @@ static int finish(lua_State *L);
  * between, a newline after), but handed to stdout in one fwrite, which holds the stream's
  * lock throughout: lines printed by different workers never mix. With tag_output each line
  * starts with "(task name wN) ", outside a task with "(wN) ". */
-static int x_print(lua_State *L) {
+static int worker_print(lua_State *L) {
   xworker *xw = lua_touserdata(L, lua_upvalueindex(1));
   int n = lua_gettop(L);
   lua_getglobal(L, "tostring");
@@ -159,9 +159,13 @@ static int x_print(lua_State *L) {
     size_t len;
     const char *s = lua_tolstring(L, i, &len);
     if (i > 1) luaL_addchar(&b, '\t');
-    for (const char *nl; tag[0] && (nl = memchr(s, '\n', len)); len -= (size_t)(nl + 1 - s), s = nl + 1) {
-      luaL_addlstring(&b, s, (size_t)(nl + 1 - s));
+    const char *nl;
+    while (tag[0] && (nl = memchr(s, '\n', len))) { /* each line after the first: tagged */
+      size_t line = (size_t)(nl + 1 - s);
+      luaL_addlstring(&b, s, line);
       luaL_addstring(&b, tag);
+      s += line;
+      len -= line;
     }
     luaL_addlstring(&b, s, len);
   }
@@ -177,7 +181,7 @@ static int boot(lua_State *L) {
   xworker *xw = lua_touserdata(L, 1);
   luaL_openlibs(L);
   lua_pushlightuserdata(L, xw);
-  lua_pushcclosure(L, x_print, 1);
+  lua_pushcclosure(L, worker_print, 1);
   lua_setglobal(L, "print");
   lua_pushlightuserdata(L, xw);
   lua_setfield(L, LUA_REGISTRYINDEX, CRAY__REG_WORKER);

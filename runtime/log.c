@@ -80,7 +80,8 @@ void cray__log(int level, const char *fmt, ...) {
   if (t) {
     char id[33];
     cray_id_format(&t->id, id);
-    n += (size_t)snprintf(line + n, sizeof line - n, " task %.128s %s", t->name ? t->name : "?", id);
+    n += (size_t)snprintf(line + n, sizeof line - n, " task %.128s %s",
+                          t->name ? t->name : "?", id);
   }
   n += (size_t)snprintf(line + n, sizeof line - n, ": ");
   va_list ap;
