@@ -75,13 +75,10 @@ describe("print in tasks", function()
   end)
 
   it("tags with cray.init{tag_output = true}, and refuses a value not a boolean", function()
-    local status, out, err = support.run(
-      "luajit -e 'package.cpath = \"" .. support.build .. "/?.so;\" .. package.cpath " ..
-      "local cray = require \"cray\" " ..
+    local status, out, err = support.crayrun("-e '" ..
       "print(select(2, pcall(cray.init, {tag_output = 1})).message) " ..
-      "cray.init{workers = 1, tag_output = true} " ..
-      "cray.get(cray.remote(function() print(\"hi\") end, {name = \"greet\"}).remote()) " ..
-      "cray.shutdown()'")
+      "cray.shutdown() cray.init{workers = 1, tag_output = true} " ..
+      "cray.get(cray.remote(function() print(\"hi\") end, {name = \"greet\"}).remote())'")
     assert.are.equal(0, status, err)
     assert.matches("^cray.init: option 'tag_output' must be a boolean[^\n]*\n%(greet w0%) hi\n$", out)
   end)
