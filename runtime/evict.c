@@ -4,7 +4,7 @@
  * The spill thread sleeps on `wake` until there is work: memory past the budget (the put
  * that crosses it kicks the thread), a thread in cray__store_reserve asking for a run, or
  * copies on disk of freed objects to delete. A *run* walks a clock hand over the shards'
- * buckets and takes entries out of memory until memory is down to its target (90% of the
+ * chains and takes entries out of memory until memory is down to its target (90% of the
  * budget, lower while a reserve waits for a big object):
  *
  * - an entry is skipped while it is pending, already out, pinned, or its blob has
@@ -103,9 +103,9 @@ static size_t visit(cray__store *s, batch *bt, size_t need, int may_write, int *
   (freed + bt->bytes >= need || bt->bytes >= BATCH_BYTES || ngone == GONE_MAX)
   pthread_mutex_lock(&sh->mu);
   for (int k = 0; k < SLICE && !ENOUGH(); k++) {
-    for (cray__entry *e = sh->buckets[sh->hand]; e && !ENOUGH(); e = e->next)
+    for (cray__entry *e = cray__shard_chain(sh, sh->hand); e && !ENOUGH(); e = e->next)
       freed += consider(s, sh, e, bt, may_write, gone, &ngone);
-    if (++sh->hand == sh->nbuckets) {
+    if ((sh->hand = cray__shard_step(sh, sh->hand)) >= cray__shard_nchains(sh)) {
       sh->hand = 0;
       s->hand = (s->hand + 1) % NSHARDS;
       *wrapped = s->hand == 0;

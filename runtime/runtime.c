@@ -66,6 +66,7 @@ int cray_open(cray_runtime **out, const cray_options *opts) {
     rt->ids.nonce = cray__cluster_id_hi(rt->cluster);
     cray__cluster_attach(rt->cluster, rt);
   }
+  cray__store_set_home(rt->store, rt->ids.nonce);
   *out = rt;
   return 0;
 fail:

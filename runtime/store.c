@@ -3,8 +3,14 @@
  * See store.h for the contract and the locking rules; evict.c is the other half of the
  * store (the spill thread and the budget), store_internal.h what they share.
  *
- * Each shard is a chained hash table of entries (the chain link lives in the entry), grown
- * by doubling. Counters live in the shards, updated under their locks, and are summed by
+ * Ids made here are dense: a thread's block of sequences, and a small index (store.h, id.h).
+ * So an entry of ours is found by direct index (store_internal.h): the page of its
+ * sequence, then the slot, with no hashing, and the entries a thread makes one after the
+ * other sit in neighbouring slots of one page, under one shard lock, so a put touches
+ * lines the last put touched. A page goes when its last entry does (each shard keeps one
+ * empty page for the next). Ids made elsewhere (other ranks', ids read from outside) go to
+ * a chained hash table per shard, grown by doubling. The chain link lives in the entry.
+ * Counters live in the shards, updated under their locks, and are summed by
  * cray__store_stats, so no counter is a shared hot cache line.
  *
  * Freeing is iterative: releasing an entry releases its blob, which releases the entries
@@ -21,6 +27,46 @@
 static inline size_t bucket_of(const shard *sh, const cray_id *id) {
   return (cray__id_hash(id) >> 6) & (sh->nbuckets - 1);
 }
+
+/* The page of a direct id, NULL when there is none; under the shard lock. */
+static inline cray__page *page_of(const shard *sh, const cray_id *id) {
+  size_t t = (size_t)(cray__id_page(id) / NSHARDS);
+  return t < sh->ntop ? sh->top[t] : NULL;
+}
+
+static inline cray__entry **slot_of(cray__page *p, const cray_id *id) {
+  return &p->slot[(id->lo >> CRAY__ID_INDEX_BITS) & (PAGE_SLOTS - 1)];
+}
+
+/* The head of the chain id belongs in, NULL when it has none (no page); under the lock. */
+static cray__entry **chain_of(cray__store *s, shard *sh, const cray_id *id) {
+  if (!cray__id_direct(s, id)) return &sh->buckets[bucket_of(sh, id)];
+  cray__page *p = page_of(sh, id);
+  return p ? slot_of(p, id) : NULL;
+}
+
+/* The page for a direct id, made when there is none; NULL when memory is short. */
+static cray__page *page_for(shard *sh, const cray_id *id) {
+  size_t t = (size_t)(cray__id_page(id) / NSHARDS);
+  if (t >= sh->ntop) {
+    size_t n = sh->ntop ? sh->ntop * 2 : 16;
+    while (n <= t) n *= 2;
+    cray__page **top = cray__realloc(sh->top, n * sizeof *top);
+    if (!top) return NULL;
+    for (size_t i = sh->ntop; i < n; i++) top[i] = NULL;
+    sh->top = top;
+    sh->ntop = n;
+  }
+  if (!sh->top[t]) {
+    cray__page *p = sh->spare ? sh->spare : cray__calloc(1, sizeof *p);
+    if (!p) return NULL;
+    sh->spare = NULL;
+    sh->top[t] = p;
+  }
+  return sh->top[t];
+}
+
+void cray__store_set_home(cray__store *s, uint64_t hi) { s->home = hi; }
 
 static inline cray__blob *stored(const cray__entry *e) {
   return atomic_load_explicit(&e->stored, memory_order_relaxed);
@@ -61,8 +107,8 @@ void cray__store_destroy(cray__store *s) {
   cray__store_spill_stop(s);
   for (int i = 0; i < NSHARDS; i++) {
     shard *sh = &s->shards[i];
-    for (size_t b = 0; b < sh->nbuckets; b++) {
-      for (cray__entry *e = sh->buckets[b]; e; e = e->next) {
+    for (size_t c = 0; c < cray__shard_nchains(sh); c = cray__shard_step(sh, c)) {
+      for (cray__entry *e = cray__shard_chain(sh, c); e; e = e->next) {
         cray__blob *blob = stored(e);
         if (!blob) continue;
         if (blob->flags & CRAY__BLOB_SPILLED)
@@ -74,14 +120,17 @@ void cray__store_destroy(cray__store *s) {
   }
   for (int i = 0; i < NSHARDS; i++) {
     shard *sh = &s->shards[i];
-    for (size_t b = 0; b < sh->nbuckets; b++) {
-      cray__entry *e = sh->buckets[b];
+    for (size_t c = 0; c < cray__shard_nchains(sh); c = cray__shard_step(sh, c)) {
+      cray__entry *e = cray__shard_chain(sh, c);
       while (e) {
         cray__entry *next = e->next;
         cray__free(e);
         e = next;
       }
     }
+    for (size_t t = 0; t < sh->ntop; t++) cray__free(sh->top[t]);
+    cray__free(sh->top);
+    cray__free(sh->spare);
     cray__free(sh->buckets);
     pthread_mutex_destroy(&sh->mu);
     pthread_cond_destroy(&sh->restored);
@@ -154,21 +203,32 @@ cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob) {
   atomic_init(&e->api_refs, 0);
   atomic_init(&e->site, 0);
   shard *sh = cray__shard_of(s, &id);
+  int direct = cray__id_direct(s, &id);
   pthread_mutex_lock(&sh->mu);
-  size_t b = bucket_of(sh, &id);
-  for (cray__entry *o = sh->buckets[b]; o; o = o->next) {
+  cray__page *p = direct ? page_for(sh, &id) : NULL;
+  cray__entry **head = direct ? (p ? slot_of(p, &id) : NULL) : &sh->buckets[bucket_of(sh, &id)];
+  /* A fresh id's chain is empty, or holds its task's other returns: a short walk. */
+  for (cray__entry *o = head ? *head : NULL; o; o = o->next) {
     if (cray__id_eq(&o->id, &id)) {
-      pthread_mutex_unlock(&sh->mu);
-      cray__free(e);
-      return NULL;
+      head = NULL;
+      break;
     }
   }
-  e->next = sh->buckets[b];
-  sh->buckets[b] = e;
+  if (!head) {
+    pthread_mutex_unlock(&sh->mu);
+    cray__free(e);
+    return NULL;
+  }
+  e->next = *head;
+  *head = e;
+  if (p)
+    p->live++;
+  else
+    sh->hashed++;
   sh->count++;
   sh->puts++;
   if (blob) cray__store_add_bytes(s, sh, (int64_t)blob->len);
-  if (sh->count > sh->nbuckets) grow(sh);
+  if (sh->hashed > sh->nbuckets) grow(sh);
   pthread_mutex_unlock(&sh->mu);
   return e;
 }
@@ -176,7 +236,8 @@ cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob) {
 cray__entry *cray__store_lookup(cray__store *s, const cray_id *id) {
   shard *sh = cray__shard_of(s, id);
   pthread_mutex_lock(&sh->mu);
-  cray__entry *e = sh->buckets[bucket_of(sh, id)];
+  cray__entry **head = chain_of(s, sh, id);
+  cray__entry *e = head ? *head : NULL;
   while (e && !cray__id_eq(&e->id, id)) e = e->next;
   if (e) {
     /* A count of zero means it is being freed: it is gone. */
@@ -203,9 +264,21 @@ static _Thread_local struct {
 static void unlink_entry(cray__store *s, cray__entry *e) {
   shard *sh = cray__shard_of(s, &e->id);
   pthread_mutex_lock(&sh->mu);
-  cray__entry **pp = &sh->buckets[bucket_of(sh, &e->id)];
+  cray__entry **pp = chain_of(s, sh, &e->id); /* e is in it: its page is there */
   while (*pp != e) pp = &(*pp)->next;
   *pp = e->next;
+  if (cray__id_direct(s, &e->id)) {
+    cray__page *p = page_of(sh, &e->id);
+    if (!--p->live) {
+      sh->top[cray__id_page(&e->id) / NSHARDS] = NULL;
+      if (sh->spare)
+        cray__free(p);
+      else
+        sh->spare = p; /* every slot is NULL again */
+    }
+  } else {
+    sh->hashed--;
+  }
   sh->count--;
   sh->frees++;
   cray__blob *b = stored(e);

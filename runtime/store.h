@@ -15,9 +15,10 @@
  * it, and fails only when nothing more can leave memory.
  *
  * Concurrency: the map is split in shards, each with its own mutex, chosen by the id's
- * hash. A shard's lock guards its hash chains, its counters, and for each of its entries
- * the waiter list, the PENDING -> resolved transition, `on_disk`, `restoring`, and every
- * change of `stored` (resolving sets it; spilling and restoring swap it).
+ * sequence (ids made here) or hash (others). A shard's lock guards its chains, its
+ * counters, and for each of its entries the waiter list, the PENDING -> resolved
+ * transition, `on_disk`, `restoring`, and every change of `stored` (resolving sets it;
+ * spilling and restoring swap it).
  *
  * Reading a resolved entry's blob takes a pin, not a lock: cray__store_pin adds one to
  * `pins`, checks `spilled`, and only when it is clear loads `stored`. The spill thread
@@ -85,7 +86,7 @@ typedef struct cray__entry {
                                    thread that made it before it drops its reference */
   _Atomic uint32_t api_refs;    /* of `refs`, those handed to C callers (cray__store_hand_out) */
   _Atomic uint32_t site;        /* who made it (runtime/sites.h), 0 when unknown */
-  struct cray__entry *next;     /* hash chain, shard lock */
+  struct cray__entry *next;     /* chain (store.c), shard lock */
 } cray__entry;
 
 enum { CRAY__ENTRY_ACTOR = 1, CRAY__ENTRY_REMOTE_ACTOR = 2 };
@@ -102,6 +103,11 @@ int cray__store_spill_to(cray__store *s, struct cray__spill *sp);
 /* Stops the spill thread and frees every entry and blob still held; blobs that views
  * still hold become orphans. Nothing may use the store afterwards. */
 void cray__store_destroy(cray__store *s);
+
+/* Ids with this hi are the ones made here (the runtime's, cray__id_new): the store finds
+ * them by direct index, and hashes any other. Set before the store is shared; any id works
+ * either way, only faster or slower. */
+void cray__store_set_home(cray__store *s, uint64_t hi);
 
 /* A new entry with one reference (the caller's). READY with blob when blob is not NULL
  * (the entry takes over the caller's blob reference), PENDING otherwise.

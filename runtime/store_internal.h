@@ -22,18 +22,37 @@
 #define NSHARDS 64
 #define GRANULE_SHIFT 14
 
+/* The direct map (store.c): an id made here, (home, sequence, index), is found in slot
+ * `sequence % PAGE_SLOTS` of the page for `sequence / PAGE_SLOTS`. Pages go round the
+ * shards (page number % NSHARDS) and each shard finds its own through `top`, by page
+ * number / NSHARDS. A slot heads the chain of the entries of that sequence (a task's
+ * returns share one), usually one entry. */
+#define PAGE_BITS 9
+#define PAGE_SLOTS (1u << PAGE_BITS)
+#define SEQ_BITS 36 /* sequences past 2^36 (never made here) are hashed */
+
+typedef struct cray__page {
+  cray__entry *slot[PAGE_SLOTS];
+  size_t live; /* entries in its chains: at 0 the page goes */
+} cray__page;
+
 typedef struct shard {
   _Alignas(CRAY__LINE) pthread_mutex_t mu; /* each shard on lines of its own */
   pthread_cond_t restored; /* readers waiting for another reader's restore */
-  cray__entry **buckets;
-  size_t nbuckets, count;
-  size_t hand; /* the next bucket the spill thread looks at */
+  cray__page **top;        /* the direct map's pages of this shard; NULL where none */
+  size_t ntop;
+  cray__page *spare;       /* an empty page kept for the next one needed */
+  cray__entry **buckets;   /* the hash of the other ids (other ranks', read from outside) */
+  size_t nbuckets, hashed; /* hashed: the entries in the buckets */
+  size_t count;            /* entries in all */
+  size_t hand; /* the next chain the spill thread looks at (cray__shard_chain) */
   uint64_t bytes, puts, frees;
   uint64_t disk_objects, disk_bytes, restores;
 } shard;
 
 struct cray__store {
   shard shards[NSHARDS];
+  uint64_t home; /* the ids' hi made here (cray__store_set_home): the direct map's */
   uint64_t budget;
   _Atomic uint64_t resident; /* see above */
   _Atomic uint64_t peak;     /* the most `resident` has been */
@@ -67,8 +86,35 @@ struct cray__store {
   unsigned hand; /* the shard the clock hand is in; the spill thread's */
 };
 
+/* The id is in the direct map: made here, with a sequence in range. */
+static inline int cray__id_direct(const cray__store *s, const cray_id *id) {
+  return id->hi == s->home && !(id->lo >> (CRAY__ID_INDEX_BITS + SEQ_BITS));
+}
+
+static inline uint64_t cray__id_page(const cray_id *id) {
+  return id->lo >> (CRAY__ID_INDEX_BITS + PAGE_BITS);
+}
+
 static inline shard *cray__shard_of(cray__store *s, const cray_id *id) {
-  return &s->shards[cray__id_hash(id) % NSHARDS];
+  return &s->shards[(cray__id_direct(s, id) ? cray__id_page(id) : cray__id_hash(id)) % NSHARDS];
+}
+
+/* The shard's chains, under its lock: the direct map's slots, page by page, then the hash
+ * buckets. Position i < cray__shard_nchains(sh) heads one chain (linked by `next`). */
+static inline size_t cray__shard_nchains(const shard *sh) {
+  return sh->ntop * PAGE_SLOTS + sh->nbuckets;
+}
+
+static inline cray__entry *cray__shard_chain(const shard *sh, size_t i) {
+  if (i >= sh->ntop * PAGE_SLOTS) return sh->buckets[i - sh->ntop * PAGE_SLOTS];
+  const cray__page *p = sh->top[i >> PAGE_BITS];
+  return p ? p->slot[i & (PAGE_SLOTS - 1)] : NULL;
+}
+
+/* The position after i, past the rest of a page that is not there. */
+static inline size_t cray__shard_step(const shard *sh, size_t i) {
+  if (i < sh->ntop * PAGE_SLOTS && !sh->top[i >> PAGE_BITS]) return (i | (PAGE_SLOTS - 1)) + 1;
+  return i + 1;
 }
 
 /* Adds delta to the shard's bytes in memory (under its lock) and to `resident` when a

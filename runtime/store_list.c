@@ -37,8 +37,8 @@ int cray__store_list(cray__store *s, cray__object_info **out, size_t *n) {
       }
       list = bigger, cap = want;
     }
-    for (size_t b = 0; b < sh->nbuckets; b++) {
-      for (cray__entry *e = sh->buckets[b]; e; e = e->next) {
+    for (size_t c = 0; c < cray__shard_nchains(sh); c = cray__shard_step(sh, c)) {
+      for (cray__entry *e = cray__shard_chain(sh, c); e; e = e->next) {
         if (e->actor) continue;
         uint32_t state = cray__entry_state(e);
         /* relaxed: `stored` changes only under this lock, which is held */

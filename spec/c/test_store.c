@@ -67,6 +67,70 @@ static void test_many_entries_grow_and_free(void) {
   cray__store_destroy(s);
 }
 
+/* Ids made here (the store's home) and ids from elsewhere with the same sequences and
+ * indexes live side by side: each is found, each is unique, and freeing either leaves the
+ * other. Pages of the direct map come and go as their entries do. */
+static void test_direct_and_hashed_ids(void) {
+  cray__store *s;
+  CHECK_EQ(cray__store_create(&s, 0), 0);
+  cray__idgen g;
+  cray__id_init(&g);
+  cray__store_set_home(s, g.nonce);
+  enum { N = 3000, RETURNS = 3 };
+  cray__entry **home = malloc(N * RETURNS * sizeof *home), **away = malloc(N * sizeof *away);
+  for (int i = 0; i < N; i++) {
+    cray_id task = cray__id_new(&g);
+    for (int r = 0; r < RETURNS; r++) {
+      home[i * RETURNS + r] = cray__store_insert(s, cray__id_with_index(task, r + 1), NULL);
+      CHECK(home[i * RETURNS + r] != NULL);
+    }
+    cray_id other = {g.nonce ^ 1, task.lo | 1}; /* another rank's return 1 of that task */
+    away[i] = cray__store_insert(s, other, blob_of("away"));
+    CHECK(away[i] != NULL);
+    CHECK(cray__store_insert(s, other, NULL) == NULL);
+    CHECK(cray__store_insert(s, cray__id_with_index(task, 2), NULL) == NULL);
+  }
+  cray_store_stats st;
+  cray__store_stats(s, &st);
+  CHECK_EQ(st.objects, N * (RETURNS + 1));
+  int found = 0;
+  for (int i = 0; i < N * RETURNS; i++) {
+    cray__entry *e = cray__store_lookup(s, &home[i]->id);
+    found += e == home[i];
+    if (e) cray__store_release(s, e);
+  }
+  CHECK_EQ(found, N * RETURNS);
+  /* Every return but the middle one goes: chains lose their head and their tail. */
+  for (int i = 0; i < N * RETURNS; i++)
+    if (i % RETURNS != 1) cray__store_release(s, home[i]);
+  found = 0;
+  for (int i = 0; i < N; i++) {
+    cray_id gone = cray__id_with_index(home[i * RETURNS + 1]->id, 1);
+    CHECK(cray__store_lookup(s, &gone) == NULL);
+    cray__entry *e = cray__store_lookup(s, &home[i * RETURNS + 1]->id);
+    cray__entry *f = cray__store_lookup(s, &away[i]->id);
+    found += (e == home[i * RETURNS + 1]) + (f == away[i]);
+    if (e) cray__store_release(s, e);
+    if (f) cray__store_release(s, f);
+  }
+  CHECK_EQ(found, 2 * N);
+  for (int i = 0; i < N; i++) {
+    cray__store_release(s, home[i * RETURNS + 1]);
+    cray__store_release(s, away[i]);
+  }
+  cray__store_stats(s, &st);
+  CHECK_EQ(st.objects, 0);
+  /* The pages went with their entries; new ids find pages again. */
+  cray_id again = cray__id_new(&g);
+  cray__entry *e = cray__store_insert(s, again, blob_of("again"));
+  CHECK(e != NULL && cray__store_lookup(s, &again) == e);
+  cray__store_release(s, e);
+  cray__store_release(s, e);
+  free(home);
+  free(away);
+  cray__store_destroy(s);
+}
+
 static void test_ids(void) {
   cray__idgen g;
   cray__id_init(&g);
@@ -246,6 +310,7 @@ static void test_concurrent_churn(void) {
   cray__store_create(&s, 0);
   cray__idgen g;
   cray__id_init(&g);
+  cray__store_set_home(s, g.nonce); /* the direct map, as a runtime's store */
   cray__entry *shared = cray__store_insert(s, cray__id_new(&g), blob_of("shared"));
   churn c = {s, &g, shared};
   pthread_t t;
@@ -263,6 +328,7 @@ static void test_concurrent_churn(void) {
 int main(void) {
   RUN(test_insert_lookup_release);
   RUN(test_many_entries_grow_and_free);
+  RUN(test_direct_and_hashed_ids);
   RUN(test_ids);
   RUN(test_ids_unique_across_threads);
   RUN(test_nested_refs_keep_alive_and_free_iteratively);
