@@ -8,10 +8,12 @@
  * sequence, then the slot, with no hashing, and the entries a thread makes one after the
  * other sit in neighbouring slots of one page, under one shard lock, so a put touches
  * lines the last put touched. A page goes when its last entry does (each shard keeps one
- * empty page for the next). Ids made elsewhere (other ranks', ids read from outside) go to
- * a chained hash table per shard, grown by doubling. The chain link lives in the entry.
- * Counters live in the shards, updated under their locks, and are summed by
- * cray__store_stats, so no counter is a shared hot cache line.
+ * empty page for the next one needed). Ids made elsewhere (other ranks', ids read from
+ * outside) go to a chained hash table per shard, grown by doubling a step at a time: while
+ * it grows, the old table's buckets not yet moved hold their ids (inserts included), and
+ * every operation on a hashed id moves two more, so no operation pays for moving them all.
+ * The chain link lives in the entry. Counters live in the shards, updated under their
+ * locks, and are summed by cray__store_stats, so no counter is a shared hot cache line.
  *
  * Freeing is iterative: releasing an entry releases its blob, which releases the entries
  * nested in it, and so on. A long chain of nested refs would recurse that deep, so a
@@ -24,8 +26,36 @@
 
 #define MIN_BUCKETS 16
 
-static inline size_t bucket_of(const shard *sh, const cray_id *id) {
-  return (cray__id_hash(id) >> 6) & (sh->nbuckets - 1);
+static inline size_t hash_index(const cray_id *id, size_t n) {
+  return (cray__id_hash(id) >> 6) & (n - 1);
+}
+
+/* The bucket a hashed id is in, or goes in: the old table's while that bucket has not
+ * moved yet. */
+static inline cray__entry **bucket_of(shard *sh, const cray_id *id) {
+  if (sh->old) {
+    size_t i = hash_index(id, sh->nold);
+    if (i >= sh->moved) return &sh->old[i];
+  }
+  return &sh->buckets[hash_index(id, sh->nbuckets)];
+}
+
+/* Moves two more buckets of a growing hash to the new table. */
+static void rehash_step(shard *sh) {
+  for (int k = 0; k < 2 && sh->old; k++) {
+    cray__entry *e = sh->old[sh->moved];
+    while (e) {
+      cray__entry *next = e->next, **head = &sh->buckets[hash_index(&e->id, sh->nbuckets)];
+      e->next = *head;
+      *head = e;
+      e = next;
+    }
+    sh->old[sh->moved] = NULL;
+    if (++sh->moved == sh->nold) {
+      cray__free(sh->old);
+      sh->old = NULL;
+    }
+  }
 }
 
 /* The page of a direct id, NULL when there is none; under the shard lock. */
@@ -40,7 +70,7 @@ static inline cray__entry **slot_of(cray__page *p, const cray_id *id) {
 
 /* The head of the chain id belongs in, NULL when it has none (no page); under the lock. */
 static cray__entry **chain_of(cray__store *s, shard *sh, const cray_id *id) {
-  if (!cray__id_direct(s, id)) return &sh->buckets[bucket_of(sh, id)];
+  if (!cray__id_direct(s, id)) return bucket_of(sh, id);
   cray__page *p = page_of(sh, id);
   return p ? slot_of(p, id) : NULL;
 }
@@ -131,6 +161,7 @@ void cray__store_destroy(cray__store *s) {
     for (size_t t = 0; t < sh->ntop; t++) cray__free(sh->top[t]);
     cray__free(sh->top);
     cray__free(sh->spare);
+    cray__free(sh->old);
     cray__free(sh->buckets);
     pthread_mutex_destroy(&sh->mu);
     pthread_cond_destroy(&sh->restored);
@@ -143,21 +174,15 @@ void cray__store_destroy(cray__store *s) {
   cray__free(s);
 }
 
+/* Starts doubling the hash (rehash_step moves the buckets), once the last growth is done. */
 static void grow(shard *sh) {
+  while (sh->old) rehash_step(sh);
   size_t n = sh->nbuckets * 2;
   cray__entry **nb = cray__calloc(n, sizeof *nb);
   if (!nb) return; /* longer chains, still correct */
-  for (size_t b = 0; b < sh->nbuckets; b++) {
-    cray__entry *e = sh->buckets[b];
-    while (e) {
-      cray__entry *next = e->next;
-      size_t i = (cray__id_hash(&e->id) >> 6) & (n - 1);
-      e->next = nb[i];
-      nb[i] = e;
-      e = next;
-    }
-  }
-  cray__free(sh->buckets);
+  sh->old = sh->buckets;
+  sh->nold = sh->nbuckets;
+  sh->moved = 0;
   sh->buckets = nb;
   sh->nbuckets = n;
   sh->hand = 0;
@@ -206,7 +231,8 @@ cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob) {
   int direct = cray__id_direct(s, &id);
   pthread_mutex_lock(&sh->mu);
   cray__page *p = direct ? page_for(sh, &id) : NULL;
-  cray__entry **head = direct ? (p ? slot_of(p, &id) : NULL) : &sh->buckets[bucket_of(sh, &id)];
+  if (!direct) rehash_step(sh);
+  cray__entry **head = direct ? (p ? slot_of(p, &id) : NULL) : bucket_of(sh, &id);
   /* A fresh id's chain is empty, or holds its task's other returns: a short walk. */
   for (cray__entry *o = head ? *head : NULL; o; o = o->next) {
     if (cray__id_eq(&o->id, &id)) {
@@ -236,6 +262,7 @@ cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob) {
 cray__entry *cray__store_lookup(cray__store *s, const cray_id *id) {
   shard *sh = cray__shard_of(s, id);
   pthread_mutex_lock(&sh->mu);
+  if (!cray__id_direct(s, id)) rehash_step(sh);
   cray__entry **head = chain_of(s, sh, id);
   cray__entry *e = head ? *head : NULL;
   while (e && !cray__id_eq(&e->id, id)) e = e->next;
@@ -264,6 +291,7 @@ static _Thread_local struct {
 static void unlink_entry(cray__store *s, cray__entry *e) {
   shard *sh = cray__shard_of(s, &e->id);
   pthread_mutex_lock(&sh->mu);
+  if (!cray__id_direct(s, &e->id)) rehash_step(sh);
   cray__entry **pp = chain_of(s, sh, &e->id); /* e is in it: its page is there */
   while (*pp != e) pp = &(*pp)->next;
   *pp = e->next;

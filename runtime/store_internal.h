@@ -43,7 +43,9 @@ typedef struct shard {
   size_t ntop;
   cray__page *spare;       /* an empty page kept for the next one needed */
   cray__entry **buckets;   /* the hash of the other ids (other ranks', read from outside) */
-  size_t nbuckets, hashed; /* hashed: the entries in the buckets */
+  size_t nbuckets, hashed; /* hashed: the entries in the hash */
+  cray__entry **old;       /* while the hash grows, the table before; NULL otherwise */
+  size_t nold, moved;      /* its size, and how many of its buckets moved to `buckets` */
   size_t count;            /* entries in all */
   size_t hand; /* the next chain the spill thread looks at (cray__shard_chain) */
   uint64_t bytes, puts, frees;
@@ -100,12 +102,15 @@ static inline shard *cray__shard_of(cray__store *s, const cray_id *id) {
 }
 
 /* The shard's chains, under its lock: the direct map's slots, page by page, then the hash
- * buckets. Position i < cray__shard_nchains(sh) heads one chain (linked by `next`). */
+ * buckets, then the old table's while the hash grows. Position i < cray__shard_nchains(sh)
+ * heads one chain (linked by `next`). */
 static inline size_t cray__shard_nchains(const shard *sh) {
-  return sh->ntop * PAGE_SLOTS + sh->nbuckets;
+  return sh->ntop * PAGE_SLOTS + sh->nbuckets + (sh->old ? sh->nold : 0);
 }
 
 static inline cray__entry *cray__shard_chain(const shard *sh, size_t i) {
+  if (i >= sh->ntop * PAGE_SLOTS + sh->nbuckets)
+    return sh->old[i - sh->ntop * PAGE_SLOTS - sh->nbuckets];
   if (i >= sh->ntop * PAGE_SLOTS) return sh->buckets[i - sh->ntop * PAGE_SLOTS];
   const cray__page *p = sh->top[i >> PAGE_BITS];
   return p ? p->slot[i & (PAGE_SLOTS - 1)] : NULL;
