@@ -26,6 +26,8 @@
 
 #define MIN_BUCKETS 16
 
+_Static_assert(sizeof(cray__entry) <= 72, "an entry keeps to 72 bytes (store.h)");
+
 static inline size_t hash_index(const cray_id *id, size_t n) {
   return (cray__id_hash(id) >> 6) & (n - 1);
 }

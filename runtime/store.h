@@ -66,26 +66,26 @@ typedef struct cray__waitnode {
   cray__waiter *waiter;
 } cray__waitnode;
 
-typedef struct cray__entry {
+typedef struct cray__entry { /* 72 bytes: counts, then flags, then pointers */
   cray_id id;
   _Atomic uint32_t refs;
-  _Atomic uint32_t state;
   _Atomic uint32_t pins;        /* readers of `stored` right now, | CRAY__EVICTING */
+  _Atomic uint32_t api_refs;    /* of `refs`, those handed to C callers (cray__store_hand_out) */
+  _Atomic uint32_t site;        /* who made it (runtime/sites.h), 0 when unknown */
+  _Atomic uint8_t state;        /* CRAY__PENDING, READY or FAILED */
   _Atomic uint8_t hot;          /* read or written since the spill thread last passed */
+  _Atomic uint8_t spilled;      /* `stored` is a husk; written under the shard lock */
   uint8_t on_disk;              /* a copy is in the spill environment; shard lock */
   uint8_t restoring;            /* a reader is reading it back from disk; shard lock */
-  _Atomic uint8_t spilled;      /* `stored` is a husk; written under the shard lock */
-  _Atomic(cray__blob *) stored; /* set before state leaves PENDING; read by pinning */
-  cray__waitnode *waiters;      /* shard lock */
-  void *producer;               /* shard lock: the task that will resolve it, while pending;
-                                   for an actor's entry, the actor, for good */
   uint8_t actor;                /* CRAY__ENTRY_ACTOR: an actor's entry (runtime/actor.c);
                                    CRAY__ENTRY_REMOTE_ACTOR: another rank's actor, whose calls
                                    go there (cluster.c); set before it is shared */
   uint8_t remote;               /* another rank's object held here (cluster.c): set by the
                                    thread that made it before it drops its reference */
-  _Atomic uint32_t api_refs;    /* of `refs`, those handed to C callers (cray__store_hand_out) */
-  _Atomic uint32_t site;        /* who made it (runtime/sites.h), 0 when unknown */
+  _Atomic(cray__blob *) stored; /* set before state leaves PENDING; read by pinning */
+  cray__waitnode *waiters;      /* shard lock */
+  void *producer;               /* shard lock: the task that will resolve it, while pending;
+                                   for an actor's entry, the actor, for good */
   struct cray__entry *next;     /* chain (store.c), shard lock */
 } cray__entry;
 
