@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../runtime/alloc.h"
+#include "../runtime/cluster.h"
 #include "../runtime/log.h"
 #include "../runtime/progress.h"
 #include "../runtime/wait.h"
@@ -445,37 +446,67 @@ static void set_int(lua_State *L, const char *k, uint64_t v) {
   lua_setfield(L, -2, k);
 }
 
+/* Sets tasks, actors and store on the table on top from counts v (cluster.h). */
+static void push_counts(lua_State *L, const uint64_t *v) {
+  static const char *const tasks[] = {"submitted", "running", "finished", "failed"};
+  static const char *const store[] = {"objects",         "bytes",         "budget",
+                                      "spilled_objects", "spilled_bytes", "restored_objects",
+                                      "puts",            "frees",         "peak_bytes"};
+  lua_createtable(L, 0, 4);
+  for (int i = 0; i < 4; i++) set_int(L, tasks[i], v[CRAY__REPORT_SUBMITTED + i]);
+  lua_setfield(L, -2, "tasks");
+  lua_getfield(L, -1, "actors");
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 4);
+  }
+  set_int(L, "alive", v[CRAY__REPORT_ACTORS]);
+  lua_setfield(L, -2, "actors");
+  lua_createtable(L, 0, 9);
+  for (int i = 0; i < 9; i++) set_int(L, store[i], v[CRAY__REPORT_OBJECTS + i]);
+  lua_setfield(L, -2, "store");
+}
+
+/* Under a cluster: the table on top gets every rank's sums (workers, tasks, actors.alive,
+ * store) and `nodes`, one entry per rank with its own. */
+static void push_cluster_stats(lua_State *L, cray__cluster *c) {
+  int size = cray__cluster_size(c);
+  cray__cluster_report *reps = lua_newuserdata(L, (size_t)size * sizeof *reps);
+  if (cray__cluster_reports(c, reps) != 0)
+    cray__raise(L, "invalid_argument", "cray.stats: the runtime is closing");
+  uint64_t sum[CRAY__REPORT_N] = {0};
+  uint64_t workers = 0;
+  lua_createtable(L, size, 0);
+  for (int k = 0; k < size; k++) {
+    const cray__cluster_node *n = cray__cluster_node_of(c, k);
+    for (int i = 0; i < CRAY__REPORT_N; i++) sum[i] += reps[k].v[i];
+    workers += (uint64_t)n->workers;
+    lua_createtable(L, 0, 6);
+    set_int(L, "node", (uint64_t)k);
+    set_int(L, "workers", (uint64_t)n->workers);
+    lua_pushstring(L, n->host);
+    lua_setfield(L, -2, "host");
+    push_counts(L, reps[k].v);
+    lua_rawseti(L, -2, k + 1);
+  }
+  cray__cluster_reports_free(c, reps);
+  lua_setfield(L, -3, "nodes");
+  lua_pop(L, 1);
+  set_int(L, "workers", workers);
+  push_counts(L, sum);
+}
+
 static int l_stats(lua_State *L) {
   cray_runtime *rt = cray__module_rt(L, self(L));
-  cray_store_stats s;
-  cray_store_stats_get(rt, &s);
   lua_createtable(L, 0, 3);
   set_int(L, "workers", (uint64_t)rt->opts.workers);
-  cray__sched_stats ts = {0, 0, 0, 0};
   /* acquire: pairs with the release that publishes it (cray__runtime_sched) */
   cray__sched *sched = atomic_load_explicit(&rt->sched, memory_order_acquire);
-  if (sched) cray__sched_stats_get(sched, &ts);
-  lua_createtable(L, 0, 4);
-  set_int(L, "submitted", ts.submitted);
-  set_int(L, "running", ts.running);
-  set_int(L, "finished", ts.finished);
-  set_int(L, "failed", ts.failed);
-  lua_setfield(L, -2, "tasks");
-  lua_createtable(L, 0, 1);
-  set_int(L, "alive", sched ? cray__sched_actors_alive(sched) : 0);
-  lua_setfield(L, -2, "actors");
-  lua_createtable(L, 0, 8);
-  set_int(L, "objects", s.objects);
-  set_int(L, "bytes", s.bytes);
-  set_int(L, "budget", s.budget);
-  set_int(L, "spilled_objects", s.spilled_objects);
-  set_int(L, "spilled_bytes", s.spilled_bytes);
-  set_int(L, "restored_objects", s.restored_objects);
-  set_int(L, "puts", s.puts);
-  set_int(L, "frees", s.frees);
-  set_int(L, "peak_bytes", s.peak_bytes);
-  lua_setfield(L, -2, "store");
+  uint64_t v[CRAY__REPORT_N];
+  cray__cluster_counts(rt, sched, v);
+  push_counts(L, v);
   cray__stats_push(L, sched);
+  if (rt->cluster) push_cluster_stats(L, rt->cluster);
   return 1;
 }
 
@@ -514,6 +545,60 @@ static int l_node(lua_State *L) {
   gethostname(host, sizeof host - 1);
   lua_pushstring(L, host);
   return 4;
+}
+
+/* cluster(nodes) -> this rank, and when nodes is true the job's nodes ({node, workers,
+ * resources, host, alive}); nothing in one process */
+static int l_cluster(lua_State *L) {
+  cray__cluster *c = cray__module_rt(L, self(L))->cluster;
+  if (!c) return 0;
+  int size = cray__cluster_size(c);
+  lua_pushinteger(L, cray__cluster_rank(c));
+  if (!lua_toboolean(L, 1)) return 1;
+  lua_createtable(L, size, 0);
+  for (int k = 0; k < size; k++) {
+    const cray__cluster_node *n = cray__cluster_node_of(c, k);
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, k);
+    lua_setfield(L, -2, "node");
+    lua_pushinteger(L, n->workers);
+    lua_setfield(L, -2, "workers");
+    lua_createtable(L, 0, n->nresources);
+    for (int i = 0; i < n->nresources; i++) {
+      lua_pushnumber(L, n->resource_counts[i]);
+      lua_setfield(L, -2, n->resource_names[i]);
+    }
+    lua_setfield(L, -2, "resources");
+    lua_pushstring(L, n->host);
+    lua_setfield(L, -2, "host");
+    lua_pushboolean(L, 1); /* one fate per job: a rank that died has ended it */
+    lua_setfield(L, -2, "alive");
+    lua_rawseti(L, -2, k + 1);
+  }
+  return 2;
+}
+
+/* cluster_available() -> {resource = units not held now, summed over every rank}, or
+ * nothing in one process */
+static int l_cluster_available(lua_State *L) {
+  cray__cluster *c = cray__module_rt(L, self(L))->cluster;
+  if (!c) return 0;
+  int size = cray__cluster_size(c);
+  cray__cluster_report *reps = lua_newuserdata(L, (size_t)size * sizeof *reps);
+  if (cray__cluster_reports(c, reps) != 0)
+    cray__raise(L, "invalid_argument", "cray.available_resources: the runtime is closing");
+  lua_newtable(L);
+  for (int k = 0; k < size; k++) {
+    const cray__cluster_node *n = cray__cluster_node_of(c, k);
+    for (int i = 0; i < n->nresources; i++) {
+      lua_getfield(L, -1, n->resource_names[i]);
+      lua_pushnumber(L, lua_tonumber(L, -1) + reps[k].free[i]);
+      lua_setfield(L, -3, n->resource_names[i]);
+      lua_pop(L, 1);
+    }
+  }
+  cray__cluster_reports_free(c, reps);
+  return 1;
 }
 
 /* ---- opening and closing ---- */
@@ -775,6 +860,7 @@ static const luaL_Reg core_functions[] = {
     {"is_open", l_is_open}, {"parse_size", l_parse_size},
     {"get_buffer", l_get_buffer}, {"describe", l_describe},
     {"check_refs", l_check_refs}, {"ref", l_ref}, {"node", l_node}, {"release", l_release},
+    {"cluster", l_cluster}, {"cluster_available", l_cluster_available},
     {NULL, NULL},
 };
 

@@ -76,6 +76,92 @@ int cray__check_node(lua_State *L, cray_runtime *rt, int node, const char *what,
   return 1;
 }
 
+/* The nodes that have n of resource res, as "nodes with it: 0, 2" (or "no node has that
+ * much", or "no node has it"), into buf. */
+static const char *nodes_with(cray__cluster *c, const char *res, double n, char *buf, size_t len) {
+  size_t at = 0;
+  for (int k = 0; k < cray__cluster_size(c) && at < len; k++) {
+    if (cray__cluster_node_resource(cray__cluster_node_of(c, k), res) < n) continue;
+    at += (size_t)snprintf(buf + at, len - at, "%s%d", at ? ", " : "nodes with it: ", k);
+  }
+  if (at) return buf;
+  int any = 0;
+  for (int k = 0; k < cray__cluster_size(c); k++)
+    any |= cray__cluster_node_resource(cray__cluster_node_of(c, k), res) >= 0;
+  snprintf(buf, len, any ? "no node has that much" : "no node has it");
+  return buf;
+}
+
+/* Whether node k of c has every resource of names[0..n) in amounts[0..n). */
+static int node_fits(cray__cluster *c, int k, const char **names, const double *amounts, int n) {
+  for (int i = 0; i < n; i++)
+    if (cray__cluster_node_resource(cray__cluster_node_of(c, k), names[i]) < amounts[i]) return 0;
+  return 1;
+}
+
+int cray__place_resources(lua_State *L, cray__cluster *c, int node, const char *name,
+                          cray__resource_need *need, int max, int *nres) {
+  const char *names[CRAY__MAX_NEEDS];
+  double amounts[CRAY__MAX_NEEDS];
+  int n = 0;
+  if (max > CRAY__MAX_NEEDS) max = CRAY__MAX_NEEDS;
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    if (n == max)
+      cray__raise(L, "invalid_argument", "task '%s' asks for more than %d kinds of resources",
+                  name, max);
+    names[n] = lua_tostring(L, -2); /* the table on the stack keeps its keys */
+    amounts[n++] = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+  }
+  char with[128];
+  int target = node;
+  for (int i = 0; i < n && node >= 0; i++) {
+    double has = cray__cluster_node_resource(cray__cluster_node_of(c, node), names[i]);
+    if (has < 0)
+      cray__raise(L, "invalid_argument",
+                  "task '%s' needs resource '%s', which node %d does not have (%s)", name,
+                  names[i], node, nodes_with(c, names[i], amounts[i], with, sizeof with));
+    if (amounts[i] > has)
+      cray__raise(L, "invalid_argument",
+                  "task '%s' needs %g of resource '%s', but node %d has only %g (%s)", name,
+                  amounts[i], names[i], node, has,
+                  nodes_with(c, names[i], amounts[i], with, sizeof with));
+  }
+  if (node < 0) {
+    target = cray__cluster_rank(c);
+    for (int k = 0; !node_fits(c, target, names, amounts, n); k++) {
+      if (k == cray__cluster_size(c)) {
+        for (int i = 0; i < n; i++) {
+          nodes_with(c, names[i], amounts[i], with, sizeof with);
+          if (strcmp(with, "no node has it") == 0)
+            cray__raise(L, "invalid_argument",
+                        "task '%s' needs %g of resource '%s', which no node of the job has "
+                        "(give a rank --resource %s=N)",
+                        name, amounts[i], names[i], names[i]);
+          if (strcmp(with, "no node has that much") == 0)
+            cray__raise(L, "invalid_argument",
+                        "task '%s' needs %g of resource '%s', but no node of the job has that "
+                        "much",
+                        name, amounts[i], names[i]);
+        }
+        cray__raise(L, "invalid_argument",
+                    "task '%s' needs resources that no one node of the job has together",
+                    name);
+      }
+      target = k;
+    }
+  }
+  const cray__cluster_node *at = cray__cluster_node_of(c, target);
+  for (int i = 0; i < n; i++) {
+    for (int j = 0; j < at->nresources; j++)
+      if (strcmp(at->resource_names[j], names[i]) == 0) need[i].index = j;
+    need[i].amount = amounts[i];
+  }
+  *nres = n;
+  return target;
+}
+
 cray__task *cray__task_build(lua_State *L, cray__lstate *ls, int first, uint32_t nreturns,
                              uint32_t extra_deps, int nres, const char *name) {
   cray_runtime *rt = ls->rt;
@@ -148,17 +234,17 @@ static int l_submit(lua_State *L) {
   int node = (int)spec_number(L, SPEC_NODE);
   int elsewhere = cray__check_node(L, ls->rt, node, "task", name ? name : "?");
   lua_rawgeti(L, 2, SPEC_RESOURCES);
-  if (elsewhere && lua_istable(L, -1)) {
-    lua_pushnil(L);
-    if (lua_next(L, -2))
-      cray__raise(L, "invalid_argument",
-                  "task '%s' asks for resources and node %d: resources on other nodes are not "
-                  "supported yet",
-                  name ? name : "?", node);
-  }
   cray__resource_need need[CRAY__MAX_NEEDS];
-  int nres = lua_istable(L, -1) ? cray__check_resources(L, s, name ? name : "?", need,
-                                                        CRAY__MAX_NEEDS) : 0;
+  int nres = 0, dest = node;
+  if (lua_istable(L, -1) && ls->rt->cluster) {
+    /* A task that needs resources runs where they are: on its node, else here or on the
+     * first rank that has them. */
+    dest = cray__place_resources(L, ls->rt->cluster, node, name ? name : "?", need,
+                                 CRAY__MAX_NEEDS, &nres);
+    elsewhere = dest != cray__cluster_rank(ls->rt->cluster);
+  } else if (lua_istable(L, -1)) {
+    nres = cray__check_resources(L, s, name ? name : "?", need, CRAY__MAX_NEEDS);
+  }
   /* The name stays on the stack (below the arguments' copies) while the task copies it. */
   lua_pop(L, 1);
   uint32_t nreturns = num_returns < 0 ? 1 : (uint32_t)num_returns;
@@ -191,7 +277,7 @@ static int l_submit(lua_State *L) {
     pushed += cray__stream_push(L, ls, t, spec_number(L, SPEC_BACKPRESSURE));
   cray__task *parent = cray__exec_current(ls); /* a recursive cancel of it reaches t */
   if (parent) cray__sched_adopt(parent, t);
-  if (elsewhere) cray__cluster_submit(ls->rt->cluster, ls->rt->store, t, node);
+  if (elsewhere) cray__cluster_submit(ls->rt->cluster, ls->rt->store, t, dest);
   else cray__sched_submit(s, t);
   return pushed;
 }

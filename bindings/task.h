@@ -32,6 +32,14 @@ cray__task *cray__task_build(lua_State *L, cray__lstate *ls, int first, uint32_t
 int cray__check_resources(lua_State *L, struct cray__sched *s, const char *name,
                           cray__resource_need *need, int max);
 
+struct cray__cluster;
+/* Under a cluster, the same for a task placed on node (-1: anywhere), as indices into the
+ * resources of the node that will run it, which it returns: node itself, else this rank
+ * when it has them all, else the first rank that does. Raises naming the node and the
+ * resource when node lacks one, or the resource when no node has it. *nres: how many. */
+int cray__place_resources(lua_State *L, struct cray__cluster *c, int node, const char *name,
+                          cray__resource_need *need, int max, int *nres);
+
 /* Before cray__task_build: pushes the n ObjectRefs that a task's returns will fill, so
  * that nothing can raise between making the task and handing it over. Raises when they
  * do not fit on the stack with room left for a copy of every value on it. */

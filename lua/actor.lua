@@ -316,7 +316,7 @@ return function(cray, core, pending)
   -- cray.context(): what runs here. In the driver only `node` is set.
   function cray.context()
     local task, name, worker, actor, cls, class_name = core.context()
-    return {task = task, name = name, worker = worker, node = 0,
+    return {task = task, name = name, worker = worker, node = core.cluster() or 0,
             actor = actor and handle(actor, cls, class_name) or nil}
   end
 end

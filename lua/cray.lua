@@ -139,22 +139,35 @@ else
   end
 end
 
--- Resources by name (CPU: the workers, unless cray.init named another amount).
+-- Resources by name (CPU: the workers, unless cray.init named another amount), summed
+-- over the job's nodes.
 function cray.cluster_resources()
-  local _, total = core.node()
-  return total
+  local _, nodes = core.cluster(true)
+  if not nodes then
+    local _, total = core.node()
+    return total
+  end
+  local sum = {}
+  for _, n in ipairs(nodes) do
+    for name, units in pairs(n.resources) do sum[name] = (sum[name] or 0) + units end
+  end
+  return sum
 end
 
--- The units not held by running tasks and living actors now.
+-- The units not held by running tasks and living actors now, summed over the nodes.
 function cray.available_resources()
-  local _, _, free = core.node()
-  return free
+  local free = core.cluster_available()
+  if free then return free end
+  local _, _, here = core.node()
+  return here
 end
 
--- One entry per process of the job: one process here.
+-- One entry per process of the job (an MPI rank under mpirun; one process alone).
 function cray.nodes()
+  local _, nodes = core.cluster(true)
+  if nodes then return nodes end
   local workers, total, _, host = core.node()
-  return {{node = 0, workers = workers, resources = total, host = host}}
+  return {{node = 0, workers = workers, resources = total, host = host, alive = true}}
 end
 
 local timeout_option = {timeout = function(v)

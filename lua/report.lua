@@ -72,6 +72,16 @@ function report.format(s)
                    .. "spilled %d objects (%s), restored %d"):format(
     b(st.peak_bytes or st.bytes), b(st.budget), b(st.bytes), st.objects, st.puts, st.frees,
     st.spilled_objects, b(st.spilled_bytes), st.restored_objects)
+  if s.nodes then
+    out[#out + 1] = ("nodes: %d (the lines above sum them)"):format(#s.nodes)
+    local nrows = {{"node", "host", "workers", "finished", "failed", "objects", "bytes"}}
+    for _, n in ipairs(s.nodes) do
+      nrows[#nrows + 1] = {("%d"):format(n.node), n.host, ("%d"):format(n.workers),
+                           ("%d"):format(n.tasks.finished), ("%d"):format(n.tasks.failed),
+                           ("%d"):format(n.store.objects), b(n.store.bytes)}
+    end
+    rows_to_text(nrows, out, {false, true})
+  end
   local busy = {}
   for i, f in ipairs(s.busy or {}) do busy[i] = ("%d: %.0f%%"):format(i, f * 100) end
   out[#out + 1] = "workers busy: " .. table.concat(busy, ", ")

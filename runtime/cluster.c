@@ -33,6 +33,12 @@
  * round. Weight that cannot be halved any more is never returned (`stuck`): the object
  * then lives until the job ends, never too short. Everything below `communication thread
  * only` is touched by that thread alone; `mu` guards the few fields other threads wait on.
+ *
+ * Nodes and reports. At cray__cluster_ready every rank broadcasts its workers, host name
+ * and resources (`nodes`, fixed afterwards: other threads read it without a lock, after
+ * ready). cray__cluster_reports asks every rank for its counts now (M_QUERY, answered by
+ * M_REPORT) and sleeps on `mu` until the last answer. A task's resources cross ranks by
+ * name: its resource indices are into the table of the rank named by its ship intent.
  */
 #include "cluster.h"
 
@@ -45,6 +51,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "actor.h"
 #include "alloc.h"
@@ -76,12 +83,12 @@
 
 enum {
   M_TASK = 1, M_RESULT, M_FETCH, M_OBJECT, M_EXIT, M_ACK, M_STEAL, M_STOLEN, M_RETURN, M_CANCEL,
-  M_CREATE, M_CREATED, M_KILL, M_MONITOR, M_TAKEN,
+  M_CREATE, M_CREATED, M_KILL, M_MONITOR, M_TAKEN, M_QUERY, M_REPORT,
 };
 enum { OBJ_READY = 0, OBJ_FAILED = 1, OBJ_LOST = 2 };
 enum {
   I_SUBMIT, I_SHIP, I_SEND, I_ATTACH, I_READY, I_DETACH, I_EXIT, I_ACK, I_STOP, I_GONE, I_CANCEL,
-  I_CREATE, I_KILL, I_MONITOR,
+  I_CREATE, I_KILL, I_MONITOR, I_QUERY,
 };
 
 typedef struct intent intent;
@@ -91,7 +98,9 @@ struct intent {
   int rank;          /* where the message goes */
   int msg;           /* I_SEND: M_RESULT or M_OBJECT */
   int status;        /* I_EXIT; I_KILL: restart; I_MONITOR: at restarts too */
-  void *ptr;         /* I_ATTACH: the runtime; I_READY: the scheduler; I_CREATE: the request */
+  int table;         /* I_SHIP: the rank whose resources task->resources index */
+  void *ptr;         /* I_ATTACH: the runtime; I_READY: the scheduler; I_CREATE: the request;
+                        I_QUERY: the query */
   cray__task *task;  /* I_SHIP */
   cray_id id;        /* I_GONE: the object whose last entry here was freed; I_CANCEL: a
                         return of the task to cancel; I_SEND: the id the value goes under;
@@ -166,6 +175,15 @@ typedef struct shadow {
   int shipped;   /* sent there */
 } shadow;
 
+/* A cray__cluster_reports call waiting for every rank's report. */
+typedef struct query {
+  struct query *next;
+  uint32_t seq;
+  int left;                   /* ranks yet to answer */
+  int done, failed;           /* under mu */
+  cray__cluster_report *out;
+} query;
+
 struct cray__cluster {
   const cray_transport *tp;
   int rank, size;
@@ -185,6 +203,7 @@ struct cray__cluster {
   char err[256];
   int attached;    /* between attach and detach: submits are taken */
   int ready_done, detach_done, exit_seen, exit_status, acks;
+  cray__cluster_node *nodes; /* size entries, written before ready_done and fixed after */
 
   /* communication thread only */
   int stop;
@@ -209,6 +228,8 @@ struct cray__cluster {
   int victim;              /* the rank asked last */
   double steal_wait;       /* after a request that brought nothing, wait this long */
   double next_steal;       /* ask again no sooner than this (cray__now) */
+  query *queries;          /* waiting for reports */
+  uint32_t query_seq;
   cray__buf scratch; /* the message being built */
   cray__buf recvbuf; /* the control message being read */
 };
@@ -331,6 +352,16 @@ static void put_u64(cray__buf *b, uint64_t v) {
 static void put_id(cray__buf *b, const cray_id *id) {
   uint8_t *p = cray__buf_reserve(b, 16);
   if (p) cray__id_store(id, p);
+}
+static void put_f64(cray__buf *b, double v) {
+  uint64_t u;
+  memcpy(&u, &v, sizeof u);
+  put_u64(b, u);
+}
+static void put_str(cray__buf *b, const char *s) {
+  size_t n = strlen(s);
+  put_u32(b, (uint32_t)n);
+  cray__buf_write(b, s, n);
 }
 
 /* ---- weights ---- */
@@ -585,7 +616,9 @@ void cray__cluster_submit(cray__cluster *c, cray__store *s, cray__task *t, int n
     intent *in = intent_new(c, I_SUBMIT);
     in->task = t;
     in->rank = node;
-    t->exec = intent_new(c, I_SHIP);
+    intent *ship_in = intent_new(c, I_SHIP);
+    ship_in->table = node;
+    t->exec = ship_in;
     /* relaxed: a count, read as a hint */
     atomic_fetch_add_explicit(&c->inflight, 1, memory_order_relaxed);
     push(c, in);
@@ -651,6 +684,7 @@ static void put_deps(cray__buf *m, const cray__task *t) {
 static void ship(cray__cluster *c, intent *in) {
   cray__task *t = in->task;
   int dest = in->rank;
+  const cray__cluster_node *table = &c->nodes[in->table];
   cray__free(in);
   if (!c->rt) return; /* the shadow is released with the others */
   t->exec = NULL;
@@ -677,6 +711,11 @@ static void ship(cray__cluster *c, intent *in) {
   put_u32(m, t->name ? (uint32_t)namelen : UINT32_MAX);
   cray__buf_write(m, t->name, namelen);
   put_u32(m, t->method && t->name ? (uint32_t)(t->method - t->name) : NOT_A_CALL);
+  put_u32(m, (uint32_t)t->nresources);
+  for (int i = 0; i < t->nresources; i++) {
+    put_str(m, table->resource_names[t->resources[i].index]);
+    put_f64(m, t->resources[i].amount);
+  }
   put_id(m, &t->fn->id);
   put_deps(m, t);
   put_blob(c, dest, t->args);
@@ -727,11 +766,23 @@ static void cancel_task(cray__cluster *c, const cray_id *id) {
 
 /* ---- work stealing ---- */
 
-/* Whether t may run on another rank: no actor handle among the refs in its arguments or
- * its function (actors live on their own rank: docs/cluster.md). Called under a worker's
- * lock, so it takes no store lock: it pins the function's blob only on the fast path and
- * keeps the task when the function is spilled or being swapped. */
-static int may_move(cray__task *t) {
+typedef struct thief {
+  cray__cluster *c;
+  int rank;
+} thief;
+
+/* Whether t may run on the thief's rank: it has every resource t needs, as much as t
+ * needs, and no actor handle is among the refs in t's arguments or function (actors live
+ * on their own rank: docs/cluster.md). Called under a worker's lock, so it takes no store
+ * lock: it pins the function's blob only on the fast path and keeps the task when the
+ * function is spilled or being swapped. */
+static int may_move(void *ctx, cray__task *t) {
+  thief *th = ctx;
+  const cray__cluster_node *here = &th->c->nodes[th->c->rank], *there = &th->c->nodes[th->rank];
+  for (int i = 0; i < t->nresources; i++)
+    if (cray__cluster_node_resource(there, here->resource_names[t->resources[i].index]) <
+        t->resources[i].amount)
+      return 0;
   if (t->args)
     for (uint32_t i = 0; i < t->args->nrefs; i++)
       if (t->args->refs[i]->actor) return 0;
@@ -751,21 +802,24 @@ static int may_move(cray__task *t) {
 
 /* M_STEAL from thief: up to STEAL_BATCH tasks that have not started go there, then
  * M_STOLEN says how many. */
-static void give_work(cray__cluster *c, int thief) {
+static void give_work(cray__cluster *c, int to) {
   cray__task *tasks[STEAL_BATCH];
-  int n = c->rt && c->sched ? cray__sched_give(c->sched, tasks, STEAL_BATCH, may_move) : 0;
+  thief th = {c, to};
+  int n = c->rt && c->sched ? cray__sched_give(c->sched, tasks, STEAL_BATCH, may_move, &th) : 0;
   for (int i = 0; i < n; i++) {
     intent *in = intent_new(c, I_SUBMIT);
     in->task = tasks[i];
-    in->rank = thief;
-    tasks[i]->exec = intent_new(c, I_SHIP);
+    in->rank = to;
+    intent *ship_in = intent_new(c, I_SHIP);
+    ship_in->table = c->rank;
+    tasks[i]->exec = ship_in;
     /* relaxed: a count, read as a hint */
     atomic_fetch_add_explicit(&c->inflight, 1, memory_order_relaxed);
     shadow_add(c, in);
   }
   put_u8(&c->scratch, M_STOLEN);
   put_u32(&c->scratch, (uint32_t)n);
-  send_ctrl(c, thief);
+  send_ctrl(c, to);
 }
 
 /* A rank whose workers all sleep asks the others for work, one at a time in turn, and
@@ -824,6 +878,222 @@ static cray_id get_id(rd *r) {
   const uint8_t *p = get_bytes(r, 16);
   cray_id none = {0, 0};
   return p ? cray__id_load(p) : none;
+}
+static double get_f64(rd *r) {
+  uint64_t u = get_u64(r);
+  double v;
+  memcpy(&v, &u, sizeof v);
+  return v;
+}
+/* A copy of a string (NUL-terminated), or NULL when the message is short (r->bad). */
+static char *get_str(cray__cluster *c, rd *r) {
+  uint32_t n = get_u32(r);
+  const uint8_t *p = get_bytes(r, n);
+  if (!p) return NULL;
+  char *str = cray__malloc((size_t)n + 1);
+  if (!str) fatal(c, "out of memory for a message");
+  memcpy(str, p, n);
+  str[n] = 0;
+  return str;
+}
+
+/* ---- nodes and reports ---- */
+
+const cray__cluster_node *cray__cluster_node_of(const cray__cluster *c, int k) {
+  return &c->nodes[k];
+}
+
+double cray__cluster_node_resource(const cray__cluster_node *n, const char *name) {
+  for (int i = 0; i < n->nresources; i++)
+    if (strcmp(n->resource_names[i], name) == 0) return n->resource_counts[i];
+  return -1;
+}
+
+static void read_node(cray__cluster *c, int k, const uint8_t *buf, size_t len) {
+  rd r = {buf, buf + len, 0};
+  cray__cluster_node *n = &c->nodes[k];
+  n->workers = (int)get_u32(&r);
+  n->host = get_str(c, &r);
+  uint32_t nres = get_u32(&r);
+  if (r.bad || nres > (size_t)(r.end - r.p) / 12) protocol_error(c, k, "node");
+  n->resource_names = cray__calloc((size_t)nres + 1, sizeof *n->resource_names);
+  n->resource_counts = cray__calloc((size_t)nres + 1, sizeof *n->resource_counts);
+  if (!n->resource_names || !n->resource_counts) fatal(c, "out of memory for the nodes");
+  for (uint32_t i = 0; i < nres && !r.bad; i++, n->nresources++) {
+    n->resource_names[i] = get_str(c, &r);
+    n->resource_counts[i] = get_f64(&r);
+  }
+  if (r.bad) protocol_error(c, k, "node");
+}
+
+/* Every rank tells every other its workers, host name and resources (a collective). */
+static void exchange_nodes(cray__cluster *c) {
+  const cray_options *o = &c->rt->opts;
+  cray__buf *m = &c->scratch;
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  put_u32(m, (uint32_t)o->workers);
+  put_str(m, host);
+  put_u32(m, (uint32_t)o->nresources);
+  for (int i = 0; i < o->nresources; i++) {
+    put_str(m, o->resource_names[i]);
+    put_f64(m, o->resource_counts[i]);
+  }
+  if (m->failed) fatal(c, "out of memory for the nodes");
+  if (!(c->nodes = cray__calloc((size_t)c->size, sizeof *c->nodes)))
+    fatal(c, "out of memory for the nodes");
+  for (int k = 0; k < c->size; k++) {
+    uint64_t len = k == c->rank ? m->len : 0;
+    if (c->tp->bcast(&len, sizeof len, k) != 0) fatal(c, "telling the ranks about each other");
+    c->recvbuf.len = 0;
+    uint8_t *buf = k == c->rank ? m->data : cray__buf_reserve(&c->recvbuf, len ? len : 1);
+    if (!buf) fatal(c, "out of memory for the nodes");
+    if (c->tp->bcast(buf, len, k) != 0) fatal(c, "telling the ranks about each other");
+    read_node(c, k, buf, len);
+  }
+  m->len = 0;
+}
+
+static void free_nodes(cray__cluster *c) {
+  for (int k = 0; c->nodes && k < c->size; k++) {
+    cray__cluster_node *n = &c->nodes[k];
+    for (int i = 0; i < n->nresources; i++) cray__free(n->resource_names[i]);
+    cray__free(n->resource_names);
+    cray__free(n->resource_counts);
+    cray__free(n->host);
+  }
+  cray__free(c->nodes);
+}
+
+void cray__cluster_counts(cray_runtime *rt, cray__sched *s, uint64_t v[CRAY__REPORT_N]) {
+  cray_store_stats st;
+  cray_store_stats_get(rt, &st);
+  cray__sched_stats ts = {0, 0, 0, 0};
+  if (s) cray__sched_stats_get(s, &ts);
+  v[CRAY__REPORT_SUBMITTED] = ts.submitted;
+  v[CRAY__REPORT_RUNNING] = ts.running;
+  v[CRAY__REPORT_FINISHED] = ts.finished;
+  v[CRAY__REPORT_FAILED] = ts.failed;
+  v[CRAY__REPORT_ACTORS] = s ? cray__sched_actors_alive(s) : 0;
+  v[CRAY__REPORT_OBJECTS] = st.objects;
+  v[CRAY__REPORT_BYTES] = st.bytes;
+  v[CRAY__REPORT_BUDGET] = st.budget;
+  v[CRAY__REPORT_SPILLED_OBJECTS] = st.spilled_objects;
+  v[CRAY__REPORT_SPILLED_BYTES] = st.spilled_bytes;
+  v[CRAY__REPORT_RESTORED_OBJECTS] = st.restored_objects;
+  v[CRAY__REPORT_PUTS] = st.puts;
+  v[CRAY__REPORT_FREES] = st.frees;
+  v[CRAY__REPORT_PEAK_BYTES] = st.peak_bytes;
+}
+
+/* rep->free is allocated for rank k's resources (one more, never zero). */
+static void report_alloc(cray__cluster *c, int k, cray__cluster_report *rep) {
+  memset(rep->v, 0, sizeof rep->v);
+  int n = c->nodes ? c->nodes[k].nresources : 0;
+  cray__free(rep->free);
+  rep->free = cray__calloc((size_t)n + 1, sizeof *rep->free);
+  if (!rep->free) fatal(c, "out of memory for a report");
+}
+
+/* This rank's report (zeros once its runtime closed). */
+static void own_report(cray__cluster *c, cray__cluster_report *rep) {
+  report_alloc(c, c->rank, rep);
+  if (!c->rt || !c->sched) return;
+  cray__cluster_counts(c->rt, c->sched, rep->v);
+  cray__sched_resources_free(c->sched, rep->free);
+}
+
+static void query_finish(cray__cluster *c, query *q, int failed) {
+  pthread_mutex_lock(&c->mu);
+  q->failed = failed;
+  q->done = 1;
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+}
+
+/* I_QUERY: this rank's report now, the others' when they answer M_QUERY. */
+static void query_start(cray__cluster *c, query *q) {
+  if (!c->rt) {
+    query_finish(c, q, 1);
+    return;
+  }
+  q->seq = ++c->query_seq;
+  q->left = c->size - 1;
+  own_report(c, &q->out[c->rank]);
+  for (int k = 0; k < c->size; k++) {
+    if (k == c->rank) continue;
+    put_u8(&c->scratch, M_QUERY);
+    put_u32(&c->scratch, q->seq);
+    send_ctrl(c, k);
+  }
+  if (!q->left) {
+    query_finish(c, q, 0);
+    return;
+  }
+  q->next = c->queries;
+  c->queries = q;
+}
+
+/* M_QUERY seq from source: this rank's report goes back. */
+static void answer_query(cray__cluster *c, int source, uint32_t seq) {
+  cray__cluster_report rep = {{0}, NULL};
+  own_report(c, &rep);
+  int nfree = c->rt && c->nodes ? c->nodes[c->rank].nresources : 0;
+  put_u8(&c->scratch, M_REPORT);
+  put_u32(&c->scratch, seq);
+  for (int i = 0; i < CRAY__REPORT_N; i++) put_u64(&c->scratch, rep.v[i]);
+  put_u32(&c->scratch, (uint32_t)nfree);
+  for (int i = 0; i < nfree; i++) put_f64(&c->scratch, rep.free[i]);
+  send_ctrl(c, source);
+  cray__free(rep.free);
+}
+
+/* M_REPORT from source: one more answer to the query seq. */
+static void take_report(cray__cluster *c, int source, rd *r) {
+  uint32_t seq = get_u32(r);
+  query **p = &c->queries;
+  while (*p && (*p)->seq != seq) p = &(*p)->next;
+  if (!*p) return; /* this rank's runtime closed since it asked */
+  query *q = *p;
+  cray__cluster_report *rep = &q->out[source];
+  report_alloc(c, source, rep);
+  for (int i = 0; i < CRAY__REPORT_N; i++) rep->v[i] = get_u64(r);
+  uint32_t nfree = get_u32(r);
+  for (uint32_t i = 0; i < nfree && !r->bad; i++) {
+    double units = get_f64(r);
+    if (c->nodes && (int)i < c->nodes[source].nresources) rep->free[i] = units;
+  }
+  if (r->bad) protocol_error(c, source, "report");
+  if (--q->left) return;
+  *p = q->next;
+  query_finish(c, q, 0);
+}
+
+int cray__cluster_reports(cray__cluster *c, cray__cluster_report *out) {
+  for (int k = 0; k < c->size; k++) out[k].free = NULL;
+  query q = {0};
+  q.out = out;
+  intent *in = intent_new(c, I_QUERY);
+  in->ptr = &q;
+  pthread_mutex_lock(&c->mu);
+  if (!c->attached) {
+    pthread_mutex_unlock(&c->mu);
+    cray__free(in);
+    return -1;
+  }
+  push(c, in);
+  while (!q.done) pthread_cond_wait(&c->cv, &c->mu);
+  pthread_mutex_unlock(&c->mu);
+  if (!q.failed) return 0;
+  cray__cluster_reports_free(c, out);
+  return -1;
+}
+
+void cray__cluster_reports_free(cray__cluster *c, cray__cluster_report *out) {
+  for (int k = 0; k < c->size; k++) {
+    cray__free(out[k].free);
+    out[k].free = NULL;
+  }
 }
 
 /* The entry for id here, with one reference for the caller: the one that exists, or a
@@ -981,11 +1251,25 @@ static cray__task *read_task(cray__cluster *c, int source, rd *r, int *more) {
   uint32_t namelen = get_u32(r);
   const uint8_t *name = namelen == UINT32_MAX ? NULL : get_bytes(r, namelen);
   uint32_t method = get_u32(r);
+  uint32_t nres = get_u32(r);
+  if (r->bad || nres > (size_t)(r->end - r->p) / 12) return NULL;
+  cray__resource_need *need = cray__calloc((size_t)nres + 1, sizeof *need);
+  if (!need) fatal(c, "out of memory for a task");
+  for (uint32_t i = 0; i < nres; i++) {
+    char *res = get_str(c, r);
+    need[i].amount = get_f64(r);
+    /* The submitter chose this rank, or it stole the task, for having them. */
+    need[i].index = res && c->sched ? cray__sched_resource(c->sched, res, NULL) : -1;
+    cray__free(res);
+    if (need[i].index < 0) r->bad = 1;
+  }
   cray_id fn_id = get_id(r);
   uint32_t ndeps = get_u32(r);
   if (r->bad || ndeps > (size_t)(r->end - r->p) / 20 || nreturns > CRAY__ID_MAX_INDEX ||
-      (method != NOT_A_CALL && (!name || method > namelen)))
+      (method != NOT_A_CALL && (!name || method > namelen))) {
+    cray__free(need);
     return NULL;
+  }
   char *cname = NULL;
   if (name) {
     if (!(cname = cray__malloc((size_t)namelen + 1))) fatal(c, "out of memory for a task");
@@ -997,9 +1281,11 @@ static cray__task *read_task(cray__cluster *c, int source, rd *r, int *more) {
                                          : proxy(c, &fn_id, 0);
   if (method == NOT_A_CALL) cache_fn(c, fn);
   uint32_t fn_dep = method == NOT_A_CALL && cray__entry_state(fn) != CRAY__READY;
-  cray__task *t = cray__task_new(nreturns, ndeps + fn_dep, 0, cname);
+  cray__task *t = cray__task_new(nreturns, ndeps + fn_dep, (int)nres, cname);
   cray__free(cname);
   if (!t) fatal(c, "out of memory for a task");
+  if (nres) memcpy(t->resources, need, nres * sizeof *need);
+  cray__free(need);
   t->id = id;
   t->fn = fn;
   t->all_values = (int)all_values;
@@ -1278,6 +1564,16 @@ static void handle_ctrl(cray__cluster *c, int source, const uint8_t *buf, size_t
     give_work(c, source);
     return;
   }
+  if (m.kind == M_QUERY) {
+    uint32_t seq = get_u32(&r);
+    if (r.bad) protocol_error(c, source, "query");
+    answer_query(c, source, seq);
+    return;
+  }
+  if (m.kind == M_REPORT) {
+    take_report(c, source, &r);
+    return;
+  }
   if (m.kind == M_STOLEN) {
     uint32_t n = get_u32(&r);
     if (r.bad) protocol_error(c, source, "stolen");
@@ -1414,6 +1710,11 @@ static void handle_intent(cray__cluster *c, intent *in);
 /* The runtime closes: nothing here may touch its store afterwards. */
 static void detach_now(cray__cluster *c) {
   c->rt = NULL;
+  while (c->queries) {
+    query *q = c->queries;
+    c->queries = q->next;
+    query_finish(c, q, 1);
+  }
   for (intent *w = c->watches; w; w = w->wnext) cray__store_unsubscribe(c->store, w->entry, &w->node);
   for (int i = 0; i < SHADOW_BUCKETS; i++)
     for (shadow *sh = c->shadows[i]; sh; sh = sh->next)
@@ -1481,6 +1782,7 @@ static void handle_intent(cray__cluster *c, intent *in) {
       c->sched = in->ptr;
       /* Its runtime is attached (that intent came first): once every rank is here, none
        * is sent work it cannot take. */
+      exchange_nodes(c);
       if (c->tp->barrier() != 0) fatal(c, "barrier");
       signal_done(c, &c->ready_done);
       break;
@@ -1519,6 +1821,9 @@ static void handle_intent(cray__cluster *c, intent *in) {
       if (c->rt) send_control(c, in);
       else atomic_fetch_sub_explicit(&c->inflight, 1, memory_order_relaxed); /* relaxed: a hint */
       if (in->entry) cray__store_release(c->store, in->entry);
+      break;
+    case I_QUERY:
+      query_start(c, in->ptr);
       break;
   }
   cray__free(in);
@@ -1623,6 +1928,7 @@ static void free_cluster(cray__cluster *c) {
   for (int r = 0; c->returns && r < c->size; r++) cray__buf_free(&c->returns[r]);
   cray__free(c->returns);
   cray__free(c->nreturns);
+  free_nodes(c);
   cray__buf_free(&c->scratch);
   cray__buf_free(&c->recvbuf);
   sem_destroy(&c->sem);

@@ -42,6 +42,42 @@ int cray__cluster_size(const cray__cluster *c);
 /* The high half of the ids made on this rank: the job's nonce and the rank. */
 uint64_t cray__cluster_id_hi(const cray__cluster *c);
 
+/* What a rank told the others when the job started (cray__cluster_ready). */
+typedef struct cray__cluster_node {
+  int workers;
+  char *host;
+  int nresources;
+  char **resource_names;
+  double *resource_counts;
+} cray__cluster_node;
+
+/* Rank k's (0 <= k < size), fixed from cray__cluster_ready on. */
+const cray__cluster_node *cray__cluster_node_of(const cray__cluster *c, int k);
+/* Node n's units of resource name, or -1 when it has none of that name. */
+double cray__cluster_node_resource(const cray__cluster_node *n, const char *name);
+
+/* What a rank reports of itself now (cray__cluster_reports): counts (CRAY__REPORT_*) and
+ * the units of each of its resources not held, in the order of its cray__cluster_node. */
+enum {
+  CRAY__REPORT_SUBMITTED, CRAY__REPORT_RUNNING, CRAY__REPORT_FINISHED, CRAY__REPORT_FAILED,
+  CRAY__REPORT_ACTORS, CRAY__REPORT_OBJECTS, CRAY__REPORT_BYTES, CRAY__REPORT_BUDGET,
+  CRAY__REPORT_SPILLED_OBJECTS, CRAY__REPORT_SPILLED_BYTES, CRAY__REPORT_RESTORED_OBJECTS,
+  CRAY__REPORT_PUTS, CRAY__REPORT_FREES, CRAY__REPORT_PEAK_BYTES, CRAY__REPORT_N
+};
+typedef struct cray__cluster_report {
+  uint64_t v[CRAY__REPORT_N];
+  double *free; /* nresources of the rank's node */
+} cray__cluster_report;
+
+/* This rank's counts now, from its runtime and scheduler (s may be NULL: no tasks yet). */
+void cray__cluster_counts(cray_runtime *rt, struct cray__sched *s, uint64_t v[CRAY__REPORT_N]);
+
+/* Asks every rank for its report and waits for all: out[k] is rank k's (size entries;
+ * free them with cray__cluster_reports_free). 0, or -1 when this rank's runtime is
+ * closing. Any thread but the communication thread. */
+int cray__cluster_reports(cray__cluster *c, cray__cluster_report *out);
+void cray__cluster_reports_free(cray__cluster *c, cray__cluster_report *out);
+
 /* cray_open and cray_close: the runtime whose store and scheduler serve other ranks. */
 void cray__cluster_attach(cray__cluster *c, cray_runtime *rt);
 void cray__cluster_detach(cray__cluster *c);

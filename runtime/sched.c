@@ -894,7 +894,8 @@ int cray__sched_idle(cray__sched *s) {
   return atomic_load_explicit(&s->sleepers, memory_order_relaxed) == s->n;
 }
 
-int cray__sched_give(cray__sched *s, cray__task **out, int max, int (*may_move)(cray__task *t)) {
+int cray__sched_give(cray__sched *s, cray__task **out, int max,
+                     int (*may_move)(void *ctx, cray__task *t), void *ctx) {
   int n = 0;
   for (int i = 0; i < s->n && n < max; i++) {
     worker *w = &s->workers[i];
@@ -902,7 +903,7 @@ int cray__sched_give(cray__sched *s, cray__task **out, int max, int (*may_move)(
     cray__task **pp = &w->qhead, *prev = NULL;
     while (*pp && n < max) {
       cray__task *t = *pp;
-      if (t->actor || t->placed || t->nresources || atomic_load(&t->cancelled) || !may_move(t)) {
+      if (t->actor || t->placed || atomic_load(&t->cancelled) || !may_move(ctx, t)) {
         prev = t;
         pp = &t->next;
         continue;

@@ -130,11 +130,12 @@ void cray__sched_count_success(cray__task *t);
 /* Whether every worker sleeps with nothing queued: a rank with nothing to do. */
 int cray__sched_idle(cray__sched *s);
 
-/* Takes up to max tasks that have not started and may run anywhere (no actor call, not
- * placed, no resources, not cancelled, and accepted by may_move) off the workers' queues, for
+/* Takes up to max tasks that have not started and may run elsewhere (no actor call, not
+ * placed, not cancelled, and accepted by may_move(ctx, t)) off the workers' queues, for
  * another rank (cluster.h); puts them in out[] with the queue's reference and returns how
  * many. They leave this scheduler's counts as if never submitted. */
-int cray__sched_give(cray__sched *s, cray__task **out, int max, int (*may_move)(cray__task *t));
+int cray__sched_give(cray__sched *s, cray__task **out, int max,
+                     int (*may_move)(void *ctx, cray__task *t), void *ctx);
 
 void cray__sched_stats_get(cray__sched *s, cray__sched_stats *out);
 struct cray__fstats;

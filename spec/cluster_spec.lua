@@ -8,10 +8,11 @@ local have_mpirun = os.execute("command -v mpirun >/dev/null 2>&1") == 0
 if not have_mpirun then io.stderr:write("cluster_spec: mpirun is absent: the multi-rank specs are skipped\n") end
 
 
--- Runs body under `mpirun -n 3 crayrun -w 1`; returns status, stdout, stderr.
-local function job(body)
+-- Runs body under `mpirun -n 3 crayrun -w 1` (support.mpirun: ranks, when given, holds each
+-- rank's further arguments); returns status, stdout, stderr.
+local function job(body, ranks)
   local path = support.script('io.stdout:setvbuf("line")\n' .. body)
-  local status, out, err = support.mpirun(path)
+  local status, out, err = support.mpirun(path, ranks)
   os.remove(path)
   return status, out, err
 end
@@ -77,8 +78,6 @@ describe_mpi("a job on three ranks", function()
       -- bad input
       local ok3, e3 = pcall(function() return where.options{node = 3}.remote() end)
       print("bad_node", tostring(ok3) .. "," .. e3.kind .. "," .. e3.message)
-      local ok4, e4 = pcall(function() return where.options{node = 1, resources = {CPU = 1}}.remote() end)
-      print("node_resources", tostring(ok4) .. "," .. e4.kind .. "," .. e4.message)
 
       -- cancel across ranks: a task running on rank 1 stops at its next wait; a task for
       -- rank 1 still waiting here for its argument fails at once
@@ -154,11 +153,6 @@ describe_mpi("a job on three ranks", function()
                    got.bad_node)
   end)
 
-  it("refuses resources on a task placed on another node, saying it is not supported", function()
-    assert.matches("^false,invalid_argument,.*asks for resources and node 1: resources on other "
-                   .. "nodes are not supported yet", got.node_resources)
-  end)
-
   it("cancels a task running on another rank, and one waiting to be sent there", function()
     assert.are.equal("true,false,cancelled", got.cancel_running)
     assert.are.equal("true,false,cancelled", got.cancel_waiting)
@@ -166,6 +160,128 @@ describe_mpi("a job on three ranks", function()
 
   it("does not take a wait for another rank's result for a deadlock", function()
     assert.are.equal("late", got.no_deadlock)
+  end)
+end)
+
+describe_mpi("nodes, stats and resources across ranks", function()
+  local status, out, err, got
+
+  setup(function()
+    -- rank 2 alone has 2 units of gpu; ranks 0 and 1 have one of fast; rank 1 two workers
+    status, out, err = job([[
+      local nodes = cray.nodes()
+      local desc = {}
+      for i, n in ipairs(nodes) do
+        desc[i] = ("%d:%d:%s:%s:%s:%s"):format(n.node, n.workers, tostring(n.alive),
+          tostring(n.resources.gpu), tostring(n.resources.fast), tostring(#n.host > 0))
+      end
+      print("nodes", table.concat(desc, " "))
+      print("context_here", cray.context().node)
+      local node_of = cray.remote(function() return cray.context().node end)
+      print("context_there", cray.get(node_of.options{node = 1}.remote()) .. ","
+                             .. cray.get(node_of.options{node = 2}.remote()))
+      local total = cray.cluster_resources()
+      print("cluster_resources", total.CPU .. "," .. total.gpu .. "," .. total.fast)
+      local free = cray.available_resources()
+      print("available", free.CPU .. "," .. free.gpu .. "," .. free.fast)
+      -- a task holding the gpu on rank 2 shows in the available units
+      local hold = cray.remote(function() cray.sleep(0.5) return cray.context().node end)
+      local held = hold.options{resources = {gpu = 2}}.remote()
+      local during
+      for _ = 1, 100 do
+        during = cray.available_resources().gpu
+        if during == 0 then break end
+        cray.sleep(0.01)
+      end
+      print("gpu_held", during .. "," .. cray.get(held))
+
+      -- a task that needs gpu runs on rank 2 only, placed or not
+      local refs = {}
+      for i = 1, 12 do refs[i] = node_of.options{resources = {gpu = 1}}.remote() end
+      local where = {}
+      for i = 1, 12 do where[#where + 1] = cray.get(refs[i]) end
+      print("gpu_where", table.concat(where, ","))
+      print("gpu_placed", cray.get(node_of.options{node = 2, resources = {gpu = 2}}.remote()))
+      -- tasks needing fast, busy a while: run on ranks 0 and 1 (stolen), never on 2
+      local busy = cray.remote(function()
+        local t = os.clock()
+        while os.clock() - t < 0.02 do end
+        return cray.context().node
+      end)
+      local fast = {}
+      for i = 1, 40 do fast[i] = busy.options{resources = {fast = 1}}.remote() end
+      local ranks = {}
+      for i = 1, 40 do ranks[cray.get(fast[i])] = true end
+      print("fast_ranks", tostring(ranks[0]) .. "," .. tostring(ranks[1]) .. "," .. tostring(ranks[2]))
+
+      -- bad input: a node without the resource, too much of it, one no node has
+      local function refused(opts)
+        local ok, e = pcall(function() return node_of.options(opts).remote() end)
+        return tostring(ok) .. "," .. e.kind .. "," .. e.message
+      end
+      print("lacks", refused{node = 1, resources = {gpu = 1}})
+      print("too_much", refused{node = 2, resources = {gpu = 3}})
+      print("nowhere", refused{resources = {tpu = 1}})
+      print("nowhere_enough", refused{resources = {gpu = 5}})
+      print("nowhere_together", refused{resources = {gpu = 1, fast = 1}})
+
+      -- stats on rank 0 sum the ranks and list each
+      local s = cray.stats()
+      local finished, objects = 0, 0
+      for _, n in ipairs(s.nodes) do
+        finished = finished + n.tasks.finished
+        objects = objects + n.store.objects
+      end
+      print("stats", #s.nodes .. "," .. s.workers .. "," .. tostring(s.tasks.finished == finished)
+                     .. "," .. tostring(s.store.objects == objects) .. ","
+                     .. tostring(s.nodes[3].tasks.finished >= 14))
+      local stats_there = cray.remote(function() return #cray.stats().nodes end)
+      print("stats_there", cray.get(stats_there.options{node = 1}.remote()))
+    ]], {"--resource fast=1", "-w 2 --resource fast=1", "--resource gpu=2"})
+    got = lines(out)
+  end)
+
+  it("lists every rank in cray.nodes(), with its workers, resources and host", function()
+    assert.are.equal(0, status, err)
+    assert.are.equal("0:1:true:nil:1:true 1:2:true:nil:1:true 2:1:true:2:nil:true", got.nodes)
+  end)
+
+  it("gives the current rank as cray.context().node", function()
+    assert.are.equal("0", got.context_here)
+    assert.are.equal("1,2", got.context_there)
+  end)
+
+  it("sums the resources of every rank", function()
+    assert.are.equal("4,2,2", got.cluster_resources)
+    assert.are.equal("4,2,2", got.available)
+    assert.are.equal("0,2", got.gpu_held)
+  end)
+
+  it("runs a task that needs a resource only where it exists", function()
+    assert.are.equal(("2,"):rep(11) .. "2", got.gpu_where)
+    assert.are.equal("2", got.gpu_placed)
+    assert.are.equal("true,true,nil", got.fast_ranks)
+  end)
+
+  it("refuses a node that lacks the resource, naming the node, the resource and who has it", function()
+    assert.matches("^false,invalid_argument,task '[^']+' needs resource 'gpu', which node 1 "
+                   .. "does not have %(nodes with it: 2%)$", got.lacks)
+    assert.matches("needs 3 of resource 'gpu', but node 2 has only 2 %(no node has that much%)",
+                   got.too_much)
+  end)
+
+  it("refuses a resource no rank has, naming it", function()
+    assert.matches("^false,invalid_argument,.*needs 1 of resource 'tpu', which no node of the job "
+                   .. "has %(give a rank %-%-resource tpu=N%)", got.nowhere)
+    assert.matches("^false,invalid_argument,.*needs 5 of resource 'gpu', but no node of the job "
+                   .. "has that much", got.nowhere_enough)
+    assert.matches("^false,invalid_argument,.*needs resources that no one node of the job has "
+                   .. "together", got.nowhere_together)
+  end)
+
+  it("sums every rank in cray.stats() and lists each under nodes", function()
+    assert.are.equal("3,4,true,true,true", got.stats)
+    assert.are.equal("3", got.stats_there)
   end)
 end)
 
@@ -295,6 +411,21 @@ describe_mpi("freeing across ranks", function()
     assert.are.equal("true", got.held_while_used)
     assert.is_true(tonumber(got.back_on_1) <= 0, got.back_on_1)
     assert.is_true(tonumber(got.back_on_0) <= 0, got.back_on_0)
+  end)
+end)
+
+describe_mpi("crayrun --stats under MPI", function()
+  it("prints the job's totals on rank 0 at exit, one row per rank", function()
+    local status, _, err = job([[
+      local sq = cray.remote(function(x) return x * x end)
+      for k = 0, 2 do cray.get(sq.options{node = k}.remote(k)) end
+    ]], {"--stats", "-w 2", ""})
+    assert.are.equal(0, status, err)
+    local _, reports = err:gsub("cray stats:", "")
+    assert.are.equal(1, reports)
+    assert.matches("cray stats: [%d.]+s, 4 workers", err)
+    assert.matches("nodes: 3 %(the lines above sum them%)", err)
+    assert.matches("\n%s+1%s+%S+%s+2%s+1%s+0", err) -- rank 1: 2 workers, 1 finished, 0 failed
   end)
 end)
 

@@ -60,12 +60,18 @@ function M.script(body)
 end
 
 -- The script at path under `mpirun -n 3 crayrun -w 1` (docs/cluster.md); returns status,
--- stdout and stderr. Under AddressSanitizer, leak checking is off for these jobs: MPI's
+-- stdout and stderr. ranks, when given, holds each rank's further crayrun arguments, the
+-- ranks joined with mpirun's MPMD `:`. Under AddressSanitizer, leak checking is off for these jobs: MPI's
 -- plugins keep memory until exit and are unloaded by then, so their leaks cannot be told
 -- from ours.
-function M.mpirun(path)
-  local cmd = ("timeout 120 mpirun --allow-run-as-root --oversubscribe -n 3 %s/crayrun -w 1 %s")
-                :format(M.build, path)
+function M.mpirun(path, ranks)
+  local crayrun = ("%s/crayrun -w 1"):format(M.build)
+  local cmd = ("timeout 120 mpirun --allow-run-as-root --oversubscribe -n 3 %s %s"):format(crayrun, path)
+  if ranks then
+    local apps = {}
+    for i, args in ipairs(ranks) do apps[i] = ("-n 1 %s %s %s"):format(crayrun, args, path) end
+    cmd = "timeout 120 mpirun --allow-run-as-root --oversubscribe " .. table.concat(apps, " : ")
+  end
   return M.run(cmd, "", {
     ASAN_OPTIONS = "detect_leaks=0", OMPI_MCA_btl = "self,vader",
     OMPI_MCA_plm_rsh_agent = "false"})
