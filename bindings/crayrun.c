@@ -286,6 +286,8 @@ static void *signal_thread(void *arg) {
   for (;;) {
     while (sem_wait(&wake_sem) != 0) continue;
     if (quitting) return NULL;
+    cray__cluster *c = cray__cluster_process();
+    if (c) cray__cluster_signalled(c);
     cray__module_interrupt();
   }
 }

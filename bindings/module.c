@@ -418,6 +418,9 @@ static int l_wait(lua_State *L) {
   unsigned char *ready = lua_newuserdata(L, n ? n : 1);
   size_t have = 0;
   for (size_t i = 0; i < n; i++) have += ready[i] = cray__entry_state(v[i]) != CRAY__PENDING;
+  if (have < want && time_left(deadline) == 0)
+    for (size_t i = 0; i < n; i++)
+      if (!ready[i]) cray__store_want(ls->rt->store, v[i]); /* another rank's: asked for now */
   if (have < want && time_left(deadline) != 0) {
     size_t k = 0;
     cray__entry **pending = lua_newuserdata(L, (n - have) * sizeof *pending);

@@ -34,6 +34,14 @@
  * then lives until the job ends, never too short. Everything below `communication thread
  * only` is touched by that thread alone; `mu` guards the few fields other threads wait on.
  *
+ * Pulls. A proxy is made `unpulled`; the store calls remote_wanted on the first subscribe
+ * to it (or a wait of no time), which counts it in flight and pushes I_PULL, and only then
+ * does M_FETCH go to the owner.
+ *
+ * A rank that died. Every PEER_CHECK, and when the process is told to stop, the
+ * communication thread looks for the processes of the ranks on its host; one that is gone
+ * is named with what was in flight with it, and the job ends.
+ *
  * Nodes and reports. At cray__cluster_ready every rank broadcasts its workers, host name
  * and resources (`nodes`, fixed afterwards: other threads read it without a lock, after
  * ready). cray__cluster_reports asks every rank for its counts now (M_QUERY, answered by
@@ -49,6 +57,8 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,6 +90,8 @@
 #define STEAL_WAIT_MAX 20e-3
 #define ACTOR_REF ((uint64_t)1 << 63) /* in a nested ref's weight: the ref is an actor's */
 #define NOT_A_CALL UINT32_MAX         /* in M_TASK: a task, not an actor call */
+#define PEER_CHECK 20e-3
+#define DYING_GRACE 0.5
 
 enum {
   M_TASK = 1, M_RESULT, M_FETCH, M_OBJECT, M_EXIT, M_ACK, M_STEAL, M_STOLEN, M_RETURN, M_CANCEL,
@@ -88,7 +100,7 @@ enum {
 enum { OBJ_READY = 0, OBJ_FAILED = 1, OBJ_LOST = 2 };
 enum {
   I_SUBMIT, I_SHIP, I_SEND, I_ATTACH, I_READY, I_DETACH, I_EXIT, I_ACK, I_STOP, I_GONE, I_CANCEL,
-  I_CREATE, I_KILL, I_MONITOR, I_QUERY,
+  I_CREATE, I_KILL, I_MONITOR, I_QUERY, I_CHECK, I_PULL,
 };
 
 typedef struct intent intent;
@@ -104,7 +116,7 @@ struct intent {
   cray__task *task;  /* I_SHIP */
   cray_id id;        /* I_GONE: the object whose last entry here was freed; I_CANCEL: a
                         return of the task to cancel; I_SEND: the id the value goes under;
-                        I_KILL, I_MONITOR: the actor */
+                        I_KILL, I_MONITOR: the actor; I_PULL: the proxy to fill */
   cray__entry *entry; /* I_SEND, held; I_MONITOR: the monitor, held */
   cray__cluster *c;
   cray__waiter waiter;
@@ -228,6 +240,9 @@ struct cray__cluster {
   int victim;              /* the rank asked last */
   double steal_wait;       /* after a request that brought nothing, wait this long */
   double next_steal;       /* ask again no sooner than this (cray__now) */
+  uint32_t *asked;         /* per rank: values asked of it that have not come */
+  double next_check;       /* look for ranks gone from this host no sooner than this */
+  double dying;            /* a rank died: end the job at this time (cray__now), 0 before */
   query *queries;          /* waiting for reports */
   uint32_t query_seq;
   cray__buf scratch; /* the message being built */
@@ -913,6 +928,7 @@ static void read_node(cray__cluster *c, int k, const uint8_t *buf, size_t len) {
   rd r = {buf, buf + len, 0};
   cray__cluster_node *n = &c->nodes[k];
   n->workers = (int)get_u32(&r);
+  n->pid = (int)get_u32(&r);
   n->host = get_str(c, &r);
   uint32_t nres = get_u32(&r);
   if (r.bad || nres > (size_t)(r.end - r.p) / 12) protocol_error(c, k, "node");
@@ -933,6 +949,7 @@ static void exchange_nodes(cray__cluster *c) {
   char host[256] = "";
   gethostname(host, sizeof host - 1);
   put_u32(m, (uint32_t)o->workers);
+  put_u32(m, (uint32_t)getpid());
   put_str(m, host);
   put_u32(m, (uint32_t)o->nresources);
   for (int i = 0; i < o->nresources; i++) {
@@ -1115,8 +1132,9 @@ static cray__entry *local_entry(cray__cluster *c, const cray_id *id, int *made) 
 }
 
 /* The entry for id here, with one reference for the caller: the local one, or a new
- * pending proxy whose value is asked of its owner at once. An actor's proxy (`actor`)
- * has no value: calls through it go to the actor's rank. */
+ * pending proxy whose value is asked of its owner once something waits on it (lazy: a
+ * ref only passed on is never pulled here). An actor's proxy (`actor`) has no value:
+ * calls through it go to the actor's rank. */
 static cray__entry *proxy(cray__cluster *c, const cray_id *id, int actor) {
   int made;
   cray__entry *e = local_entry(c, id, &made);
@@ -1136,17 +1154,38 @@ static cray__entry *proxy(cray__cluster *c, const cray_id *id, int actor) {
     cray__store_resolve(c->store, e, b, 1);
     return e;
   }
-  /* The scratch buffer may hold a message being built: ask with a buffer of our own. */
-  cray__buf saved = c->scratch;
-  cray__buf_init(&c->scratch);
+  /* Asked for when something waits on it (remote_wanted): no thread holds it yet. relaxed:
+   * whoever gets e gets it through a lock or a queue that publishes this. */
+  atomic_store_explicit(&e->unpulled, 1, memory_order_relaxed);
+  return e;
+}
+
+/* Any thread: something waits on a proxy's value. */
+static void remote_wanted(void *ctx, const cray_id *id) {
+  cray__cluster *c = ctx;
+  /* relaxed: a count, read as a hint; counted now, so a driver that waits on the proxy
+   * is never taken for deadlocked before the request leaves */
+  atomic_fetch_add_explicit(&c->inflight, 1, memory_order_relaxed);
+  intent *in = intent_new(c, I_PULL);
+  in->id = *id;
+  push(c, in);
+}
+
+/* I_PULL: asks the owner for the value of the proxy id, if it is still here and pending. */
+static void pull(cray__cluster *c, const cray_id *id) {
+  cray__entry *e = c->rt ? cray__store_lookup(c->store, id) : NULL;
+  if (!e || cray__entry_state(e) != CRAY__PENDING) {
+    if (e) cray__store_release(c->store, e);
+    /* relaxed: as in remote_wanted; no answer will come to take it back */
+    atomic_fetch_sub_explicit(&c->inflight, 1, memory_order_relaxed);
+    return;
+  }
+  cray__store_release(c->store, e);
+  int owner = cray__id_owner(id);
   put_u8(&c->scratch, M_FETCH);
   put_id(&c->scratch, id);
   send_ctrl(c, owner);
-  cray__buf_free(&c->scratch);
-  c->scratch = saved;
-  /* relaxed: a count, read as a hint */
-  atomic_fetch_add_explicit(&c->inflight, 1, memory_order_relaxed);
-  return e;
+  c->asked[owner]++;
 }
 
 /* Reads a value written by put_blob into *out (NULL when none), from source. Returns 1
@@ -1170,6 +1209,10 @@ static int read_blob(cray__cluster *c, int source, rd *r, cray__blob **out) {
     else weight_of(c, &id)->w += w;
   }
   uint64_t len = get_u64(r);
+  /* A value from another rank waits for room in the budget as a put here does (the spill
+   * thread makes it), so a rank that receives more than it can hold spills instead of
+   * growing; when nothing more can leave memory it is let in, as a restore is. */
+  if (!r->bad && c->store) cray__store_reserve(c->store, (size_t)len, 0);
   cray__blob *b = r->bad ? NULL
                          : cray__blob_alloc(c->store, (size_t)len, count, refs, nrefs,
                                             flags & CRAY__BLOB_TRUSTED);
@@ -1526,6 +1569,8 @@ static void deliver(cray__cluster *c, pmsg *m) {
   if (b) cray__blob_release(c->store, b);
   if (e) cray__store_release(c->store, e);
   if (m->kind == M_OBJECT) {
+    int owner = cray__id_owner(&m->id);
+    if (owner < c->size && c->asked[owner]) c->asked[owner]--;
     /* relaxed: a count, read as a hint */
     atomic_fetch_sub_explicit(&c->inflight, 1, memory_order_relaxed);
     return;
@@ -1707,6 +1752,117 @@ static void drain_sends(cray__cluster *c) {
 
 static void handle_intent(cray__cluster *c, intent *in);
 
+/* ---- a rank that died ---- */
+
+/* Whether process pid is gone (or a zombie its launcher has not reaped yet). */
+static int pid_gone(int pid) {
+  if (kill(pid, 0) != 0) return errno == ESRCH;
+  char path[64], stat[256];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return 1;
+  size_t n = fread(stat, 1, sizeof stat - 1, f);
+  fclose(f);
+  stat[n] = 0;
+  const char *paren = strrchr(stat, ')'); /* "pid (name) state ..." */
+  return paren && paren[1] == ' ' && paren[2] == 'Z';
+}
+
+/* Appends printf-style text to out, with "; " before it when out holds some already. */
+static void say(cray__buf *out, const char *fmt, ...) {
+  char text[256];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if (out->len) cray__buf_write(out, "; ", 2);
+  cray__buf_write(out, text, (size_t)n < sizeof text ? (size_t)n : sizeof text - 1);
+}
+
+static const char *plural(unsigned n) { return n == 1 ? "" : "s"; }
+
+/* Appends to out what is in flight between this rank and rank k (nothing when none). */
+static void in_flight_with(cray__cluster *c, int k, cray__buf *out) {
+  unsigned tasks = 0, waiting = 0, results = 0, values = 0, arriving = 0;
+  const char *names[3] = {"", "", ""};
+  for (int i = 0; i < SHADOW_BUCKETS; i++)
+    for (shadow *sh = c->shadows[i]; sh; sh = sh->next) {
+      if (sh->dest != k) continue;
+      if (!sh->shipped) {
+        waiting++;
+        continue;
+      }
+      if (tasks < 3) names[tasks] = sh->task->name ? sh->task->name : "?";
+      tasks++;
+    }
+  for (intent *w = c->watches; w; w = w->wnext) {
+    if (w->rank != k) continue;
+    if (w->msg == M_RESULT) results++;
+    else values++;
+  }
+  for (pmsg *m = c->in_head[k]; m; m = m->next) arriving++;
+  if (tasks) {
+    cray__buf list;
+    cray__buf_init(&list);
+    for (unsigned i = 0; i < tasks && i < 3; i++) say(&list, "'%s'", names[i]);
+    if (tasks > 3) say(&list, "...");
+    say(out, "%u task%s sent to it (%.*s)", tasks, plural(tasks), (int)list.len,
+        list.len ? (const char *)list.data : "");
+    cray__buf_free(&list);
+  }
+  if (waiting) say(out, "%u task%s waiting here to be sent to it", waiting, plural(waiting));
+  if (results) say(out, "%u task%s of its running here", results, plural(results));
+  if (values) say(out, "%u value%s it asked of this rank", values, plural(values));
+  if (c->asked[k]) say(out, "%u value%s asked of it", c->asked[k], plural(c->asked[k]));
+  if (arriving) say(out, "%u value%s arriving from it", arriving, plural(arriving));
+}
+
+/* Says what is in flight with rank k (k < 0: with each rank), on one line. */
+static void say_in_flight(cray__cluster *c, int k) {
+  cray__buf line, part;
+  cray__buf_init(&line);
+  cray__buf_init(&part);
+  for (int r = 0; r < c->size; r++) {
+    if (r == c->rank || (k >= 0 && r != k)) continue;
+    part.len = 0;
+    in_flight_with(c, r, &part);
+    if (part.len) say(&line, "with rank %d: %.*s", r, (int)part.len, (const char *)part.data);
+  }
+  const char *what = line.len ? (const char *)line.data : "";
+  if (k < 0)
+    fprintf(stderr, "crayrun: rank %d of %d: told to stop (as mpirun does when a rank dies); %s%.*s\n",
+            c->rank, c->size, line.len ? "in flight " : "nothing in flight", (int)line.len, what);
+  else
+    fprintf(stderr, "crayrun: rank %d of %d: rank %d (pid %d on %s) has died; %s%.*s; ending the job\n",
+            c->rank, c->size, k, c->nodes[k].pid, c->nodes[k].host,
+            line.len ? "in flight " : "nothing was in flight with it", (int)line.len, what);
+  cray__buf_free(&part);
+  cray__buf_free(&line);
+}
+
+/* Looks for a rank on this host whose process is gone; names it, with what was in flight,
+ * and ends the job: rank 0 at once, the others DYING_GRACE later, so that rank 0, whose
+ * script the job runs, says what it had in flight before MPI stops it. Returns 0 when
+ * every rank here lives. */
+static int check_peers(cray__cluster *c) {
+  if (c->dying > 0) {
+    if (cray__now() >= c->dying) c->tp->abort(1);
+    return 1;
+  }
+  /* exit_seen is written on this thread only (under mu, for the threads that wait on it) */
+  if (!c->nodes || c->exit_seen) return 0; /* the job is ending: ranks leave one by one */
+  for (int k = 0; k < c->size; k++) {
+    const cray__cluster_node *n = &c->nodes[k];
+    if (k == c->rank || strcmp(n->host, c->nodes[c->rank].host) != 0 || !pid_gone(n->pid)) continue;
+    say_in_flight(c, k);
+    if (c->rank == 0) c->tp->abort(1);
+    c->dying = cray__now() + DYING_GRACE;
+    return 1;
+  }
+  return 0;
+}
+
 /* The runtime closes: nothing here may touch its store afterwards. */
 static void detach_now(cray__cluster *c) {
   c->rt = NULL;
@@ -1825,6 +1981,12 @@ static void handle_intent(cray__cluster *c, intent *in) {
     case I_QUERY:
       query_start(c, in->ptr);
       break;
+    case I_CHECK:
+      if (!check_peers(c)) say_in_flight(c, -1);
+      break;
+    case I_PULL:
+      pull(c, &in->id);
+      break;
   }
   cray__free(in);
 }
@@ -1870,8 +2032,9 @@ static int setup(cray__cluster *c) {
   c->in_tail = cray__calloc(n, sizeof *c->in_tail);
   c->returns = cray__calloc(n, sizeof *c->returns);
   c->nreturns = cray__calloc(n, sizeof *c->nreturns);
+  c->asked = cray__calloc(n, sizeof *c->asked);
   if (!c->out_head || !c->out_tail || !c->chunks_out || !c->in_head || !c->in_tail ||
-      !c->returns || !c->nreturns) {
+      !c->returns || !c->nreturns || !c->asked) {
     snprintf(c->err, sizeof c->err, "out of memory");
     return -1;
   }
@@ -1900,6 +2063,10 @@ static void *comm_main(void *arg) {
     did |= post_chunks(c);
     did |= receive(c);
     maybe_steal(c);
+    if ((c->dying > 0 || c->rt) && cray__now() >= c->next_check) {
+      check_peers(c);
+      c->next_check = cray__now() + PEER_CHECK;
+    }
     if (did) rounds = 0;
     else idle(c, rounds++);
   }
@@ -1928,6 +2095,7 @@ static void free_cluster(cray__cluster *c) {
   for (int r = 0; c->returns && r < c->size; r++) cray__buf_free(&c->returns[r]);
   cray__free(c->returns);
   cray__free(c->nreturns);
+  cray__free(c->asked);
   free_nodes(c);
   cray__buf_free(&c->scratch);
   cray__buf_free(&c->recvbuf);
@@ -1978,6 +2146,7 @@ int cray__cluster_start(cray__cluster **out, const cray_transport *tp, char *err
 
 void cray__cluster_attach(cray__cluster *c, cray_runtime *rt) {
   cray__store_on_remote_gone(rt->store, remote_gone, c);
+  cray__store_on_remote_wanted(rt->store, remote_wanted, c);
   intent *in = intent_new(c, I_ATTACH);
   in->ptr = rt;
   pthread_mutex_lock(&c->mu);
@@ -2001,6 +2170,8 @@ void cray__cluster_detach(cray__cluster *c) {
   pthread_mutex_unlock(&c->mu);
   wait_flag(c, &c->detach_done);
 }
+
+void cray__cluster_signalled(cray__cluster *c) { push(c, intent_new(c, I_CHECK)); }
 
 int cray__cluster_serve(cray__cluster *c) {
   pthread_mutex_lock(&c->mu);

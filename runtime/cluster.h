@@ -12,7 +12,7 @@
  * holding its function, arguments and returns; the rank that runs it sends each return's
  * value back to the submitter, which owns them. A ref to another rank's object that
  * arrives inside a value, or as an argument, becomes a local pending entry (a proxy) and
- * its value is pulled from the owner at once.
+ * its value is pulled from the owner when something here first waits on it.
  *
  * Threads: one communication thread owns the transport. Other threads hand it work
  * through a lock-free queue (cluster.c) and wake it when it sleeps; store wake-ups that
@@ -45,6 +45,7 @@ uint64_t cray__cluster_id_hi(const cray__cluster *c);
 /* What a rank told the others when the job started (cray__cluster_ready). */
 typedef struct cray__cluster_node {
   int workers;
+  int pid;
   char *host;
   int nresources;
   char **resource_names;
@@ -119,6 +120,11 @@ cray__entry *cray__cluster_actor_monitor(cray__cluster *c, cray_runtime *rt, cra
  * and not come. The deadlock check treats a driver as waiting on progress while it is
  * above zero. */
 uint64_t cray__cluster_inflight(const cray__cluster *c);
+
+/* The process was told to stop (SIGTERM or SIGINT), as mpirun tells every rank when one
+ * died: the communication thread looks for a rank on this host that is gone, and names it
+ * with what was in flight to and from it before it ends the job. Any thread. */
+void cray__cluster_signalled(cray__cluster *c);
 
 /* On ranks other than 0: blocks until rank 0 ends the job and returns its status. */
 int cray__cluster_serve(cray__cluster *c);

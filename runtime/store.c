@@ -227,6 +227,7 @@ cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob) {
   e->producer = NULL;
   e->actor = 0;
   e->remote = 0;
+  atomic_init(&e->unpulled, 0);
   atomic_init(&e->api_refs, 0);
   atomic_init(&e->site, 0);
   shard *sh = cray__shard_of(s, &id);
@@ -390,7 +391,15 @@ int cray__store_try_producer(cray__store *s, cray__entry *e, void **out) {
   return 1;
 }
 
+void cray__store_want(cray__store *s, cray__entry *e) {
+  /* relaxed: the flag is its own only datum; the exchange makes one caller the asker */
+  if (atomic_load_explicit(&e->unpulled, memory_order_relaxed) &&
+      atomic_exchange_explicit(&e->unpulled, 0, memory_order_relaxed) && s->remote_wanted)
+    s->remote_wanted(s->wanted_ctx, &e->id);
+}
+
 int cray__store_subscribe(cray__store *s, cray__entry *e, cray__waitnode *node) {
+  cray__store_want(s, e);
   shard *sh = cray__shard_of(s, &e->id);
   pthread_mutex_lock(&sh->mu);
   if (atomic_load_explicit(&e->state, memory_order_relaxed) != CRAY__PENDING) {
@@ -413,6 +422,12 @@ void cray__store_unsubscribe(cray__store *s, cray__entry *e, cray__waitnode *nod
     }
   }
   pthread_mutex_unlock(&sh->mu);
+}
+
+void cray__store_on_remote_wanted(cray__store *s, void (*wanted)(void *ctx, const cray_id *id),
+                                  void *ctx) {
+  s->remote_wanted = wanted;
+  s->wanted_ctx = ctx;
 }
 
 void cray__store_on_remote_gone(cray__store *s, void (*gone)(void *ctx, const cray_id *id),

@@ -82,6 +82,8 @@ typedef struct cray__entry { /* 72 bytes: counts, then flags, then pointers */
                                    go there (cluster.c); set before it is shared */
   uint8_t remote;               /* another rank's object held here (cluster.c): set by the
                                    thread that made it before it drops its reference */
+  _Atomic uint8_t unpulled;     /* a remote entry whose value nothing asked for yet: the
+                                   first subscribe or cray__store_want asks (cluster.c) */
   _Atomic(cray__blob *) stored; /* set before state leaves PENDING; read by pinning */
   cray__waitnode *waiters;      /* shard lock */
   void *producer;               /* shard lock: the task that will resolve it, while pending;
@@ -152,6 +154,15 @@ int cray__store_try_producer(cray__store *s, cray__entry *e, void **out);
 int cray__store_subscribe(cray__store *s, cray__entry *e, cray__waitnode *node);
 /* Removes node if it is still subscribed. After this returns, no wake runs for it. */
 void cray__store_unsubscribe(cray__store *s, cray__entry *e, cray__waitnode *node);
+
+/* Calls wanted(ctx, &e->id) once for an entry flagged `unpulled`, on the thread that
+ * first subscribes to it or passes it to cray__store_want, with no store lock held. Set
+ * before the store is shared. */
+void cray__store_on_remote_wanted(cray__store *s, void (*wanted)(void *ctx, const cray_id *id),
+                                  void *ctx);
+/* Something will look at pending e without subscribing (a wait with no time to wait):
+ * an `unpulled` entry is asked for now. */
+void cray__store_want(cray__store *s, cray__entry *e);
 
 /* Calls gone(ctx, &e->id) when an entry flagged `remote` is freed. Runs on the thread
  * that released it, with no store lock held. Set before the store is shared. */

@@ -63,6 +63,8 @@ struct cray__store {
   void *actor_ctx;
   void (*remote_gone)(void *ctx, const cray_id *id); /* cray__store_on_remote_gone */
   void *remote_ctx;
+  void (*remote_wanted)(void *ctx, const cray_id *id); /* cray__store_on_remote_wanted */
+  void *wanted_ctx;
 
   /* Spilling (evict.c); unused while spill is NULL. */
   cray__spill *spill;

@@ -64,6 +64,9 @@ int cray__wait_entries(cray__store *s, cray__entry *const *entries, size_t n, si
                        double timeout, unsigned char *ready) {
   timeout = cray__timeout(timeout);
   size_t have = count_ready(entries, n, ready);
+  if (have < want && timeout == 0)
+    for (size_t i = 0; i < n; i++)
+      if (!ready[i]) cray__store_want(s, entries[i]); /* another rank's: asked for now */
   if (have >= want || timeout == 0) return (int)have;
   if (n == 1 && spin_until_ready(entries[0], timeout)) return (int)count_ready(entries, n, ready);
 

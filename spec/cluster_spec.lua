@@ -414,6 +414,87 @@ describe_mpi("freeing across ranks", function()
   end)
 end)
 
+describe_mpi("pulling values from other ranks", function()
+  local status, out, err, got
+
+  setup(function()
+    status, out, err = job([[
+      local MB = 1024 * 1024
+      local big = cray.put(string.rep("q", MB))
+      -- on rank 2: its store's bytes before and after reading a ref that came nested
+      local peek = cray.remote(function(t)
+        local function bytes() return cray.stats().nodes[3].store.bytes end
+        cray.sleep(0.3) -- a pull made on arrival would have brought the bytes by now
+        local before = bytes()
+        local v = cray.get(t[1])
+        return tostring(before < MB) .. "," .. tostring(bytes() >= MB) .. "," .. #v
+      end)
+      print("lazy", cray.get(peek.options{node = 2}.remote({big})))
+      -- a ref polled with a wait of no time is pulled too
+      local poll = cray.remote(function(t)
+        for _ = 1, 2000 do
+          if #cray.wait({t[1]}, {timeout = 0}) == 1 then return #cray.get(t[1]) end
+          cray.sleep(0.005)
+        end
+        return "never ready"
+      end)
+      print("polled", cray.get(poll.options{node = 1}.remote({cray.put("abc")})))
+      -- and one passed on unread to a third rank is pulled only there
+      local pass = cray.remote(function(t) return #cray.get(t[1]) end)
+      local via = cray.remote(function(t)
+        local n = cray.get(pass.options{node = 2}.remote(t))
+        return n .. "," .. tostring(cray.stats().nodes[2].store.bytes < 100000)
+      end)
+      print("passed_on", cray.get(via.options{node = 1}.remote({cray.put(("p"):rep(100000))})))
+    ]])
+    got = lines(out)
+  end)
+
+  it("pulls a nested ref's value when something reads it, not when the ref arrives", function()
+    assert.are.equal(0, status, err)
+    assert.are.equal("true,true," .. 1024 * 1024, got.lazy)
+  end)
+
+  it("pulls a ref polled with cray.wait{timeout = 0}", function()
+    assert.are.equal("3", got.polled)
+  end)
+
+  it("does not pull a ref a rank only passes on", function()
+    assert.are.equal("100000,true", got.passed_on)
+  end)
+end)
+
+describe_mpi("the memory budget across ranks", function()
+  it("makes values sent to a rank wait for room in its budget, and spills them there", function()
+    -- rank 1 (budget 4 MiB) is sent 24 values of 1 MiB and holds them all
+    local status, out, err = job([[
+      local MB = 1024 * 1024
+      local refs = {}
+      for i = 1, 24 do refs[i] = cray.put(string.rep(string.char(64 + i), MB)) end
+      local hold = cray.remote(function(list)
+        local ok = 0
+        for i, r in ipairs(list) do
+          local v = cray.get(r)
+          if #v == MB and v:byte(1) == 64 + i and v:byte(-1) == 64 + i then ok = ok + 1 end
+        end
+        local me = cray.stats().nodes[2].store
+        return ok, me.budget, me.peak_bytes, me.spilled_objects
+      end)
+      local ok, budget, peak, spilled = cray.get(hold.options{node = 1}.remote(refs))
+      print("held", ok .. "," .. budget)
+      print("peak", peak)
+      print("spilled", spilled)
+    ]], {"", "-m 4M", ""})
+    assert.are.equal(0, status, err)
+    local got = lines(out)
+    assert.are.equal("24,4194304", got.held)
+    -- within 1.5 times the budget, plus one value let in at the limit and the 16 KiB per
+    -- shard that peak_bytes rounds to
+    assert.is_true(tonumber(got.peak) <= 6 * 1024 * 1024 + 2 * 1024 * 1024, got.peak)
+    assert.is_true(tonumber(got.spilled) >= 16, got.spilled)
+  end)
+end)
+
 describe_mpi("crayrun --stats under MPI", function()
   it("prints the job's totals on rank 0 at exit, one row per rank", function()
     local status, _, err = job([[
@@ -446,13 +527,16 @@ describe_mpi("the end of a job", function()
         local ffi = require "ffi"
         pcall(ffi.cdef, "void _exit(int status);")
         ffi.C._exit(3)
-      end)
+      end, {name = "die"})
       cray.get(die.options{node = 1}.remote())
       print("not reached")
     ]])
     assert.are_not.equal(0, status)
     assert.are_not.equal(124, status) -- timeout's status: the job hung
-    assert.matches("%[%[%d+,%d+%],1%]", err) -- mpirun's name for rank 1
+    -- cray's message, from rank 0 (the others wait a moment before they end the job), with
+    -- the task in flight to it
+    assert.matches("crayrun: rank 0 of 3: rank 1 %(pid %d+ on [^)]+%) has died; in flight with "
+                   .. "rank 1: 1 task sent to it %('die'%); ending the job", err)
   end)
 end)
 
