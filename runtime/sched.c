@@ -316,10 +316,11 @@ static int acquire(cray__sched *s, cray__task *t) {
   if (t->nresources == 0) return 1;
   pthread_mutex_lock(&s->res_mu);
   int ok = s->res_head == NULL && fits(s, t);
+  /* Under res_mu: once parked, a release on another thread may start t and set it. */
+  t->holds_resources = ok;
   if (ok) take_resources(s, t->resources, t->nresources, 1);
   else append(&s->res_head, &s->res_tail, t);
   pthread_mutex_unlock(&s->res_mu);
-  t->holds_resources = ok;
   return ok;
 }
 
