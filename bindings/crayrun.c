@@ -4,8 +4,9 @@
  * It reads its options, opens a LuaJIT state with the standard libraries and `cray`,
  * starts the runtime with cray.init{...} built from the options, then runs `-e` chunks and
  * the script with the global `arg` set as luajit sets it. Exit status: 0; 1 for an
- * uncaught error (printed with its traceback); 2 for bad usage; 128 + the signal's number
- * after SIGINT (130) or SIGTERM (143).
+ * uncaught error (printed with its traceback); 2 for bad usage; 3 when the runtime gave
+ * up on tasks that did not end ($CRAY_STOP_TIMEOUT seconds after the script); 128 + the
+ * signal's number after SIGINT (130) or SIGTERM (143).
  *
  * Signals: the runtime's threads block them, so SIGINT and SIGTERM reach the main thread,
  * the driver's. The handler sets a hook in the driver's state that raises "interrupted"
@@ -477,6 +478,7 @@ int main(int argc, char **argv) {
   if (c.stats) run_chunk(L, luaL_loadbuffer(L, stats_code, sizeof stats_code - 1, "=stats"), 0);
 done:
   lua_close(L);
+  if (cray__module_abandoned() && !got_signal) status = 3;
   stop_signals(sig_thread);
   if (cluster) cray__cluster_end(cluster, status);
   return status;

@@ -661,15 +661,23 @@ static int l_open(lua_State *L) {
   return 0;
 }
 
-/* Closes rt, saying on stderr how much work that cancelled. */
-static void close_rt(cray_runtime *rt, const char *when) {
+/* Set when closing the process runtime gave up; written and read on the thread that
+ * closes it (crayrun's main thread). */
+static int g_abandoned;
+
+int cray__module_abandoned(void) { return g_abandoned; }
+
+/* Closes rt, saying on stderr how much work that cancelled. When it gives up on tasks
+ * that did not end it returns 1 with why[0..n) saying which. */
+static int close_rt(cray_runtime *rt, const char *when, char *why, size_t n) {
   uint64_t tasks, calls;
-  cray__close(rt, &tasks, &calls);
+  if (cray__close(rt, &tasks, &calls, why, n)) return g_abandoned = 1;
   if (tasks || calls)
     cray__log(CRAY__LOG_WARN, "%llu task%s and %llu actor call%s still queued or running were "
                               "cancelled %s",
               (unsigned long long)tasks, tasks == 1 ? "" : "s", (unsigned long long)calls,
               calls == 1 ? "" : "s", when);
+  return 0;
 }
 
 /* Closes the process runtime when ls opened it (and the script did not close it). */
@@ -680,7 +688,9 @@ static void release_rt(cray__lstate *ls) {
   pthread_mutex_unlock(&g_mu);
   bind_rt(ls, NULL);
   ls->owns_rt = 0;
-  if (rt) close_rt(rt, "at exit");
+  char why[1024];
+  if (rt && close_rt(rt, "at exit", why, sizeof why))
+    cray__log(CRAY__LOG_ERROR, "%s", why);
 }
 
 /* release(): before os.exit in the driver. */
@@ -717,7 +727,9 @@ static int l_close(lua_State *L) {
   pthread_mutex_unlock(&g_mu);
   bind_rt(ls, NULL);
   ls->owns_rt = 0;
-  close_rt(rt, "by cray.shutdown");
+  char why[1024];
+  if (close_rt(rt, "by cray.shutdown", why, sizeof why))
+    cray__raise(L, "runtime", "cray.shutdown: %s", why);
   return 0;
 }
 

@@ -30,5 +30,8 @@ void cray__module_interrupt(void);
  * cray.sleep (cray__module_was_signalled tells). */
 void cray__module_signalled(void);
 int cray__module_was_signalled(void);
+/* Whether closing the process runtime gave up on tasks that did not end (cray__close):
+ * crayrun then exits with status 3. */
+int cray__module_abandoned(void);
 
 #endif

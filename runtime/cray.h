@@ -126,7 +126,10 @@ CRAY_API int cray_parse_size(const char *s, size_t *out);
  * is NULL or an option is out of range (nresources above 0 with a NULL array among
  * them). */
 CRAY_API int cray_open(cray_runtime **out, const cray_options *opts);
-/* Closes a runtime and frees every object in it. rt must not be used afterwards. */
+/* Closes a runtime and frees every object in it. rt must not be used afterwards. Tasks
+ * that still run $CRAY_STOP_TIMEOUT seconds (default 5) after it began make it give up:
+ * it names them on stderr, removes the spill directory and returns, leaving the
+ * runtime's memory and threads to the process (docs/c-api.md). */
 CRAY_API void cray_close(cray_runtime *rt);
 
 /* Stores a copy of the MessagePack value at data[0..len) (exactly one value; cray

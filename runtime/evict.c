@@ -269,6 +269,10 @@ int cray__store_spill_to(cray__store *s, cray__spill *sp) {
   return 0;
 }
 
+void cray__store_spill_abandon(cray__store *s) {
+  if (s->spill) cray__spill_abandon(s->spill);
+}
+
 int cray__store_spill_start(cray__store *s) {
   if (s->running) return 0;
   if (cray__thread_start(&s->thread, spill_main, s) != 0) return CRAY_ESYS;

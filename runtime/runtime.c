@@ -3,6 +3,7 @@
  */
 #include "runtime.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -30,6 +31,23 @@ int cray__online_cpus(void) {
   return n > 0 ? (int)n : 1;
 }
 
+/* $CRAY_STOP_TIMEOUT: seconds >= 0, or "inf" for no limit (-1). 0, or CRAY_EINVAL with
+ * open_error saying why. */
+static int stop_timeout(double *out) {
+  const char *v = getenv("CRAY_STOP_TIMEOUT");
+  *out = CRAY__STOP_TIMEOUT;
+  if (!v) return 0;
+  char *end;
+  double d = strtod(v, &end);
+  if (end == v || *end || !(d >= 0)) {
+    snprintf(open_error, sizeof open_error,
+             "CRAY_STOP_TIMEOUT must be a number of seconds >= 0, or inf (got '%.64s')", v);
+    return CRAY_EINVAL;
+  }
+  *out = isinf(d) ? -1 : d;
+  return 0;
+}
+
 int cray_open(cray_runtime **out, const cray_options *opts) {
   if (!out) return CRAY_EINVAL;
   cray_options defaults;
@@ -44,7 +62,7 @@ int cray_open(cray_runtime **out, const cray_options *opts) {
   if (!rt) return CRAY_ENOMEM;
   cray__spill *sp = NULL;
   rc = cray__options_copy(&rt->opts, opts);
-  if (rc) goto fail;
+  if (rc || (rc = stop_timeout(&rt->stop_timeout))) goto fail;
   if (rt->opts.workers == 0) rt->opts.workers = cray__online_cpus();
   if ((rc = cray__options_add_cpu(&rt->opts))) goto fail;
   if (rt->opts.memory == 0) rt->opts.memory = cray__physical_memory() / 10 * 3;
@@ -77,17 +95,47 @@ fail:
   return rc;
 }
 
-void cray_close(cray_runtime *rt) { cray__close(rt, NULL, NULL); }
+void cray_close(cray_runtime *rt) {
+  char why[1024];
+  if (cray__close(rt, NULL, NULL, why, sizeof why)) cray__log(CRAY__LOG_ERROR, "%s", why);
+}
 
-void cray__close(cray_runtime *rt, uint64_t *tasks, uint64_t *calls) {
+/* The runtimes close gave up on: their threads may run on, so they stay allocated, and
+ * reachable from here (a leak checker sees them held, not lost). */
+static cray_runtime *_Atomic abandoned;
+
+/* Gives rt up with `left` tasks that did not end, the running ones named in why. */
+static int abandon(cray_runtime *rt, int left, char *why, size_t n) {
+  cray__store_spill_abandon(rt->store);
+  rt->abandoned_next = atomic_load_explicit(&abandoned, memory_order_relaxed);
+  /* Release, and a loop on failure: a push that others may race (C API runtimes closed
+   * on several threads); the list is only ever read by a leak checker. */
+  while (!atomic_compare_exchange_weak_explicit(&abandoned, &rt->abandoned_next, rt,
+                                                memory_order_release, memory_order_relaxed))
+    continue;
+  char running[768];
+  snprintf(running, sizeof running, "%s", why && n ? why : "");
+  if (why && n)
+    snprintf(why, n,
+             "gave up stopping the runtime after %g s: %d task%s did not end%s%s; a loop that "
+             "LuaJIT compiled cannot be interrupted, nor a long C call, so %s on until the "
+             "process exits",
+             rt->stop_timeout, left, left == 1 ? "" : "s", running[0] ? ": " : "", running,
+             left == 1 ? "it runs" : "they run");
+  return left;
+}
+
+int cray__close(cray_runtime *rt, uint64_t *tasks, uint64_t *calls, char *why, size_t n) {
   if (tasks) *tasks = 0;
   if (calls) *calls = 0;
-  if (!rt) return;
+  if (why && n) why[0] = 0;
+  if (!rt) return 0;
   cray__progress_stop(rt);
   if (rt->cluster) cray__cluster_detach(rt->cluster);
   if (rt->sched) {
     cray__log(CRAY__LOG_DEBUG, "stopping the workers");
-    cray__sched_stop(rt->sched, tasks, calls);
+    int left = cray__sched_stop(rt->sched, tasks, calls, rt->stop_timeout, why, n);
+    if (left) return abandon(rt, left, why, n);
     cray__log(CRAY__LOG_INFO, "shut down");
   }
   if (rt->exec_ctx_free) rt->exec_ctx_free(rt->exec_ctx);
@@ -99,6 +147,7 @@ void cray__close(cray_runtime *rt, uint64_t *tasks, uint64_t *calls) {
   cray__sites_free(rt->sites);
   cray__options_free(&rt->opts);
   cray__free(rt);
+  return 0;
 }
 
 cray__sched *cray__runtime_sched(cray_runtime *rt, const cray__executor *ex,

@@ -37,11 +37,22 @@ struct cray_runtime {
   struct cray__progress *progress; /* the live progress line, or NULL (progress.h); set
                                       and cleared on the thread that opens and closes */
   struct cray__cluster *cluster; /* the job this rank serves (cluster.h), or NULL */
+  double stop_timeout;        /* seconds close waits for running tasks ($CRAY_STOP_TIMEOUT);
+                                 < 0: no limit */
+  cray_runtime *abandoned_next; /* the list of runtimes close gave up on */
 };
 
+/* Seconds close waits for tasks that do not end when $CRAY_STOP_TIMEOUT is not set. */
+#define CRAY__STOP_TIMEOUT 5.0
+
 /* cray_close, telling how many tasks and actor calls were still queued, waiting or
- * running and so were cancelled (either pointer may be NULL). */
-void cray__close(cray_runtime *rt, uint64_t *tasks, uint64_t *calls);
+ * running and so were cancelled (either pointer may be NULL). Returns 0 once closed.
+ * When tasks still run rt->stop_timeout seconds after the close began (a loop that
+ * LuaJIT compiled cannot be interrupted, nor a long C call), it gives up: the spill
+ * directory is removed, rt is left allocated for the threads that run on until the
+ * process exits (never to be used again), and it returns how many tasks had not ended,
+ * with why[0..n) saying which run and where. */
+int cray__close(cray_runtime *rt, uint64_t *tasks, uint64_t *calls, char *why, size_t n);
 
 /* The runtime's scheduler, started on first use with executor ex and the context that
  * make_ctx(rt, arg) returns (freed by free_ctx at close). NULL when it cannot start. */

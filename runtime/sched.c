@@ -22,8 +22,10 @@
  */
 #include "sched.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <string.h>
 #include <time.h>
@@ -377,7 +379,12 @@ void cray__sched_resources_free(cray__sched *s, double *out) {
 
 /* Runs t with the executor, published as w's running task meanwhile. */
 static int run(cray__sched *s, worker *w, cray__task *t) {
-  /* Release: an interrupter that reads t there sees w->w too. */
+  /* Relaxed: published by the release of `running` below. */
+  atomic_store_explicit(&w->running_site, t->site, memory_order_relaxed);
+  atomic_store_explicit(&w->running_hi, t->id.hi, memory_order_relaxed);
+  atomic_store_explicit(&w->running_lo, t->id.lo, memory_order_relaxed);
+  /* Release: an interrupter that reads t there sees w->w too, and a stop that gives up
+   * sees the site and id. */
   atomic_store_explicit(&w->running, t, memory_order_release);
   int rc = s->ex->run(w->w, t);
   /* Relaxed: an interrupt that comes late finds no cancelled task, and does nothing. */
@@ -725,9 +732,9 @@ void cray__sched_count_submit(cray__sched *s, cray__task *t) {
   t->sched = s;
   t->submitted_at = cray__fstats_stamp();
   atomic_fetch_add_explicit(&my_counts(s)->submitted, 1, memory_order_relaxed);
-  /* The site names the returns' objects: a call without returns (a one-way actor call)
-   * has nothing to name and skips the interning. */
-  uint32_t site = t->nreturns ? cray__sites_intern(s->rt->sites, t->name) : 0;
+  /* The site names the returns' objects, and the task in a stop that gives up on it: a
+   * call without returns (a one-way actor call) skips the interning, and goes unnamed. */
+  uint32_t site = t->site = t->nreturns ? cray__sites_intern(s->rt->sites, t->name) : 0;
   for (uint32_t i = 0; i < t->nreturns; i++) {
     cray__store_set_producer(s->store, t->returns[i], t);
     /* relaxed: shown by cray.objects() only; the site's text is published by interning */
@@ -862,9 +869,18 @@ static void cancel_task(cray__sched *s, cray__task *t, int recursive) {
     case CRAY__TASK_SUSPENDED:
       wake(s, t);
       break;
-    case CRAY__TASK_RUNNING:
+    case CRAY__TASK_RUNNING: {
       interrupt_running(s, t); /* and it fails at its next wait, if it gets there first */
+      /* Its returns fail now, as they will when it ends: the caller need not wait for a
+       * task that cannot be interrupted (a loop LuaJIT compiled, a long C call), which
+       * runs on, holding its worker. Its own resolutions later find them resolved. */
+      cray__blob *e = t->stream ? NULL
+                                : cray__error_blob("cancelled", t->name, NULL,
+                                                   "task '%s' was cancelled while it ran",
+                                                   t->name ? t->name : "?");
+      if (e) cray__task_fail(s->store, t, e);
       break;
+    }
     default:
       break; /* queued: fails when popped */
   }
@@ -1026,16 +1042,45 @@ void cray__sched_interrupt(cray__sched *s) {
   interrupt_running(s, NULL);
 }
 
-void cray__sched_stop(cray__sched *s, uint64_t *tasks, uint64_t *calls) {
+/* Names the tasks the workers run now in buf[0..n): "task 'f' (id HEX, worker 1), ...".
+ * It reads what run() published beside `running`, never a task, which may end meanwhile
+ * (a task that starts as it reads may be named by a mix of two: a report, not a fact). */
+static void describe_running(cray__sched *s, char *buf, size_t n) {
+  size_t at = 0;
+  if (n) buf[0] = 0;
+  for (int i = 0; i < s->n && at < n; i++) {
+    worker *w = &s->workers[i];
+    /* Acquire: pairs with run()'s release; the relaxed loads below read what it published. */
+    if (!atomic_load_explicit(&w->running, memory_order_acquire)) continue;
+    cray_id id = {atomic_load_explicit(&w->running_hi, memory_order_relaxed),
+                  atomic_load_explicit(&w->running_lo, memory_order_relaxed)};
+    const char *name = cray__sites_name(
+        s->rt->sites, atomic_load_explicit(&w->running_site, memory_order_relaxed));
+    char hex[33];
+    cray_id_format(&id, hex);
+    int k = snprintf(buf + at, n - at, "%stask '%s' (id %s, worker %d)", at ? ", " : "",
+                     name ? name : "?", hex, i);
+    if (k < 0) break;
+    at += (size_t)k;
+  }
+}
+
+int cray__sched_stop(cray__sched *s, uint64_t *tasks, uint64_t *calls, double timeout,
+                     char *stuck, size_t n) {
   begin_stop(s);
   /* Ends are read before submissions (cray__sched_stats_get): a task counted as ended
    * was submitted before, so equal counts mean nothing was alive when the ends were read,
    * and nothing came since. */
-  double interrupt_at = cray__now() + STOP_GRACE;
+  double began = cray__now(), interrupt_at = began + STOP_GRACE;
   for (;;) {
     cray__sched_stats st;
     cray__sched_stats_get(s, &st);
     if (st.finished + st.failed >= st.submitted) break;
+    if (timeout >= 0 && cray__now() - began >= timeout) {
+      describe_running(s, stuck, n);
+      uint64_t left = st.submitted - st.finished - st.failed;
+      return left < INT_MAX ? (int)left : INT_MAX;
+    }
     if (cray__now() >= interrupt_at) {
       interrupt_running(s, NULL);
       interrupt_at = cray__now() + STOP_GRACE;
@@ -1046,6 +1091,7 @@ void cray__sched_stop(cray__sched *s, uint64_t *tasks, uint64_t *calls) {
   if (tasks) *tasks = atomic_load_explicit(&s->stopped[0], memory_order_relaxed);
   if (calls) *calls = atomic_load_explicit(&s->stopped[1], memory_order_relaxed);
   join_and_free(s, s->n);
+  return 0;
 }
 
 void cray__sched_stats_get(cray__sched *s, cray__sched_stats *out) {

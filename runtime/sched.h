@@ -61,8 +61,12 @@ typedef struct cray__sched_stats {
 int cray__sched_start(cray__sched **out, cray_runtime *rt, const cray__executor *ex, void *ctx);
 /* Cancels what has not run, wakes what waits, waits for running tasks to reach their next
  * yield (interrupting those that take longer than a grace period), then joins the
- * workers. *tasks and *calls (when not NULL): how many tasks and actor calls it failed. */
-void cray__sched_stop(cray__sched *s, uint64_t *tasks, uint64_t *calls);
+ * workers and returns 0. *tasks and *calls (when not NULL): how many tasks and actor
+ * calls it failed. Tasks that have not ended `timeout` seconds after it began (< 0: no
+ * limit) make it give up: it returns how many there are, with the running ones named in
+ * stuck[0..n), and leaves s and everything its workers may touch as they are. */
+int cray__sched_stop(cray__sched *s, uint64_t *tasks, uint64_t *calls, double timeout,
+                     char *stuck, size_t n);
 /* The first half of a stop, from any thread (a signal's): from now on tasks fail as
  * cancelled instead of running, waits end, timers fire at once, and the running tasks
  * are interrupted now, without a grace period. */

@@ -28,6 +28,8 @@ typedef struct worker {
                                  read without the lock; written under it (note_work) */
   void *w;                    /* the executor's state */
   _Atomic(cray__task *) running; /* the task the executor runs, for interrupts */
+  _Atomic uint32_t running_site; /* its site and id, published with it: a stop that gives */
+  _Atomic uint64_t running_hi, running_lo; /* up names it without touching the task */
   cray__actor *actors;        /* every actor homed here (under mu, or anyone's once the
                                  worker has stopped) */
   int actors_shut;            /* its actors were told the runtime stops */

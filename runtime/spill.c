@@ -241,6 +241,11 @@ static int is_open(const cray__spill *sp) {
   return atomic_load_explicit(&sp->opened, memory_order_acquire);
 }
 
+void cray__spill_abandon(cray__spill *sp) {
+  if (is_open(sp)) remove_files(sp->dir);
+  if (sp->made_base) rmdir(sp->base);
+}
+
 void cray__spill_close(cray__spill *sp) {
   if (!sp) return;
   if (is_open(sp)) {

@@ -62,6 +62,11 @@ int cray__spill_read(cray__spill *sp, const cray_id *id, uint8_t *dst, size_t le
  * handler about to end the process (it calls only async-signal-safe functions). */
 void cray__spill_remove_now(void);
 
+/* Removes the private directory and its files now, from any thread, and the spill
+ * directory when cray made it and it is empty, leaving sp open: for a runtime that is
+ * abandoned with threads that may still use it (its mapping stays valid). */
+void cray__spill_abandon(cray__spill *sp);
+
 /* A short text for an error of the functions above. */
 const char *cray__spill_why(int err);
 /* The private directory once the first write made it, the directory it goes in before. */

@@ -102,6 +102,9 @@ int cray__store_create(cray__store **out, uint64_t budget);
  * too) and closes it in cray__store_destroy. Without this call nothing is spilled and
  * cray__store_reserve never waits. */
 int cray__store_spill_to(cray__store *s, struct cray__spill *sp);
+/* Removes what the spill thread wrote to disk, for a runtime that is abandoned
+ * (cray__spill_abandon); the store is left as it is. */
+void cray__store_spill_abandon(cray__store *s);
 /* Stops the spill thread and frees every entry and blob still held; blobs that views
  * still hold become orphans. Nothing may use the store afterwards. */
 void cray__store_destroy(cray__store *s);

@@ -93,6 +93,8 @@ struct cray__task {
   int disarmed;             /* wakes are refused until start arms them (a new task, or
                                one taken back to not started) */
   const char *name;         /* NULL, or in the task's own allocation */
+  uint32_t site;            /* name interned in the runtime's sites (0: none), set at
+                               submission: a report may name the task without reading it */
   uint64_t submitted_at, started_at; /* cray__fstats_stamp() at submission and at the last
                                         start (runtime/fstats.h); 0 before */
   uint64_t dep_wait;        /* stamps its arguments kept it from running (fstats.h) */

@@ -121,7 +121,7 @@ end)
 -- stdout, stderr (less the warning that spilling started) and what it left in $TMPDIR. With `sig`, the script creates the file
 -- named by the global `ready` once it is where the signal should find it, and crayrun is
 -- sent `sig` then.
-local function run_clean(body, sig, options)
+local function run_clean(body, sig, options, env)
   local tmp = os.tmpname()
   os.remove(tmp)
   os.execute("mkdir " .. tmp)
@@ -129,8 +129,8 @@ local function run_clean(body, sig, options)
   os.remove(ready)
   local path = script(("ready = %q\n"):format(ready) .. body)
   -- A run that hangs fails, after two minutes.
-  local cmd = ("TMPDIR=%s timeout --foreground -k 5 120 %s/crayrun -m 1M -w 2 %s %s"):format(
-    tmp, support.build, options or "", path)
+  local cmd = ("%s TMPDIR=%s timeout --foreground -k 5 120 %s/crayrun -m 1M -w 2 %s %s"):format(
+    env or "", tmp, support.build, options or "", path)
   if sig then
     cmd = ("%s & pid=$!; n=0; while [ ! -e %s ] && [ $n -lt 600 ]; do sleep 0.05; " ..
            "n=$((n + 1)); done; kill -%s $pid; wait $pid"):format(cmd, ready, sig)
@@ -244,6 +244,69 @@ describe("crayrun at the end of the script", function()
     assert.are.equal("down\tfalse\n", out)
     assert.matches("cancelled by cray.shutdown", err, 1, true)
     assert.are.equal("", left)
+  end)
+end)
+
+-- A task in a loop that LuaJIT compiles (no jit.off): no hook runs in it, so nothing
+-- interrupts it (docs/lua-api.md, "Tasks that cannot be interrupted").
+local HOT = [[
+local hot = cray.remote(function() local n = 0 while true do n = n + 1 end end, {name = "hot"})
+]]
+local STOP_1S = "CRAY_STOP_TIMEOUT=1"
+
+describe("a task that cannot be interrupted", function()
+  it("makes crayrun give up after CRAY_STOP_TIMEOUT: exit 3, the task named, nothing left",
+     function()
+    local status, out, err, left = run_clean(SPILL .. HOT .. [[
+      hot.remote()
+      while cray.stats().tasks.running == 0 do end
+      print("end")]], nil, nil, STOP_1S)
+    assert.are.equal(3, status, err)
+    assert.are.equal("end\n", out)
+    assert.matches("^cray %d%d:%d%d:%d%d%.%d%d%d error driver: gave up stopping the runtime "
+                   .. "after 1 s: 1 task did not end: task "
+                   .. "'hot' %(id %x+, worker [01]%); a loop that LuaJIT compiled cannot be "
+                   .. "interrupted, nor a long C call, so it runs on until the process exits\n$",
+                   err)
+    assert.are.equal("", left)
+  end)
+
+  it("makes cray.shutdown() raise, naming it; the script goes on and exits 3", function()
+    local status, out, err, left = run_clean(SPILL .. HOT .. [[
+      hot.remote()
+      while cray.stats().tasks.running == 0 do end
+      local ok, e = pcall(cray.shutdown)
+      print(ok, e.kind, cray.is_initialized())
+      print(e.message)]], nil, nil, STOP_1S)
+    assert.are.equal(3, status, err)
+    local first, message = out:match("^([^\n]*)\n([^\n]*)\n$")
+    assert.are.equal("false\truntime\tfalse", first)
+    assert.matches("cray.shutdown: gave up stopping the runtime after 1 s: 1 task did not end: "
+                   .. "task 'hot' %(id %x+, worker [01]%)", message)
+    assert.are.equal("", err)
+    assert.are.equal("", left)
+  end)
+
+  it("is cancelled for its caller at once: get raises cancelled, the worker stays busy",
+     function()
+    local status, out, err = run_clean(HOT .. [[
+      local r = hot.remote()
+      while cray.stats().tasks.running == 0 do end
+      print(cray.cancel(r))
+      local ok, e = pcall(cray.get, r, {timeout = 60})
+      print(ok, e.kind, e.message)
+      print(cray.stats().tasks.running)]], nil, nil, STOP_1S)
+    assert.are.equal(3, status, err)
+    assert.are.equal("true\nfalse\tcancelled\ttask 'hot' was cancelled while it ran\n1\n", out)
+    assert.matches("task 'hot'", err, 1, true)
+  end)
+
+  it("makes crayrun refuse a CRAY_STOP_TIMEOUT that is not seconds >= 0", function()
+    for _, bad in ipairs{"x", "-1", "nan", "''"} do
+      local status, _, err = run_clean([[print(1)]], nil, nil, "CRAY_STOP_TIMEOUT=" .. bad)
+      assert.are.equal(2, status, err)
+      assert.matches("CRAY_STOP_TIMEOUT must be a number of seconds >= 0, or inf %(got '", err)
+    end
   end)
 end)
 
