@@ -38,12 +38,15 @@ static int spec_int(lua_State *L, int field) {
   return n;
 }
 
-/* Pushes the three parts of a's handle. */
+/* Pushes the three parts of a's handle. Each ref is made before it takes its reference,
+ * so running out of memory leaks none. */
 static int push_handle(lua_State *L, cray__lstate *ls, cray__actor *a) {
+  cray__objref_push_unset(L, ls);
   cray__store_retain(a->entry);
-  cray__objref_push(L, ls, a->entry);
+  cray__objref_set(L, -1, a->entry);
+  cray__objref_push_unset(L, ls);
   cray__store_retain(a->cls);
-  cray__objref_push(L, ls, a->cls);
+  cray__objref_set(L, -1, a->cls);
   lua_pushstring(L, a->class_name);
   return 3;
 }
@@ -69,6 +72,8 @@ static int l_actor_create(lua_State *L) {
   if (!cls) return luaL_argerror(L, 1, "the actor class's ObjectRef");
   cray__sched *s = cray__exec_sched(L, ls);
   int top = lua_gettop(L);
+  /* The actor's ref is made first: when memory runs out for it, nothing is made yet. */
+  cray__objref_push_unset(L, ls);
   cray__actor_spec spec = {
       .get_if_exists = spec_int(L, NEW_GET_IF_EXISTS),
       .max_restarts = spec_int(L, NEW_MAX_RESTARTS),
@@ -105,7 +110,7 @@ static int l_actor_create(lua_State *L) {
   /* A class from another rank may still be on its way: init waits for it, as a task
    * waits for its function (docs/cluster.md). */
   int cls_dep = cray__entry_state(cls) != CRAY__READY;
-  cray__task *init = cray__task_build(L, ls, top + 4, 0, (uint32_t)cls_dep, nres, init_name);
+  cray__task *init = cray__task_build(L, ls, top + 5, 0, (uint32_t)cls_dep, nres, init_name);
   if (cls_dep) {
     cray__store_retain(cls);
     init->deps[0] = cls;
@@ -119,8 +124,8 @@ static int l_actor_create(lua_State *L) {
     if (!made)
       return cray__raise(L, "actor_died", "actor '%s' was not made on node %d: the runtime is "
                          "shutting down", spec.class_name, node);
-    lua_settop(L, top);
-    cray__objref_push(L, ls, made);
+    lua_settop(L, top + 1);
+    cray__objref_set(L, top + 1, made);
     return 1;
   }
   cray__entry *e;
@@ -130,13 +135,9 @@ static int l_actor_create(lua_State *L) {
     return cray__raise(L, "invalid_argument",
                        "an actor named '%s' exists already (pass get_if_exists = true to get it)",
                        spec.name);
-  lua_settop(L, top);
-  if (rc == CRAY__ACTOR_EXISTS) {
-    int n = push_handle(L, ls, cray__actor_of(e));
-    cray__store_release(ls->rt->store, e);
-    return n;
-  }
-  cray__objref_push(L, ls, e);
+  lua_settop(L, top + 1);
+  cray__objref_set(L, top + 1, e); /* the ref releases e when collected, whatever follows */
+  if (rc == CRAY__ACTOR_EXISTS) return push_handle(L, ls, cray__actor_of(e));
   return 1;
 }
 
@@ -210,11 +211,13 @@ static int l_actor_monitor(lua_State *L) {
   cray__lstate *ls = self(L);
   cray__entry *remote;
   cray__actor *a = actor_arg(L, ls, 1, "cray.monitor", &remote);
+  cray__sched *s = remote ? NULL : cray__exec_sched(L, ls);
+  cray__objref_push_unset(L, ls); /* first: running out of memory for it leaks nothing */
   cray__entry *m = remote ? cray__cluster_actor_monitor(ls->rt->cluster, ls->rt, remote,
                                                         lua_toboolean(L, 2))
-                          : cray__actor_monitor(cray__exec_sched(L, ls), a, lua_toboolean(L, 2));
+                          : cray__actor_monitor(s, a, lua_toboolean(L, 2));
   if (!m) return cray__raise(L, "out_of_memory", "cray.monitor: no memory");
-  cray__objref_push(L, ls, m);
+  cray__objref_set(L, -1, m);
   return 1;
 }
 

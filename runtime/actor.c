@@ -535,6 +535,7 @@ static cray__task *abandon_started(cray__sched *s, worker *w, cray__actor *a, in
   a->started = NULL;
   for (cray__task *t = rev, *next; t; t = next) {
     next = t->sibling;
+    cray__sched_unpark(s, t); /* an init waiting for resources: `next` is reused below */
     cray__sched_disarm(s, w, t);
     cray__sched_wait_end(s, t);
     s->ex->drop(w->w, t);
@@ -638,11 +639,13 @@ static void restart(cray__sched *s, worker *w, cray__actor *a, const char *why) 
   a->raised = NULL;
   int n;
   cray__task *started = abandon_started(s, w, a, &n), *again = NULL, **tail = &again, *fail = NULL;
+  cray__task *old_init = NULL; /* an init the restart interrupted */
   if (w->w) s->ex->actor_drop(w->w, a); /* a worker without a state has no instances */
   for (cray__task *t = started, *next; t; t = next) {
     next = t->next;
     t->next = NULL;
     if (t->is_init) {
+      old_init = t;
       t->next = fail;
       fail = t;
     } else if (t->retries < a->max_task_retries) {
@@ -658,8 +661,12 @@ static void restart(cray__sched *s, worker *w, cray__actor *a, const char *why) 
   }
   char name[256];
   snprintf(name, sizeof name, "%s.init", a->class_name);
-  cray__task *init = cray__task_new(0, 0, 0, name);
+  /* An actor keeps the resources its first init took across restarts; an init that had
+   * not finished gives back what it held when it fails below, and the new one asks again. */
+  int nres = old_init && !a->nresources ? old_init->nresources : 0;
+  cray__task *init = cray__task_new(0, 0, nres, name);
   if (init) {
+    if (nres) memcpy(init->resources, old_init->resources, (size_t)nres * sizeof *init->resources);
     init->method = init->name + strlen(init->name) - 4;
     init->actor = a;
     init->is_init = 1;

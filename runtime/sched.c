@@ -276,7 +276,10 @@ static void task_done(cray__sched *s, cray__task *t) {
   cray__task_release(s->store, t);
 }
 
+static void drop_resources(cray__sched *s, cray__task *t);
+
 static void fail(cray__sched *s, cray__task *t, cray__blob *error) {
+  drop_resources(s, t);
   if (!error) error = cray__error_blob("out_of_memory", t->name, NULL, "no memory for the error");
   /* Relaxed: a flag and a count, read after the workers are joined. */
   if (atomic_load_explicit(&s->stopping, memory_order_relaxed))
@@ -356,6 +359,20 @@ static void release_resources(cray__sched *s, cray__task *t) {
   if (!t->holds_resources) return;
   t->holds_resources = 0;
   cray__sched_release_resources(s, t->resources, t->nresources);
+}
+
+void cray__sched_unpark(cray__sched *s, cray__task *t) {
+  if (!t->nresources) return;
+  pthread_mutex_lock(&s->res_mu);
+  if (!t->holds_resources) unlink_task(&s->res_head, &s->res_tail, t);
+  pthread_mutex_unlock(&s->res_mu);
+}
+
+/* t will not run on (it fails): off the resource queue, and what it holds given back (an
+ * actor's init suspended in a wait, whose actor died or restarts). */
+static void drop_resources(cray__sched *s, cray__task *t) {
+  cray__sched_unpark(s, t);
+  release_resources(s, t);
 }
 
 int cray__sched_resource(cray__sched *s, const char *name, double *capacity) {

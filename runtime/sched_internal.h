@@ -86,7 +86,12 @@ void cray__sched_start_call(cray__sched *s, worker *w, cray__task *t);
 /* Refuses t's wakes until it starts again and takes back one already posted, so that t
  * can go back to a queue (task.h). On t's home worker w, without w->mu. */
 void cray__sched_disarm(cray__sched *s, worker *w, cray__task *t);
-/* Fails t, which is not running, with error (NULL: out of memory). */
+/* Takes t off the resource queue when it waits there (an actor's init whose actor dies or
+ * restarts), before its `next` link is used for anything else. Under res_mu a release
+ * that took it off meanwhile has set holds_resources: t then holds them. */
+void cray__sched_unpark(cray__sched *s, cray__task *t);
+/* Fails t, which is not running, with error (NULL: out of memory); it gives back the
+ * resources it holds. */
 void cray__sched_fail(cray__sched *s, cray__task *t, cray__blob *error);
 /* Counts t as started (delta 1) or no longer running (-1). */
 void cray__sched_count_running(cray__sched *s, cray__task *t, int delta);

@@ -105,6 +105,92 @@ describe("resources", function()
   end)
 end)
 
+describe("resources of an actor", function()
+  before_each(function() cray = support.fresh({workers = 2, resources = {db = 1}}) end)
+
+  local A = function()
+    return cray.actor{
+      init = function(self, seconds) if seconds then cray.sleep(seconds) end end,
+      ping = function() return "pong" end,
+    }
+  end
+  local function db_when(n)
+    return available_when(function(r) return r.db == n end).db
+  end
+  local function killed(h)
+    local down = cray.monitor(h)
+    cray.kill(h)
+    return cray.get(down, {timeout = 30}).reason
+  end
+  -- Its calls wait behind its init, which waits for the resources (given time to start).
+  local function waits(h)
+    return support.error_of(cray.get, h.ping.remote(), {timeout = 0.2}).kind == "timeout"
+  end
+  -- An actor of class C that holds db, and one (with opts) whose init waits for it.
+  local function holder_and_queued(C, opts)
+    local holder = C.options{resources = {db = 1}}.remote()
+    assert.are.equal("pong", cray.get(holder.ping.remote()))
+    opts.resources = {db = 1}
+    local queued = C.options(opts).remote()
+    assert.is_true(waits(queued))
+    return holder, queued
+  end
+  -- Restarts a and waits until it has.
+  local function restart(a)
+    local restarted = cray.monitor(a, {restarts = true})
+    cray.kill(a, {no_restart = false})
+    return cray.get(restarted, {timeout = 30}).reason
+  end
+
+  it("whose init waits for them leave the queue when it is killed", function()
+    local C = A()
+    local holder, queued = holder_and_queued(C, {})
+    local next_one = C.options{resources = {db = 1}}.remote()
+    assert.are.equal("killed", killed(queued))
+    assert.are.equal("killed", killed(holder))
+    assert.are.equal("pong", cray.get(next_one.ping.remote(), {timeout = 30}))
+    assert.are.equal(0, db_when(0))
+    assert.are.equal("killed", killed(next_one))
+    assert.are.equal(1, db_when(1))
+  end)
+
+  it("are given back when it is killed while its init waits holding them", function()
+    local a = A().options{resources = {db = 1}}.remote(1000)
+    assert.are.equal(0, db_when(0))
+    assert.are.equal("killed", killed(a))
+    assert.are.equal(1, db_when(1))
+  end)
+
+  it("are kept across a restart after init, and given back when it dies", function()
+    local a = A().options{resources = {db = 1}, max_restarts = 1}.remote()
+    assert.are.equal("pong", cray.get(a.ping.remote()))
+    assert.are.equal("restarted", restart(a))
+    assert.are.equal("pong", cray.get(a.ping.remote(), {timeout = 30}))
+    assert.are.equal(0, cray.available_resources().db)
+    assert.are.equal("killed", killed(a))
+    assert.are.equal(1, db_when(1))
+  end)
+
+  it("held by an init that a restart interrupts are given back and taken again", function()
+    local a = A().options{resources = {db = 1}, max_restarts = 1}.remote(1000)
+    assert.are.equal(0, db_when(0))
+    assert.are.equal("restarted", restart(a))
+    assert.are.equal(0, cray.available_resources().db)
+    assert.are.equal("killed", killed(a))
+    assert.are.equal(1, db_when(1))
+  end)
+
+  it("are waited for again by an init that a restart takes out of the queue", function()
+    local holder, a = holder_and_queued(A(), {max_restarts = 1})
+    assert.are.equal("restarted", restart(a))
+    assert.are.equal("killed", killed(holder))
+    assert.are.equal("pong", cray.get(a.ping.remote(), {timeout = 30}))
+    assert.are.equal(0, db_when(0))
+    assert.are.equal("killed", killed(a))
+    assert.are.equal(1, db_when(1))
+  end)
+end)
+
 describe("cray.nodes", function()
   it("lists this process as node 0 with its workers, resources and host", function()
     cray = support.fresh({workers = 2, resources = {db = 1}})
