@@ -25,34 +25,17 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_RUNS 64
+#include "bench.h"
 
 typedef double run_fn(void *ctx, uint64_t n); /* does n operations, returns seconds */
 
-static int runs = 5;
+static bench_settings set;
 static double warm = 0.5, run_time = 1.0;
-static const char *filter = "";
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* Warms up, times `runs` calls of run(n) and prints the median of per_op * n / seconds. */
 static void rate(const char *name, const char *unit, const char *fmt, double per_op,
                  run_fn *run, void *ctx) {
-  if (!strstr(name, filter)) return;
+  if (!strstr(name, set.filter)) return;
   uint64_t n = 1, ops = 0;
   double spent = 0;
   for (;;) {
@@ -63,18 +46,15 @@ static void rate(const char *name, const char *unit, const char *fmt, double per
   }
   n = (uint64_t)((double)ops / spent * run_time);
   if (n < 1) n = 1;
-  double v[MAX_RUNS];
+  double v[BENCH_MAX_RUNS];
   fprintf(stderr, "  %-46s", name);
-  for (int i = 0; i < runs; i++) {
+  for (int i = 0; i < set.runs; i++) {
     v[i] = per_op * (double)n / run(ctx, n);
     fprintf(stderr, " %.4g", v[i]);
   }
-  double m = median(v, runs);
+  double m = bench_median(v, set.runs);
   fprintf(stderr, " -> %.4g %s (%llu ops a run)\n", m, unit, (unsigned long long)n);
-  printf("%s ", name);
-  printf(fmt, m);
-  printf(" %s\n", unit);
-  fflush(stdout);
+  bench_report(name, unit, fmt, m);
 }
 
 /* ---- memcpy ---- */
@@ -86,12 +66,12 @@ typedef struct copy {
 
 static double run_copy(void *ctx, uint64_t n) {
   copy *c = ctx;
-  double t0 = now();
+  double t0 = bench_now();
   for (uint64_t i = 0; i < n; i++) {
     memcpy(c->dst, c->src, c->len);
     __asm__ __volatile__("" : : "r"(c->dst) : "memory"); /* the copy is used */
   }
-  return now() - t0;
+  return bench_now() - t0;
 }
 
 /* ---- handoff ---- */
@@ -156,7 +136,7 @@ static double run_handoff(void *ctx, uint64_t n) {
   q->head = q->count = 0;
   q->consumer_sleeps = q->producer_sleeps = 0;
   pin(cpus[0]);
-  double t0 = now();
+  double t0 = bench_now();
   pthread_t consumer;
   if (pthread_create(&consumer, NULL, consume, q) != 0) {
     perror("ceiling: pthread_create");
@@ -175,7 +155,7 @@ static double run_handoff(void *ctx, uint64_t n) {
     pthread_mutex_unlock(&q->mu);
   }
   pthread_join(consumer, NULL);
-  double dt = now() - t0;
+  double dt = bench_now() - t0;
   if (q->sum != n * (n + 1) / 2) {
     fprintf(stderr, "ceiling: handoff lost items\n");
     exit(1);
@@ -184,12 +164,9 @@ static double run_handoff(void *ctx, uint64_t n) {
 }
 
 int main(void) {
-  const char *s;
-  int quick = (s = getenv("CRAY_BENCH_QUICK")) && strcmp(s, "1") == 0;
-  if (quick) warm = 0.001, run_time = 0.002, runs = 3;
-  if ((s = getenv("CRAY_BENCH_RUNS")) && atoi(s) > 0) runs = atoi(s);
-  runs = runs < 3 ? 3 : runs > MAX_RUNS ? MAX_RUNS : runs;
-  if ((s = getenv("CRAY_BENCH_FILTER"))) filter = s;
+  set = bench_settings_read();
+  int quick = set.quick;
+  if (quick) warm = 0.001, run_time = 0.002;
 
   copy c = {.len = quick ? (size_t)1 << 20 : (size_t)256 << 20};
   c.src = malloc(c.len);

@@ -20,18 +20,7 @@
 #include <time.h>
 #include <uv.h>
 
-#define MAX_RUNS 64
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
+#include "bench.h"
 
 static void die(const char *what, int rc) {
   fprintf(stderr, "io_echo: %s: %s\n", what, uv_strerror(rc));
@@ -176,24 +165,20 @@ static void metric(const char *name, const char *unit, const char *fmt, int port
   c.msg = malloc(size);
   c.buf = malloc(size);
   memset(c.msg, 'x', size);
-  double values[MAX_RUNS];
+  double values[BENCH_MAX_RUNS];
   fprintf(stderr, "  %-45s", name);
   for (int r = -1; r < runs; r++) {
     c.left = n;
-    double t0 = now();
+    double t0 = bench_now();
     send_next(&c);
     uv_run(&c.loop, UV_RUN_DEFAULT);
-    double v = figure(now() - t0, n, size);
+    double v = figure(bench_now() - t0, n, size);
     if (r >= 0) values[r] = v;
     fprintf(stderr, " %.4g", v);
   }
-  qsort(values, (size_t)runs, sizeof *values, cmp_double);
-  double med = runs % 2 ? values[runs / 2] : (values[runs / 2 - 1] + values[runs / 2]) / 2;
+  double med = bench_median(values, runs);
   fprintf(stderr, " -> %.4g %s\n", med, unit);
-  printf("%s ", name);
-  printf(fmt, med);
-  printf(" %s\n", unit);
-  fflush(stdout);
+  bench_report(name, unit, fmt, med);
   uv_close((uv_handle_t *)&c.conn, NULL);
   uv_run(&c.loop, UV_RUN_DEFAULT);
   uv_loop_close(&c.loop);
@@ -213,8 +198,7 @@ static double gb_per_second(double secs, long n, size_t size) {
 /* Serves one connection on a thread of its own for the metric, then joins it. */
 static void with_server(const char *name, const char *unit, const char *fmt, size_t size,
                         long n, int runs, double (*figure)(double, long, size_t)) {
-  const char *filter = getenv("CRAY_BENCH_FILTER");
-  if (filter && !strstr(name, filter)) return;
+  if (!strstr(name, bench_settings_read().filter)) return;
   server sv = {0};
   pthread_mutex_init(&sv.mu, NULL);
   pthread_cond_init(&sv.cv, NULL);
@@ -230,11 +214,8 @@ static void with_server(const char *name, const char *unit, const char *fmt, siz
 }
 
 int main(void) {
-  const char *q = getenv("CRAY_BENCH_QUICK"), *r = getenv("CRAY_BENCH_RUNS");
-  int quick = q && strcmp(q, "1") == 0;
-  int runs = r ? atoi(r) : quick ? 3 : 5;
-  if (runs < 3) runs = 3;
-  if (runs > MAX_RUNS) runs = MAX_RUNS;
+  bench_settings set = bench_settings_read();
+  int quick = set.quick, runs = set.runs;
   with_server("io_tcp_echo_c_roundtrips_per_second", "per_second", "%.0f", 64,
               quick ? 200 : 20000, runs, per_second);
   with_server("io_tcp_echo_c_gb_per_second", "gb_per_second", "%.3f", 1024 * 1024,

@@ -248,18 +248,24 @@ static int push_id(lua_State *L, cray__io_handle *h) {
   return 1;
 }
 
-/* listen(addr, backlog, where) -> listener id */
-static int l_listen(lua_State *L) {
+/* listen(addr, backlog, where) -> listener id; connect(addr, where) -> connection id,
+ * whose connect may still be under way (connect_wait). */
+static int open_tcp(lua_State *L, int listen) {
   cray__lstate *ls = self(L);
-  io_call c = {.fn = "cray.tcp.listen"};
+  io_call c = {.fn = listen ? "cray.tcp.listen" : "cray.tcp.connect"};
   caller(L, ls, &c, -1);
   cray__io_handle *h;
-  int rc = cray__tcp_listen(c.io, check_addr(L, 1), (int)luaL_optinteger(L, 2, 0), c.owner, &h);
-  if (rc != 0)
-    return cray__raise(L, "io_error", "cray.tcp.listen: cannot listen on %s: %s (%s)",
-                       luaL_checkstring(L, 3), uv_strerror(rc), uv_err_name(rc));
+  const cray__tcp_addr *addr = check_addr(L, 1);
+  int rc = listen ? cray__tcp_listen(c.io, addr, (int)luaL_optinteger(L, 2, 0), c.owner, &h)
+                  : cray__tcp_connect(c.io, addr, c.owner, &h);
+  if (rc != 0 && !(rc == UV_EAGAIN && !listen))
+    return cray__raise(L, "io_error", "%s: cannot %s %s: %s (%s)", c.fn,
+                       listen ? "listen on" : "connect to", luaL_checkstring(L, listen ? 3 : 2),
+                       uv_strerror(rc), uv_err_name(rc));
   return push_id(L, h);
 }
+
+static int l_listen(lua_State *L) { return open_tcp(L, 1); }
 
 /* accept(id, _, deadline, yieldable) -> connection id, or CRAY__RETRY after a yield */
 static int l_accept(lua_State *L) {
@@ -281,18 +287,7 @@ static int l_accept(lua_State *L) {
   }
 }
 
-/* connect(addr) -> connection id; the connect may still be under way (connect_wait) */
-static int l_connect(lua_State *L) {
-  cray__lstate *ls = self(L);
-  io_call c = {.fn = "cray.tcp.connect"};
-  caller(L, ls, &c, -1);
-  cray__io_handle *h;
-  int rc = cray__tcp_connect(c.io, check_addr(L, 1), c.owner, &h);
-  if (rc != 0 && rc != UV_EAGAIN)
-    return cray__raise(L, "io_error", "cray.tcp.connect: cannot connect to %s: %s (%s)",
-                       luaL_checkstring(L, 2), uv_strerror(rc), uv_err_name(rc));
-  return push_id(L, h);
-}
+static int l_connect(lua_State *L) { return open_tcp(L, 0); }
 
 /* connect_wait(id, _, deadline, yieldable, where) -> true once connected, or CRAY__RETRY;
  * raises (and closes the connection) when the connect failed or timed out. */

@@ -106,15 +106,17 @@ return function(cray, core, pending)
     return setmetatable({id = id}, Connection)
   end
 
-  function listener_methods.port(srv)
-    check_handle("srv:port", srv, Listener, "listener")
-    return core.tcp_port(srv.id, true)
+  -- A method m of handles of metatable mt (what: "listener" or "connection") that returns
+  -- fn(handle.id, flag).
+  local function handle_method(m, mt, what, fn, flag)
+    return function(h)
+      check_handle(m, h, mt, what)
+      return fn(h.id, flag)
+    end
   end
 
-  function listener_methods.close(srv)
-    check_handle("srv:close", srv, Listener, "listener")
-    return core.tcp_close(srv.id, true)
-  end
+  listener_methods.port = handle_method("srv:port", Listener, "listener", core.tcp_port, true)
+  listener_methods.close = handle_method("srv:close", Listener, "listener", core.tcp_close, true)
 
   function Listener.__tostring(srv) return ("cray.tcp listener %d"):format(srv.id) end
 
@@ -135,20 +137,11 @@ return function(cray, core, pending)
     again(core.tcp_write, conn.id, data, deadline_of("conn:write", opts, 2))
   end
 
-  function connection_methods.close(conn)
-    check_handle("conn:close", conn, Connection, "connection")
-    return core.tcp_close(conn.id, false)
-  end
-
-  function connection_methods.peer(conn)
-    check_handle("conn:peer", conn, Connection, "connection")
-    return core.tcp_peer(conn.id)
-  end
-
-  function connection_methods.port(conn)
-    check_handle("conn:port", conn, Connection, "connection")
-    return core.tcp_port(conn.id, false)
-  end
+  connection_methods.close =
+      handle_method("conn:close", Connection, "connection", core.tcp_close, false)
+  connection_methods.peer = handle_method("conn:peer", Connection, "connection", core.tcp_peer)
+  connection_methods.port =
+      handle_method("conn:port", Connection, "connection", core.tcp_port, false)
 
   function Connection.__tostring(conn) return ("cray.tcp connection %d"):format(conn.id) end
 
