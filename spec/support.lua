@@ -73,7 +73,8 @@ function M.mpirun(path, ranks)
     cmd = "timeout 120 mpirun --allow-run-as-root --oversubscribe " .. table.concat(apps, " : ")
   end
   return M.run(cmd, "", {
-    ASAN_OPTIONS = "detect_leaks=0", OMPI_MCA_btl = "self,vader",
+    ASAN_OPTIONS = "detect_leaks=0", TSAN_OPTIONS = "suppressions=spec/fixtures/tsan_mpi.supp",
+    OMPI_MCA_btl = "self,vader",
     OMPI_MCA_plm_rsh_agent = "false"})
 end
 
