@@ -56,7 +56,8 @@ local WARM = M.quick and 0.001 or 0.5
 local RUN = M.quick and 0.002 or 1.0
 local FILTER = os.getenv("CRAY_BENCH_FILTER") or ""
 
-local formats = {per_second = "%.0f", gb_per_second = "%.3f", bytes = "%.0f", seconds = "%.6f"}
+local formats = {per_second = "%.0f", gb_per_second = "%.3f", bytes = "%.0f", seconds = "%.6f",
+                 us = "%.2f"}
 
 pcall(ffi.cdef, [[
   struct timespec { long tv_sec; long tv_nsec; };

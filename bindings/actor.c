@@ -269,6 +269,30 @@ static int l_get_actor(lua_State *L) {
   return n;
 }
 
+/* actor_name(op, name [, handle_ref, actor_ref]) -> under MPI, rank 0's answer ("mine",
+ * "taken", "busy", "found", "none", "done", "closed") and the ref of the named actor's
+ * handle when there is one; nothing in one process. op: "claim", "set", "lookup", "drop"
+ * (see cray__cluster_name). */
+static int l_actor_name(lua_State *L) {
+  static const char *const ops[] = {"claim", "set", "lookup", "drop", NULL};
+  static const char *const answers[] = {"mine", "taken", "busy", "found", "none", "done", "closed"};
+  cray__lstate *ls = self(L);
+  cray__module_rt(L, ls);
+  int op = luaL_checkoption(L, 1, NULL, ops);
+  const char *name = luaL_checkstring(L, 2);
+  if (!ls->rt->cluster) return 0;
+  cray__entry *ref = cray__objref_test(L, ls, 3), *actor = cray__objref_test(L, ls, 4);
+  if (op == CRAY__NAME_SET && (!ref || !actor)) return luaL_argerror(L, 3, "the handle's ref");
+  cray_id none = {0, 0};
+  cray__entry *out;
+  int status = cray__cluster_name(ls->rt->cluster, ls->rt->store, op, name, ref,
+                                  actor ? &actor->id : &none, &out);
+  lua_pushstring(L, answers[status]);
+  if (!out) return 1;
+  cray__objref_push(L, ls, out);
+  return 2;
+}
+
 /* (count): the array of the count NUL-ended names at upvalue 1. */
 static int push_names(lua_State *L) {
   const char *p = lua_touserdata(L, lua_upvalueindex(1));
@@ -312,5 +336,6 @@ const luaL_Reg cray__actor_functions[] = {
     {"actor_self", l_actor_self},       {"actor_exit", l_actor_exit},
     {"get_actor", l_get_actor},         {"class_table", l_class_table},
     {"context", l_context},             {"actor_names", l_actor_names},
+    {"actor_name", l_actor_name},
     {NULL, NULL},
 };

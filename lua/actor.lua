@@ -65,6 +65,32 @@ return function(cray, core, pending)
     return setmetatable({actor, cls, class_name}, Handle)
   end
 
+  -- Under MPI a name is the job's (docs/cluster.md): rank 0 keeps the names. A name is
+  -- claimed there before its actor is made, then set to the ref of the actor's handle, put
+  -- as a value; a name being made by another rank is asked for again shortly.
+  local function create_named(self, name, status, ref, ...)
+    while status == "busy" do
+      cray.sleep(0.001)
+      status, ref = core.actor_name("claim", name)
+    end
+    if status == "taken" then -- as bindings/actor.c says it in one process
+      if self.spec[2] == 1 then return cray.get(ref) end
+      error(errors.new("invalid_argument", ("an actor named '%s' exists already (pass "
+            .. "get_if_exists = true to get it)"):format(name)), 0)
+    end
+    if status ~= "mine" then
+      raise(3, "runtime", "actor '%s' was not made: the runtime is shutting down", name)
+    end
+    local ok, actor, cls, class_name = pcall(create, self.ref, self.spec, ...)
+    if not ok then
+      core.actor_name("drop", name)
+      error(actor, 0)
+    end
+    local h = handle(actor, cls or self.ref, class_name or self.spec[6])
+    core.actor_name("set", name, cray.put(h), actor)
+    return h
+  end
+
   function Creator.__call(self, ...)
     if misuse(..., "remote", self, ActorClass) then
       raise(2, "invalid_argument",
@@ -72,6 +98,11 @@ return function(cray, core, pending)
             self.spec[6])
     end
     flush()
+    local name = self.spec[1]
+    if name then
+      local status, ref = core.actor_name("claim", name)
+      if status then return create_named(self, name, status, ref, ...) end
+    end
     local actor, cls, class_name = create(self.ref, self.spec, ...)
     return handle(actor, cls or self.ref, class_name or self.spec[6])
   end
@@ -247,6 +278,8 @@ return function(cray, core, pending)
     local o = options.check("cray.get_actor", opts, get_actor_options, 2)
     local actor, cls, class_name = core.get_actor(name)
     if actor then return handle(actor, cls, class_name) end
+    local status, ref = core.actor_name("lookup", name) -- under MPI, rank 0's names
+    if status == "found" then return cray.get(ref) end
     if o.missing_ok then return nil end
     raise(2, "invalid_argument", "cray.get_actor: no actor named '%s'", name)
   end

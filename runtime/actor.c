@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "cluster.h"
 #include "runtime.h"
 #include "sched_internal.h"
 #include "wire.h"
@@ -595,6 +596,7 @@ static void die(cray__sched *s, worker *w, cray__actor *a, int reason) {
    * wakes may register an actor under it again at once (a supervisor restarting it). */
   cray__entry *named = name_remove(s, a);
   if (named) cray__store_release(s->store, named);
+  if (a->name && s->rt->cluster) cray__cluster_name_gone(s->rt->cluster, a->name, &a->id);
   atomic_fetch_sub_explicit(&s->actors_alive, 1, memory_order_relaxed);
   cray__fstats_actor(s->fstats, CRAY__ACTOR_DIED);
   if (a->nresources) cray__sched_release_resources(s, a->resources, a->nresources);

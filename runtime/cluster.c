@@ -84,6 +84,7 @@
 #define SHADOW_BUCKETS 1024
 #define WEIGHT_BUCKETS 4096
 #define FN_CACHE 64
+#define NAME_BUCKETS 256
 #define GRANT ((uint64_t)1 << 40)
 #define STEAL_BATCH 8
 #define STEAL_WAIT_MIN 1e-3
@@ -95,12 +96,12 @@
 
 enum {
   M_TASK = 1, M_RESULT, M_FETCH, M_OBJECT, M_EXIT, M_ACK, M_STEAL, M_STOLEN, M_RETURN, M_CANCEL,
-  M_CREATE, M_CREATED, M_KILL, M_MONITOR, M_TAKEN, M_QUERY, M_REPORT,
+  M_CREATE, M_CREATED, M_KILL, M_MONITOR, M_TAKEN, M_QUERY, M_REPORT, M_NAME, M_NAMED,
 };
 enum { OBJ_READY = 0, OBJ_FAILED = 1, OBJ_LOST = 2 };
 enum {
   I_SUBMIT, I_SHIP, I_SEND, I_ATTACH, I_READY, I_DETACH, I_EXIT, I_ACK, I_STOP, I_GONE, I_CANCEL,
-  I_CREATE, I_KILL, I_MONITOR, I_QUERY, I_CHECK, I_PULL,
+  I_CREATE, I_KILL, I_MONITOR, I_QUERY, I_CHECK, I_PULL, I_NAME,
 };
 
 typedef struct intent intent;
@@ -165,6 +166,29 @@ typedef struct areq {
   cray__entry *out; /* the actor's entry here, or NULL when it could not be made */
   int done;         /* under mu */
 } areq;
+
+/* A request to the directory of actor names (cray__cluster_name), which rank 0 keeps: the
+ * asking thread waits on the cluster's cv until `done`, unless it is `async` (then the
+ * communication thread frees it). */
+typedef struct nreq {
+  struct nreq *next; /* the requests in flight: communication thread only */
+  uint64_t token;
+  int op, status, done, async;
+  cray_id actor;
+  cray__entry *ref; /* CRAY__NAME_SET: the ref whose value is the actor's handle, held */
+  cray__entry *out; /* the ref found, with one reference, or NULL */
+  char name[];
+} nreq;
+
+/* A name in rank 0's directory: the ref of its actor's handle (NULL while it is being
+ * made, or after its actor died first: `dead`). */
+typedef struct dname {
+  struct dname *next;
+  cray__entry *ref;
+  cray_id actor;
+  int dead;
+  char name[];
+} dname;
 
 /* The weight of refs to one object (see the top of the file). */
 typedef struct weight {
@@ -235,6 +259,8 @@ struct cray__cluster {
   uint32_t *nreturns;
   intent *watches;
   areq *creates;           /* actors being made on other ranks */
+  nreq *names;             /* directory requests sent to rank 0 */
+  dname *directory[NAME_BUCKETS]; /* rank 0: the job's actor names */
   uint64_t next_token;
   int stealing;            /* a steal request is out */
   int victim;              /* the rank asked last */
@@ -1188,6 +1214,19 @@ static void pull(cray__cluster *c, const cray_id *id) {
   c->asked[owner]++;
 }
 
+/* Asks for e's value now, on the communication thread, when it is a proxy nothing asked
+ * for yet: the message that named it is about to be answered as taken (M_TAKEN,
+ * M_CREATED), after which its sender may free it. */
+static void pull_now(cray__cluster *c, cray__entry *e) {
+  /* relaxed: as in cray__store_want */
+  if (atomic_load_explicit(&e->unpulled, memory_order_relaxed) &&
+      atomic_exchange_explicit(&e->unpulled, 0, memory_order_relaxed)) {
+    /* relaxed: a count, read as a hint, as in remote_wanted */
+    atomic_fetch_add_explicit(&c->inflight, 1, memory_order_relaxed);
+    pull(c, &e->id);
+  }
+}
+
 /* Reads a value written by put_blob into *out (NULL when none), from source. Returns 1
  * when its bytes come later as chunks, 0 when it is complete. */
 static int read_blob(cray__cluster *c, int source, rd *r, cray__blob **out) {
@@ -1235,7 +1274,8 @@ static void serve_task(cray__cluster *c, cray__task *t) {
     cray__store_retain(t->returns[i]);
     watch(c, t->returns[i], M_RESULT, owner, &t->returns[i]->id);
   }
-  if (!t->nreturns) { /* no result will free its shadow: its arguments were asked for */
+  if (!t->nreturns) { /* no result will free its shadow: its arguments are asked for first */
+    for (uint32_t i = 0; i < t->ndeps; i++) pull_now(c, t->deps[i]);
     put_u8(&c->scratch, M_TAKEN);
     put_id(&c->scratch, &t->id);
     send_ctrl(c, owner);
@@ -1421,6 +1461,7 @@ static cray__task *read_create(cray__cluster *c, int source, rd *r, pmsg *m, int
     cray_id dep = get_id(r);
     t->deps[cls_dep + j] = proxy(c, &dep, 0);
     t->dep_arg[cls_dep + j] = get_u32(r);
+    pull_now(c, t->deps[cls_dep + j]); /* its creator lets go of it at M_CREATED */
   }
   *more = read_blob(c, source, r, &t->args);
   if (t->args) cray__store_count_bytes(c->store, &t->id, (int64_t)t->args->len);
@@ -1543,6 +1584,178 @@ static void send_control(cray__cluster *c, intent *in) {
   send_ctrl(c, cray__id_owner(&in->id));
 }
 
+/* ---- the directory of actor names (rank 0) ----
+ *
+ * Names live on rank 0 (DESIGN.md §9): one place decides who has a name, so a name is
+ * taken once in the job, and no name service of its own is needed. A name maps to the ref
+ * of a stored value, the actor's handle, which the creator puts (lua/actor.lua): holding
+ * it holds the actor, as a name does in one process, and any rank that looks the name up
+ * gets that ref with weight and reads the handle from it. A name is claimed before its
+ * actor is made (CRAY__NAME_CLAIM), set once it is (CRAY__NAME_SET), and dropped when
+ * the actor dies (cray__cluster_name_gone) or could not be made. */
+
+static dname **dname_slot(cray__cluster *c, const char *name) {
+  size_t h = 1469598103934665603u;
+  for (const unsigned char *p = (const unsigned char *)name; *p; p++) h = (h ^ *p) * 1099511628211u;
+  dname **p = &c->directory[h % NAME_BUCKETS];
+  while (*p && strcmp((*p)->name, name) != 0) p = &(*p)->next;
+  return p;
+}
+
+static void dname_drop(cray__cluster *c, dname **slot) {
+  dname *d = *slot;
+  *slot = d->next;
+  if (d->ref) cray__store_release(c->store, d->ref);
+  cray__free(d);
+}
+
+/* Rank 0: one request. *out is the ref found (one reference) or NULL. */
+static int directory(cray__cluster *c, int op, const char *name, cray__entry *ref,
+                     const cray_id *actor, cray__entry **out) {
+  dname **slot = dname_slot(c, name), *d = *slot;
+  *out = NULL;
+  if (op == CRAY__NAME_LOOKUP || (op == CRAY__NAME_CLAIM && d)) {
+    if (!d || !d->ref) return op == CRAY__NAME_LOOKUP ? CRAY__NAME_NONE : CRAY__NAME_BUSY;
+    cray__store_retain(d->ref);
+    *out = d->ref;
+    return op == CRAY__NAME_LOOKUP ? CRAY__NAME_FOUND : CRAY__NAME_TAKEN;
+  }
+  if (op == CRAY__NAME_DROP) {
+    int unset = !actor->hi && !actor->lo; /* the claimant could not make it */
+    if (d && !d->ref && !unset) { /* its actor died before its name was set */
+      d->dead = 1;
+      d->actor = *actor;
+    } else if (d && (d->ref ? cray__id_eq(&d->actor, actor) : unset)) {
+      dname_drop(c, slot);
+    }
+    return CRAY__NAME_DONE;
+  }
+  if (!d) {
+    size_t len = strlen(name) + 1;
+    if (!(d = cray__calloc(1, sizeof *d + len))) fatal(c, "out of memory for a name");
+    memcpy(d->name, name, len);
+    *slot = d;
+  }
+  if (op == CRAY__NAME_SET) {
+    if (d->dead && cray__id_eq(&d->actor, actor)) {
+      dname_drop(c, slot);
+      return CRAY__NAME_DONE;
+    }
+    if (d->ref) cray__store_release(c->store, d->ref);
+    cray__store_retain(ref);
+    d->ref = ref;
+    d->actor = *actor;
+    d->dead = 0;
+    return CRAY__NAME_DONE;
+  }
+  return CRAY__NAME_MINE;
+}
+
+/* Writes a value whose one nested ref is e (NULL: no value), so that it travels with
+ * weight. */
+static void put_ref(cray__cluster *c, int dest, cray__entry *e) {
+  cray__blob *b = e ? cray__blob_alloc(c->store, 0, 0, &e, 1, 0) : NULL;
+  if (e && !b) fatal(c, "out of memory for a name");
+  put_blob(c, dest, b);
+  if (b) cray__blob_release(c->store, b);
+}
+
+/* Reads what put_ref wrote: the ref, with one reference, or NULL. */
+static cray__entry *read_ref(cray__cluster *c, int source, rd *r) {
+  cray__blob *b;
+  if (read_blob(c, source, r, &b) || (b && b->nrefs != 1)) r->bad = 1;
+  cray__entry *e = b && b->nrefs == 1 ? b->refs[0] : NULL;
+  if (e) cray__store_retain(e);
+  if (b) cray__blob_release(c->store, b);
+  return e;
+}
+
+static void name_done(cray__cluster *c, nreq *req, int status, cray__entry *out) {
+  if (req->ref) cray__store_release(c->store, req->ref);
+  if (req->async) {
+    if (out) cray__store_release(c->store, out);
+    cray__free(req);
+    return;
+  }
+  pthread_mutex_lock(&c->mu);
+  req->status = status;
+  req->out = out;
+  req->done = 1;
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
+}
+
+/* I_NAME: answered here on rank 0, else asked of rank 0. */
+static void send_name(cray__cluster *c, nreq *req) {
+  if (!c->rt) {
+    name_done(c, req, CRAY__NAME_CLOSED, NULL);
+    return;
+  }
+  if (c->rank == 0) {
+    cray__entry *out;
+    int status = directory(c, req->op, req->name, req->ref, &req->actor, &out);
+    name_done(c, req, status, out);
+    return;
+  }
+  req->token = req->async ? 0 : ++c->next_token;
+  size_t len = strlen(req->name);
+  put_u8(&c->scratch, M_NAME);
+  put_u8(&c->scratch, (unsigned)req->op);
+  put_u64(&c->scratch, req->token);
+  put_u32(&c->scratch, (uint32_t)len);
+  cray__buf_write(&c->scratch, req->name, len);
+  put_id(&c->scratch, &req->actor);
+  put_ref(c, 0, req->ref);
+  send_ctrl(c, 0);
+  if (req->async) {
+    name_done(c, req, CRAY__NAME_DONE, NULL);
+    return;
+  }
+  req->next = c->names;
+  c->names = req;
+}
+
+/* M_NAME, on rank 0. */
+static void serve_name(cray__cluster *c, int source, rd *r) {
+  unsigned op = get_u8(r);
+  uint64_t token = get_u64(r);
+  uint32_t len = get_u32(r);
+  const uint8_t *bytes = get_bytes(r, len);
+  cray_id actor = get_id(r);
+  if (r->bad || op > CRAY__NAME_DROP || c->rank != 0) protocol_error(c, source, "name");
+  cray__entry *ref = read_ref(c, source, r);
+  char *name = cray__malloc((size_t)len + 1);
+  if (!name) fatal(c, "out of memory for a name");
+  memcpy(name, bytes, len);
+  name[len] = 0;
+  if (r->bad || memchr(name, 0, len) || (op == CRAY__NAME_SET && !ref))
+    protocol_error(c, source, "name");
+  cray__entry *out = NULL;
+  int status = directory(c, (int)op, name, ref, &actor, &out);
+  cray__free(name);
+  if (ref) cray__store_release(c->store, ref);
+  if (!token) return;
+  put_u8(&c->scratch, M_NAMED);
+  put_u64(&c->scratch, token);
+  put_u8(&c->scratch, (unsigned)status);
+  put_ref(c, source, out);
+  send_ctrl(c, source);
+  if (out) cray__store_release(c->store, out);
+}
+
+/* M_NAMED: rank 0's answer to a request from here. */
+static void named(cray__cluster *c, int source, rd *r) {
+  uint64_t token = get_u64(r);
+  unsigned status = get_u8(r);
+  cray__entry *out = read_ref(c, source, r);
+  nreq **p = &c->names;
+  while (*p && (*p)->token != token) p = &(*p)->next;
+  if (r->bad || !*p || source != 0) protocol_error(c, source, "named");
+  nreq *req = *p;
+  *p = req->next;
+  name_done(c, req, (int)status, out);
+}
+
 /* A message whose value is complete. */
 static void deliver(cray__cluster *c, pmsg *m) {
   if (m->kind == M_TASK) {
@@ -1653,10 +1866,16 @@ static void handle_ctrl(cray__cluster *c, int source, const uint8_t *buf, size_t
     send_ctrl(c, source);
     return;
   } else if (m.kind == M_CREATED) {
-    created(c, source, &r);
+    if (c->rt) created(c, source, &r); /* else its request failed when the runtime closed */
     return;
   } else if (m.kind == M_KILL || m.kind == M_MONITOR) {
     serve_control(c, source, m.kind, &r);
+    return;
+  } else if (m.kind == M_NAME) {
+    if (c->rt) serve_name(c, source, &r);
+    return;
+  } else if (m.kind == M_NAMED) {
+    if (c->rt) named(c, source, &r); /* as M_CREATED */
     return;
   } else if (m.kind == M_FETCH) {
     m.id = get_id(&r);
@@ -1885,6 +2104,13 @@ static void detach_now(cray__cluster *c) {
     c->creates = req->next;
     create_done(c, req, NULL);
   }
+  while (c->names) {
+    nreq *req = c->names;
+    c->names = req->next;
+    name_done(c, req, CRAY__NAME_CLOSED, NULL);
+  }
+  for (int i = 0; i < NAME_BUCKETS; i++)
+    while (c->directory[i]) dname_drop(c, &c->directory[i]);
   for (int i = 0; i < SHADOW_BUCKETS; i++) {
     while (c->shadows[i]) {
       if (c->shadows[i]->task->exec) cray__free(c->shadows[i]->task->exec);
@@ -1972,6 +2198,9 @@ static void handle_intent(cray__cluster *c, intent *in) {
       break;
     case I_KILL:
       if (c->rt) send_control(c, in);
+      break;
+    case I_NAME:
+      send_name(c, in->ptr);
       break;
     case I_MONITOR:
       if (c->rt) send_control(c, in);
@@ -2245,4 +2474,54 @@ cray__entry *cray__cluster_actor_monitor(cray__cluster *c, cray_runtime *rt, cra
   }
   pthread_mutex_unlock(&c->mu);
   return m;
+}
+
+/* Hands req to the communication thread; returns 0 when the runtime is shut down. */
+static int push_name(cray__cluster *c, nreq *req) {
+  intent *in = intent_new(c, I_NAME);
+  in->ptr = req;
+  int wait = !req->async; /* an async one may be freed as soon as it is pushed */
+  pthread_mutex_lock(&c->mu);
+  int attached = c->attached;
+  if (attached) push(c, in);
+  while (attached && wait && !req->done) pthread_cond_wait(&c->cv, &c->mu);
+  pthread_mutex_unlock(&c->mu);
+  if (!attached) cray__free(in);
+  return attached;
+}
+
+static nreq *name_new(cray__cluster *c, int op, const char *name, const cray_id *actor) {
+  size_t len = strlen(name) + 1;
+  nreq *req = cray__calloc(1, sizeof *req + len);
+  if (!req) {
+    fprintf(stderr, "crayrun: rank %d: out of memory for a name; ending the job\n", c->rank);
+    c->tp->abort(1);
+  }
+  req->op = op;
+  memcpy(req->name, name, len);
+  if (actor) req->actor = *actor;
+  return req;
+}
+
+int cray__cluster_name(cray__cluster *c, cray__store *s, int op, const char *name,
+                       cray__entry *ref, const cray_id *actor, cray__entry **out) {
+  nreq *req = name_new(c, op, name, actor);
+  req->ref = ref;
+  if (ref) cray__store_retain(ref);
+  int status = CRAY__NAME_CLOSED;
+  *out = NULL;
+  if (push_name(c, req)) {
+    status = req->status;
+    *out = req->out;
+  } else if (ref) {
+    cray__store_release(s, ref);
+  }
+  cray__free(req);
+  return status;
+}
+
+void cray__cluster_name_gone(cray__cluster *c, const char *name, const cray_id *actor) {
+  nreq *req = name_new(c, CRAY__NAME_DROP, name, actor);
+  req->async = 1;
+  if (!push_name(c, req)) cray__free(req);
 }

@@ -116,6 +116,23 @@ void cray__cluster_actor_kill(cray__cluster *c, cray__entry *actor, int restart)
 cray__entry *cray__cluster_actor_monitor(cray__cluster *c, cray_runtime *rt, cray__entry *actor,
                                          int restarts);
 
+/* The job's actor names, which rank 0 keeps (cluster.c): `op` is one of CRAY__NAME_CLAIM
+ * (take name before making its actor: MINE, or TAKEN with *out the ref of the handle that
+ * has it, or BUSY while another rank is making one), CRAY__NAME_SET (name's actor is
+ * made: ref holds its handle as a value; actor is its id), CRAY__NAME_LOOKUP (FOUND with
+ * *out, or NONE), CRAY__NAME_DROP (the claim of a name whose actor could not be made;
+ * actor is zero). Waits for rank 0's answer; *out has one reference for the caller.
+ * CRAY__NAME_CLOSED when the runtime shut down. */
+enum { CRAY__NAME_CLAIM, CRAY__NAME_SET, CRAY__NAME_LOOKUP, CRAY__NAME_DROP };
+enum {
+  CRAY__NAME_MINE, CRAY__NAME_TAKEN, CRAY__NAME_BUSY, CRAY__NAME_FOUND, CRAY__NAME_NONE,
+  CRAY__NAME_DONE, CRAY__NAME_CLOSED,
+};
+int cray__cluster_name(cray__cluster *c, cray__store *s, int op, const char *name,
+                       cray__entry *ref, const cray_id *actor, cray__entry **out);
+/* The actor `actor`, named name, died: its name leaves the directory. Does not wait. */
+void cray__cluster_name_gone(cray__cluster *c, const char *name, const cray_id *actor);
+
 /* Work in flight to or from other ranks: tasks sent and not answered, values asked for
  * and not come. The deadlock check treats a driver as waiting on progress while it is
  * above zero. */

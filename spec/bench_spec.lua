@@ -2,7 +2,7 @@
 -- (docs/performance.md has the figures). Every run is CRAY_BENCH_QUICK=1: tiny sizes.
 local support = require "spec.support"
 
-local units = {per_second = true, gb_per_second = true, bytes = true, seconds = true}
+local units = {per_second = true, gb_per_second = true, bytes = true, seconds = true, us = true}
 
 -- The metrics in `out`, name -> value; fails on any line that is not "<metric> <value>
 -- <unit>" with a known unit and a finite value >= 0, and on a metric printed twice.
@@ -66,6 +66,14 @@ describe("bench/run", function()
                           "io_tcp_echo_c_gb_per_second"} do
       assert.is_truthy(got[name], name)
       assert.is_true(got[name] > 0, name)
+    end
+    -- The MPI part runs where mpirun and the transport exist, in plain builds.
+    if got.ceiling_mpi_roundtrip_seconds then
+      for _, name in ipairs{"ceiling_mpi_send_gb_per_second", "mpi_object_transfer_gb_per_second",
+                            "mpi_task_roundtrip_seconds", "mpi_tasks_async",
+                            "mpi_actor_call_roundtrip_us", "mpi_local_actor_call_us"} do
+        assert.is_true((got[name] or 0) > 0, name)
+      end
     end
     assert.matches("== store.lua", err)
   end)

@@ -209,6 +209,79 @@ describe_mpi("collecting an actor across ranks", function()
   end)
 end)
 
+describe_mpi("named actors across ranks", function()
+  local status, out, err, got
+
+  setup(function()
+    status, out, err = job([[
+      local Svc = cray.actor{
+        init = function(self, tag) self.tag = tag end,
+        who = function(self) return self.tag .. "@" .. rank() end,
+      }
+      -- made on rank 1 by a task, found from rank 0 and from rank 2
+      local make = cray.remote(function(name, tag)
+        local h = Svc.options{name = name}.remote(tag)
+        return cray.get(h.who.remote())
+      end)
+      print("made", cray.get(make.options{node = 1}.remote("svc", "one")))
+      print("from_0", cray.get(cray.get_actor("svc").who.remote()))
+      local find = cray.remote(function(name) return cray.get(cray.get_actor(name).who.remote()) end)
+      print("from_2", cray.get(find.options{node = 2}.remote("svc")))
+      -- made on rank 0, found from rank 2
+      Svc.options{name = "home"}.remote("zero")
+      print("home_from_2", cray.get(find.options{node = 2}.remote("home")))
+      -- the name is the job's: taken from any rank; get_if_exists gives the one there is
+      local again = cray.remote(function(name)
+        local ok, e = pcall(function() return Svc.options{name = name}.remote("two") end)
+        local same = Svc.options{name = name, get_if_exists = true}.remote("three")
+        return tostring(ok) .. "," .. e.kind .. "," .. cray.get(same.who.remote())
+      end)
+      print("taken", cray.get(again.options{node = 2}.remote("svc")))
+      local ok, e = pcall(function() return Svc.options{name = "svc"}.remote("zero") end)
+      print("taken_0", tostring(ok) .. "," .. e.message)
+      -- unknown names
+      local missing = cray.remote(function()
+        local ok, e = pcall(cray.get_actor, "nobody")
+        return tostring(ok) .. "," .. e.kind .. "," .. tostring(cray.get_actor("nobody", {missing_ok = true}))
+      end)
+      print("missing", cray.get(missing.options{node = 1}.remote()))
+      -- a killed named actor frees its name, job-wide
+      cray.kill(cray.get_actor("svc"))
+      local t0 = os.time()
+      while cray.get_actor("svc", {missing_ok = true}) and os.time() - t0 < 60 do cray.sleep(0.02) end
+      print("freed", tostring(cray.get_actor("svc", {missing_ok = true})))
+      local remade = cray.get(make.options{node = 2}.remote("svc", "new"))
+      print("remade", remade .. "," .. cray.get(cray.get_actor("svc").who.remote()))
+    ]])
+    got = lines(out)
+  end)
+
+  it("runs the job to the end", function()
+    assert.are.equal(0, status, err)
+  end)
+
+  it("finds an actor by name from every rank, wherever it was made", function()
+    assert.are.equal("one@1", got.made)
+    assert.are.equal("one@1", got.from_0)
+    assert.are.equal("one@1", got.from_2)
+    assert.are.equal("zero@0", got.home_from_2)
+  end)
+
+  it("keeps a name once in the job: taken from any rank, get_if_exists gives that actor", function()
+    assert.are.equal("false,invalid_argument,one@1", got.taken)
+    assert.matches("^false,an actor named 'svc' exists already", got.taken_0)
+  end)
+
+  it("raises for an unknown name, or returns nil with missing_ok, on every rank", function()
+    assert.are.equal("false,invalid_argument,nil", got.missing)
+  end)
+
+  it("frees a killed actor's name on every rank, so it can be taken again", function()
+    assert.are.equal("nil", got.freed)
+    assert.are.equal("new@2,new@2", got.remade)
+  end)
+end)
+
 describe_mpi("a script that uses actors", function()
   it("gives the same results alone and under mpirun -n 3", function()
     local path = support.script([[

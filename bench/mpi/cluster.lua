@@ -5,6 +5,8 @@
 --   mpi_task_roundtrip_seconds          a task placed on rank 1, submitted and got
 --   mpi_tasks_async                     1,000 tasks submitted on rank 0, placed on ranks
 --                                       0, 1 and 2 in turn, got together (per second)
+--   mpi_actor_call_roundtrip_us         a call to an actor on rank 1, got before the next
+--   mpi_local_actor_call_us             the same call to an actor on rank 0
 local bench = require "bench.lib"
 local cray = require "cray"
 
@@ -48,3 +50,20 @@ bench.rate("mpi_tasks_async", function()
     end
   end
 end, {per_op = 1000})
+
+-- A synchronous call to an actor on rank 1, one at a time, in microseconds; beside it the
+-- same call to an actor on rank 0, the "one local call" of its target (≤ 2 × the raw MPI
+-- round trip + one local call).
+local Echo = cray.actor{ping = function() return "ok" end}
+local function call_roundtrip(a)
+  return function()
+    local ping = a.ping
+    local n = bench.quick and 10 or 2000
+    cray.get(ping.remote())
+    local t0 = bench.now()
+    for _ = 1, n do cray.get(ping.remote()) end
+    return (bench.now() - t0) / n * 1e6
+  end
+end
+bench.measure("mpi_actor_call_roundtrip_us", "us", call_roundtrip(Echo.options{node = 1}.remote()))
+bench.measure("mpi_local_actor_call_us", "us", call_roundtrip(Echo.remote()))
