@@ -211,7 +211,7 @@ $(B)/cray.pc: Makefile
 
 # ---- set-up ----
 
-DEBS := luajit libluajit-5.1-dev libuv1-dev liblmdb-dev lua-busted libmsgpack-dev pkg-config \
+DEBS := luajit libluajit-5.1-dev libuv1-dev liblmdb-dev lua-busted lua-dkjson libmsgpack-dev pkg-config \
         valgrind luarocks bsdutils openmpi-bin libopenmpi-dev
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 

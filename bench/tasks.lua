@@ -25,6 +25,21 @@ bench.rate("single_client_tasks_async", function()
   end
 end, {per_op = 1000})
 
+-- The same with the timeline recording (cray.timeline), in the same run: the difference
+-- is what recording costs. Each timed call starts recording and stops it at its end, so
+-- the metrics after this one run without it.
+bench.rate("single_client_tasks_async_traced", function()
+  local refs = {}
+  return function(n)
+    cray.timeline()
+    for _ = 1, n do
+      for i = 1, 1000 do refs[i] = small_value.remote() end
+      cray.get(refs)
+    end
+    cray.timeline(false)
+  end
+end, {per_op = 1000})
+
 -- 4 clients, each submitting 10,000 tasks and getting their results, counted as 40,000.
 -- Ray's clients are actors; ours are tasks, which submit and wait the same way.
 local clients, per_client = 4, bench.quick and 100 or 10000

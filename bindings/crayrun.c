@@ -27,6 +27,7 @@
 #include <lua.h>
 #include <luajit.h>
 #include <lualib.h>
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -67,6 +68,8 @@ static const char usage_text[] =
     "  --no-progress         no live progress line on stderr (shown only on a terminal)\n"
     "  --tag-output          start each line printed in a task with \"(its name wN) \"\n"
     "  --objects-at-exit     list the objects still in the store to stderr at exit\n"
+    "  --timeline FILE       record a timeline, written to FILE at exit (Chrome trace\n"
+    "                        events: open it in ui.perfetto.dev); FILE.rankN on rank N > 0\n"
     "  --cluster MODE        mpi: join an MPI job (the default under mpirun or srun);\n"
     "                        none: run alone even under a launcher\n"
     "  -v, --version         print the version and exit\n"
@@ -80,7 +83,8 @@ static const char usage_text[] =
 typedef struct cli {
   const char *chunks[MAX_CHUNKS];
   int nchunks;
-  const char *workers, *memory, *spill_dir, *spill_max, *worker_memory, *task_memory, *cluster;
+  const char *workers, *memory, *spill_dir, *spill_max, *worker_memory, *task_memory, *cluster,
+      *timeline;
   const char *resources[MAX_RESOURCES];
   int nresources;
   int stats, no_progress, objects, tag_output;
@@ -160,6 +164,7 @@ static int parse_cli(int argc, char **argv, cli *c) {
         {NULL, "--worker-memory", offsetof(cli, worker_memory)},
         {NULL, "--task-memory", offsetof(cli, task_memory)},
         {NULL, "--cluster", offsetof(cli, cluster)},
+        {NULL, "--timeline", offsetof(cli, timeline)},
         {NULL, "--resource", 1},
     };
     int matched = 0;
@@ -240,6 +245,22 @@ static int push_init_options(lua_State *L, const cli *c) {
     lua_setfield(L, -2, "resources");
   }
   return -1;
+}
+
+/* cray.timeline(path): path NULL starts recording; otherwise writes the timeline there,
+ * saying why on stderr when it cannot. 0 or 1. */
+static int timeline(lua_State *L, const char *path) {
+  int top = lua_gettop(L);
+  lua_getglobal(L, "cray");
+  lua_getfield(L, -1, "timeline");
+  if (path) lua_pushstring(L, path);
+  int rc = lua_pcall(L, path ? 1 : 0, 0, 0);
+  if (rc != 0) {
+    if (lua_istable(L, -1)) lua_getfield(L, -1, "message");
+    fprintf(stderr, "crayrun: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "cray.timeline failed");
+  }
+  lua_settop(L, top);
+  return rc != 0;
 }
 
 /* Starts (on = 1) or stops and erases the progress line (cray._progress). */
@@ -436,6 +457,17 @@ int main(int argc, char **argv) {
   }
   lua_pop(L, 1);
 
+  if (c.timeline) {
+    /* refused now rather than after the run: a directory that is not there, say */
+    FILE *probe = *c.timeline ? fopen(c.timeline, "a") : NULL;
+    if (!probe) {
+      status = usage_error("cannot write the timeline to '%s': %s", c.timeline,
+                           *c.timeline ? strerror(errno) : "the file name is empty");
+      goto done;
+    }
+    fclose(probe);
+    timeline(L, NULL);
+  }
   status = 0;
   if (cluster) {
     struct cray__sched *s = cray__driver_sched(L);
@@ -450,6 +482,10 @@ int main(int argc, char **argv) {
       /* It serves tasks from the script's directory too, so their modules load. */
       if (c.script < argc && strcmp(argv[c.script], "-") != 0) add_script_dir(L, argv[c.script]);
       status = cray__cluster_serve(cluster);
+      if (c.timeline) {
+        lua_pushfstring(L, "%s.rank%d", c.timeline, cray__cluster_rank(cluster));
+        if (timeline(L, lua_tostring(L, -1)) && !status) status = 1;
+      }
       goto done;
     }
   }
@@ -473,6 +509,7 @@ int main(int argc, char **argv) {
     status = 128 + got_signal;
     fprintf(stderr, "crayrun: %s\n", got_signal == SIGINT ? "interrupted" : "terminated");
   }
+  if (c.timeline && timeline(L, c.timeline) && !status) status = 1;
   if (c.objects)
     run_chunk(L, luaL_loadbuffer(L, objects_code, sizeof objects_code - 1, "=objects"), 0);
   if (c.stats) run_chunk(L, luaL_loadbuffer(L, stats_code, sizeof stats_code - 1, "=stats"), 0);

@@ -49,6 +49,7 @@
 #include "../runtime/runtime.h"
 #include "../runtime/wait.h"
 #include "../runtime/stream.h"
+#include "../runtime/trace.h"
 #include "codec.h"
 #include "module.h"
 
@@ -549,7 +550,7 @@ static int finish(lua_State *L) {
   if (t->all_values) {
     cray__codec_encode(L, ls, 1, n, "returns");
     cray__blob *b = cray__codec_store_blob(L, ls, (uint32_t)n, "the task's result");
-    cray__sched_count_success(t);
+    cray__sched_count_success(t, b->len);
     if (cray__store_resolve(s, t->returns[0], b, 0) != 0) cray__blob_release(s, b);
     xw->finished = 1;
     return lua_yield(L, 0);
@@ -582,7 +583,9 @@ static int finish(lua_State *L) {
       return cray__raise(L, "out_of_memory", "no memory for the task's result");
     }
   }
-  cray__sched_count_success(t);
+  size_t bytes = 0;
+  for (uint32_t i = 0; i < t->nreturns; i++) bytes += blobs[i]->len;
+  cray__sched_count_success(t, bytes);
   for (uint32_t i = 0; i < t->nreturns; i++)
     if (cray__store_resolve(s, t->returns[i], blobs[i], 0) != 0) cray__blob_release(s, blobs[i]);
   xw->finished = 1;
@@ -939,6 +942,7 @@ int cray__exec_arm(lua_State *L, cray__lstate *ls, cray__entry *const *entries, 
   }
   if (cray__sched_wait_begin(t->sched, t, entries, n, want, timeout) != 0)
     cray__raise(L, "out_of_memory", "%s: no memory to wait", fn);
+  if (CRAY__TRACING()) cray__trace_wait(t, fn);
   xw->armed = 1;
   return 1;
 }

@@ -23,6 +23,7 @@
 #include "../runtime/cluster.h"
 #include "../runtime/log.h"
 #include "../runtime/progress.h"
+#include "../runtime/trace.h"
 #include "../runtime/wait.h"
 #include "actor.h"
 #include "lio.h"
@@ -31,6 +32,7 @@
 #include "lstate.h"
 #include "objref.h"
 #include "objects.h"
+#include "timeline.h"
 #include "stats.h"
 #include "stream.h"
 #include "task.h"
@@ -247,7 +249,9 @@ static int block(lua_State *L, cray__lstate *ls, cray__entry **v, size_t n, size
  * deadline. `timeout` is the option as given, for the message. */
 static void wait_or_raise(lua_State *L, cray__lstate *ls, cray__entry **v, size_t n, size_t want,
                           double deadline, double timeout, unsigned char *ready, const char *fn) {
+  uint64_t t0 = CRAY__TRACING() ? cray__trace_stamp() : 0;
   int got = block(L, ls, v, n, want, time_left(deadline), ready, fn);
+  if (t0 > 0) cray__trace_block(t0, fn);
   if ((size_t)got >= want) return;
   size_t first = 0;
   while (ready[first]) first++;
@@ -871,7 +875,7 @@ static void require_into_registry(lua_State *L, const char *name, const char *fi
 
 static const luaL_Reg core_functions[] = {
     {"put", l_put},       {"get", l_get},       {"wait", l_wait},
-    {"stats", l_stats},   {"_progress", l_progress}, {"objects", cray__objects_l},   {"open", l_open},     {"close", l_close},
+    {"stats", l_stats},   {"_progress", l_progress}, {"objects", cray__objects_l}, {"timeline", cray__timeline_l},   {"open", l_open},     {"close", l_close},
     {"is_open", l_is_open}, {"parse_size", l_parse_size},
     {"get_buffer", l_get_buffer}, {"describe", l_describe},
     {"check_refs", l_check_refs}, {"ref", l_ref}, {"node", l_node}, {"release", l_release},

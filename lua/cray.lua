@@ -14,6 +14,7 @@ cray.put = core.put
 cray.ref = core.ref
 cray.stats = core.stats
 cray.objects = core.objects
+cray.timeline = core.timeline
 cray._progress = core._progress -- crayrun's live line (runtime/progress.h)
 
 local cancel_options = {recursive = options.of_type("boolean")}

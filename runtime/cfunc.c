@@ -162,7 +162,7 @@ static int store_results(cray__store *s, cray__task *t, const uint8_t *data, siz
     cray__blob *b;
     int rc = cray__blob_parse_values(s, data, len, &count, &b);
     if (rc) return rc;
-    cray__sched_count_success(t);
+    cray__sched_count_success(t, len);
     if (cray__store_resolve(s, t->returns[0], b, 0) != 0) cray__blob_release(s, b);
     return 0;
   }
@@ -179,7 +179,7 @@ static int store_results(cray__store *s, cray__task *t, const uint8_t *data, siz
   }
   if (rc == 0 && r.p != r.end) *why = "more values than num_returns", rc = CRAY_EBADBLOB;
   if (rc == 0) {
-    cray__sched_count_success(t);
+    cray__sched_count_success(t, len);
     for (uint32_t i = 0; i < t->nreturns; i++)
       if (cray__store_resolve(s, t->returns[i], blobs[i], 0) != 0) cray__blob_release(s, blobs[i]);
   } else {

@@ -36,6 +36,7 @@
 #include "runtime.h"
 #include "sched_internal.h"
 #include "sites.h"
+#include "trace.h"
 #include "wait.h"
 
 #define container_of(p, type, field) ((type *)((char *)(p) - offsetof(type, field)))
@@ -182,16 +183,22 @@ void cray__sched_count_running(cray__sched *s, cray__task *t, int delta) {
   t->started = delta > 0;
 }
 
-/* Counts the end of t, before its returns resolve. */
-static void count_end(cray__sched *s, cray__task *t, int failed) {
+/* Counts the end of t, before its returns resolve: failed with `error` (which may be NULL
+ * when memory was short), or finished with result_bytes. */
+static void count_end(cray__sched *s, cray__task *t, int failed, const cray__blob *error,
+                      size_t result_bytes) {
   counts *c = my_counts(s);
   if (t->started) atomic_fetch_sub_explicit(&c->running, 1, memory_order_relaxed);
   t->started = 0;
   atomic_fetch_add_explicit(failed ? &c->failed : &c->finished, 1, memory_order_relaxed);
-  cray__fstats_task_end(s->fstats, (int)(c - s->counts), t, failed, cray__fstats_stamp());
+  uint64_t now = cray__fstats_stamp();
+  cray__fstats_task_end(s->fstats, (int)(c - s->counts), t, failed, now);
+  if (CRAY__TRACING()) cray__trace_end(t, failed, error, result_bytes, now);
 }
 
-void cray__sched_count_success(cray__task *t) { count_end(t->sched, t, 0); }
+void cray__sched_count_success(cray__task *t, size_t result_bytes) {
+  count_end(t->sched, t, 0, NULL, result_bytes);
+}
 
 /* ---- children ---- */
 
@@ -285,7 +292,7 @@ static void fail(cray__sched *s, cray__task *t, cray__blob *error) {
   if (atomic_load_explicit(&s->stopping, memory_order_relaxed))
     atomic_fetch_add_explicit(&s->stopped[t->actor != NULL], 1, memory_order_relaxed);
   if (t->dispatched) cray__actor_call_end(s, t, error);
-  count_end(s, t, 1);
+  count_end(s, t, 1, error, 0);
   if (error) cray__task_fail(s->store, t, error);
   task_done(s, t);
 }
@@ -544,6 +551,7 @@ static void start(cray__sched *s, worker *w, cray__task *t) {
   int rc = t->actor ? -1 : cray__cfunc_run(s->rt, t);
   if (rc < 0) rc = run(s, w, t);
   cray__fstats_busy(s->fstats, w->index + 1, t0);
+  if (CRAY__TRACING()) cray__trace_run(t, t0, cray__fstats_stamp(), rc);
   after_run(s, w, t, rc);
 }
 
@@ -577,6 +585,7 @@ static void resume(cray__sched *s, worker *w, cray__task *t) {
   uint64_t t0 = cray__fstats_stamp();
   int rc = run(s, w, t);
   cray__fstats_busy(s->fstats, w->index + 1, t0);
+  if (CRAY__TRACING()) cray__trace_run(t, t0, cray__fstats_stamp(), rc);
   after_run(s, w, t, rc);
 }
 
@@ -645,6 +654,7 @@ static void *worker_main(void *arg) {
   worker *w = arg;
   cray__sched *s = w->s;
   self_worker = w;
+  cray__trace_thread(CRAY__TRACE_WORKER, w->index);
   w->w = s->ex->worker_open(s->ctx, w->index);
   for (;;) {
     /* acquire: pairs with cray__sched_stop's store; what it did before shows here */
@@ -741,6 +751,7 @@ static void dep_resolved(cray__waiter *wt) {
   if (atomic_fetch_sub_explicit(&t->deps_left, 1, memory_order_acq_rel) == 1) {
     uint64_t now = cray__fstats_stamp(); /* the queue's lock hands dep_wait to the worker */
     t->dep_wait = now > t->submitted_at ? now - t->submitted_at : 0;
+    if (CRAY__TRACING()) cray__trace_release(t);
     enqueue(t->sched, t);
   }
 }
@@ -757,6 +768,7 @@ void cray__sched_count_submit(cray__sched *s, cray__task *t) {
     /* relaxed: shown by cray.objects() only; the site's text is published by interning */
     atomic_store_explicit(&t->returns[i]->site, site, memory_order_relaxed);
   }
+  if (CRAY__TRACING()) cray__trace_submit(t, s->rt->ids.nonce, site);
 }
 
 void cray__sched_submit(cray__sched *s, cray__task *t) {

@@ -129,7 +129,7 @@ int cray__sched_wait_helping(cray__sched *s, cray__entry *const *entries, size_t
 
 /* Called by the executor just before it resolves a finished task's returns, so counters
  * are exact whenever a result can be seen. */
-void cray__sched_count_success(cray__task *t);
+void cray__sched_count_success(cray__task *t, size_t result_bytes);
 
 /* Whether every worker sleeps with nothing queued: a rank with nothing to do. */
 int cray__sched_idle(cray__sched *s);

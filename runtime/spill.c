@@ -30,6 +30,7 @@
 #include "alloc.h"
 #include "id.h"
 #include "log.h"
+#include "trace.h"
 
 #define MIN_MAP ((size_t)256 << 10)
 #define MAX_READERS 1024
@@ -309,7 +310,7 @@ static int commit(cray__spill *sp, MDB_txn **txn, uint64_t used, size_t through,
   return rc;
 }
 
-int cray__spill_write(cray__spill *sp, const cray__spill_item *items, size_t n, size_t *done) {
+static int write_items(cray__spill *sp, const cray__spill_item *items, size_t n, size_t *done) {
   uint64_t used = atomic_load_explicit(&sp->used, memory_order_relaxed);
   MDB_txn *txn = NULL;
   size_t pending = 0, i;
@@ -349,6 +350,17 @@ int cray__spill_write(cray__spill *sp, const cray__spill_item *items, size_t n, 
   return rc ? rc : full;
 }
 
+int cray__spill_write(cray__spill *sp, const cray__spill_item *items, size_t n, size_t *done) {
+  if (!CRAY__TRACING()) return write_items(sp, items, n, done);
+  cray__trace_thread(CRAY__TRACE_SPILL, 0); /* only the spill thread writes */
+  uint64_t t0 = cray__trace_stamp();
+  int rc = write_items(sp, items, n, done);
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < *done; i++) bytes += items[i].len;
+  cray__trace_spill(t0, *done, bytes);
+  return rc;
+}
+
 int cray__spill_delete(cray__spill *sp, const cray__spill_item *items, size_t n) {
   MDB_txn *txn;
   if (!is_open(sp)) return 0; /* nothing was written */
@@ -375,7 +387,7 @@ int cray__spill_delete(cray__spill *sp, const cray__spill_item *items, size_t n)
 
 /* ---- reading (any thread) ---- */
 
-int cray__spill_read(cray__spill *sp, const cray_id *id, uint8_t *dst, size_t len) {
+static int read_value(cray__spill *sp, const cray_id *id, uint8_t *dst, size_t len) {
   MDB_txn *txn;
   int rc;
   if (!is_open(sp)) return MDB_NOTFOUND;
@@ -434,4 +446,12 @@ uint64_t cray__spill_count(cray__spill *sp) {
   int rc = mdb_stat(txn, sp->dbi, &st);
   mdb_txn_abort(txn);
   return rc ? 0 : st.ms_entries;
+}
+
+int cray__spill_read(cray__spill *sp, const cray_id *id, uint8_t *dst, size_t len) {
+  if (!CRAY__TRACING()) return read_value(sp, id, dst, len);
+  uint64_t t0 = cray__trace_stamp();
+  int rc = read_value(sp, id, dst, len);
+  if (rc == 0) cray__trace_restore(t0, id, len);
+  return rc;
 }

@@ -95,6 +95,7 @@ struct cray__task {
   const char *name;         /* NULL, or in the task's own allocation */
   uint32_t site;            /* name interned in the runtime's sites (0: none), set at
                                submission: a report may name the task without reading it */
+  uint32_t trace_name;      /* name interned by the timeline recorder (trace.h), or 0 */
   uint64_t submitted_at, started_at; /* cray__fstats_stamp() at submission and at the last
                                         start (runtime/fstats.h); 0 before */
   uint64_t dep_wait;        /* stamps its arguments kept it from running (fstats.h) */

@@ -54,6 +54,7 @@ describe("bench/run", function()
                           "tasks_1k_after_free_seconds", "single_client_put_gigabytes", "single_client_wait_1k_refs",
                           "single_client_get_object_containing_10k_refs",
                           "single_client_tasks_sync", "single_client_tasks_async",
+                          "single_client_tasks_async_traced",
                           "multi_client_tasks_async",
                           "1_1_actor_calls_sync", "1_1_actor_calls_async",
                           "1_1_actor_calls_concurrent", "1_n_actor_calls_async",

@@ -69,6 +69,29 @@ describe("examples", function()
     assert.are.equal(read("spec/fixtures/logproc.out"), out)
   end)
 
+  it("timeline.lua's run shows in its timeline, which docs/timeline_svg.lua draws", function()
+    local trace = os.tmpname()
+    local status, out, err = support.crayrun("-w 3 -m 1M --timeline " .. trace .. " examples/timeline.lua")
+    assert.are.equal(0, status, err)
+    assert.are.equal("total 3600, 1843200 bytes loaded, flaky failed\n", out)
+    local doc = require("dkjson").decode(read(trace))
+    local seen = {}
+    for _, e in ipairs(doc.traceEvents) do
+      if e.ph == "X" then seen[e.name .. " " .. tostring(e.args.outcome)] = true end
+    end
+    for _, want in ipairs{"load finished", "parse finished", "Sum.init finished", "Sum.add finished",
+                          "flaky retried", "flaky failed", "spill write nil"} do
+      assert.is_true(seen[want], want)
+    end
+    local picture
+    status, picture, err = support.run("luajit docs/timeline_svg.lua " .. trace)
+    os.remove(trace)
+    assert.are.equal(0, status, err)
+    assert.matches("^<svg ", picture)
+    assert.matches(">worker 0<", picture)
+    assert.matches(">spill<", picture)
+  end)
+
   it("README's example is examples/squares.lua, and runs as `make run` runs it", function()
     local readme = read("README.md")
     local block = readme:match("```lua\n(.-)```")
