@@ -887,6 +887,10 @@ static void retain_producer(void *producer, void *out) {
 }
 
 static void cancel_task(cray__sched *s, cray__task *t, int recursive) {
+  /* Its children are taken first: once woken below, t can end on another worker and let
+   * them go before this thread would look. */
+  uint32_t n = 0;
+  cray__task **kids = recursive ? take_kids(t, &n) : NULL;
   /* seq_cst: a store then a load, against after_run's and start's (see there) */
   atomic_store_explicit(&t->cancelled, 1, memory_order_seq_cst);
   switch (atomic_load_explicit(&t->state, memory_order_seq_cst)) {
@@ -913,9 +917,6 @@ static void cancel_task(cray__sched *s, cray__task *t, int recursive) {
     default:
       break; /* queued: fails when popped */
   }
-  if (!recursive) return;
-  uint32_t n;
-  cray__task **kids = take_kids(t, &n);
   for (uint32_t i = 0; i < n; i++) {
     /* Relaxed: a child that ends meanwhile is cancelled for nothing, harmlessly. */
     if (atomic_load_explicit(&kids[i]->state, memory_order_relaxed) != CRAY__TASK_DONE)
