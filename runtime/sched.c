@@ -906,11 +906,12 @@ static void cancel_task(cray__sched *s, cray__task *t, int recursive) {
       interrupt_running(s, t); /* and it fails at its next wait, if it gets there first */
       /* Its returns fail now, as they will when it ends: the caller need not wait for a
        * task that cannot be interrupted (a loop LuaJIT compiled, a long C call), which
-       * runs on, holding its worker. Its own resolutions later find them resolved. */
-      cray__blob *e = t->stream ? NULL
-                                : cray__error_blob("cancelled", t->name, NULL,
-                                                   "task '%s' was cancelled while it ran",
-                                                   t->name ? t->name : "?");
+       * runs on, holding its worker. Its own resolutions later find them resolved. A
+       * streaming task's return failing ends its consumer's iteration after the items
+       * already there. */
+      cray__blob *e = cray__error_blob("cancelled", t->name, NULL,
+                                       "task '%s' was cancelled while it ran",
+                                       t->name ? t->name : "?");
       if (e) cray__task_fail(s->store, t, e);
       break;
     }

@@ -303,6 +303,29 @@ describe("a task that cannot be interrupted", function()
     assert.matches("task 'hot'", err, 1, true)
   end)
 
+  it("ends a streaming caller's iteration at once: the items made, then cancelled", function()
+    -- The producer compiles its loop, then says so in a file, then loops for ever.
+    local status, out, err = run_clean([[
+      local flag = os.tmpname()
+      os.remove(flag)
+      local hot = cray.remote(function(path)
+        coroutine.yield("first")
+        local function spin(limit) local n = 0 while n < limit do n = n + 1 end end
+        spin(1e4)
+        io.open(path, "w"):close()
+        spin(math.huge)
+      end, {name = "hot", num_returns = "streaming"})
+      local gen = hot.remote(flag)
+      print(cray.get(gen()))
+      while not os.remove(flag) do cray.sleep(0.01) end
+      print(cray.cancel(gen))
+      local ok, e = pcall(cray.get, gen(), {timeout = 60})
+      print(ok, e.kind, e.message, gen())]], nil, nil, STOP_1S)
+    assert.are.equal(3, status, err)
+    assert.are.equal("first\ntrue\nfalse\tcancelled\ttask 'hot' was cancelled while it ran\tnil\n",
+                     out)
+  end)
+
   it("makes crayrun refuse a CRAY_STOP_TIMEOUT that is not seconds >= 0", function()
     for _, bad in ipairs{"x", "-1", "nan", "''"} do
       local status, _, err = run_clean([[print(1)]], nil, nil, "CRAY_STOP_TIMEOUT=" .. bad)
