@@ -27,7 +27,7 @@ static void report(int rank, const char *name, const char *unit, double *v) {
   if (rank != 0 || !wanted(name)) return;
   qsort(v, RUNS, sizeof *v, cmp);
   fprintf(stderr, "  %-46s -> %.4g %s\n", name, v[RUNS / 2], unit);
-  printf("%s %.6f %s\n", name, v[RUNS / 2], unit);
+  printf("%s %.9f %s\n", name, v[RUNS / 2], unit);
 }
 
 int main(int argc, char **argv) {

@@ -11,10 +11,15 @@
  * takes no lock, so store wake-ups, which run under shard locks, may push.
  *
  * The wake-up. The communication thread polls the transport, so it cannot sleep on the
- * queue alone: when a round finds nothing it spins briefly, then sleeps on a semaphore
- * for at most IDLE_MAX seconds. It sets `sleeping` before its last look at the queue, and
- * a pusher posts the semaphore when it reads `sleeping` set after its push (both
- * sequentially consistent, so one of the two sees the other).
+ * queue alone, and a message from another rank wakes nothing: it is found when the thread
+ * next looks. So for IDLE_SPIN seconds after the last round that did something it yields
+ * instead of sleeping (a call's reply, or the next call of a caller on another rank, comes
+ * within that); then it sleeps on a semaphore for a quarter of the time it has been idle,
+ * at most IDLE_MAX, so a message after a quiet spell waits at most a quarter of that
+ * spell longer. (Counting rounds instead let two ranks calling each other settle into
+ * each finding the other's message only after a long sleep.) It sets `sleeping` before
+ * its last look at the queue, and a pusher posts the semaphore when it reads `sleeping`
+ * set after its push (both sequentially consistent, so one of the two sees the other).
  *
  * Messages. Control messages (tag TAG_CTRL) are small and self-contained. A value longer
  * than INLINE_MAX travels after its control message as chunks of at most CHUNK bytes
@@ -79,7 +84,8 @@
 #define INLINE_MAX ((size_t)64 << 10)
 #define CHUNK ((size_t)4 << 20)
 #define CHUNKS_IN_FLIGHT 2
-#define IDLE_SPINS 64
+#define IDLE_SPIN 1e-3
+#define IDLE_SHARE 0.25
 #define IDLE_MAX 1e-3
 #define SHADOW_BUCKETS 1024
 #define WEIGHT_BUCKETS 4096
@@ -2220,15 +2226,14 @@ static void handle_intent(cray__cluster *c, intent *in) {
   cray__free(in);
 }
 
-/* Nothing to do this round: spin a little, then sleep until woken or IDLE_MAX passes. */
-static void idle(cray__cluster *c, unsigned rounds) {
-  if (rounds < IDLE_SPINS) {
+/* Nothing to do this round, none for `quiet` seconds: yield, or sleep until woken or a
+ * share of `quiet` passes (see the top of the file). */
+static void idle(cray__cluster *c, double quiet) {
+  if (quiet < IDLE_SPIN) {
     sched_yield();
     return;
   }
-  unsigned k = rounds - IDLE_SPINS < 6 ? rounds - IDLE_SPINS : 6;
-  double wait = 20e-6 * (double)(1u << k);
-  if (wait > IDLE_MAX) wait = IDLE_MAX;
+  double wait = quiet * IDLE_SHARE < IDLE_MAX ? quiet * IDLE_SHARE : IDLE_MAX;
   /* seq_cst: pairs with the pusher's load of `sleeping` after its push */
   atomic_store_explicit(&c->sleeping, 1, memory_order_seq_cst);
   if (queue_empty(c)) {
@@ -2279,7 +2284,7 @@ static void *comm_main(void *arg) {
   pthread_cond_broadcast(&c->cv);
   pthread_mutex_unlock(&c->mu);
   if (rc) return NULL;
-  unsigned rounds = 0;
+  double last = cray__now(); /* the end of the last round that did something */
   while (!c->stop) {
     int did = 0;
     intent *in;
@@ -2296,8 +2301,9 @@ static void *comm_main(void *arg) {
       check_peers(c);
       c->next_check = cray__now() + PEER_CHECK;
     }
-    if (did) rounds = 0;
-    else idle(c, rounds++);
+    double now = cray__now();
+    if (did) last = now;
+    else idle(c, now - last);
   }
   drain_sends(c);
   c->tp->finalize();
