@@ -52,6 +52,7 @@
 #include "../runtime/trace.h"
 #include "codec.h"
 #include "module.h"
+#include "objref.h"
 
 const char cray__retry_token = 0;
 
@@ -511,10 +512,112 @@ static int exec_current(xworker *xw, const void *exec) {
   return exec && (uint32_t)((uint64_t)(uintptr_t)exec >> 32) == xw->gen;
 }
 
+/* ---- instances that move (runtime/actor.c, "moving") ----
+ *
+ * An instance moves as a value passed to a call does, through the codec, and only when
+ * that changes nothing the actor could see: its metatable is its class, and it holds
+ * numbers, strings, booleans, ObjectRefs, values of registered classes (handles and
+ * methods among them) and plain tables of those, each table met once, whose keys are
+ * numbers, strings or booleans. A function (its upvalues are shared with others), a
+ * table met twice, any other userdata, cdata or coroutine keeps its actor where it is, as
+ * does an instance whose packing passes PACK_MAX bytes. */
+
+#define PACK_MAX (64 * 1024)
+
+/* Whether the value at idx (absolute) can move; `seen` (absolute) holds the plain tables
+ * met so far. The instance itself (depth 0) is walked whatever its metatable. */
+static int movable(lua_State *L, cray__lstate *ls, int idx, int seen, int depth) {
+  switch (lua_type(L, idx)) {
+  case LUA_TNIL: case LUA_TNUMBER: case LUA_TSTRING: case LUA_TBOOLEAN: return 1;
+  case LUA_TUSERDATA: return cray__objref_test(L, ls, idx) != NULL;
+  case LUA_TTABLE: break;
+  default: return 0;
+  }
+  if (depth >= CRAY__CODEC_MAX_DEPTH || !lua_checkstack(L, 4)) return 0;
+  if (depth && lua_getmetatable(L, idx)) { /* a registered class's value: the codec checks */
+    lua_pop(L, 1);
+    return 1;
+  }
+  lua_pushvalue(L, idx);
+  lua_rawget(L, seen);
+  int met = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  if (met) return 0;
+  lua_pushvalue(L, idx);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, seen);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int k = lua_type(L, -2);
+    if ((k != LUA_TNUMBER && k != LUA_TSTRING && k != LUA_TBOOLEAN) ||
+        !movable(L, ls, lua_gettop(L), seen, depth + 1)) {
+      lua_pop(L, 2);
+      return 0;
+    }
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+/* pack(xw, a, instance) -> the packed instance (a light userdata blob), or nothing when it
+ * cannot move. Raises when the codec refuses it. */
+static int pack_instance(lua_State *L) {
+  xworker *xw = lua_touserdata(L, 1);
+  cray__actor *a = lua_touserdata(L, 2);
+  if (!lua_getmetatable(L, 3)) return 0;
+  push_class(L, xw, a);
+  int own_class = lua_rawequal(L, -1, -2);
+  lua_settop(L, 3);
+  lua_newtable(L); /* 4: the tables met */
+  if (!own_class || !movable(L, xw->ls, 3, 4, 0)) return 0;
+  lua_newtable(L); /* 5: the instance without its metatable */
+  lua_pushnil(L);
+  while (lua_next(L, 3)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, 5);
+  }
+  cray__codec_encode(L, xw->ls, 5, 1, "instance");
+  if (cray__codec_len(xw->ls) > PACK_MAX) return 0;
+  cray__blob *b = cray__codec_blob(xw->ls, xw->ctx->rt->store, 1, CRAY__BLOB_TRUSTED);
+  if (!b) return 0;
+  lua_pushlightuserdata(L, b);
+  return 1;
+}
+
+static cray__blob *x_actor_pack(void *w, cray__actor *a) {
+  xworker *xw = w;
+  lua_State *L = xw->L;
+  if (!L || !exec_current(xw, a->exec)) return NULL;
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, pack_instance);
+  lua_pushlightuserdata(L, xw);
+  lua_pushlightuserdata(L, a);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, (int)(uint32_t)(uintptr_t)a->exec);
+  cray__blob *b = lua_pcall(L, 3, 1, 0) == 0 ? lua_touserdata(L, -1) : NULL;
+  lua_settop(L, top);
+  if (b) {
+    luaL_unref(L, LUA_REGISTRYINDEX, (int)(uint32_t)(uintptr_t)a->exec);
+    a->exec = NULL;
+  }
+  return b;
+}
+
+/* Makes the instance packed for this state its own, registered as a->exec. */
+static void unpack_instance(lua_State *L, xworker *xw, cray__actor *a) {
+  cray__codec_decode(L, xw->ls, a->packed, 1);
+  push_class(L, xw, a);
+  lua_setmetatable(L, -2);
+  a->exec = exec_of(xw, luaL_ref(L, LUA_REGISTRYINDEX));
+  cray__blob_release(xw->ctx->rt->store, a->packed);
+  a->packed = NULL;
+}
+
 /* Pushes the instance of t's actor; init makes it: a table whose metatable is the class. */
 static void push_instance(lua_State *L, xworker *xw, cray__task *t) {
   cray__actor *a = t->actor;
   if (!t->is_init) {
+    if (a->packed) unpack_instance(L, xw, a);
     lua_rawgeti(L, LUA_REGISTRYINDEX, (int)(uint32_t)(uintptr_t)a->exec);
     return;
   }
@@ -754,7 +857,8 @@ static int x_run(void *w, cray__task *t) {
   lua_State *co;
   int nargs = 0;
   if (!t->exec) {
-    if (t->actor && !t->is_init && !exec_current(xw, t->actor->exec)) return lost(xw, t);
+    cray__actor *a = t->actor; /* a packed instance is unpacked when the call asks for it */
+    if (a && !t->is_init && !a->packed && !exec_current(xw, a->exec)) return lost(xw, t);
     co = take_coroutine(xw, t);
     t->heap = 0;
   } else {
@@ -840,8 +944,9 @@ static int x_actor_lost(void *w, cray__actor *a) {
   return a->exec && !exec_current(w, a->exec);
 }
 
-static const cray__executor lua_executor = {x_open,       x_close,      x_run,      x_drop,
-                                            x_actor_drop, x_actor_lost, x_interrupt};
+static const cray__executor lua_executor = {x_open,       x_close,      x_run,
+                                            x_drop,       x_actor_drop, x_actor_lost,
+                                            x_actor_pack, x_interrupt};
 
 /* ---- starting ---- */
 

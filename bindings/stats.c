@@ -3,7 +3,7 @@
  *
  * Adds to the table on top of the stack: functions = {[name] = {calls, failed, retries,
  * ran, total, mean, p50, p99, queued, deps}} (times in seconds), actors.created / restarted /
- * died, busy = {fraction of the run each worker spent running tasks} and elapsed.
+ * died / moved, busy = {fraction of the run each worker spent running tasks} and elapsed.
  */
 #include "stats.h"
 
@@ -40,6 +40,7 @@ void cray__stats_push(lua_State *L, cray__sched *s) {
   set_num(L, "created", (double)r.actors[CRAY__ACTOR_CREATED]);
   set_num(L, "restarted", (double)r.actors[CRAY__ACTOR_RESTARTED]);
   set_num(L, "died", (double)r.actors[CRAY__ACTOR_DIED]);
+  set_num(L, "moved", (double)r.actors[CRAY__ACTOR_MOVED]);
   lua_pop(L, 1);
   lua_createtable(L, r.workers, 0);
   for (int i = 0; i < r.workers; i++) {

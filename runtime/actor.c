@@ -57,7 +57,25 @@ static const char *const reason_text[] = {
         "a method raised an error (the cause) and no restarts were left (restart_on_error)",
 };
 
-static worker *home_of(cray__sched *s, const cray__actor *a) { return &s->workers[a->home]; }
+/* The home of a, for its home's own thread (an actor does not move while it is served or
+ * has a call started, and only its home moves it). */
+static worker *home_of(cray__sched *s, const cray__actor *a) {
+  /* relaxed: the home's thread wrote it, or read it under the lock it was written under */
+  return &s->workers[atomic_load_explicit(&a->home, memory_order_relaxed)];
+}
+
+/* Locks a's home from any thread and returns it: a move writes `home` under both the old
+ * and the new home's locks, so the home read again under the lock taken is a's home. */
+static worker *lock_home(cray__sched *s, cray__actor *a) {
+  for (;;) {
+    /* relaxed: the check under the lock decides */
+    worker *w = &s->workers[atomic_load_explicit(&a->home, memory_order_relaxed)];
+    pthread_mutex_lock(&w->mu);
+    /* relaxed: the lock orders it */
+    if (atomic_load_explicit(&a->home, memory_order_relaxed) == w->index) return w;
+    pthread_mutex_unlock(&w->mu);
+  }
+}
 
 /* ---- the inbox ----
  *
@@ -156,8 +174,7 @@ static void ready_locked(worker *w, cray__actor *a) {
 }
 
 static void set_ctl(cray__sched *s, cray__actor *a, int ctl) {
-  worker *w = home_of(s, a);
-  pthread_mutex_lock(&w->mu);
+  worker *w = lock_home(s, a);
   a->ctl |= ctl;
   ready_locked(w, a);
   pthread_mutex_unlock(&w->mu);
@@ -352,8 +369,7 @@ static void resolve_monitor(cray__sched *s, cray__actor *a, cray__entry *m) {
 cray__entry *cray__actor_monitor(cray__sched *s, cray__actor *a, int restarts) {
   cray__entry *m = cray__store_insert(s->store, cray__id_new(&s->rt->ids), NULL);
   if (!m) return NULL;
-  worker *w = home_of(s, a);
-  pthread_mutex_lock(&w->mu);
+  worker *w = lock_home(s, a);
   int dead = a->state == CRAY__ACTOR_DEAD;
   if (!dead) {
     if (a->nmonitors == a->monitors_cap) {
@@ -398,6 +414,7 @@ static void actor_free(cray__sched *s, cray__actor *a) {
   if (a->init_args) cray__blob_release(s->store, a->init_args);
   if (a->death) cray__blob_release(s->store, a->death);
   if (a->raised) cray__blob_release(s->store, a->raised);
+  if (a->packed) cray__blob_release(s->store, a->packed);
   for (uint32_t i = 0; i < a->nmonitors; i++) cray__store_release(s->store, a->monitors[i].entry);
   cray__free(a->monitors);
   cray__free(a->resources);
@@ -446,7 +463,12 @@ int cray__actor_create(cray__sched *s, const cray__actor_spec *spec, cray__entry
   a->max_task_retries = spec->max_task_retries;
   a->max_pending_calls = spec->max_pending_calls;
   a->restart_on_error = spec->restart_on_error;
-  a->home = (int)(atomic_fetch_add_explicit(&s->actor_rr, 1, memory_order_relaxed) % (unsigned)s->n);
+  /* A task's or an actor's creations start beside it; a driver's go to the workers in turn. */
+  int home = cray__sched_worker_index(s);
+  if (home < 0)
+    home = (int)(atomic_fetch_add_explicit(&s->actor_rr, 1, memory_order_relaxed) % (unsigned)s->n);
+  /* relaxed: nobody else knows the actor yet; the home's lock publishes it */
+  atomic_store_explicit(&a->home, home, memory_order_relaxed);
   if (spec->name) {
     cray__actor_names *n = &s->names;
     pthread_mutex_lock(&n->mu);
@@ -488,9 +510,8 @@ void cray__actor_send(cray__sched *s, cray__task *t) {
   cray__actor *a = t->actor;
   atomic_store_explicit(&t->state, CRAY__TASK_QUEUED, memory_order_relaxed);
   if (!inbox_push(s->store, a, t)) return; /* listed or served: it is taken from there */
-  worker *w = home_of(s, a);
   cray__task *dead = NULL;
-  pthread_mutex_lock(&w->mu);
+  worker *w = lock_home(s, a);
   if (a->state == CRAY__ACTOR_DEAD) {
     /* The mark was a dead actor's: fail what came, keeping the mark for the next. */
     do inbox_take(a);
@@ -508,8 +529,7 @@ void cray__actor_send(cray__sched *s, cray__task *t) {
 /* ---- control ---- */
 
 int cray__actor_kill(cray__sched *s, cray__actor *a, int restart) {
-  worker *w = home_of(s, a);
-  pthread_mutex_lock(&w->mu);
+  worker *w = lock_home(s, a);
   int alive = a->state == CRAY__ACTOR_ALIVE;
   if (alive) {
     a->ctl |= restart ? CTL_RESTART : CTL_KILL;
@@ -574,10 +594,17 @@ static void fail_all(cray__sched *s, cray__actor *a, cray__task *calls) {
   }
 }
 
+/* Drops a's instance, made here or packed on its way here. */
+static void drop_instance(cray__sched *s, worker *w, cray__actor *a) {
+  if (w->w) s->ex->actor_drop(w->w, a); /* a worker without a state has no instances */
+  if (a->packed) cray__blob_release(s->store, a->packed);
+  a->packed = NULL;
+}
+
 static void die(cray__sched *s, worker *w, cray__actor *a, int reason) {
   int n;
   cray__task *started = abandon_started(s, w, a, &n);
-  if (w->w) s->ex->actor_drop(w->w, a); /* a worker without a state has no instances */
+  drop_instance(s, w, a);
   pthread_mutex_lock(&w->mu);
   a->state = CRAY__ACTOR_DEAD;
   a->reason = reason;
@@ -642,7 +669,7 @@ static void restart(cray__sched *s, worker *w, cray__actor *a, const char *why) 
   int n;
   cray__task *started = abandon_started(s, w, a, &n), *again = NULL, **tail = &again, *fail = NULL;
   cray__task *old_init = NULL; /* an init the restart interrupted */
-  if (w->w) s->ex->actor_drop(w->w, a); /* a worker without a state has no instances */
+  drop_instance(s, w, a);
   for (cray__task *t = started, *next; t; t = next) {
     next = t->next;
     t->next = NULL;
@@ -738,6 +765,43 @@ static int apply(cray__sched *s, worker *w, cray__actor *a, int ctl) {
   else if (ctl & CTL_RESTART) die(s, w, a, CRAY__DIED_KILLED);
   else if (ctl & CTL_EXIT) die(s, w, a, CRAY__DIED_EXITED);
   return 0;
+}
+
+/* ---- moving ----
+ *
+ * An instance lives in its home's executor state, which only the home's thread touches,
+ * so an actor moves by its home giving it away (cray__actor_move, called by the
+ * scheduler when its ready list holds more and another worker sleeps), not by a thief
+ * taking it. The home pops it as to serve it: `ready` stays set, so nobody lists it or
+ * starts its calls meanwhile, and it has none started, so no call ends or wakes on the
+ * old home. Without the lock the home packs the instance; then, under both homes' locks
+ * taken in index order, `home` changes, the actor changes lists and is listed on its new
+ * home, which unpacks the instance at its next call. Control set meanwhile (kill,
+ * collection) moves with it and is applied there. Senders that push without a lock do
+ * not care where the actor is; the others lock its home with lock_home. */
+
+int cray__actor_move(cray__sched *s, worker *w, cray__actor *a, worker *to) {
+  if (a->state != CRAY__ACTOR_ALIVE || a->ctl || a->running || a->started || a->pinned ||
+      (a->exec && !s->ex->actor_pack))
+    return 0;
+  pthread_mutex_unlock(&w->mu);
+  if (a->exec && !(a->packed = s->ex->actor_pack(w->w, a))) {
+    a->pinned = 1;
+    pthread_mutex_lock(&w->mu);
+    return 0;
+  }
+  worker *first = w->index < to->index ? w : to, *second = first == w ? to : w;
+  pthread_mutex_lock(&first->mu);
+  pthread_mutex_lock(&second->mu);
+  /* relaxed: both locks order it for lock_home */
+  atomic_store_explicit(&a->home, to->index, memory_order_relaxed);
+  unlink_home(w, a);
+  link_home(to, a);
+  list_locked(to, a);
+  pthread_mutex_unlock(&second->mu);
+  pthread_mutex_unlock(&first->mu);
+  cray__fstats_actor(s->fstats, CRAY__ACTOR_MOVED);
+  return 1;
 }
 
 /* ---- serving ---- */

@@ -24,6 +24,12 @@
  * instance and runs init again with its first arguments before any queued call; calls it
  * interrupted are sent again while they have retries left (max_task_retries).
  *
+ * Placement: an actor made by a task or an actor is homed on the worker that ran it; one
+ * made by any other thread (a driver) goes to the workers in turn. An actor that waits on
+ * a ready list behind another, with no call started, may move to a worker that sleeps
+ * (cray__actor_move): its instance goes packed by the codec, so an instance that cannot
+ * be packed keeps its actor on its worker.
+ *
  * Locks: a call is sent without a lock (see `inbox`); the home worker's lock is taken
  * only when that finds the actor idle. The home worker's mutex guards the mailbox, `running`, `ready`, `ctl`, `state`,
  * `death`, the monitors and the worker's list of actors (`prev`, `next`: creation links
@@ -64,7 +70,8 @@ struct cray__actor {
   cray__blob *init_args;    /* init's arguments, kept for restarts (NULL: none) */
   char *name;               /* registered name, or NULL; in the actor's allocation */
   char *class_name;         /* in the actor's allocation */
-  int home;
+  _Atomic int home;          /* its worker's index: written under both the old and the new
+                              * home's locks when it moves (lock_home in actor.c) */
   int max_concurrency, max_restarts, restarts, max_task_retries;
   int max_pending_calls;     /* 0: no bound */
   _Atomic int pending_calls; /* calls counted against it, sent and not yet released */
@@ -93,6 +100,9 @@ struct cray__actor {
   int serving;               /* cray__actor_serve runs for it: call_end only counts */
   int ended, ended_init, ctl_local; /* what call_end counted meanwhile */
   void *exec;                /* the executor's instance */
+  cray__blob *packed;        /* its instance in transit: packed by the home it left, unpacked
+                              * by the executor of the new one at its next call */
+  int pinned;                /* its instance could not be packed: it stays on its worker */
   cray__resource_need *resources; /* what it holds while alive (from its first init) */
   int nresources;
   cray__task *started;       /* calls started, linked through `sibling` */

@@ -43,7 +43,8 @@ void cray__fstats_task_end(cray__fstats *f, int slot, const cray__task *t, int f
 /* Adds the time since stamp `since` to worker slot's busy time; on that worker's thread. */
 void cray__fstats_busy(cray__fstats *f, int slot, uint64_t since);
 
-enum { CRAY__ACTOR_CREATED, CRAY__ACTOR_RESTARTED, CRAY__ACTOR_DIED, CRAY__ACTOR_EVENTS };
+enum { CRAY__ACTOR_CREATED, CRAY__ACTOR_RESTARTED, CRAY__ACTOR_DIED, CRAY__ACTOR_MOVED,
+       CRAY__ACTOR_EVENTS };
 void cray__fstats_actor(cray__fstats *f, int event);
 
 /* One function's figures, merged over slots; times in seconds. */

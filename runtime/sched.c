@@ -623,6 +623,21 @@ static cray__task *steal(cray__sched *s, worker *me) {
   return NULL;
 }
 
+/* A worker asleep with nothing queued, to give one of w's ready actors to (w has another
+ * ready to serve), or NULL. w->mu is held: the others are only tried. */
+static worker *idle_worker(cray__sched *s, worker *w) {
+  /* relaxed: a hint; the worker's own fields are read under its lock */
+  if (!atomic_load_explicit(&s->sleepers, memory_order_relaxed)) return NULL;
+  for (int k = 1; k < s->n; k++) {
+    worker *v = &s->workers[(w->index + k) % s->n];
+    if (pthread_mutex_trylock(&v->mu) != 0) continue;
+    int idle = v->sleeping && !v->rhead && !v->ihead && !v->qhead;
+    pthread_mutex_unlock(&v->mu);
+    if (idle) return v;
+  }
+  return NULL;
+}
+
 /* Runs one piece of w's work, in the order a worker takes it: a resumption from its
  * inbox, a ready actor, a task from its queue, or one stolen. 0 when there was none. */
 static int run_one(cray__sched *s, worker *w) {
@@ -639,6 +654,9 @@ static int run_one(cray__sched *s, worker *w) {
     cray__actor *a = w->rhead;
     if (!(w->rhead = a->rnext)) w->rtail = NULL;
     note_work(w);
+    /* Not while nested in a wait: packing an instance wants the state at rest. */
+    worker *to = w->rhead && !w->depth ? idle_worker(s, w) : NULL;
+    if (to && cray__actor_move(s, w, a, to)) return 1;
     cray__actor_serve(s, w, a); /* unlocks w->mu */
     return 1;
   }

@@ -44,6 +44,9 @@ typedef struct cray__executor {
   void (*actor_drop)(void *w, struct cray__actor *a);
   /* Whether a's instance was lost with an older state of w (out of memory). */
   int (*actor_lost)(void *w, struct cray__actor *a);
+  /* On a's home's thread, a having no call started: a's instance packed for another
+   * worker's state (it is dropped here), or NULL, the instance kept, when it cannot move. */
+  struct cray__blob *(*actor_pack)(void *w, struct cray__actor *a);
   /* From any thread, while w runs a task: makes the task raise soon, with kind
    * `cancelled`, if it is cancelled or the runtime stops (what it runs then says). */
   void (*interrupt)(void *w);

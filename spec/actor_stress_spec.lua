@@ -111,17 +111,7 @@ describe("actors under load while restarted and killed", function()
     cray.kill(h)
     assert.are.equal("killed", cray.get(watch, {timeout = 60}).reason)
     for who, got in ipairs(cray.get(refs, {timeout = 120})) do
-      local dead = false
-      for seq, r in ipairs(got) do
-        if r.kind then
-          assert.are.equal("actor_died", r.kind)
-          dead = true
-        else
-          assert.is_false(dead, ("caller %d call %d ran after one failed"):format(who, seq))
-          assert.are.equal(seq, r[1])
-          assert.is_true(r[2])
-        end
-      end
+      support.check_killed_calls(got, "caller " .. who)
     end
     assert.are.equal("actor_died", support.error_of(cray.get, h.take.remote(0, 1)).kind)
   end)

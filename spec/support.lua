@@ -110,6 +110,23 @@ function M.fresh(opts)
   return cray
 end
 
+-- Checks one caller's results of calls to an actor killed meanwhile (`who` names them):
+-- answers {seq, in order} up to some call, then failures of kind actor_died only.
+function M.check_killed_calls(got, who)
+  local assert = require "luassert"
+  local dead = false
+  for seq, r in ipairs(got) do
+    if r.kind then
+      assert.are.equal("actor_died", r.kind)
+      dead = true
+    else
+      assert.is_false(dead, ("%s call %d ran after one failed"):format(who, seq))
+      assert.are.equal(seq, r[1])
+      assert.is_true(r[2])
+    end
+  end
+end
+
 -- The error object `fn(...)` raises (fails the spec if it raises none).
 function M.error_of(fn, ...)
   local ok, e = pcall(fn, ...)
