@@ -40,6 +40,7 @@ struct cray__lstate {
   unsigned epoch;   /* rt->ids.epoch when rt was set: refs made under another are stale */
   int objref_mt;    /* registry reference of the ObjectRef metatable */
   const void *objref_mt_ptr; /* its address, to recognise it without a look-up */
+  unsigned objref_epoch; /* the epoch it was made for: refs are live while it is `epoch` */
   int owns_rt;      /* rt is the process runtime this state opened: closing L closes it */
   void *worker;     /* in a worker's state, the executor's worker (bindings/executor.c) */
   cray__buf scratch; /* encoder output, reset per encode: not the whole blob (the

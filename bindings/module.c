@@ -144,13 +144,18 @@ static int l_put(lua_State *L) {
   if (ls->gc_debt >= GC_DEBT_MIN) pay_gc_debt(L, ls);
   cray__codec_encode(L, ls, 1, 1, "value");
   size_t len = cray__codec_len(ls);
-  cray__blob *b = cray__codec_store_blob(L, ls, 1, "cray.put");
-  cray__entry *e = cray__store_insert(rt->store, cray__id_new(&rt->ids), b);
-  if (!e) {
-    cray__blob_release(rt->store, b);
-    cray__raise(L, "out_of_memory", "cray.put: no memory for a %zu-byte object", len);
+  cray__entry *e;
+  if (len <= CRAY__INLINE_MAX && !ls->nrefs && !ls->spliced) { /* inside its entry */
+    cray__codec_reserve(L, ls, len, "cray.put");
+    e = cray__store_insert_inline(rt->store, cray__id_new(&rt->ids), ls->scratch.data, len, 1,
+                                  CRAY__BLOB_TRUSTED);
+  } else {
+    cray__blob *b = cray__codec_store_blob(L, ls, 1, "cray.put");
+    if (!(e = cray__store_insert(rt->store, cray__id_new(&rt->ids), b)))
+      cray__blob_release(rt->store, b);
   }
-  ls->gc_debt += len + sizeof *e + sizeof *b;
+  if (!e) cray__raise(L, "out_of_memory", "cray.put: no memory for a %zu-byte object", len);
+  ls->gc_debt += len + sizeof *e + sizeof(cray__blob);
   cray__objects_note_put(L, rt, e, len);
   cray__objref_push(L, ls, e);
   return 1;

@@ -4,6 +4,11 @@
  * A full userdata holding the store entry it names and one reference to it, dropped by
  * __gc. `tostring` shows the id, `==` compares ids. A ref made under a runtime that has
  * since shut down is stale: its __gc does nothing and using it raises an error.
+ *
+ * The userdata holds the entry's pointer and nothing else (8 bytes, 64 resident with
+ * LuaJIT's header and its allocator's): which runtime a ref was made under is told by its
+ * metatable, made anew for each runtime a state binds to (ls->objref_epoch), so a ref
+ * whose metatable is not the state's current one is stale.
  */
 #ifndef CRAY_OBJREF_H
 #define CRAY_OBJREF_H
@@ -14,10 +19,10 @@
 
 typedef struct cray__objref {
   cray__entry *e;
-  unsigned epoch;
 } cray__objref;
 
-/* Registers the metatable under CRAY__REG_OBJREF_MT. */
+/* Registers the metatable under CRAY__REG_OBJREF_MT (replaced when the state binds to
+ * another runtime). */
 void cray__objref_open(lua_State *L);
 /* Pushes a new ObjectRef for e, taking over one reference the caller holds. */
 void cray__objref_push(lua_State *L, cray__lstate *ls, cray__entry *e);

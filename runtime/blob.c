@@ -38,7 +38,6 @@ static cray__blob *make(struct cray__store *s, size_t room, size_t len, uint32_t
   b->nrefs = nrefs;
   b->flags = flags;
   b->len = len;
-  b->refs = (cray__entry **)(b + 1);
   atomic_init(&b->aux, NULL);
   b->data = (flags & CRAY__BLOB_SPILLED) ? NULL : (uint8_t *)b + head;
   return b;
@@ -62,9 +61,23 @@ cray__blob *cray__blob_new(const uint8_t *data, size_t len, uint32_t count,
   return b;
 }
 
+void cray__blob_init_inline(cray__blob *b, const uint8_t *data, size_t len, uint32_t count,
+                            uint32_t flags) {
+  atomic_init(&b->rc, 1);
+  b->count = count;
+  b->nrefs = 0;
+  b->flags = (flags & (uint32_t)CRAY__BLOB_TRUSTED) | CRAY__BLOB_INLINE;
+  b->len = len;
+  atomic_init(&b->aux, NULL);
+  b->data = (uint8_t *)(b + 1);
+  if (len) memcpy(b->data, data, len);
+}
+
 void cray__blob_free_shell(struct cray__store *s, cray__blob *b) {
   cray__free(atomic_load_explicit(&b->aux, memory_order_acquire)); /* the last holder */
-  if (b->flags & CRAY__BLOB_MAPPED) {
+  if (b->flags & CRAY__BLOB_INLINE) {
+    cray__store_free_inline(b);
+  } else if (b->flags & CRAY__BLOB_MAPPED) {
     size_t room = (b->flags & CRAY__BLOB_SPILLED) ? 0 : b->len;
     cray__bigmem_free((b->flags & CRAY__BLOB_ORPHAN) ? NULL : cray__store_bigmem(s), b,
                       head_size(b->nrefs) + room);

@@ -5,8 +5,10 @@
  * value) and the entries of the ObjectRefs nested inside them, in the order they occur,
  * each holding one store reference for as long as the blob lives. Header, ref table and
  * bytes share one allocation: from cray__malloc, or for a megabyte and more a block of
- * the store's cray__bigmem. A blob never changes once its bytes are written, so any
- * thread may read it while it holds a reference.
+ * the store's cray__bigmem, or for a small value with no refs the allocation of its store
+ * entry (CRAY__BLOB_INLINE, store.h), which then lasts until both the entry and the blob
+ * are done with it. A blob never changes once its bytes are written, so any thread may
+ * read it while it holds a reference.
  *
  * Spilling (store.h) keeps a blob's header and ref table in memory as a *husk* while its
  * bytes are on disk: the refs nested in a spilled value keep their objects alive. A blob
@@ -28,6 +30,7 @@ enum {
   CRAY__BLOB_MAPPED = 2,  /* the allocation is a cray__bigmem block */
   CRAY__BLOB_SPILLED = 4, /* a husk: header and refs only, the bytes are on disk */
   CRAY__BLOB_ORPHAN = 8,  /* outlived its store; refs dropped */
+  CRAY__BLOB_INLINE = 16, /* made inside its entry's allocation (store.h): a small value */
 };
 
 typedef struct cray__blob {
@@ -36,10 +39,10 @@ typedef struct cray__blob {
   uint32_t nrefs; /* nested ObjectRefs */
   uint32_t flags;
   size_t len;
-  struct cray__entry **refs; /* nrefs entries, one reference each */
   uint8_t *data;             /* len bytes, 16-byte aligned; NULL in a husk */
   _Atomic(void *) aux;       /* what cray_error_info read from it (made once, by CAS),
                                 freed with the blob; NULL until then */
+  struct cray__entry *refs[]; /* nrefs entries, one reference each */
 } cray__blob;
 
 /* A new blob with rc 1 and room for len bytes, to be written before anyone else sees it;
@@ -50,6 +53,11 @@ cray__blob *cray__blob_alloc(struct cray__store *s, size_t len, uint32_t count,
 /* cray__blob_alloc, then a copy of data[0..len). */
 cray__blob *cray__blob_new(const uint8_t *data, size_t len, uint32_t count,
                            struct cray__entry *const *refs, uint32_t nrefs, uint32_t flags);
+
+/* Makes the header of a CRAY__BLOB_INLINE blob at b, with rc 1, no refs and a copy of
+ * data[0..len), placed right after it (the store's small entries, store.c). */
+void cray__blob_init_inline(cray__blob *b, const uint8_t *data, size_t len, uint32_t count,
+                            uint32_t flags);
 
 static inline void cray__blob_retain(cray__blob *b) {
   atomic_fetch_add_explicit(&b->rc, 1, memory_order_relaxed);

@@ -65,7 +65,8 @@ static size_t consider(cray__store *s, shard *sh, cray__entry *e, batch *bt, int
                        cray__blob **gone, size_t *ngone) {
   if (cray__entry_state(e) == CRAY__PENDING) return 0;
   cray__blob *b = atomic_load_explicit(&e->stored, memory_order_relaxed);
-  if ((b->flags & CRAY__BLOB_SPILLED) || atomic_load_explicit(&e->pins, memory_order_relaxed))
+  if ((b->flags & (CRAY__BLOB_SPILLED | CRAY__BLOB_INLINE)) ||
+      atomic_load_explicit(&e->pins, memory_order_relaxed))
     return 0;
   if (atomic_load_explicit(&e->hot, memory_order_relaxed)) {
     atomic_store_explicit(&e->hot, 0, memory_order_relaxed);

@@ -133,30 +133,23 @@ int cray__store_create(cray__store **out, uint64_t budget) {
 
 /* Entries hold blobs that hold other entries, and several entries may share a blob (a
  * failed task's error): drop each entry's blob reference without following nested refs
- * (every entry goes anyway), then free every entry. A blob a view still holds is left to
- * the view, as an orphan. */
+ * (every entry goes anyway), and free the entry. A blob a view still holds is left to the
+ * view, as an orphan (with its entry's allocation, when it lives inside it). */
 void cray__store_destroy(cray__store *s) {
   cray__store_spill_stop(s);
-  for (int i = 0; i < NSHARDS; i++) {
-    shard *sh = &s->shards[i];
-    for (size_t c = 0; c < cray__shard_nchains(sh); c = cray__shard_step(sh, c)) {
-      for (cray__entry *e = cray__shard_chain(sh, c); e; e = e->next) {
-        cray__blob *blob = stored(e);
-        if (!blob) continue;
-        if (blob->flags & CRAY__BLOB_SPILLED)
-          cray__blob_free_shell(s, blob);
-        else
-          cray__blob_orphan(blob);
-      }
-    }
-  }
   for (int i = 0; i < NSHARDS; i++) {
     shard *sh = &s->shards[i];
     for (size_t c = 0; c < cray__shard_nchains(sh); c = cray__shard_step(sh, c)) {
       cray__entry *e = cray__shard_chain(sh, c);
       while (e) {
         cray__entry *next = e->next;
-        cray__free(e);
+        cray__blob *blob = stored(e);
+        uint32_t flags = blob ? blob->flags : 0;
+        if (flags & CRAY__BLOB_SPILLED)
+          cray__blob_free_shell(s, blob);
+        else if (blob)
+          cray__blob_orphan(blob); /* an inline blob's last reference frees e too */
+        if (!(flags & CRAY__BLOB_INLINE)) cray__free(e);
         e = next;
       }
     }
@@ -212,9 +205,9 @@ void cray__store_add_bytes(cray__store *s, shard *sh, int64_t delta) {
   }
 }
 
-cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob) {
-  cray__entry *e = cray__malloc(sizeof *e);
-  if (!e) return NULL;
+/* Fills in e, made by the caller for blob (NULL: pending), and links it in. NULL, with e
+ * freed, when memory is short or the id is taken. */
+static cray__entry *link_new(cray__store *s, cray_id id, cray__entry *e, cray__blob *blob) {
   e->id = id;
   atomic_init(&e->refs, 1);
   atomic_init(&e->state, blob ? CRAY__READY : CRAY__PENDING);
@@ -261,6 +254,29 @@ cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob) {
   pthread_mutex_unlock(&sh->mu);
   return e;
 }
+
+cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob) {
+  cray__entry *e = cray__malloc(sizeof *e);
+  return e ? link_new(s, id, e, blob) : NULL;
+}
+
+/* An entry with its value inside: the entry, the blob's header, the bytes. */
+#define INLINE_SIZE (sizeof(cray__entry) + sizeof(cray__blob) + CRAY__INLINE_MAX)
+_Static_assert(INLINE_SIZE <= 120, "an entry with its value keeps to malloc's 128-byte class");
+_Static_assert(sizeof(cray__entry) % _Alignof(cray__blob) == 0, "the blob follows the entry");
+_Static_assert((sizeof(cray__entry) + sizeof(cray__blob)) % 16 == 0, "the bytes 16-aligned");
+
+cray__entry *cray__store_insert_inline(cray__store *s, cray_id id, const uint8_t *data,
+                                       size_t len, uint32_t count, uint32_t flags) {
+  if (len > CRAY__INLINE_MAX) return NULL;
+  cray__entry *e = cray__malloc(INLINE_SIZE);
+  if (!e) return NULL;
+  cray__blob *b = (cray__blob *)(e + 1);
+  cray__blob_init_inline(b, data, len, count, flags);
+  return link_new(s, id, e, b);
+}
+
+void cray__store_free_inline(cray__blob *b) { cray__free((cray__entry *)b - 1); }
 
 cray__entry *cray__store_lookup(cray__store *s, const cray_id *id) {
   shard *sh = cray__shard_of(s, id);
@@ -332,6 +348,10 @@ void cray__store_release(cray__store *s, cray__entry *e) {
   while ((e = freeing.dead)) {
     freeing.dead = e->next;
     cray__blob *b = stored(e);
+    if (b && (b->flags & CRAY__BLOB_INLINE)) { /* a put's: no actor, not remote */
+      cray__blob_release(s, b);                 /* frees e with the blob's last reference */
+      continue;
+    }
     if (b) cray__blob_release(s, b);
     if (e->actor == CRAY__ENTRY_ACTOR && s->actor_gone) s->actor_gone(s->actor_ctx, e->producer);
     if (e->remote && s->remote_gone) s->remote_gone(s->remote_ctx, &e->id);

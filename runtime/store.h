@@ -119,6 +119,19 @@ void cray__store_set_home(cray__store *s, uint64_t hi);
  * NULL when memory is short or the id is taken. */
 cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob);
 
+/* Values this small, with no nested refs, live inside their entry: one allocation of
+ * malloc's 128-byte class holds the entry, the blob's header and the bytes. */
+#define CRAY__INLINE_MAX 8
+
+/* cray__store_insert of a READY entry whose blob (CRAY__BLOB_INLINE) is made inside it
+ * from data[0..len), len <= CRAY__INLINE_MAX. Such a blob is never spilled; the
+ * allocation goes with the blob's last reference, which the entry drops when it goes (a
+ * view may keep the blob, and with it the memory, longer). NULL as cray__store_insert. */
+cray__entry *cray__store_insert_inline(cray__store *s, cray_id id, const uint8_t *data,
+                                       size_t len, uint32_t count, uint32_t flags);
+/* Frees the allocation of an entry whose CRAY__BLOB_INLINE blob is b (blob.c). */
+void cray__store_free_inline(cray__blob *b);
+
 /* The entry for id with one more reference, or NULL when there is none. */
 cray__entry *cray__store_lookup(cray__store *s, const cray_id *id);
 

@@ -333,6 +333,40 @@ static void test_store_spills_and_restores(void) {
   rmdir(dir);
 }
 
+/* Values inside their entries stay in memory while the big ones around them spill. */
+static void test_inline_values_stay(void) {
+  char *dir = temp_dir();
+  cray_runtime *rt = open_rt(1 << 20, dir, 0);
+  enum { N = 1000, BIG = 16, LEN = 256 << 10 };
+  cray__entry *small[N], *big[BIG];
+  for (int i = 0; i < N; i++) {
+    uint8_t v = (uint8_t)i;
+    CHECK((small[i] = cray__store_insert_inline(rt->store, cray__id_new(&rt->ids), &v, 1, 1,
+                                                0)) != NULL);
+  }
+  for (int i = 0; i < BIG; i++) CHECK((big[i] = put_filled(rt, LEN, (uint32_t)i)) != NULL);
+  cray__store_spill_sync(rt->store);
+  cray_store_stats st;
+  cray_store_stats_get(rt, &st);
+  CHECK(st.spilled_objects > 0);
+  int good = 0;
+  for (int i = 0; i < N; i++) {
+    cray__blob *b;
+    CHECK(!is_spilled(small[i]));
+    if (cray__store_pin(rt->store, small[i], &b) != 0) continue;
+    good += b->len == 1 && b->data[0] == (uint8_t)i;
+    cray__store_unpin(small[i]);
+  }
+  CHECK_EQ(good, N);
+  for (int i = 0; i < N; i++) cray__store_release(rt->store, small[i]);
+  for (int i = 0; i < BIG; i++) cray__store_release(rt->store, big[i]);
+  cray_store_stats_get(rt, &st);
+  CHECK_EQ(st.objects, 0);
+  CHECK_EQ(st.bytes, 0);
+  cray_close(rt);
+  rmdir(dir);
+}
+
 static void test_nested_refs_survive_spilling(void) {
   cray_runtime *rt = open_rt(64 << 10, NULL, 0);
   cray__store *s = rt->store;
@@ -740,6 +774,7 @@ int main(void) {
   RUN(test_env_cap);
   RUN(test_store_spills_and_restores);
   RUN(test_nested_refs_survive_spilling);
+  RUN(test_inline_values_stay);
   RUN(test_pinned_and_viewed_blobs_stay);
   RUN(test_object_bigger_than_the_budget);
   RUN(test_readers_race_the_spill_thread);
