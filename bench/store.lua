@@ -21,14 +21,42 @@ bench.rate("single_client_get_calls", function()
   end
 end)
 
--- The store at scale (not Ray's): the two loops above, unchanged, with 4,000,000 more
+-- Freeing in bulk: 4,000,000 objects, each held only by its ObjectRef, are dropped and
+-- collected (objects freed a second, the collection included). Before the drop, the
+-- resident memory the process grew by since before the first run, over 4,000,000, is an
+-- object's footprint (value, entry and ObjectRef, and its slot in the table). It runs
+-- before the metrics at scale below: memory they free stays with the process and would
+-- serve these objects unseen. After the collection, the seconds for the next 1,000 tasks
+-- (submitted, then got): new work is not held up by the freeing.
+local LIVE = bench.quick and 4000 or 4000000
+local table_new = require "table.new"
+
+local small_value = cray.remote(function() return "ok" end)
+local before
+bench.measure_all({{"free_objects_per_second", "per_second"}, {"object_bytes", "bytes"},
+                   {"tasks_1k_after_free_seconds", "seconds"}}, function()
+  collectgarbage()
+  before = before or bench.rss()
+  local refs = table_new(LIVE, 0)
+  for i = 1, LIVE do refs[i] = cray.put(i) end
+  collectgarbage()
+  local bytes = (bench.rss() - before) / LIVE
+  local t0 = bench.now()
+  refs = nil
+  collectgarbage()
+  local t1 = bench.now()
+  local tasks = {}
+  for i = 1, 1000 do tasks[i] = small_value.remote() end
+  cray.get(tasks)
+  return LIVE / (t1 - t0), bytes, bench.now() - t1
+end)
+
+-- The store at scale (not Ray's): the first two loops above, unchanged, with 4,000,000 more
 -- objects alive in the store. Objects that nest their refs keep them alive, so the Lua
 -- heap holds none of them while puts run: each put pays the Lua collector for the bytes it
 -- stores (bindings/module.c), which then marks whatever the heap holds. The gets read every
 -- 7th live object in turn, each get meeting an entry of its own, through refs to those
 -- objects made for that metric (a get allocates nothing in Lua).
-local LIVE = bench.quick and 4000 or 4000000
-local table_new = require "table.new"
 local live
 
 -- The live set, made once (not timed) and shared by both metrics: an object holding
@@ -63,33 +91,6 @@ bench.rate("single_client_get_calls_4m_live", function()
   end
 end)
 live = nil
-
--- Freeing in bulk: 4,000,000 objects, each held only by its ObjectRef, are dropped and
--- collected (objects freed a second, the collection included). Before the drop, the
--- resident memory the process grew by since before the first run, over 4,000,000, is an
--- object's footprint (value, entry and ObjectRef, and its slot in the table). After the
--- collection, the seconds for the next 1,000 tasks (submitted, then got): new work is not
--- held up by the freeing.
-
-local small_value = cray.remote(function() return "ok" end)
-local before
-bench.measure_all({{"free_objects_per_second", "per_second"}, {"object_bytes", "bytes"},
-                   {"tasks_1k_after_free_seconds", "seconds"}}, function()
-  collectgarbage()
-  before = before or bench.rss()
-  local refs = table_new(LIVE, 0)
-  for i = 1, LIVE do refs[i] = cray.put(i) end
-  collectgarbage()
-  local bytes = (bench.rss() - before) / LIVE
-  local t0 = bench.now()
-  refs = nil
-  collectgarbage()
-  local t1 = bench.now()
-  local tasks = {}
-  for i = 1, 1000 do tasks[i] = small_value.remote() end
-  cray.get(tasks)
-  return LIVE / (t1 - t0), bytes, bench.now() - t1
-end)
 
 -- ray.put(np.zeros(100 * 1024 * 1024, dtype=np.int64)): 800 MiB a put. Each put's ref is
 -- dropped and collected before the next, as Python's refcount drops Ray's at once.
