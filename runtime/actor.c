@@ -15,6 +15,8 @@
  */
 #include "actor.h"
 
+#include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -77,70 +79,70 @@ static worker *lock_home(cray__sched *s, cray__actor *a) {
   }
 }
 
-/* ---- the inbox ----
+/* a's control bits. Relaxed: set under the home's lock, which orders them for its other
+ * readers; the serving thread's read between calls is ordered by the call it popped
+ * (see cray__actor_serve). */
+static int ctl_of(cray__actor *a) { return atomic_load_explicit(&a->ctl, memory_order_relaxed); }
+
+/* Adds control bits to a. Under the home's lock. */
+static void add_ctl(cray__actor *a, int ctl) {
+  atomic_fetch_or_explicit(&a->ctl, ctl, memory_order_relaxed); /* relaxed: as ctl_of */
+}
+
+/* ---- the mailbox ----
  *
- * Senders push onto `inbox` with a compare-and-swap and take no lock; only the holder of
- * the home's lock takes from it (all of it at once, then reversed into the mailbox's
- * order), so there is one consumer at a time. The idle mark is set, under the lock, when
- * the actor is not listed nor served and the inbox was found empty; the sender whose push
- * replaces it learns so and lists the actor, under the lock. While the actor is listed or
- * served the mark is absent and a send is one compare-and-swap: serving takes what came
- * before it stops. A dead actor's inbox stays marked, so every send to it takes the lock
- * and fails at once, as before. Calls from one sender are pushed in order and taken in
- * order, so they start in order. */
+ * Senders push calls onto the actor's queue (mailq.h) and take no lock. Its consumer, the
+ * one thread that may pop, peek or mark it (and use `mhead`, the calls put back before
+ * it), is the thread serving the actor while `ready` is set and the actor is alive, and
+ * otherwise the holder of the home's lock: nobody else takes calls from a listed actor
+ * (nor while it moves, as `ready` stays set), and only the serving thread makes it dead.
+ *
+ * The idle mark is set, under the lock, when the actor is not listed nor served, could
+ * start a call, and its queue is empty; the sender whose push takes it off lists the
+ * actor, under the lock. Otherwise a send is one exchange and one store: a listed or
+ * served actor takes the call before its serving stops, and one that cannot start a call
+ * now (init runs, or max_concurrency are started) is listed by whatever frees a slot
+ * (call_end), which finds the call queued. A dead actor's queue stays marked, so every
+ * send to it takes the lock and fails at once. Calls from one sender are pushed in order
+ * and popped in order, so they start in order. */
 
-#define INBOX_IDLE ((cray__task *)(uintptr_t)1)
-
-/* Moves the inbox's calls to the mailbox's tail, oldest first. Under the home's lock. */
-static void inbox_take(cray__actor *a) {
-  /* acquire: the calls pushed (their fields and links) are seen whole */
-  cray__task *top = atomic_exchange_explicit(&a->inbox, NULL, memory_order_acquire);
-  if (top == INBOX_IDLE) top = NULL;
-  cray__task *first = NULL, *last = top;
-  while (top) {
-    cray__task *next = top->next;
-    top->next = first;
-    first = top;
-    top = next;
-  }
-  if (!first) return;
-  if (a->mtail) a->mtail->next = first;
-  else a->mhead = first;
-  a->mtail = last;
+static cray__task *task_of(cray__mailq_node *n) {
+  return n ? (cray__task *)(void *)((char *)n - offsetof(cray__task, mail)) : NULL;
 }
 
-/* Sets the idle mark: 1, or 0 when a call came meanwhile (it is in the inbox). Under the
- * home's lock, after inbox_take. */
-static int inbox_mark_idle(cray__actor *a) {
-  cray__task *empty = NULL;
-  /* acq_rel: a sender that finds the mark sees what this thread did under the lock; a
-   * failure sees the call that came, which inbox_take then acquires anyway */
-  return atomic_compare_exchange_strong_explicit(&a->inbox, &empty, INBOX_IDLE,
-                                                 memory_order_acq_rel, memory_order_acquire) ||
-         empty == INBOX_IDLE;
+/* The next call to start: a put-back one, else the queue's oldest; NULL when there is
+ * none yet. The consumer's. */
+static cray__task *take_call(cray__actor *a) {
+  cray__task *t = a->mhead;
+  if (!t) return task_of(cray__mailq_pop(&a->mail));
+  if (!(a->mhead = t->next)) a->mtail = NULL;
+  return t;
 }
 
-/* Pushes t onto a's inbox: 1 when it took the idle mark off (the caller lists the actor,
- * under the home's lock), else 0. Takes a reference to a's entry in the first case, as the
- * caller then needs the actor after the call may have run and gone. */
-static int inbox_push(cray__store *st, cray__actor *a, cray__task *t) {
-  /* relaxed: the compare-and-swap below decides */
-  cray__task *top = atomic_load_explicit(&a->inbox, memory_order_relaxed);
-  int held = 0;
+/* Puts t back at the front, to be taken first. The consumer's. */
+static void put_back(cray__actor *a, cray__task *t) {
+  if (!(t->next = a->mhead)) a->mtail = t;
+  a->mhead = t;
+}
+
+/* Takes every call off dead actor a, in order, and marks its queue idle again, so the
+ * next sender comes to fail its own call. Under the home's lock, which it lets go while
+ * a push is under way (it cannot be marked before that push has linked its call). */
+static cray__task *take_dead(worker *w, cray__actor *a) {
+  cray__task *head = a->mhead, *tail = a->mtail, *t;
+  a->mhead = a->mtail = NULL;
   for (;;) {
-    if (top == INBOX_IDLE && !held) {
-      cray__store_retain(a->entry); /* t holds one until it is pushed */
-      held = 1;
+    while ((t = task_of(cray__mailq_pop(&a->mail)))) {
+      t->next = NULL;
+      if (tail) tail->next = t;
+      else head = t;
+      tail = t;
     }
-    t->next = top == INBOX_IDLE ? NULL : top;
-    /* release: the taker sees t whole; relaxed on failure: the next try reads again */
-    if (atomic_compare_exchange_weak_explicit(&a->inbox, &top, t, memory_order_release,
-                                              memory_order_relaxed))
-      break;
+    if (cray__mailq_mark_idle(&a->mail)) return head;
+    pthread_mutex_unlock(&w->mu);
+    sched_yield();
+    pthread_mutex_lock(&w->mu);
   }
-  if (top == INBOX_IDLE) return 1;
-  if (held) cray__store_release(st, a->entry);
-  return 0;
 }
 
 /* Lists a, which is not listed, on its home's ready list. Under the home's lock. */
@@ -155,27 +157,24 @@ static void list_locked(worker *w, cray__actor *a) {
 }
 
 /* Puts a on its home's ready list when it has control to apply, or a call to start and a
- * free slot; else marks its inbox idle. Under the home's lock. */
+ * free slot; else marks its queue idle when it could start one. Under the home's lock. */
 static void ready_locked(worker *w, cray__actor *a) {
   if (a->ready) return;
-  /* A dead actor's inbox holds only what a sender that found the mark pushed; that sender
-   * comes for it (cray__actor_send). */
-  if (a->state != CRAY__ACTOR_ALIVE) {
-    if (a->ctl) list_locked(w, a);
+  if (ctl_of(a)) {
+    list_locked(w, a);
     return;
   }
-  do {
-    inbox_take(a);
-    if ((a->mhead && !a->initializing && a->running < a->max_concurrency) || a->ctl) {
-      list_locked(w, a);
-      return;
-    }
-  } while (!inbox_mark_idle(a));
+  /* A dead actor's queue holds only what a sender that found the mark pushed; that sender
+   * comes for it (cray__actor_send). One that cannot start a call is listed by call_end. */
+  if (a->state != CRAY__ACTOR_ALIVE || a->initializing || a->running >= a->max_concurrency)
+    return;
+  /* Not marked: a call is there, or one is being pushed (listed, it is served soon). */
+  if (a->mhead || !cray__mailq_mark_idle(&a->mail)) list_locked(w, a);
 }
 
 static void set_ctl(cray__sched *s, cray__actor *a, int ctl) {
   worker *w = lock_home(s, a);
-  a->ctl |= ctl;
+  add_ctl(a, ctl);
   ready_locked(w, a);
   pthread_mutex_unlock(&w->mu);
 }
@@ -421,18 +420,12 @@ static void actor_free(cray__sched *s, cray__actor *a) {
   cray__free(a);
 }
 
-static void append_mail(cray__actor *a, cray__task *t) {
-  t->next = NULL;
-  if (a->mtail) a->mtail->next = t;
-  else a->mhead = t;
-  a->mtail = t;
-}
-
 /* An actor with its names in the same allocation. */
 static cray__actor *actor_new(const char *class_name, const char *name) {
   size_t nclass = strlen(class_name) + 1, nname = name ? strlen(name) + 1 : 0;
   cray__actor *a = cray__calloc(1, sizeof *a + nclass + nname);
   if (!a) return NULL;
+  cray__mailq_init(&a->mail, 0);
   a->class_name = memcpy((char *)(a + 1), class_name, nclass);
   if (name) a->name = memcpy(a->class_name + nclass, name, nname);
   return a;
@@ -499,7 +492,7 @@ int cray__actor_create(cray__sched *s, const cray__actor_spec *spec, cray__entry
   worker *w = home_of(s, a);
   pthread_mutex_lock(&w->mu);
   link_home(w, a);
-  append_mail(a, init);
+  cray__mailq_push(&a->mail, &init->mail);
   ready_locked(w, a);
   pthread_mutex_unlock(&w->mu);
   *out = e;
@@ -509,21 +502,20 @@ int cray__actor_create(cray__sched *s, const cray__actor_spec *spec, cray__entry
 void cray__actor_send(cray__sched *s, cray__task *t) {
   cray__actor *a = t->actor;
   atomic_store_explicit(&t->state, CRAY__TASK_QUEUED, memory_order_relaxed);
-  if (!inbox_push(s->store, a, t)) return; /* listed or served: it is taken from there */
+  uintptr_t prev = cray__mailq_swap(&a->mail, &t->mail);
+  int idle = (int)(prev & CRAY__MAILQ_IDLE);
+  /* t keeps a alive until it is linked; after that it may run and go, and this thread
+   * still lists a */
+  if (idle) cray__store_retain(a->entry);
+  cray__mailq_link(prev, &t->mail);
+  if (!idle) return; /* listed, served or busy: it is taken from there */
   cray__task *dead = NULL;
   worker *w = lock_home(s, a);
-  if (a->state == CRAY__ACTOR_DEAD) {
-    /* The mark was a dead actor's: fail what came, keeping the mark for the next. */
-    do inbox_take(a);
-    while (!inbox_mark_idle(a));
-    dead = a->mhead;
-    a->mhead = a->mtail = NULL;
-  } else {
-    ready_locked(w, a);
-  }
+  if (a->state == CRAY__ACTOR_DEAD) dead = take_dead(w, a); /* the mark was a dead actor's */
+  else ready_locked(w, a);
   pthread_mutex_unlock(&w->mu);
   fail_all(s, a, dead);
-  cray__store_release(s->store, a->entry); /* inbox_push's */
+  cray__store_release(s->store, a->entry);
 }
 
 /* ---- control ---- */
@@ -532,7 +524,7 @@ int cray__actor_kill(cray__sched *s, cray__actor *a, int restart) {
   worker *w = lock_home(s, a);
   int alive = a->state == CRAY__ACTOR_ALIVE;
   if (alive) {
-    a->ctl |= restart ? CTL_RESTART : CTL_KILL;
+    add_ctl(a, restart ? CTL_RESTART : CTL_KILL);
     ready_locked(w, a);
   }
   pthread_mutex_unlock(&w->mu);
@@ -610,10 +602,7 @@ static void die(cray__sched *s, worker *w, cray__actor *a, int reason) {
   a->reason = reason;
   a->running -= n;
   a->initializing = 0;
-  do inbox_take(a); /* from now on every send finds the mark and fails its call */
-  while (!inbox_mark_idle(a));
-  cray__task *mail = a->mhead;
-  a->mhead = a->mtail = NULL;
+  cray__task *mail = take_dead(w, a); /* from now on every send finds the mark and fails */
   cray__monitor *monitors = a->monitors;
   uint32_t nmonitors = a->nmonitors;
   a->monitors = NULL;
@@ -781,7 +770,7 @@ static int apply(cray__sched *s, worker *w, cray__actor *a, int ctl) {
  * not care where the actor is; the others lock its home with lock_home. */
 
 int cray__actor_move(cray__sched *s, worker *w, cray__actor *a, worker *to) {
-  if (a->state != CRAY__ACTOR_ALIVE || a->ctl || a->running || a->started || a->pinned ||
+  if (a->state != CRAY__ACTOR_ALIVE || ctl_of(a) || a->running || a->started || a->pinned ||
       (a->exec && !s->ex->actor_pack))
     return 0;
   pthread_mutex_unlock(&w->mu);
@@ -823,36 +812,26 @@ static int can_start(const cray__actor *a) {
   return a->state == CRAY__ACTOR_ALIVE && !a->initializing && a->running < a->max_concurrency;
 }
 
-/* Puts calls taken from the mailbox (head..tail) back at its front; under the lock. */
-static void give_back(cray__actor *a, cray__task *head, cray__task *tail) {
-  if (!head) return;
-  tail->next = a->mhead;
-  if (!a->mhead) a->mtail = tail;
-  a->mhead = head;
-}
-
 void cray__actor_serve(cray__sched *s, worker *w, cray__actor *a) {
-  /* `ready` stays set while serving, so nobody else lists the actor or reads its slots:
-   * `running` and `initializing` are this thread's until it is cleared. The calls are
-   * taken from the mailbox all at once under the lock and started without it; calls that
-   * end meanwhile are counted by call_end in `ended` and folded in here. What could not
-   * start goes back to the mailbox's front. */
+  /* `ready` stays set while serving, so nobody else lists the actor, reads its slots or
+   * takes its calls: `running`, `initializing` and the mailbox's consumer side are this
+   * thread's until it is cleared. Calls are taken and started without the lock; calls that
+   * end meanwhile are counted by call_end in `ended` and folded in here. */
   a->serving = 1;
-  cray__task *mine = NULL, *mine_tail = NULL;
   int n = 0;
   for (;;) {
-    int ctl = a->ctl;
-    a->ctl = 0;
-    if (!mine && n < SERVE_BATCH) {
-      if (a->state == CRAY__ACTOR_ALIVE) inbox_take(a);
-      mine = a->mhead, mine_tail = a->mtail;
-      a->mhead = a->mtail = NULL;
-    }
+    /* relaxed: as ctl_of */
+    int ctl = atomic_exchange_explicit(&a->ctl, 0, memory_order_relaxed);
     pthread_mutex_unlock(&w->mu);
     ctl |= fold(a);
-    while (!ctl && mine && n < SERVE_BATCH && can_start(a)) {
-      cray__task *t = mine;
-      if (!(mine = t->next)) mine_tail = NULL;
+    cray__task *t;
+    while (!ctl && n < SERVE_BATCH && can_start(a) && (t = take_call(a))) {
+      if (ctl_of(a)) {
+        /* Control came (a kill, say) and is applied first; a call its sender sent after
+         * it is certain to see it here: the pop acquired the push that followed it. */
+        put_back(a, t);
+        break;
+      }
       a->running++;
       a->initializing = t->is_init;
       t->dispatched = 1;
@@ -863,8 +842,6 @@ void cray__actor_serve(cray__sched *s, worker *w, cray__actor *a) {
       ctl |= fold(a);
     }
     pthread_mutex_lock(&w->mu);
-    give_back(a, mine, mine_tail);
-    mine = mine_tail = NULL;
     if (ctl) {
       pthread_mutex_unlock(&w->mu);
       a->serving = 0;
@@ -873,9 +850,7 @@ void cray__actor_serve(cray__sched *s, worker *w, cray__actor *a) {
       pthread_mutex_lock(&w->mu);
       continue;
     }
-    if (a->ctl) continue;
-    if (a->state == CRAY__ACTOR_ALIVE) inbox_take(a);
-    if (n >= SERVE_BATCH || !a->mhead || !can_start(a)) break;
+    if (!ctl_of(a)) break;
   }
   a->serving = 0;
   a->ready = 0;
@@ -923,7 +898,7 @@ void cray__actor_call_end(cray__sched *s, cray__task *t, const cray__blob *error
   pthread_mutex_lock(&w->mu);
   a->running--;
   if (t->is_init) a->initializing = 0;
-  a->ctl |= ctl;
+  add_ctl(a, ctl);
   ready_locked(w, a);
   pthread_mutex_unlock(&w->mu);
 }
@@ -952,7 +927,7 @@ static void tell_all(worker *w, int ctl, int (*which)(void *w, cray__actor *a)) 
   pthread_mutex_lock(&w->mu);
   for (cray__actor *a = w->actors; a; a = a->next) {
     if (a->state != CRAY__ACTOR_ALIVE || (which && !which(w->w, a))) continue;
-    a->ctl |= ctl;
+    add_ctl(a, ctl);
     ready_locked(w, a);
   }
   pthread_mutex_unlock(&w->mu);

@@ -30,8 +30,8 @@
  * (cray__actor_move): its instance goes packed by the codec, so an instance that cannot
  * be packed keeps its actor on its worker.
  *
- * Locks: a call is sent without a lock (see `inbox`); the home worker's lock is taken
- * only when that finds the actor idle. The home worker's mutex guards the mailbox, `running`, `ready`, `ctl`, `state`,
+ * Locks: a call is sent without a lock (see `mail`); the home worker's lock is taken only
+ * when that finds the actor idle. The home worker's mutex guards `running`, `ready`, `ctl`, `state`,
  * `death`, the monitors and the worker's list of actors (`prev`, `next`: creation links
  * an actor on the creating thread). `exec`, `started` and the serving fields belong to
  * the home worker's thread. The names table has its own mutex, taken before no other.
@@ -41,6 +41,7 @@
 
 #include <pthread.h>
 
+#include "mailq.h"
 #include "sched.h"
 
 enum { CRAY__ACTOR_ALIVE, CRAY__ACTOR_DEAD };
@@ -78,17 +79,20 @@ struct cray__actor {
   int restart_on_error;      /* a method that raises restarts it (or, without restarts
                               * left, it dies with reason "error") */
 
-  /* Senders push calls here without a lock: a stack, newest first, linked through `next`
-   * (runtime/actor.c, "the inbox"). NULL: empty; the idle mark: empty, and the actor is
-   * neither listed nor served, so the sender that pushes next lists it. */
-  _Atomic(cray__task *) inbox;
+  /* Senders push calls here without a lock (runtime/mailq.h, linked through the calls'
+   * `mail`); the consumer is the thread serving the actor, or the home's lock holder
+   * (runtime/actor.c, "the mailbox"). Marked idle: the actor is neither listed nor served
+   * and could start a call, so the sender that takes the mark off lists it. */
+  cray__mailq mail;
 
   /* home worker's lock */
-  cray__task *mhead, *mtail; /* calls not started, in order, taken from the inbox */
+  cray__task *mhead, *mtail; /* calls to start before the queue's (put back by a restart),
+                              * in order, linked through `next`; owned as `mail` is */
   int running;               /* calls holding a slot */
   int initializing;          /* init holds a slot: nothing else starts */
   int ready;                 /* in the home worker's ready list, or being served */
-  int ctl;                   /* CTL_* bits to apply */
+  _Atomic int ctl;           /* CTL_* bits to apply: set under the lock; the serving thread
+                              * also reads it between calls, without the lock */
   int state;
   int reason;                /* CRAY__DIED_*, once dead */
   cray__blob *death;         /* the cause of death (an init or method error), or NULL */

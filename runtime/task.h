@@ -34,6 +34,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "mailq.h"
 #include "store.h"
 #include "timer.h"
 
@@ -66,6 +67,7 @@ struct cray__task {
   _Atomic int state;
   int home;                 /* worker index once started, -1 before */
   cray__task *next;         /* run queue or inbox link */
+  cray__mailq_node mail;    /* an actor call's link in its actor's mailbox queue */
 
   cray__entry *fn;          /* the function blob */
   cray__blob *args;         /* the argument values; NULL when there are none. Counted in
