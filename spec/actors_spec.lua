@@ -409,6 +409,20 @@ describe("actor lifecycle", function()
     assert.are.equal("collected", cray.get(watch, {timeout = 5}).reason)
   end)
 
+  it("collects an actor whose handle made many calls, and keeps it while calls are queued", function()
+    local before = alive()
+    local c = cray.actor(Counter).remote()
+    local watch = cray.monitor(c)
+    local tell = c.incr.options{num_returns = 0}
+    for _ = 1, 999 do tell.remote() end
+    local last = c.incr.remote()
+    c, tell = nil, nil
+    support.collect()
+    assert.are.equal(1000, cray.get(last)) -- the calls queued kept it alive
+    eventually(function() return alive() == before end, "the actor was collected")
+    assert.are.equal("collected", cray.get(watch, {timeout = 5}).reason)
+  end)
+
   it("makes new actors soundly while old ones are collected", function()
     local A = cray.actor({f = function() return "ok" end})
     local before = alive()
