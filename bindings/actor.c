@@ -155,10 +155,6 @@ static int l_actor_call(lua_State *L) {
   const char *name = lua_tostring(L, -1);
   uint32_t nreturns = num_returns < 0 ? 1 : (uint32_t)num_returns;
   uint32_t nrefs = num_returns == 0 ? 0 : nreturns;
-  if (remote && num_returns == CRAY__STREAMING)
-    return cray__raise(L, "invalid_argument",
-                       "'%s' streams, and its actor lives on another node: streaming calls "
-                       "across nodes are not supported yet", name ? name : "?");
   int refs = top + 2;
   cray__task_reserve_returns(L, ls, nrefs);
   for (int i = 3; i <= top; i++) lua_pushvalue(L, i);
@@ -168,11 +164,14 @@ static int l_actor_call(lua_State *L) {
   t->method = t->name + method_at;
   t->fn = a ? a->entry : remote;
   cray__store_retain(t->fn);
+  int pushed = (int)nrefs;
   if (remote) { /* its rank counts it against max_pending_calls */
     cray__task_fill_returns(L, t, refs, nrefs);
     lua_settop(L, refs + (int)nrefs - 1);
+    if (num_returns == CRAY__STREAMING)
+      pushed += cray__stream_push(L, ls, t, spec_int(L, CALL_BACKPRESSURE));
     cray__cluster_submit(ls->rt->cluster, ls->rt->store, t, cray__id_owner(&remote->id));
-    return (int)nrefs;
+    return pushed;
   }
   if (cray__actor_count_pending(a, t)) {
     cray__task_release(ls->rt->store, t);
@@ -184,7 +183,6 @@ static int l_actor_call(lua_State *L) {
   }
   cray__task_fill_returns(L, t, refs, nrefs);
   lua_settop(L, refs + (int)nrefs - 1);
-  int pushed = (int)nrefs;
   if (num_returns == CRAY__STREAMING)
     pushed += cray__stream_push(L, ls, t, spec_int(L, CALL_BACKPRESSURE));
   cray__sched_submit(s, t);

@@ -74,6 +74,7 @@
 #include "runtime.h"
 #include "sched.h"
 #include "store.h"
+#include "stream.h"
 #include "wait.h"
 #include "wire.h"
 
@@ -103,11 +104,12 @@
 enum {
   M_TASK = 1, M_RESULT, M_FETCH, M_OBJECT, M_EXIT, M_ACK, M_STEAL, M_STOLEN, M_RETURN, M_CANCEL,
   M_CREATE, M_CREATED, M_KILL, M_MONITOR, M_TAKEN, M_QUERY, M_REPORT, M_NAME, M_NAMED,
+  M_ITEM, M_TOOK,
 };
 enum { OBJ_READY = 0, OBJ_FAILED = 1, OBJ_LOST = 2 };
 enum {
   I_SUBMIT, I_SHIP, I_SEND, I_ATTACH, I_READY, I_DETACH, I_EXIT, I_ACK, I_STOP, I_GONE, I_CANCEL,
-  I_CREATE, I_KILL, I_MONITOR, I_QUERY, I_CHECK, I_PULL, I_NAME,
+  I_CREATE, I_KILL, I_MONITOR, I_QUERY, I_CHECK, I_PULL, I_NAME, I_ITEM, I_TOOK,
 };
 
 typedef struct intent intent;
@@ -123,8 +125,10 @@ struct intent {
   cray__task *task;  /* I_SHIP */
   cray_id id;        /* I_GONE: the object whose last entry here was freed; I_CANCEL: a
                         return of the task to cancel; I_SEND: the id the value goes under;
-                        I_KILL, I_MONITOR: the actor; I_PULL: the proxy to fill */
-  cray__entry *entry; /* I_SEND, held; I_MONITOR: the monitor, held */
+                        I_KILL, I_MONITOR: the actor; I_PULL: the proxy to fill; I_ITEM:
+                        the item; I_TOOK: the streaming task */
+  uint64_t count;    /* I_TOOK: the items its consumer took, or UINT64_MAX: it is gone */
+  cray__entry *entry; /* I_SEND, I_ITEM, held; I_MONITOR: the monitor, held */
   cray__cluster *c;
   cray__waiter waiter;
   cray__waitnode node;
@@ -217,6 +221,13 @@ typedef struct shadow {
   int shipped;   /* sent there */
 } shadow;
 
+/* A streaming task served here: the producer's side of its stream (stream.h), whose
+ * consumer is on the task's owner. */
+typedef struct served {
+  struct served *next;
+  cray__stream *st; /* the consumer's reference */
+} served;
+
 /* A cray__cluster_reports call waiting for every rank's report. */
 typedef struct query {
   struct query *next;
@@ -258,6 +269,7 @@ struct cray__cluster {
   int *chunks_out;
   pmsg **in_head, **in_tail;
   shadow *shadows[SHADOW_BUCKETS];
+  served *streams;         /* streaming tasks served here, until their end is sent */
   weight *weights[WEIGHT_BUCKETS];
   cray__entry *fns[FN_CACHE]; /* other ranks' functions of tasks run here lately, held */
   unsigned fn_next;
@@ -680,6 +692,7 @@ void cray__cluster_submit(cray__cluster *c, cray__store *s, cray__task *t, int n
 }
 
 static void ship(cray__cluster *c, intent *in);
+static void took_items(void *ctx, cray__stream *st, size_t taken);
 
 /* Keeps the task of `in` as a shadow and sends it once its arguments are ready. */
 static void shadow_add(cray__cluster *c, intent *in) {
@@ -693,6 +706,7 @@ static void shadow_add(cray__cluster *c, intent *in) {
   *sh = (shadow){NULL, t, t->nreturns, ship_in->rank, 0};
   *shadow_slot(c, &t->id) = sh;
   t->dep_waiter.wake = shadow_dep_resolved;
+  if (t->stream) cray__stream_link(t->stream, NULL, took_items, c);
   /* Running, as far as the scheduler can tell: cray__sched_cancel leaves it alone. */
   atomic_store_explicit(&t->state, CRAY__TASK_RUNNING, memory_order_relaxed);
   if (t->method) { /* an actor call goes at once: its rank waits for its arguments */
@@ -754,6 +768,7 @@ static void ship(cray__cluster *c, intent *in) {
   put_u32(m, (uint32_t)t->max_retries);
   put_u8(m, (unsigned)t->retry_exceptions);
   put_u8(m, (unsigned)t->placed);
+  put_u64(m, t->stream ? (uint64_t)cray__stream_bound(t->stream) + 1 : 0);
   size_t namelen = t->name ? strlen(t->name) : 0;
   put_u32(m, t->name ? (uint32_t)namelen : UINT32_MAX);
   cray__buf_write(m, t->name, namelen);
@@ -825,6 +840,7 @@ typedef struct thief {
  * function is spilled or being swapped. */
 static int may_move(void *ctx, cray__task *t) {
   thief *th = ctx;
+  if (t->stream && cray__id_owner(&t->id) != th->c->rank) return 0; /* its stream is linked */
   const cray__cluster_node *here = &th->c->nodes[th->c->rank], *there = &th->c->nodes[th->rank];
   for (int i = 0; i < t->nresources; i++)
     if (cray__cluster_node_resource(there, here->resource_names[t->resources[i].index]) <
@@ -942,6 +958,103 @@ static char *get_str(cray__cluster *c, rd *r) {
   memcpy(str, p, n);
   str[n] = 0;
   return str;
+}
+
+/* ---- streaming tasks across ranks ----
+ *
+ * A streaming task sent elsewhere has a stream on each side, under the same ids
+ * (stream.h). Where it runs, each item goes to the task's owner as M_ITEM as soon as it
+ * is made, so items arrive in order and before the task's end (its M_RESULT, sent when
+ * its return resolves, after the last item was pushed); the owner puts each in its
+ * stream. While a bound applies, the owner's consumer reports its takes (M_TOOK), which
+ * let a paused producer go on; a consumer that is gone says so, and the producer no
+ * longer pauses. A task served here never moves again, so these go to one rank. */
+
+static served **served_slot(cray__cluster *c, const cray_id *task_id) {
+  served **p = &c->streams;
+  while (*p && !cray__id_eq(&(*p)->st->base, task_id)) p = &(*p)->next;
+  return p;
+}
+
+/* The producer's side, any thread: the item goes to the task's owner. */
+static int forward_item(void *ctx, cray__stream *st, cray__entry *item) {
+  cray__cluster *c = ctx;
+  pthread_mutex_lock(&c->mu);
+  int attached = c->attached;
+  if (attached) {
+    intent *in = intent_new(c, I_ITEM);
+    in->entry = item;
+    in->id = item->id;
+    in->rank = cray__id_owner(&st->base);
+    push(c, in);
+  }
+  pthread_mutex_unlock(&c->mu);
+  return !attached;
+}
+
+/* The consumer's side, any thread: its takes go to the rank that runs the task. */
+static void took_items(void *ctx, cray__stream *st, size_t taken) {
+  cray__cluster *c = ctx;
+  pthread_mutex_lock(&c->mu);
+  if (c->attached) {
+    intent *in = intent_new(c, I_TOOK);
+    in->id = st->base;
+    in->count = taken == SIZE_MAX ? UINT64_MAX : (uint64_t)taken;
+    push(c, in);
+  }
+  pthread_mutex_unlock(&c->mu);
+}
+
+/* A streaming task t that came from another rank gets the producer's side of a stream,
+ * bounded as its consumer asked. */
+static void serve_stream(cray__cluster *c, cray__task *t, uint64_t backpressure) {
+  cray__stream *st = cray__stream_new(c->store, &c->rt->ids, t->id, (size_t)backpressure);
+  served *sv = cray__malloc(sizeof *sv);
+  if (!st || !sv) fatal(c, "out of memory for a stream");
+  cray__stream_link(st, forward_item, NULL, c);
+  t->stream = st;
+  t->max_retries = 0; /* as in one process: a run again would stream its values again */
+  *sv = (served){c->streams, st};
+  c->streams = sv;
+}
+
+/* The end of a task served here was sent (ret: one of its returns): its stream, if it
+ * streams, has nothing more to send. */
+static void served_end(cray__cluster *c, const cray_id *ret) {
+  cray_id task_id = cray__id_with_index(*ret, 0);
+  served **slot = served_slot(c, &task_id), *sv = *slot;
+  if (!sv) return;
+  *slot = sv->next;
+  cray__stream_release(sv->st);
+  cray__free(sv);
+}
+
+/* I_TOOK: the consumer's count goes to the rank that runs its task. */
+static void send_took(cray__cluster *c, intent *in) {
+  shadow *sh = *shadow_slot(c, &in->id);
+  if (!sh || !sh->shipped) return;
+  put_u8(&c->scratch, M_TOOK);
+  put_id(&c->scratch, &in->id);
+  put_u64(&c->scratch, in->count);
+  send_ctrl(c, sh->dest);
+}
+
+/* M_TOOK from a consumer. */
+static void took(cray__cluster *c, int source, rd *r) {
+  cray_id id = get_id(r);
+  uint64_t n = get_u64(r);
+  if (r->bad) protocol_error(c, source, "took");
+  served *sv = *served_slot(c, &id);
+  if (sv) cray__stream_taken(sv->st, n == UINT64_MAX ? SIZE_MAX : (size_t)n);
+}
+
+/* M_ITEM complete: the next item of a streaming task sent from here. */
+static void item_arrived(cray__cluster *c, pmsg *m) {
+  cray_id task_id = cray__id_with_index(m->id, 0);
+  shadow *sh = *shadow_slot(c, &task_id);
+  cray__entry *resume = NULL; /* its consumer's side never pauses (stream.h) */
+  if (sh && sh->task->stream) cray__stream_put(sh->task->stream, m->blob, &resume);
+  else cray__blob_release(c->store, m->blob);
 }
 
 /* ---- nodes and reports ---- */
@@ -1337,6 +1450,7 @@ static cray__task *read_task(cray__cluster *c, int source, rd *r, int *more) {
   uint32_t max_retries = get_u32(r);
   unsigned retry_exceptions = get_u8(r);
   unsigned placed = get_u8(r);
+  uint64_t streaming = get_u64(r); /* its bound + 1, or 0: it does not stream */
   uint32_t namelen = get_u32(r);
   const uint8_t *name = namelen == UINT32_MAX ? NULL : get_bytes(r, namelen);
   uint32_t method = get_u32(r);
@@ -1381,6 +1495,7 @@ static cray__task *read_task(cray__cluster *c, int source, rd *r, int *more) {
   t->max_retries = (int)max_retries;
   t->retry_exceptions = (int)retry_exceptions;
   t->placed = (int)placed;
+  if (streaming) serve_stream(c, t, streaming - 1);
   if (method != NOT_A_CALL) {
     t->method = t->name + method;
     t->actor = fn ? cray__actor_of(fn) : NULL;
@@ -1764,6 +1879,10 @@ static void named(cray__cluster *c, int source, rd *r) {
 
 /* A message whose value is complete. */
 static void deliver(cray__cluster *c, pmsg *m) {
+  if (m->kind == M_ITEM) {
+    item_arrived(c, m);
+    return;
+  }
   if (m->kind == M_TASK) {
     serve_task(c, m->task);
     return;
@@ -1822,6 +1941,10 @@ static void handle_ctrl(cray__cluster *c, int source, const uint8_t *buf, size_t
     cray_id id = get_id(&r);
     if (r.bad) protocol_error(c, source, "cancel");
     if (c->rt) cancel_task(c, &id);
+    return;
+  }
+  if (m.kind == M_TOOK) {
+    if (c->rt) took(c, source, &r);
     return;
   }
   if (m.kind == M_STEAL) {
@@ -1891,7 +2014,7 @@ static void handle_ctrl(cray__cluster *c, int source, const uint8_t *buf, size_t
     else if (cray__entry_state(e) == CRAY__PENDING) watch(c, e, M_OBJECT, source, &m.id);
     else send_entry(c, source, M_OBJECT, e, &m.id), cray__store_release(c->store, e);
     return;
-  } else if (m.kind == M_RESULT || m.kind == M_OBJECT) {
+  } else if (m.kind == M_RESULT || m.kind == M_OBJECT || m.kind == M_ITEM) {
     m.id = get_id(&r);
     m.state = (int)get_u8(&r);
     if (!c->rt) return;
@@ -2105,6 +2228,13 @@ static void detach_now(cray__cluster *c) {
   intent *in;
   while ((in = pop(c))) handle_intent(c, in);
   while (c->watches) unwatch(c, c->watches);
+  while (c->streams) { /* a producer paused for its consumer goes on */
+    served *sv = c->streams;
+    c->streams = sv->next;
+    cray__stream_abandon(sv->st);
+    cray__stream_release(sv->st);
+    cray__free(sv);
+  }
   while (c->creates) {
     areq *req = c->creates;
     c->creates = req->next;
@@ -2160,8 +2290,16 @@ static void handle_intent(cray__cluster *c, intent *in) {
       return;
     case I_SEND:
       if (c->rt) send_entry(c, in->rank, in->msg, in->entry, &in->id);
+      if (c->rt && in->msg == M_RESULT && c->streams) served_end(c, &in->id);
       unwatch(c, in);
       return;
+    case I_ITEM:
+      if (c->rt) send_entry(c, in->rank, M_ITEM, in->entry, &in->id);
+      cray__store_release(c->store, in->entry);
+      break;
+    case I_TOOK:
+      if (c->rt) send_took(c, in);
+      break;
     case I_ATTACH:
       c->rt = in->ptr;
       c->store = c->rt->store;

@@ -3,6 +3,7 @@
  */
 #include "stream.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -85,10 +86,12 @@ int cray__stream_put(cray__stream *st, cray__blob *blob, cray__entry **resume) {
     if (!e) rc = CRAY_ENOMEM;
   }
   if (rc == 0) {
-    st->queue[st->head + st->len++] = e;
+    if (!st->forward || st->forward(st->hook_ctx, st, e) != 0) {
+      st->queue[st->head + st->len++] = e;
+      signal_slot(st, &st->news);
+    }
     st->produced++;
-    signal_slot(st, &st->news);
-    if (st->backpressure && st->produced - st->taken > st->backpressure &&
+    if (st->backpressure && !st->took && st->produced - st->taken > st->backpressure &&
         (*resume = new_signal(st, &st->resume)))
       rc = 1;
   }
@@ -104,8 +107,40 @@ void cray__stream_end(cray__stream *st) {
   pthread_mutex_unlock(&st->mu);
 }
 
+void cray__stream_link(cray__stream *st, int (*forward)(void *ctx, cray__stream *st,
+                                                        cray__entry *item),
+                       void (*took)(void *ctx, cray__stream *st, size_t taken), void *ctx) {
+  pthread_mutex_lock(&st->mu);
+  st->forward = forward;
+  st->took = took;
+  st->hook_ctx = ctx;
+  pthread_mutex_unlock(&st->mu);
+}
+
+/* Lets a paused producer go on once it is no more than `backpressure` ahead. Under mu. */
+static void maybe_resume(cray__stream *st) {
+  if (st->resume && (!st->backpressure || st->produced - st->taken <= st->backpressure))
+    signal_slot(st, &st->resume);
+}
+
+size_t cray__stream_bound(cray__stream *st) {
+  pthread_mutex_lock(&st->mu);
+  size_t b = st->backpressure;
+  pthread_mutex_unlock(&st->mu);
+  return b;
+}
+
+void cray__stream_taken(cray__stream *st, size_t taken) {
+  pthread_mutex_lock(&st->mu);
+  if (taken == SIZE_MAX) st->backpressure = 0;
+  else if (taken > st->taken) st->taken = taken;
+  maybe_resume(st);
+  pthread_mutex_unlock(&st->mu);
+}
+
 void cray__stream_abandon(cray__stream *st) {
   pthread_mutex_lock(&st->mu);
+  if (st->took && st->backpressure) st->took(st->hook_ctx, st, SIZE_MAX);
   st->backpressure = 0;
   signal_slot(st, &st->resume);
   pthread_mutex_unlock(&st->mu);
@@ -118,8 +153,14 @@ int cray__stream_next(cray__stream *st, cray__entry **item, cray__entry **news) 
     *item = st->queue[st->head++];
     st->len--;
     st->taken++;
-    if (st->resume && st->produced - st->taken <= st->backpressure)
-      signal_slot(st, &st->resume);
+    maybe_resume(st);
+    /* Its producer pauses on another rank against the count told: told at least every
+     * half bound, and at once when nothing is left here to take. */
+    if (st->took && st->backpressure &&
+        (st->taken - st->reported >= (st->backpressure + 1) / 2 || !st->len)) {
+      st->reported = st->taken;
+      st->took(st->hook_ctx, st, st->taken);
+    }
     rc = 1;
   } else if (st->ended) {
     rc = -1;

@@ -12,6 +12,13 @@
  * when it never ran). The producer pauses when it is more than `backpressure` items ahead
  * of the consumer: it waits on `resume`, which the consumer resolves when it takes enough.
  *
+ * Across ranks (runtime/cluster.c) the task runs on one rank and its consumer iterates
+ * on another, each side with a stream of its own under the same ids. The producer's
+ * side hands each item to `forward` (which sends it to the consumer's rank) instead of
+ * queueing it, and counts as taken what the consumer's side reported (cray__stream_taken);
+ * the consumer's side is put the items as they arrive, never pauses them (its producer
+ * pauses on its own rank), and tells `took` of its takes while a bound applies.
+ *
  * Locks: `mu` guards every field but the reference count; it is taken before no other
  * lock except the store's (entries are resolved under it: resolving takes only the
  * entry's shard lock and wakes waiters through the worker queues, which never come back
@@ -27,7 +34,8 @@
 #include "id.h"
 #include "store.h"
 
-typedef struct cray__stream {
+typedef struct cray__stream cray__stream;
+struct cray__stream {
   _Atomic int rc;
   pthread_mutex_t mu;
   cray__store *store;
@@ -40,7 +48,14 @@ typedef struct cray__stream {
   int ended;             /* the producer returned or raised: no more items */
   cray__entry *news;     /* pending, resolved at the next item or the end; or NULL */
   cray__entry *resume;   /* pending while the producer is paused; or NULL */
-} cray__stream;
+  /* Across ranks (above); each NULL in one process. forward takes the item's reference
+   * and returns 0, or nonzero to have it queued here (its rank has left the job). took
+   * hears the count taken, or SIZE_MAX when the consumer is gone. Both run under mu. */
+  int (*forward)(void *ctx, cray__stream *st, cray__entry *item);
+  void (*took)(void *ctx, cray__stream *st, size_t taken);
+  void *hook_ctx;
+  size_t reported;       /* the consumer's side: the count last told to took */
+};
 
 /* A new stream with two references, for items of the task with id `base`; NULL when
  * memory is short. */
@@ -56,6 +71,16 @@ void cray__stream_release_orphan(cray__stream *st);
 int cray__stream_put(cray__stream *st, cray__blob *blob, cray__entry **resume);
 /* The producer returned or raised: no more items. */
 void cray__stream_end(cray__stream *st);
+
+/* Makes st one side of a stream across ranks (above): the producer's with forward, the
+ * consumer's with took. */
+void cray__stream_link(cray__stream *st, int (*forward)(void *ctx, cray__stream *st,
+                                                        cray__entry *item),
+                       void (*took)(void *ctx, cray__stream *st, size_t taken), void *ctx);
+/* The bound a producer pauses at now (0: none). */
+size_t cray__stream_bound(cray__stream *st);
+/* The producer's side: the consumer has taken `taken` items (SIZE_MAX: it is gone). */
+void cray__stream_taken(cray__stream *st, size_t taken);
 
 /* The consumer is gone: the producer no longer pauses, and goes on if it was paused. */
 void cray__stream_abandon(cray__stream *st);

@@ -1,7 +1,7 @@
 -- Actors across ranks (docs/cluster.md): `node` as an actor option, handles passed
--- anywhere, calls from every rank, kill, monitors, restarts, collection, names. Each job
--- runs under `mpirun -n 3 crayrun -w 1` and prints "key<TAB>value" lines. Skipped, saying
--- so, where mpirun is absent.
+-- anywhere, calls from every rank, kill, monitors, restarts, collection, names, streaming
+-- calls and tasks. Each job runs under `mpirun -n 3 crayrun -w 1` and prints
+-- "key<TAB>value" lines. Skipped, saying so, where mpirun is absent.
 local support = require "spec.support"
 
 local have_mpirun = os.execute("command -v mpirun >/dev/null 2>&1") == 0
@@ -166,6 +166,144 @@ describe_mpi("actors on other ranks", function()
     assert.are.equal("killed", got.killed)
     assert.are.equal("false,actor_died", got.dead)
     assert.are.equal("killed,false,actor_died", got.link)
+  end)
+end)
+
+describe_mpi("streaming across ranks", function()
+  local status, out, err, got
+
+  setup(function()
+    status, out, err = job([[
+      local function values(gen)
+        local got = {}
+        for ref in gen do
+          local ok, v = pcall(cray.get, ref)
+          got[#got + 1] = ok and tostring(v) or ("error:" .. v.kind .. ":" .. tostring(v.message):match("[^:]*$"))
+        end
+        return table.concat(got, ",")
+      end
+      local Board = cray.actor{init = function(self) self.t = {} end,
+                               set = function(self, k, v) self.t[k] = v end,
+                               get = function(self, k) return self.t[k] end}
+      local board = Board.options{node = 2}.remote()
+      local S = cray.actor{
+        init = function(self) self.base = 100 end,
+        count = function(self, n) for i = 1, n do coroutine.yield(self.base + i) end end,
+        where = function(self, n) for i = 1, n do coroutine.yield(rank()) end end,
+        fail = function(self) coroutine.yield(1); coroutine.yield(2); error("bad") end,
+        big = function(self) coroutine.yield(#string.rep("x", 3000000)); coroutine.yield(string.rep("y", 3000000)) end,
+        track = function(self, b, n) for i = 1, n do b.set.remote("produced", i); coroutine.yield(i) end end,
+      }
+      local s = S.options{node = 1}.remote()
+      local stream = {num_returns = "streaming"}
+      print("actor", values(s.count.options(stream).remote(5)))
+      print("where", values(s.where.options(stream).remote(2)))
+      print("error", values(s.fail.options(stream).remote()))
+      local gb = s.big.options(stream).remote()
+      local r1, r2 = gb(), gb()
+      print("big", cray.get(r1) .. "," .. #cray.get(r2) .. "," .. tostring(gb()))
+      -- from a third rank
+      local third = cray.remote(function(h) local t = 0; for ref in h.count.options{num_returns = "streaming"}.remote(4) do t = t + cray.get(ref) end; return t end)
+      print("third", cray.get(third.options{node = 2}.remote(s)))
+      -- backpressure
+      local g = s.track.options{num_returns = "streaming", generator_backpressure = 3}.remote(board, 20)
+      local t0 = os.time()
+      while (cray.get(board.get.remote("produced")) or 0) < 4 and os.time() - t0 < 30 do cray.sleep(0.01) end
+      cray.sleep(0.2)
+      print("paused", cray.get(board.get.remote("produced")))
+      local n = 0
+      for ref in g do n = n + 1; assert(cray.get(ref) == n) end
+      t0 = os.time() -- the producer's last calls to the board may still be on their way
+      while cray.get(board.get.remote("produced")) ~= 20 and os.time() - t0 < 30 do cray.sleep(0.01) end
+      print("resumed", n .. "," .. cray.get(board.get.remote("produced")))
+      -- a collected generator lets its paused producer go on
+      board.set.remote("produced", 0)
+      do
+        local g2 = s.track.options{num_returns = "streaming", generator_backpressure = 1}.remote(board, 10)
+        cray.get(g2())
+      end
+      collectgarbage(); collectgarbage()
+      t0 = os.time()
+      while cray.get(board.get.remote("produced")) ~= 10 and os.time() - t0 < 30 do cray.sleep(0.01) end
+      print("abandoned", cray.get(board.get.remote("produced")))
+      -- tasks
+      local f = cray.remote(function(n) for i = 1, n do coroutine.yield(i * 10) end end)
+      print("task", values(f.options{num_returns = "streaming", node = 1}.remote(4)))
+      local gens = {}
+      for i = 1, 6 do gens[i] = f.options{num_returns = "streaming"}.remote(i) end
+      local sums = {}
+      for i = 1, 6 do local t = 0; for ref in gens[i] do t = t + cray.get(ref) end; sums[i] = t end
+      print("unplaced", table.concat(sums, ","))
+      local forever = cray.remote(function(b)
+        local i = 0
+        while true do i = i + 1; b.set.remote("last", i); coroutine.yield(i); cray.sleep(0.001) end
+      end)
+      local gc = forever.options{num_returns = "streaming", generator_backpressure = -1, node = 1}.remote(board)
+      cray.get(gc())
+      print("cancel", tostring(cray.cancel(gc)))
+      local ok, e = pcall(cray.get, gc.ref)
+      print("cancelled", e.kind)
+      -- it stops there: "last" settles (the calls it made before may still be arriving)
+      local stable, prev = false, -1
+      t0 = os.time()
+      while not stable and os.time() - t0 < 30 do
+        local now = cray.get(board.get.remote("last"))
+        stable = now == prev
+        prev = now
+        cray.sleep(0.2)
+      end
+      print("stopped", tostring(stable))
+      -- a producer paused for its consumer stops when cancelled too
+      local gp = s.track.options{num_returns = "streaming", generator_backpressure = 1}.remote(board, 50)
+      cray.get(gp())
+      cray.cancel(gp)
+      local okp, ep = pcall(cray.get, gp.ref)
+      print("cancel_paused", tostring(okp) .. "," .. ep.kind .. "," .. cray.get(s.count.options(stream).remote(1)()))
+      -- bad input
+      local okb, eb = pcall(function() return s.count.options{num_returns = "streaming", generator_backpressure = 0} end)
+      print("bad_bound", eb.message)
+      local okg, eg = pcall(function() return cray.remote(function() end).options{node = 1}.remote(f.options(stream).remote(1)) end)
+      print("bad_generator", eg.kind .. "," .. eg.message)
+    ]])
+    got = lines(out)
+  end)
+
+  it("runs the job to the end", function()
+    assert.are.equal(0, status, err)
+  end)
+
+  it("streams a remote actor's values in order as produced, on its rank, to any rank", function()
+    assert.are.equal("101,102,103,104,105", got.actor)
+    assert.are.equal("1,1", got.where)
+    assert.are.equal("3000000,3000000,nil", got.big)
+    assert.are.equal("410", got.third)
+  end)
+
+  it("gives the error after the last value", function()
+    assert.are.equal("1,2,error:task_error: bad", got.error)
+  end)
+
+  it("pauses the producer at generator_backpressure and lets it go on as values are taken", function()
+    assert.are.equal("4", got.paused)
+    assert.are.equal("20,20", got.resumed)
+    assert.are.equal("10", got.abandoned)
+  end)
+
+  it("streams a task placed on another rank, or moved there", function()
+    assert.are.equal("10,20,30,40", got.task)
+    assert.are.equal("10,30,60,100,150,210", got.unplaced)
+  end)
+
+  it("cancels a streaming task on another rank, running or paused", function()
+    assert.are.equal("true", got.cancel)
+    assert.are.equal("cancelled", got.cancelled)
+    assert.are.equal("true", got.stopped)
+    assert.are.equal("false,cancelled,101", got.cancel_paused)
+  end)
+
+  it("refuses a bad bound and a generator sent to another rank, naming them", function()
+    assert.matches("option 'generator_backpressure' must be a whole number >= 1", got.bad_bound)
+    assert.matches("^serialization,.*cannot serialize", got.bad_generator)
   end)
 end)
 
