@@ -194,9 +194,8 @@ static int l_actor_kill(lua_State *L) {
   cray__lstate *ls = self(L);
   cray__entry *remote;
   cray__actor *a = actor_arg(L, ls, 1, "cray.kill", &remote);
-  if (remote) { /* killed there; whether it was alive is not known here */
-    cray__cluster_actor_kill(ls->rt->cluster, remote, lua_toboolean(L, 2));
-    lua_pushboolean(L, 1);
+  if (remote) {
+    lua_pushboolean(L, cray__cluster_actor_kill(ls->rt->cluster, remote, lua_toboolean(L, 2)));
     return 1;
   }
   lua_pushboolean(L, cray__actor_kill(cray__exec_sched(L, ls), a, lua_toboolean(L, 2)) == 0);
@@ -291,31 +290,56 @@ static int l_actor_name(lua_State *L) {
   return 2;
 }
 
-/* (count): the array of the count NUL-ended names at upvalue 1. */
+/* (count, with_nodes): the arrays of names and of nodes of the count NUL-ended names at
+ * upvalue 1, each after its node (4 bytes, big-endian) when with_nodes, else on node 0. */
 static int push_names(lua_State *L) {
-  const char *p = lua_touserdata(L, lua_upvalueindex(1));
-  int n = (int)lua_tointeger(L, 1);
+  const uint8_t *p = lua_touserdata(L, lua_upvalueindex(1));
+  int n = (int)lua_tointeger(L, 1), with_nodes = lua_toboolean(L, 2);
   lua_createtable(L, n, 0);
-  for (int i = 1; i <= n; i++, p += strlen(p) + 1) {
-    lua_pushstring(L, p);
+  lua_createtable(L, n, 0);
+  for (int i = 1; i <= n; i++) {
+    uint32_t node = 0;
+    if (with_nodes) {
+      node = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+      p += 4;
+    }
+    lua_pushstring(L, (const char *)p);
+    lua_rawseti(L, -3, i);
+    lua_pushinteger(L, node);
     lua_rawseti(L, -2, i);
+    p += strlen((const char *)p) + 1;
   }
-  return 1;
+  return 2;
 }
 
-/* actor_names() -> an array of the names registered now */
+/* actor_names() -> the array of the names of actors alive now, and the array of the
+ * nodes they live on: the job's under MPI (rank 0 keeps them), else this runtime's. */
 static int l_actor_names(lua_State *L) {
   cray__lstate *ls = self(L);
   cray__module_rt(L, ls);
-  size_t n;
-  char *names = cray__actor_names_copy(cray__exec_sched(L, ls), &n);
-  if (!names) return cray__raise(L, "out_of_memory", "cray.list_actors: no memory");
-  lua_pushlightuserdata(L, names);
+  size_t n = 0;
+  char *names = NULL;
+  cray__buf job;
+  cray__buf_init(&job);
+  if (ls->rt->cluster) {
+    int closed = cray__cluster_names(ls->rt->cluster, &job) != 0, failed = job.failed;
+    if (closed || failed) {
+      cray__buf_free(&job);
+      return closed ? cray__raise(L, "runtime", "cray.list_actors: the runtime is shut down")
+                    : cray__raise(L, "out_of_memory", "cray.list_actors: no memory");
+    }
+    for (size_t i = 4; i < job.len; i += strlen((const char *)job.data + i) + 1 + 4) n++;
+  } else if (!(names = cray__actor_names_copy(cray__exec_sched(L, ls), &n))) {
+    return cray__raise(L, "out_of_memory", "cray.list_actors: no memory");
+  }
+  lua_pushlightuserdata(L, names ? (void *)names : (void *)job.data);
   lua_pushcclosure(L, push_names, 1);
   lua_pushinteger(L, (lua_Integer)n);
-  int rc = lua_pcall(L, 1, 1, 0);
+  lua_pushboolean(L, names == NULL);
+  int rc = lua_pcall(L, 2, 2, 0);
   cray__free(names);
-  return rc ? lua_error(L) : 1;
+  cray__buf_free(&job);
+  return rc ? lua_error(L) : 2;
 }
 
 /* class_table(class_ref) -> the class, as this state has it */

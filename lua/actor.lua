@@ -284,21 +284,32 @@ return function(cray, core, pending)
     raise(2, "invalid_argument", "cray.get_actor: no actor named '%s'", name)
   end
 
-  -- The names of the named actors alive now, sorted.
-  function cray.list_actors()
-    local names = core.actor_names()
-    table.sort(names)
-    return names
+  local list_options = {nodes = options.of_type("boolean")}
+
+  -- cray.list_actors([{nodes = true}]): the names of the named actors alive now (under
+  -- MPI, the job's), sorted; with nodes, {name = n, node = k} for each, sorted by name.
+  function cray.list_actors(opts)
+    local o = options.check("cray.list_actors", opts, list_options, 2)
+    local names, nodes = core.actor_names()
+    if not o.nodes then
+      table.sort(names)
+      return names
+    end
+    local list = {}
+    for i, name in ipairs(names) do list[i] = {name = name, node = nodes[i]} end
+    table.sort(list, function(a, b) return a.name < b.name end)
+    return list
   end
 
   local kill_options = {no_restart = options.of_type("boolean")}
 
   -- cray.kill(h [, {no_restart = true}]): restarts instead when no_restart is false and
-  -- the actor has restarts left. Killing a dead actor does nothing.
+  -- the actor has restarts left. Killing a dead actor does nothing. true when the actor
+  -- was alive (under MPI, as its rank says).
   function cray.kill(h, opts)
     check_handle("cray.kill", h)
     local o = options.check("cray.kill", opts, kill_options, 2)
-    core.actor_kill(rawget(h, 1), o.no_restart == false)
+    return core.actor_kill(rawget(h, 1), o.no_restart == false)
   end
 
   local monitor_options = {restarts = options.of_type("boolean")}

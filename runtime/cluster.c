@@ -104,7 +104,7 @@
 enum {
   M_TASK = 1, M_RESULT, M_FETCH, M_OBJECT, M_EXIT, M_ACK, M_STEAL, M_STOLEN, M_RETURN, M_CANCEL,
   M_CREATE, M_CREATED, M_KILL, M_MONITOR, M_TAKEN, M_QUERY, M_REPORT, M_NAME, M_NAMED,
-  M_ITEM, M_TOOK,
+  M_ITEM, M_TOOK, M_KILLED, M_MONITORED,
 };
 enum { OBJ_READY = 0, OBJ_FAILED = 1, OBJ_LOST = 2 };
 enum {
@@ -117,7 +117,7 @@ struct intent {
   _Atomic(intent *) next;
   int kind;
   int rank;          /* where the message goes */
-  int msg;           /* I_SEND: M_RESULT or M_OBJECT */
+  int msg;           /* I_SEND: M_RESULT, M_OBJECT or M_MONITORED */
   int status;        /* I_EXIT; I_KILL: restart; I_MONITOR: at restarts too */
   int table;         /* I_SHIP: the rank whose resources task->resources index */
   void *ptr;         /* I_ATTACH: the runtime; I_READY: the scheduler; I_CREATE: the request;
@@ -177,9 +177,11 @@ typedef struct areq {
   int done;         /* under mu */
 } areq;
 
-/* A request to the directory of actor names (cray__cluster_name), which rank 0 keeps: the
- * asking thread waits on the cluster's cv until `done`, unless it is `async` (then the
- * communication thread frees it). */
+/* A request to the directory of actor names (cray__cluster_name), which rank 0 keeps, or
+ * a kill of an actor on another rank (cray__cluster_actor_kill: `op` is whether it
+ * restarts, `status` the answer, 1 when it was alive): the asking thread waits on the
+ * cluster's cv until `done`, unless it is `async` (then the communication thread frees
+ * it). */
 typedef struct nreq {
   struct nreq *next; /* the requests in flight: communication thread only */
   uint64_t token;
@@ -187,6 +189,7 @@ typedef struct nreq {
   cray_id actor;
   cray__entry *ref; /* CRAY__NAME_SET: the ref whose value is the actor's handle, held */
   cray__entry *out; /* the ref found, with one reference, or NULL */
+  cray__buf *list;  /* CRAY__NAME_LIST: the names, as directory_list writes them */
   char name[];
 } nreq;
 
@@ -558,8 +561,9 @@ static void send_entry(cray__cluster *c, int dest, int kind, cray__entry *e, con
   cray__blob_release(c->store, b);
 }
 
-static void send_lost(cray__cluster *c, int dest, const cray_id *id) {
-  put_u8(&c->scratch, M_OBJECT);
+/* Sends M_OBJECT or M_MONITORED (kind) saying that id is lost. */
+static void send_lost(cray__cluster *c, int dest, int kind, const cray_id *id) {
+  put_u8(&c->scratch, (unsigned)kind);
   put_id(&c->scratch, id);
   put_u8(&c->scratch, OBJ_LOST);
   put_u8(&c->scratch, 0);
@@ -1680,27 +1684,35 @@ static void created(cray__cluster *c, int source, rd *r) {
   create_done(c, req, e);
 }
 
-/* M_KILL and M_MONITOR, for an actor of this rank. */
+/* M_KILL (answered M_KILLED: whether the actor was alive) and M_MONITOR, for an actor of
+ * this rank. */
 static void serve_control(cray__cluster *c, int source, int kind, rd *r) {
   cray_id id = get_id(r), mon = kind == M_MONITOR ? get_id(r) : (cray_id){0, 0};
+  uint64_t token = kind == M_KILL ? get_u64(r) : 0;
   unsigned flag = get_u8(r);
   if (r->bad) protocol_error(c, source, "actor control");
   cray__entry *e = c->rt && c->sched ? cray__store_lookup(c->store, &id) : NULL;
   cray__actor *a = e ? cray__actor_of(e) : NULL;
-  if (kind == M_KILL && a) cray__actor_kill(c->sched, a, (int)flag);
+  if (kind == M_KILL) {
+    int alive = a && cray__actor_kill(c->sched, a, (int)flag) == 0;
+    put_u8(&c->scratch, M_KILLED);
+    put_u64(&c->scratch, token);
+    put_u8(&c->scratch, (unsigned)alive);
+    send_ctrl(c, source);
+  }
   if (kind == M_MONITOR) {
     cray__entry *m = a ? cray__actor_monitor(c->sched, a, (int)flag) : NULL;
-    if (m) watch(c, m, M_OBJECT, source, &mon);
-    else send_lost(c, source, &mon);
+    if (m) watch(c, m, M_MONITORED, source, &mon);
+    else send_lost(c, source, M_MONITORED, &mon);
   }
   if (e) cray__store_release(c->store, e);
 }
 
-/* I_KILL, I_MONITOR: the message to the actor's rank. */
-static void send_control(cray__cluster *c, intent *in) {
-  put_u8(&c->scratch, in->kind == I_KILL ? M_KILL : M_MONITOR);
+/* I_MONITOR: the message to the actor's rank. */
+static void send_monitor(cray__cluster *c, intent *in) {
+  put_u8(&c->scratch, M_MONITOR);
   put_id(&c->scratch, &in->id);
-  if (in->kind == I_MONITOR) put_id(&c->scratch, &in->entry->id);
+  put_id(&c->scratch, &in->entry->id);
   put_u8(&c->scratch, (unsigned)in->status);
   send_ctrl(c, cray__id_owner(&in->id));
 }
@@ -1772,6 +1784,18 @@ static int directory(cray__cluster *c, int op, const char *name, cray__entry *re
   return CRAY__NAME_MINE;
 }
 
+/* Rank 0: appends each name whose actor is made and alive to out, as its node (u32) and
+ * the name, NUL-ended. */
+static void directory_list(cray__cluster *c, cray__buf *out) {
+  for (int i = 0; i < NAME_BUCKETS; i++)
+    for (dname *d = c->directory[i]; d; d = d->next) {
+      if (!d->ref || d->dead) continue;
+      put_u32(out, (uint32_t)cray__id_owner(&d->actor));
+      cray__buf_write(out, d->name, strlen(d->name) + 1);
+    }
+  if (out->failed) fatal(c, "out of memory for the names");
+}
+
 /* Writes a value whose one nested ref is e (NULL: no value), so that it travels with
  * weight. */
 static void put_ref(cray__cluster *c, int dest, cray__entry *e) {
@@ -1812,6 +1836,11 @@ static void send_name(cray__cluster *c, nreq *req) {
     name_done(c, req, CRAY__NAME_CLOSED, NULL);
     return;
   }
+  if (c->rank == 0 && req->op == CRAY__NAME_LIST) {
+    directory_list(c, req->list);
+    name_done(c, req, CRAY__NAME_DONE, NULL);
+    return;
+  }
   if (c->rank == 0) {
     cray__entry *out;
     int status = directory(c, req->op, req->name, req->ref, &req->actor, &out);
@@ -1843,7 +1872,7 @@ static void serve_name(cray__cluster *c, int source, rd *r) {
   uint32_t len = get_u32(r);
   const uint8_t *bytes = get_bytes(r, len);
   cray_id actor = get_id(r);
-  if (r->bad || op > CRAY__NAME_DROP || c->rank != 0) protocol_error(c, source, "name");
+  if (r->bad || op > CRAY__NAME_LIST || c->rank != 0) protocol_error(c, source, "name");
   cray__entry *ref = read_ref(c, source, r);
   char *name = cray__malloc((size_t)len + 1);
   if (!name) fatal(c, "out of memory for a name");
@@ -1852,15 +1881,23 @@ static void serve_name(cray__cluster *c, int source, rd *r) {
   if (r->bad || memchr(name, 0, len) || (op == CRAY__NAME_SET && !ref))
     protocol_error(c, source, "name");
   cray__entry *out = NULL;
-  int status = directory(c, (int)op, name, ref, &actor, &out);
+  cray__buf list;
+  cray__buf_init(&list);
+  int status = CRAY__NAME_DONE;
+  if (op == CRAY__NAME_LIST) directory_list(c, &list);
+  else status = directory(c, (int)op, name, ref, &actor, &out);
   cray__free(name);
   if (ref) cray__store_release(c->store, ref);
-  if (!token) return;
-  put_u8(&c->scratch, M_NAMED);
-  put_u64(&c->scratch, token);
-  put_u8(&c->scratch, (unsigned)status);
-  put_ref(c, source, out);
-  send_ctrl(c, source);
+  if (token) {
+    put_u8(&c->scratch, M_NAMED);
+    put_u64(&c->scratch, token);
+    put_u8(&c->scratch, (unsigned)status);
+    put_ref(c, source, out);
+    put_u32(&c->scratch, (uint32_t)list.len);
+    if (list.len) cray__buf_write(&c->scratch, list.data, list.len);
+    send_ctrl(c, source);
+  }
+  cray__buf_free(&list);
   if (out) cray__store_release(c->store, out);
 }
 
@@ -1869,12 +1906,45 @@ static void named(cray__cluster *c, int source, rd *r) {
   uint64_t token = get_u64(r);
   unsigned status = get_u8(r);
   cray__entry *out = read_ref(c, source, r);
+  uint32_t len = get_u32(r);
+  const uint8_t *list = get_bytes(r, len);
   nreq **p = &c->names;
   while (*p && (*p)->token != token) p = &(*p)->next;
-  if (r->bad || !*p || source != 0) protocol_error(c, source, "named");
+  if (r->bad || !*p || source != 0 || (len && !(*p)->list)) protocol_error(c, source, "named");
   nreq *req = *p;
   *p = req->next;
+  if (len) cray__buf_write(req->list, list, len);
+  if (req->list && req->list->failed) fatal(c, "out of memory for the names");
   name_done(c, req, (int)status, out);
+}
+
+/* I_KILL: asks the actor's rank to kill it (req->actor; req->op: restart instead); req
+ * waits for the answer, M_KILLED, with whether it was alive. */
+static void send_kill(cray__cluster *c, nreq *req) {
+  if (!c->rt) {
+    name_done(c, req, 0, NULL);
+    return;
+  }
+  req->token = ++c->next_token;
+  req->next = c->names;
+  c->names = req;
+  put_u8(&c->scratch, M_KILL);
+  put_id(&c->scratch, &req->actor);
+  put_u64(&c->scratch, req->token);
+  put_u8(&c->scratch, (unsigned)req->op);
+  send_ctrl(c, cray__id_owner(&req->actor));
+}
+
+/* M_KILLED: the answer to a kill asked from here. */
+static void killed(cray__cluster *c, int source, rd *r) {
+  uint64_t token = get_u64(r);
+  unsigned alive = get_u8(r);
+  nreq **p = &c->names;
+  while (*p && (*p)->token != token) p = &(*p)->next;
+  if (r->bad || !*p || cray__id_owner(&(*p)->actor) != source) protocol_error(c, source, "killed");
+  nreq *req = *p;
+  *p = req->next;
+  name_done(c, req, (int)alive, NULL);
 }
 
 /* A message whose value is complete. */
@@ -1906,6 +1976,7 @@ static void deliver(cray__cluster *c, pmsg *m) {
     b = NULL;
   if (b) cray__blob_release(c->store, b);
   if (e) cray__store_release(c->store, e);
+  if (m->kind == M_MONITORED) return; /* a monitor is not work in flight: nothing counted it */
   if (m->kind == M_OBJECT) {
     int owner = cray__id_owner(&m->id);
     if (owner < c->size && c->asked[owner]) c->asked[owner]--;
@@ -1997,6 +2068,9 @@ static void handle_ctrl(cray__cluster *c, int source, const uint8_t *buf, size_t
   } else if (m.kind == M_CREATED) {
     if (c->rt) created(c, source, &r); /* else its request failed when the runtime closed */
     return;
+  } else if (m.kind == M_KILLED) {
+    if (c->rt) killed(c, source, &r); /* as M_CREATED */
+    return;
   } else if (m.kind == M_KILL || m.kind == M_MONITOR) {
     serve_control(c, source, m.kind, &r);
     return;
@@ -2010,11 +2084,12 @@ static void handle_ctrl(cray__cluster *c, int source, const uint8_t *buf, size_t
     m.id = get_id(&r);
     if (r.bad) protocol_error(c, source, "fetch");
     cray__entry *e = c->rt ? cray__store_lookup(c->store, &m.id) : NULL;
-    if (!e) send_lost(c, source, &m.id);
+    if (!e) send_lost(c, source, M_OBJECT, &m.id);
     else if (cray__entry_state(e) == CRAY__PENDING) watch(c, e, M_OBJECT, source, &m.id);
     else send_entry(c, source, M_OBJECT, e, &m.id), cray__store_release(c->store, e);
     return;
-  } else if (m.kind == M_RESULT || m.kind == M_OBJECT || m.kind == M_ITEM) {
+  } else if (m.kind == M_RESULT || m.kind == M_OBJECT || m.kind == M_ITEM ||
+             m.kind == M_MONITORED) {
     m.id = get_id(&r);
     m.state = (int)get_u8(&r);
     if (!c->rt) return;
@@ -2144,8 +2219,8 @@ static void in_flight_with(cray__cluster *c, int k, cray__buf *out) {
       if (tasks < 3) names[tasks] = sh->task->name ? sh->task->name : "?";
       tasks++;
     }
-  for (intent *w = c->watches; w; w = w->wnext) {
-    if (w->rank != k) continue;
+  for (intent *w = c->watches; w; w = w->wnext) { /* a monitor's is not work in flight */
+    if (w->rank != k || w->msg == M_MONITORED) continue;
     if (w->msg == M_RESULT) results++;
     else values++;
   }
@@ -2341,15 +2416,14 @@ static void handle_intent(cray__cluster *c, intent *in) {
       send_create(c, in->ptr);
       break;
     case I_KILL:
-      if (c->rt) send_control(c, in);
+      send_kill(c, in->ptr);
       break;
     case I_NAME:
       send_name(c, in->ptr);
       break;
     case I_MONITOR:
-      if (c->rt) send_control(c, in);
-      else atomic_fetch_sub_explicit(&c->inflight, 1, memory_order_relaxed); /* relaxed: a hint */
-      if (in->entry) cray__store_release(c->store, in->entry);
+      if (c->rt) send_monitor(c, in);
+      cray__store_release(c->store, in->entry);
       break;
     case I_QUERY:
       query_start(c, in->ptr);
@@ -2590,16 +2664,6 @@ cray__entry *cray__cluster_actor_create(cray__cluster *c, cray__store *s,
   return req.out;
 }
 
-void cray__cluster_actor_kill(cray__cluster *c, cray__entry *actor, int restart) {
-  pthread_mutex_lock(&c->mu);
-  if (c->attached) {
-    intent *in = intent_new(c, I_KILL);
-    in->id = actor->id;
-    in->status = restart;
-    push(c, in);
-  }
-  pthread_mutex_unlock(&c->mu);
-}
 
 cray__entry *cray__cluster_actor_monitor(cray__cluster *c, cray_runtime *rt, cray__entry *actor,
                                          int restarts) {
@@ -2612,17 +2676,18 @@ cray__entry *cray__cluster_actor_monitor(cray__cluster *c, cray_runtime *rt, cra
     in->status = restarts;
     in->entry = m;
     cray__store_retain(m);
-    /* relaxed: a count, read as a hint; its value comes back as M_OBJECT */
-    atomic_fetch_add_explicit(&c->inflight, 1, memory_order_relaxed);
+    /* Not counted in flight: an actor may live for ever, and a driver that waits for
+     * something else meanwhile must still be told when nothing can make progress. */
     push(c, in);
   }
   pthread_mutex_unlock(&c->mu);
   return m;
 }
 
-/* Hands req to the communication thread; returns 0 when the runtime is shut down. */
-static int push_name(cray__cluster *c, nreq *req) {
-  intent *in = intent_new(c, I_NAME);
+/* Hands req to the communication thread as an intent of kind (I_NAME or I_KILL) and
+ * waits for its answer unless it is async; returns 0 when the runtime is shut down. */
+static int push_request(cray__cluster *c, int kind, nreq *req) {
+  intent *in = intent_new(c, kind);
   in->ptr = req;
   int wait = !req->async; /* an async one may be freed as soon as it is pushed */
   pthread_mutex_lock(&c->mu);
@@ -2654,7 +2719,7 @@ int cray__cluster_name(cray__cluster *c, cray__store *s, int op, const char *nam
   if (ref) cray__store_retain(ref);
   int status = CRAY__NAME_CLOSED;
   *out = NULL;
-  if (push_name(c, req)) {
+  if (push_request(c, I_NAME, req)) {
     status = req->status;
     *out = req->out;
   } else if (ref) {
@@ -2664,8 +2729,23 @@ int cray__cluster_name(cray__cluster *c, cray__store *s, int op, const char *nam
   return status;
 }
 
+int cray__cluster_actor_kill(cray__cluster *c, cray__entry *actor, int restart) {
+  nreq *req = name_new(c, restart, "", &actor->id);
+  int alive = push_request(c, I_KILL, req) && req->status == 1;
+  cray__free(req);
+  return alive;
+}
+
+int cray__cluster_names(cray__cluster *c, cray__buf *out) {
+  nreq *req = name_new(c, CRAY__NAME_LIST, "", NULL);
+  req->list = out;
+  int ok = push_request(c, I_NAME, req) && req->status == CRAY__NAME_DONE;
+  cray__free(req);
+  return ok ? 0 : -1;
+}
+
 void cray__cluster_name_gone(cray__cluster *c, const char *name, const cray_id *actor) {
   nreq *req = name_new(c, CRAY__NAME_DROP, name, actor);
   req->async = 1;
-  if (!push_name(c, req)) cray__free(req);
+  if (!push_request(c, I_NAME, req)) cray__free(req);
 }

@@ -26,6 +26,7 @@
 #include "cray.h"
 #include "task.h"
 #include "transport.h"
+#include "wire.h"
 
 typedef struct cray__cluster cray__cluster;
 struct cray__sched;
@@ -109,8 +110,9 @@ int cray__cluster_cancel(cray__cluster *c, cray__entry *e);
 cray__entry *cray__cluster_actor_create(cray__cluster *c, cray__store *s,
                                         const struct cray__actor_spec *spec, cray__entry *cls,
                                         cray__task *init, int node);
-/* cray.kill of another rank's actor, through its proxy. */
-void cray__cluster_actor_kill(cray__cluster *c, cray__entry *actor, int restart);
+/* cray.kill of another rank's actor, through its proxy: waits for its rank's answer, and
+ * returns 1 when the actor was alive (0 too when the runtime shut down meanwhile). */
+int cray__cluster_actor_kill(cray__cluster *c, cray__entry *actor, int restart);
 /* cray.monitor of another rank's actor: a new pending entry here (one reference for the
  * caller) that resolves as cray__actor_monitor's does there. NULL when memory is short. */
 cray__entry *cray__cluster_actor_monitor(cray__cluster *c, cray_runtime *rt, cray__entry *actor,
@@ -123,13 +125,17 @@ cray__entry *cray__cluster_actor_monitor(cray__cluster *c, cray_runtime *rt, cra
  * *out, or NONE), CRAY__NAME_DROP (the claim of a name whose actor could not be made;
  * actor is zero). Waits for rank 0's answer; *out has one reference for the caller.
  * CRAY__NAME_CLOSED when the runtime shut down. */
-enum { CRAY__NAME_CLAIM, CRAY__NAME_SET, CRAY__NAME_LOOKUP, CRAY__NAME_DROP };
+enum { CRAY__NAME_CLAIM, CRAY__NAME_SET, CRAY__NAME_LOOKUP, CRAY__NAME_DROP, CRAY__NAME_LIST };
 enum {
   CRAY__NAME_MINE, CRAY__NAME_TAKEN, CRAY__NAME_BUSY, CRAY__NAME_FOUND, CRAY__NAME_NONE,
   CRAY__NAME_DONE, CRAY__NAME_CLOSED,
 };
 int cray__cluster_name(cray__cluster *c, cray__store *s, int op, const char *name,
                        cray__entry *ref, const cray_id *actor, cray__entry **out);
+/* Appends every name of the job whose actor is alive to out (as rank 0 knows them), each
+ * as the node its actor lives on (4 bytes, big-endian) and the name, NUL-ended. Returns 0,
+ * or -1 when the runtime shut down. */
+int cray__cluster_names(cray__cluster *c, cray__buf *out);
 /* The actor `actor`, named name, died: its name leaves the directory. Does not wait. */
 void cray__cluster_name_gone(cray__cluster *c, const char *name, const cray_id *actor);
 

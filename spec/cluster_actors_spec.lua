@@ -106,8 +106,8 @@ describe_mpi("actors on other ranks", function()
 
       -- kill and monitor
       local m = cray.monitor(c)
-      cray.kill(c)
-      print("killed", cray.get(m).reason)
+      local was = cray.kill(c)
+      print("killed", cray.get(m).reason .. "," .. tostring(was) .. "," .. tostring(cray.kill(c)))
       local ok3, e3 = pcall(cray.get, c.incr.remote())
       print("dead", tostring(ok3) .. "," .. e3.kind)
 
@@ -163,7 +163,7 @@ describe_mpi("actors on other ranks", function()
 
   it("restarts, reports the restart, kills, monitors and links across ranks", function()
     assert.are.equal("restarted,1,1", got.restart)
-    assert.are.equal("killed", got.killed)
+    assert.are.equal("killed,true,false", got.killed)
     assert.are.equal("false,actor_died", got.dead)
     assert.are.equal("killed,false,actor_died", got.link)
   end)
@@ -307,6 +307,24 @@ describe_mpi("streaming across ranks", function()
   end)
 end)
 
+describe_mpi("monitors of actors on other ranks", function()
+  it("are no work in flight: a driver that waits on what nothing makes is told", function()
+    local status, out, err = job([[
+      local A = cray.actor{f = function() return 1 end}
+      local a = A.options{node = 1}.remote()
+      local m = cray.monitor(a)
+      cray.get(a.f.remote())
+      local ok, e = pcall(cray.get, m)
+      print("waited", tostring(ok) .. "," .. e.kind)
+      print("alive", cray.get(a.f.remote()))
+    ]])
+    assert.are.equal(0, status, err)
+    local got = lines(out)
+    assert.are.equal("false,deadlock", got.waited)
+    assert.are.equal("1", got.alive)
+  end)
+end)
+
 describe_mpi("collecting an actor across ranks", function()
   it("frees an actor once every rank dropped its handles", function()
     local status, out, err = job([[
@@ -368,6 +386,18 @@ describe_mpi("named actors across ranks", function()
       -- made on rank 0, found from rank 2
       Svc.options{name = "home"}.remote("zero")
       print("home_from_2", cray.get(find.options{node = 2}.remote("home")))
+      -- every rank lists the job's names; with nodes, where each actor lives
+      Svc.options{node = 2}.remote("unnamed")
+      local function listed()
+        local parts = {}
+        for _, a in ipairs(cray.list_actors{nodes = true}) do parts[#parts + 1] = a.name .. "@" .. a.node end
+        return table.concat(parts, ",")
+      end
+      print("listed", listed())
+      local names_from = cray.remote(function() return table.concat(cray.list_actors(), ",") end)
+      print("listed_1", cray.get(names_from.options{node = 1}.remote()))
+      local okl, el = pcall(cray.list_actors, {nodes = 1})
+      print("bad_list", el.message)
       -- the name is the job's: taken from any rank; get_if_exists gives the one there is
       local again = cray.remote(function(name)
         local ok, e = pcall(function() return Svc.options{name = name}.remote("two") end)
@@ -388,6 +418,7 @@ describe_mpi("named actors across ranks", function()
       local t0 = os.time()
       while cray.get_actor("svc", {missing_ok = true}) and os.time() - t0 < 60 do cray.sleep(0.02) end
       print("freed", tostring(cray.get_actor("svc", {missing_ok = true})))
+      print("listed_freed", listed())
       local remade = cray.get(make.options{node = 2}.remote("svc", "new"))
       print("remade", remade .. "," .. cray.get(cray.get_actor("svc").who.remote()))
     ]])
@@ -408,6 +439,13 @@ describe_mpi("named actors across ranks", function()
   it("keeps a name once in the job: taken from any rank, get_if_exists gives that actor", function()
     assert.are.equal("false,invalid_argument,one@1", got.taken)
     assert.matches("^false,an actor named 'svc' exists already", got.taken_0)
+  end)
+
+  it("lists the job's named actors from every rank, with the node each lives on", function()
+    assert.are.equal("home@0,svc@1", got.listed)
+    assert.are.equal("home,svc", got.listed_1)
+    assert.are.equal("home@0", got.listed_freed)
+    assert.matches("option 'nodes' must be a boolean", got.bad_list)
   end)
 
   it("raises for an unknown name, or returns nil with missing_ok, on every rank", function()

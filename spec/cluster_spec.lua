@@ -521,13 +521,18 @@ describe_mpi("the end of a job", function()
     assert.matches("the script fails", err)
   end)
 
-  it("ends within seconds, naming the rank, when a rank dies", function()
+  it("ends within seconds, naming the rank and the work in flight, when a rank dies", function()
     local status, _, err = job([[
       local die = cray.remote(function() -- os.exit is refused in a task: end the process at once
         local ffi = require "ffi"
         pcall(ffi.cdef, "void _exit(int status);")
         ffi.C._exit(3)
       end, {name = "die"})
+      -- rank 1 monitors an actor here: a monitor is no work in flight, so not named
+      local A = cray.actor{f = function() return 1 end}
+      local a = A.remote()
+      local watch = cray.remote(function(h) MONITOR = cray.monitor(h); return true end)
+      cray.get(watch.options{node = 1}.remote(a))
       cray.get(die.options{node = 1}.remote())
       print("not reached")
     ]])
