@@ -43,6 +43,7 @@
 #include "../runtime/cluster.h"
 #include "../runtime/cray.h"
 #include "../runtime/spill.h"
+#include "../runtime/trace.h"
 #include "driver.h"
 #include "module.h"
 
@@ -247,14 +248,14 @@ static int push_init_options(lua_State *L, const cli *c) {
   return -1;
 }
 
-/* cray.timeline(path): path NULL starts recording; otherwise writes the timeline there,
- * saying why on stderr when it cannot. 0 or 1. */
+/* cray.timeline(path): writes the timeline there, saying why on stderr when it cannot.
+ * 0 or 1. */
 static int timeline(lua_State *L, const char *path) {
   int top = lua_gettop(L);
   lua_getglobal(L, "cray");
   lua_getfield(L, -1, "timeline");
-  if (path) lua_pushstring(L, path);
-  int rc = lua_pcall(L, path ? 1 : 0, 0, 0);
+  lua_pushstring(L, path);
+  int rc = lua_pcall(L, 1, 0, 0);
   if (rc != 0) {
     if (lua_istable(L, -1)) lua_getfield(L, -1, "message");
     fprintf(stderr, "crayrun: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "cray.timeline failed");
@@ -466,7 +467,9 @@ int main(int argc, char **argv) {
       goto done;
     }
     fclose(probe);
-    timeline(L, NULL);
+    /* Every rank records from its start (the others' at once, not asked by rank 0 before
+     * they are ready); rank 0 writes the job's timeline at exit. */
+    if (cray__trace_start() != 0) fprintf(stderr, "crayrun: no memory to record the timeline\n");
   }
   status = 0;
   if (cluster) {
@@ -481,11 +484,7 @@ int main(int argc, char **argv) {
     if (cray__cluster_rank(cluster) != 0) {
       /* It serves tasks from the script's directory too, so their modules load. */
       if (c.script < argc && strcmp(argv[c.script], "-") != 0) add_script_dir(L, argv[c.script]);
-      status = cray__cluster_serve(cluster);
-      if (c.timeline) {
-        lua_pushfstring(L, "%s.rank%d", c.timeline, cray__cluster_rank(cluster));
-        if (timeline(L, lua_tostring(L, -1)) && !status) status = 1;
-      }
+      status = cray__cluster_serve(cluster); /* rank 0 writes the job's timeline */
       goto done;
     }
   }

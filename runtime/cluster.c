@@ -75,6 +75,7 @@
 #include "sched.h"
 #include "store.h"
 #include "stream.h"
+#include "trace.h"
 #include "wait.h"
 #include "wire.h"
 
@@ -231,13 +232,15 @@ typedef struct served {
   cray__stream *st; /* the consumer's reference */
 } served;
 
-/* A cray__cluster_reports call waiting for every rank's report. */
+/* A cray__cluster_reports or cray__cluster_trace call waiting for every rank's answer. */
 typedef struct query {
   struct query *next;
   uint32_t seq;
+  int op;                     /* CRAY__QUERY_* */
   int left;                   /* ranks yet to answer */
-  int done, failed;           /* under mu */
-  cray__cluster_report *out;
+  int done, failed;           /* done under mu; failed set before it */
+  cray__cluster_report *out;  /* CRAY__QUERY_REPORT: each rank's */
+  cray__trace_rank *ranks;    /* CRAY__QUERY_TRACE_READ: each rank's events */
 } query;
 
 struct cray__cluster {
@@ -358,6 +361,15 @@ static intent *intent_new(cray__cluster *c, int kind) {
   in->kind = kind;
   in->c = c;
   return in;
+}
+
+/* Sets *flag under mu and wakes the threads that wait on the cluster's cv; what the
+ * caller wrote before is seen by a waiter that sees the flag. */
+static void signal_done(cray__cluster *c, int *flag) {
+  pthread_mutex_lock(&c->mu);
+  *flag = 1;
+  pthread_cond_broadcast(&c->cv);
+  pthread_mutex_unlock(&c->mu);
 }
 
 /* ---- failing the whole job ---- */
@@ -1170,14 +1182,37 @@ static void own_report(cray__cluster *c, cray__cluster_report *rep) {
 }
 
 static void query_finish(cray__cluster *c, query *q, int failed) {
-  pthread_mutex_lock(&c->mu);
   q->failed = failed;
-  q->done = 1;
-  pthread_cond_broadcast(&c->cv);
-  pthread_mutex_unlock(&c->mu);
+  signal_done(c, &q->done);
 }
 
-/* I_QUERY: this rank's report now, the others' when they answer M_QUERY. */
+/* A timeline query (op) done on this rank: recording started or stopped, or its events
+ * read into *out. */
+static void trace_here(cray__cluster *c, int op, cray__trace_rank *out) {
+  int rc = 0;
+  if (op == CRAY__QUERY_TRACE_START) rc = cray__trace_start();
+  else if (op == CRAY__QUERY_TRACE_STOP) cray__trace_stop();
+  else if ((rc = cray__trace_snapshot(&out->ev, &out->n, &out->dropped)) == 0)
+    out->wall = cray__trace_wall();
+  if (rc) fatal(c, "out of memory for the timeline");
+}
+
+/* A recorded event in a message: its interned names travel as texts. */
+static void put_event(cray__buf *m, const cray__tev *e) {
+  put_u8(m, (unsigned)e->type);
+  put_u8(m, (unsigned)e->aux);
+  put_u32(m, (uint32_t)e->tid);
+  put_u64(m, e->t0);
+  put_u64(m, e->t1);
+  put_id(m, &e->id);
+  put_id(m, &e->actor);
+  put_u64(m, e->bytes);
+  put_str(m, cray__trace_name(e->name));
+  put_str(m, cray__trace_name(e->name2));
+  put_str(m, e->ptr ? e->ptr : "");
+}
+
+/* I_QUERY: this rank's answer now, the others' when they answer M_QUERY. */
 static void query_start(cray__cluster *c, query *q) {
   if (!c->rt) {
     query_finish(c, q, 1);
@@ -1185,11 +1220,13 @@ static void query_start(cray__cluster *c, query *q) {
   }
   q->seq = ++c->query_seq;
   q->left = c->size - 1;
-  own_report(c, &q->out[c->rank]);
+  if (q->op == CRAY__QUERY_REPORT) own_report(c, &q->out[c->rank]);
+  else trace_here(c, q->op, q->ranks ? &q->ranks[c->rank] : NULL);
   for (int k = 0; k < c->size; k++) {
     if (k == c->rank) continue;
     put_u8(&c->scratch, M_QUERY);
     put_u32(&c->scratch, q->seq);
+    put_u8(&c->scratch, (unsigned)q->op);
     send_ctrl(c, k);
   }
   if (!q->left) {
@@ -1200,8 +1237,23 @@ static void query_start(cray__cluster *c, query *q) {
   c->queries = q;
 }
 
-/* M_QUERY seq from source: this rank's report goes back. */
-static void answer_query(cray__cluster *c, int source, uint32_t seq) {
+/* M_QUERY seq from source: this rank's answer goes back. */
+static void answer_query(cray__cluster *c, int source, uint32_t seq, int op) {
+  if (op != CRAY__QUERY_REPORT) {
+    cray__trace_rank mine = {NULL, 0, 0, 0};
+    trace_here(c, op, &mine);
+    put_u8(&c->scratch, M_REPORT);
+    put_u32(&c->scratch, seq);
+    if (op == CRAY__QUERY_TRACE_READ) {
+      put_f64(&c->scratch, mine.wall);
+      put_u64(&c->scratch, mine.dropped);
+      put_u64(&c->scratch, mine.n);
+      for (size_t i = 0; i < mine.n; i++) put_event(&c->scratch, &mine.ev[i]);
+    }
+    send_ctrl(c, source);
+    cray__free(mine.ev);
+    return;
+  }
   cray__cluster_report rep = {{0}, NULL};
   own_report(c, &rep);
   int nfree = c->rt && c->nodes ? c->nodes[c->rank].nresources : 0;
@@ -1214,14 +1266,8 @@ static void answer_query(cray__cluster *c, int source, uint32_t seq) {
   cray__free(rep.free);
 }
 
-/* M_REPORT from source: one more answer to the query seq. */
-static void take_report(cray__cluster *c, int source, rd *r) {
-  uint32_t seq = get_u32(r);
-  query **p = &c->queries;
-  while (*p && (*p)->seq != seq) p = &(*p)->next;
-  if (!*p) return; /* this rank's runtime closed since it asked */
-  query *q = *p;
-  cray__cluster_report *rep = &q->out[source];
+/* Reads a report of rank source into rep. */
+static void report_one(cray__cluster *c, int source, rd *r, cray__cluster_report *rep) {
   report_alloc(c, source, rep);
   for (int i = 0; i < CRAY__REPORT_N; i++) rep->v[i] = get_u64(r);
   uint32_t nfree = get_u32(r);
@@ -1230,17 +1276,63 @@ static void take_report(cray__cluster *c, int source, rd *r) {
     if (c->nodes && (int)i < c->nodes[source].nresources) rep->free[i] = units;
   }
   if (r->bad) protocol_error(c, source, "report");
+}
+
+/* An interned name here for a text in a message (0 for none). */
+static uint32_t read_name(cray__cluster *c, rd *r) {
+  char *text = get_str(c, r);
+  uint32_t name = text && *text ? cray__trace_intern(text) : 0;
+  cray__free(text);
+  return name;
+}
+
+/* Reads rank source's recorded events (put by answer_query) into out. */
+static void read_events(cray__cluster *c, int source, rd *r, cray__trace_rank *out) {
+  out->wall = get_f64(r);
+  out->dropped = get_u64(r);
+  uint64_t n = get_u64(r);
+  if (r->bad || n > (size_t)(r->end - r->p) / 74) protocol_error(c, source, "timeline");
+  if (!(out->ev = cray__calloc((size_t)n + 1, sizeof *out->ev))) fatal(c, "out of memory for the timeline");
+  for (out->n = 0; out->n < n && !r->bad; out->n++) {
+    cray__tev *e = &out->ev[out->n];
+    e->type = (int)get_u8(r);
+    e->aux = (int)get_u8(r);
+    e->tid = (int)get_u32(r);
+    e->t0 = get_u64(r);
+    e->t1 = get_u64(r);
+    e->id = get_id(r);
+    e->actor = get_id(r);
+    e->bytes = get_u64(r);
+    e->name = read_name(c, r);
+    e->name2 = read_name(c, r);
+    uint32_t ptr = read_name(c, r);
+    e->ptr = ptr ? cray__trace_name(ptr) : NULL;
+  }
+  if (r->bad) protocol_error(c, source, "timeline");
+}
+
+/* M_REPORT from source: one more answer to the query seq. */
+static void take_report(cray__cluster *c, int source, rd *r) {
+  uint32_t seq = get_u32(r);
+  query **p = &c->queries;
+  while (*p && (*p)->seq != seq) p = &(*p)->next;
+  if (!*p) return; /* this rank's runtime closed since it asked */
+  query *q = *p;
+  if (q->op == CRAY__QUERY_TRACE_READ) {
+    read_events(c, source, r, &q->ranks[source]);
+  } else if (q->op == CRAY__QUERY_REPORT) {
+    report_one(c, source, r, &q->out[source]);
+  }
   if (--q->left) return;
   *p = q->next;
   query_finish(c, q, 0);
 }
 
-int cray__cluster_reports(cray__cluster *c, cray__cluster_report *out) {
-  for (int k = 0; k < c->size; k++) out[k].free = NULL;
-  query q = {0};
-  q.out = out;
+/* Hands q to the communication thread and waits for every rank's answer: 0, or -1 when
+ * this rank's runtime is closing. */
+static int run_query(cray__cluster *c, query *q) {
   intent *in = intent_new(c, I_QUERY);
-  in->ptr = &q;
+  in->ptr = q;
   pthread_mutex_lock(&c->mu);
   if (!c->attached) {
     pthread_mutex_unlock(&c->mu);
@@ -1248,11 +1340,22 @@ int cray__cluster_reports(cray__cluster *c, cray__cluster_report *out) {
     return -1;
   }
   push(c, in);
-  while (!q.done) pthread_cond_wait(&c->cv, &c->mu);
+  while (!q->done) pthread_cond_wait(&c->cv, &c->mu);
   pthread_mutex_unlock(&c->mu);
-  if (!q.failed) return 0;
+  return q->failed ? -1 : 0;
+}
+
+int cray__cluster_reports(cray__cluster *c, cray__cluster_report *out) {
+  for (int k = 0; k < c->size; k++) out[k].free = NULL;
+  query q = {.op = CRAY__QUERY_REPORT, .out = out};
+  if (run_query(c, &q) == 0) return 0;
   cray__cluster_reports_free(c, out);
   return -1;
+}
+
+int cray__cluster_trace(cray__cluster *c, int op, cray__trace_rank *ranks) {
+  query q = {.op = op, .ranks = ranks};
+  return run_query(c, &q);
 }
 
 void cray__cluster_reports_free(cray__cluster *c, cray__cluster_report *out) {
@@ -1622,11 +1725,8 @@ static void serve_create(cray__cluster *c, pmsg *m) {
 /* Ends the creating thread's wait for req. */
 static void create_done(cray__cluster *c, areq *req, cray__entry *out) {
   cray__task_release(c->store, req->init);
-  pthread_mutex_lock(&c->mu);
   req->out = out;
-  req->done = 1;
-  pthread_cond_broadcast(&c->cv);
-  pthread_mutex_unlock(&c->mu);
+  signal_done(c, &req->done);
 }
 
 /* I_CREATE: asks rank req->node to make the actor. */
@@ -1822,12 +1922,9 @@ static void name_done(cray__cluster *c, nreq *req, int status, cray__entry *out)
     cray__free(req);
     return;
   }
-  pthread_mutex_lock(&c->mu);
   req->status = status;
   req->out = out;
-  req->done = 1;
-  pthread_cond_broadcast(&c->cv);
-  pthread_mutex_unlock(&c->mu);
+  signal_done(c, &req->done);
 }
 
 /* I_NAME: answered here on rank 0, else asked of rank 0. */
@@ -2024,8 +2121,9 @@ static void handle_ctrl(cray__cluster *c, int source, const uint8_t *buf, size_t
   }
   if (m.kind == M_QUERY) {
     uint32_t seq = get_u32(&r);
-    if (r.bad) protocol_error(c, source, "query");
-    answer_query(c, source, seq);
+    unsigned op = get_u8(&r);
+    if (r.bad || op > CRAY__QUERY_TRACE_READ) protocol_error(c, source, "query");
+    answer_query(c, source, seq, (int)op);
     return;
   }
   if (m.kind == M_REPORT) {
@@ -2156,13 +2254,6 @@ static int receive(cray__cluster *c) {
 }
 
 /* ---- the communication thread ---- */
-
-static void signal_done(cray__cluster *c, int *flag) {
-  pthread_mutex_lock(&c->mu);
-  *flag = 1;
-  pthread_cond_broadcast(&c->cv);
-  pthread_mutex_unlock(&c->mu);
-}
 
 /* Waits for every send to complete (their receivers keep receiving until the job ends). */
 static void drain_sends(cray__cluster *c) {

@@ -31,6 +31,7 @@
 typedef struct cray__cluster cray__cluster;
 struct cray__sched;
 struct cray__actor_spec;
+struct cray__trace_rank;
 
 /* Starts the communication thread, which joins the job through tp. 0, or -1 with the
  * reason in err. The cluster becomes the process's (cray__cluster_process). */
@@ -79,6 +80,17 @@ void cray__cluster_counts(cray_runtime *rt, struct cray__sched *s, uint64_t v[CR
  * closing. Any thread but the communication thread. */
 int cray__cluster_reports(cray__cluster *c, cray__cluster_report *out);
 void cray__cluster_reports_free(cray__cluster *c, cray__cluster_report *out);
+
+/* What a query asks of every rank: its report (above), or of its timeline recorder
+ * (trace.h) to start, to stop, or to pack what it recorded. */
+enum {
+  CRAY__QUERY_REPORT, CRAY__QUERY_TRACE_START, CRAY__QUERY_TRACE_STOP, CRAY__QUERY_TRACE_READ
+};
+/* Tells every rank's recorder, this one's too, to start or stop (op), and waits until
+ * each did; with CRAY__QUERY_TRACE_READ, ranks[k] gets rank k's events (size entries;
+ * cray__trace_write_job writes them; the caller frees each one's ev). 0, or -1 when this
+ * rank's runtime is closing. Any thread but the communication thread. */
+int cray__cluster_trace(cray__cluster *c, int op, struct cray__trace_rank *ranks);
 
 /* cray_open and cray_close: the runtime whose store and scheduler serve other ranks. */
 void cray__cluster_attach(cray__cluster *c, cray_runtime *rt);

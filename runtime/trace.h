@@ -16,7 +16,11 @@
  * while the threads go on writing (each ring is a seqlock, see trace.c) and turns the
  * events into Chrome trace-event JSON (trace_json.c).
  *
- * Recording is process-wide: one timeline spans every runtime the process opens.
+ * Recording is process-wide: one timeline spans every runtime the process opens. Under
+ * MPI each rank records its own; rank 0 gathers every rank's events (cluster.c: texts
+ * travel instead of interned names, which cray__trace_intern makes again there) and
+ * cray__trace_write_job writes them as one timeline, one process per rank, their times
+ * put on one clock by the wall-clock time each rank's recording started.
  */
 #ifndef CRAY_TRACE_H
 #define CRAY_TRACE_H
@@ -81,7 +85,6 @@ void cray__trace_restore(uint64_t start, const cray_id *id, uint64_t bytes);
  * MPI rank, or -1 outside a cluster. Sets how many events it read and how many the rings
  * had dropped. 0, or CRAY_ENOMEM / CRAY_ESYS. */
 int cray__trace_write(FILE *f, int rank, uint64_t *events, uint64_t *dropped);
-
 /* ---- for trace_json.c: the events as read back ---- */
 
 enum {
@@ -97,6 +100,7 @@ enum {
 
 typedef struct cray__tev {
   int type, aux, tid;
+  int pid;               /* the process on the timeline: 1, or rank + 1 under MPI */
   uint32_t name, name2;  /* interned: cray__trace_name */
   uint64_t t0, t1;       /* nanoseconds since recording first started */
   cray_id id, actor;     /* the task, its actor (zero when none) */
@@ -111,7 +115,27 @@ int cray__trace_snapshot(cray__tev **out, size_t *n, uint64_t *dropped);
 /* The tracks: the name of tid, its sort index. */
 void cray__trace_tid_name(int tid, char *buf, size_t len, int *sort);
 
-/* Writes events as JSON (trace_json.c). */
-int cray__trace_json(FILE *f, cray__tev *ev, size_t n, uint64_t dropped, int rank);
+/* Writes events as JSON (trace_json.c); cluster: the processes are ranks. */
+int cray__trace_json(FILE *f, cray__tev *ev, size_t n, uint64_t dropped, int cluster);
+
+/* ---- a job's timeline (cluster.c gathers it) ---- */
+
+/* One rank's events as it read them, and the wall-clock time (seconds) its recording
+ * first started (0: never). */
+typedef struct cray__trace_rank {
+  cray__tev *ev;
+  size_t n;
+  uint64_t dropped;
+  double wall;
+} cray__trace_rank;
+
+/* The wall-clock time recording first started here, or 0. */
+double cray__trace_wall(void);
+/* text's interned name (0 when the table is full). */
+uint32_t cray__trace_intern(const char *text);
+/* Writes the events of ranks[0..nranks) (rank k's as process k + 1) as one timeline, as
+ * cray__trace_write does. */
+int cray__trace_write_job(FILE *f, cray__trace_rank *ranks, int nranks, uint64_t *events,
+                          uint64_t *dropped);
 
 #endif

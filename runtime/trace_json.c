@@ -3,8 +3,8 @@
  * Perfetto and chrome://tracing open (docs/observability.md shows how to read it).
  *
  * One process (pid 1, or rank + 1 in a cluster: pid 0 means the idle process to
- * Perfetto), one thread track per worker, the driver, the spill thread and any other
- * thread that recorded. Events are sorted by time and joined by task id:
+ * Perfetto; a job's timeline has one per rank), one thread track per worker, the driver,
+ * the spill thread and any other thread that recorded. Events are sorted by time and joined by task id:
  * - a stretch of a task's run is an "X" slice on its worker, named by the task's name
  *   (the function's, or Class.method), with args task, actor, arg_bytes, result_bytes,
  *   outcome (finished, failed with kind, cancelled, retried, suspended) and attempt;
@@ -89,7 +89,7 @@ static void hex(char out[33], const cray_id *id) {
 
 typedef struct out {
   FILE *f;
-  int pid, first;
+  int pid, first; /* pid: the process of the event being written */
 } out;
 
 /* Opens an event: {"ph":ph,"pid":..,"tid":..,"ts":..,"name":name */
@@ -167,7 +167,7 @@ static void task_slice(out *o, const tinfo *ti, const cray__tev *e, int attempt)
   fprintf(o->f, ",\"attempt\":%d}}", attempt);
 }
 
-int cray__trace_json(FILE *f, cray__tev *ev, size_t n, uint64_t dropped, int rank) {
+int cray__trace_json(FILE *f, cray__tev *ev, size_t n, uint64_t dropped, int cluster) {
   qsort(ev, n, sizeof *ev, by_time);
   table t = {0};
   size_t cap = 64;
@@ -197,21 +197,28 @@ int cray__trace_json(FILE *f, cray__tev *ev, size_t n, uint64_t dropped, int ran
     else if (e->type == CRAY__TEV_WAIT) e->t1 = ti->next_start;
   }
 
-  out o = {f, rank >= 0 ? rank + 1 : 1, 1};
+  out o = {f, 1, 1};
   fputs("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[", f);
-  char pname[32];
-  snprintf(pname, sizeof pname, rank >= 0 ? "cray rank %d" : "cray", rank);
-  open_ev(&o, "M", 0, 0, NULL, "process_name");
-  fputs(",\"args\":{\"name\":", f);
-  str(f, pname);
-  fputs("}}", f);
-  /* thread names: each tid once */
-  int seen[1024] = {0}, nseen = 0;
+  /* process and thread names: each process, and each of its threads, once */
+  int seen[1024][2], nseen = 0;
   for (size_t i = 0; i < n; i++) {
     int tid = ev[i].tid, k = 0;
-    while (k < nseen && seen[k] != tid) k++;
+    while (k < nseen && (seen[k][0] != ev[i].pid || seen[k][1] != tid)) k++;
     if (k < nseen || nseen == 1024) continue;
-    seen[nseen++] = tid;
+    o.pid = ev[i].pid;
+    for (k = 0; k < nseen && seen[k][0] != o.pid; k++) continue;
+    if (k == nseen) {
+      char pname[32];
+      snprintf(pname, sizeof pname, cluster ? "cray rank %d" : "cray", o.pid - 1);
+      open_ev(&o, "M", 0, 0, NULL, "process_name");
+      fputs(",\"args\":{\"name\":", f);
+      str(f, pname);
+      fputs("}}", f);
+      open_ev(&o, "M", 0, 0, NULL, "process_sort_index");
+      fprintf(f, ",\"args\":{\"sort_index\":%d}}", o.pid);
+    }
+    seen[nseen][0] = o.pid;
+    seen[nseen++][1] = tid;
     char name[32];
     int sort;
     cray__trace_tid_name(tid, name, sizeof name, &sort);
@@ -227,6 +234,7 @@ int cray__trace_json(FILE *f, cray__tev *ev, size_t n, uint64_t dropped, int ran
     const cray__tev *e = &ev[i];
     char h[33];
     hex(h, &e->id);
+    o.pid = e->pid;
     switch (e->type) {
     case CRAY__TEV_SUBMIT: {
       tinfo *ti = find(&t, &e->id);
@@ -261,6 +269,7 @@ int cray__trace_json(FILE *f, cray__tev *ev, size_t n, uint64_t dropped, int ran
       us(f, "dur", 2);
       fprintf(f, ",\"cat\":\"dep\",\"args\":{\"task\":\"%s\"}}", h);
       flow(&o, "s", "dep", &e->id, e->tid, e->t0 + 1);
+      o.pid = ti->first_run->pid;
       flow(&o, "f", "dep", &e->id, ti->first_run->tid, mid(ti->first_run->t0, dur_of(ti->first_run)));
       break;
     }

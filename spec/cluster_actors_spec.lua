@@ -4,22 +4,8 @@
 -- "key<TAB>value" lines. Skipped, saying so, where mpirun is absent.
 local support = require "spec.support"
 
-local have_mpirun = os.execute("command -v mpirun >/dev/null 2>&1") == 0
-if not have_mpirun then
-  io.stderr:write("cluster_actors_spec: mpirun is absent: the multi-rank specs are skipped\n")
-end
-
-local mpirun, lines = support.mpirun, support.lines
-
-local function job(body)
-  local path = support.script('io.stdout:setvbuf("line")\n' ..
-    'local function rank() return tonumber(os.getenv("OMPI_COMM_WORLD_RANK")) end\n' .. body)
-  local status, out, err = mpirun(path)
-  os.remove(path)
-  return status, out, err
-end
-
-local describe_mpi = have_mpirun and describe or pending
+local mpirun, job, lines = support.mpirun, support.job, support.lines
+local describe_mpi = support.have_mpirun("cluster_actors_spec") and describe or pending
 
 describe_mpi("actors on other ranks", function()
   local status, out, err, got

@@ -4,22 +4,8 @@
 -- absent.
 local support = require "spec.support"
 
-local have_mpirun = os.execute("command -v mpirun >/dev/null 2>&1") == 0
-if not have_mpirun then io.stderr:write("cluster_spec: mpirun is absent: the multi-rank specs are skipped\n") end
-
-
--- Runs body under `mpirun -n 3 crayrun -w 1` (support.mpirun: ranks, when given, holds each
--- rank's further arguments); returns status, stdout, stderr.
-local function job(body, ranks)
-  local path = support.script('io.stdout:setvbuf("line")\n' .. body)
-  local status, out, err = support.mpirun(path, ranks)
-  os.remove(path)
-  return status, out, err
-end
-
-local lines = support.lines
-
-local describe_mpi = have_mpirun and describe or pending
+local job, lines = support.job, support.lines
+local describe_mpi = support.have_mpirun("cluster_spec") and describe or pending
 
 describe_mpi("a job on three ranks", function()
   local status, out, err, got
@@ -542,6 +528,70 @@ describe_mpi("the end of a job", function()
     -- the task in flight to it
     assert.matches("crayrun: rank 0 of 3: rank 1 %(pid %d+ on [^)]+%) has died; in flight with "
                    .. "rank 1: 1 task sent to it %('die'%); ending the job", err)
+  end)
+end)
+
+describe_mpi("the job's timeline", function()
+  local json = require "dkjson"
+
+  -- The trace at path: each process's name by pid, and the pids on which each named task
+  -- ran (its "X" slices).
+  local function read_trace(path)
+    local text = support.read(path)
+    local doc = assert(json.decode(text), path .. " is not JSON")
+    local procs, ran = {}, {}
+    for _, e in ipairs(doc.traceEvents) do
+      if e.ph == "M" and e.name == "process_name" then procs[e.pid] = e.args.name end
+      if e.ph == "X" and e.cat == "task" then
+        ran[e.name] = ran[e.name] or {}
+        ran[e.name][e.pid] = true
+      end
+    end
+    return procs, ran, doc
+  end
+
+  local body = [[
+    local where = cray.remote(function() cray.sleep(0.01); return os.getenv("OMPI_COMM_WORLD_RANK") end,
+                              {name = "where"})
+    local refs = {}
+    for k = 0, 2 do refs[#refs + 1] = where.options{node = k}.remote() end
+    print("ran", table.concat(cray.get(refs), ","))
+  ]]
+
+  it("is written by rank 0 with one process per rank, each with the tasks that ran there", function()
+    local trace = os.tmpname()
+    local status, out, err = job(([[
+      cray.timeline()
+      %s
+      local events = cray.timeline(%q)
+      print("events", tostring(events > 0))
+      local ok, e = pcall(cray.timeline, 5)
+      print("bad", e.message)
+    ]]):format(body, trace))
+    assert.are.equal(0, status, err)
+    local got = lines(out)
+    assert.are.equal("0,1,2", got.ran)
+    assert.are.equal("true", got.events)
+    assert.matches("cray.timeline: the path must be a string", got.bad)
+    local procs, ran = read_trace(trace)
+    os.remove(trace)
+    assert.are.same({"cray rank 0", "cray rank 1", "cray rank 2"}, procs)
+    assert.are.same({true, true, true}, ran.where)
+  end)
+
+  it("is one file from crayrun --timeline on every rank", function()
+    local trace = os.tmpname()
+    local path = support.script('io.stdout:setvbuf("line")\n' .. body)
+    local arg = "--timeline " .. trace
+    local status, out, err = support.mpirun(path, {arg, arg, arg})
+    os.remove(path)
+    assert.are.equal(0, status, err)
+    assert.are.equal("0,1,2", lines(out).ran)
+    local procs, ran = read_trace(trace)
+    os.remove(trace)
+    assert.are.same({"cray rank 0", "cray rank 1", "cray rank 2"}, procs)
+    assert.are.same({true, true, true}, ran.where)
+    for k = 1, 2 do assert.is_nil(io.open(trace .. ".rank" .. k)) end
   end)
 end)
 

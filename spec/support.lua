@@ -78,6 +78,24 @@ function M.mpirun(path, ranks)
     OMPI_MCA_plm_rsh_agent = "false"})
 end
 
+-- Whether mpirun is here; when it is not, says on stderr that spec `who`'s multi-rank
+-- cases are skipped.
+function M.have_mpirun(who)
+  if os.execute("command -v mpirun >/dev/null 2>&1") == 0 then return true end
+  io.stderr:write(who .. ": mpirun is absent: the multi-rank specs are skipped\n")
+  return false
+end
+
+-- Runs body as a script under M.mpirun (ranks as there), its output line-buffered and
+-- rank() giving the rank it runs on; returns status, stdout and stderr.
+function M.job(body, ranks)
+  local path = M.script('io.stdout:setvbuf("line")\n' ..
+    'local function rank() return tonumber(os.getenv("OMPI_COMM_WORLD_RANK")) end\n' .. body)
+  local status, out, err = M.mpirun(path, ranks)
+  os.remove(path)
+  return status, out, err
+end
+
 -- The "key<TAB>value" lines of a job's output, as a table.
 function M.lines(out)
   local t = {}
