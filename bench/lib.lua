@@ -27,6 +27,10 @@
 --   metrics is a list of {name, unit}, fn() returns one figure for each, in that order.
 --   Each wanted metric gets its line; fn does not run when the filter leaves out all.
 -- rss(): the resident bytes of this process.
+-- make(fn, ...): fn(...)'s one result, fn run by the driver, or by a task when
+--   CRAY_BENCH_MAKER=task: actors made there start together on that task's worker
+--   instead of going to the workers in turn (docs/architecture.md, "Actors"), and stay
+--   there while the task waits for what it sends them, as the worker serves them itself.
 -- sink(n): the driver's mailbox for the actors of a workload (Erlang's `Main ! done`): an
 --   actor that exits after n one-way `done` calls. Returns its handle and wait(), which
 --   returns once the sink has exited, and raises when it cannot (a lost message: the
@@ -44,6 +48,8 @@
 --                        more (spec/bench_spec.lua)
 --   CRAY_BENCH_RUNS=N    timed runs per metric (default 5, quick 3; at least 3)
 --   CRAY_BENCH_FILTER=S  only metrics whose name contains S; the others' set-up is skipped
+--   CRAY_BENCH_MAKER=M   who makes the actors of the scripts that use bench.make:
+--                        "driver" (default) or "task"
 
 local ffi = require "ffi"
 
@@ -192,6 +198,17 @@ end
 
 function M.measure_all(metrics, fn)
   measure(metrics, fn, 2)
+end
+
+local MAKER = os.getenv("CRAY_BENCH_MAKER") or "driver"
+if MAKER ~= "driver" and MAKER ~= "task" then
+  error(("bench: CRAY_BENCH_MAKER must be 'driver' or 'task' (got '%s')"):format(MAKER), 0)
+end
+
+function M.make(fn, ...)
+  if MAKER == "driver" then return fn(...) end
+  local cray = require "cray"
+  return cray.get(cray.remote(fn).remote(...))
 end
 
 local Sink

@@ -124,6 +124,35 @@ describe("bench/run", function()
 end)
 
 describe("bench.lib", function()
+  it("make runs its maker in the driver, or in a task with CRAY_BENCH_MAKER=task", function()
+    local body = [[
+      local cray = require "cray"
+      print(tostring(bench.make(function(k) return {k, cray.context().worker} end, 7)[2]))
+    ]]
+    local status, out, err = with_lib(body)
+    assert.are.equal(0, status, err)
+    assert.are.equal("nil\n", out)
+    status, out, err = with_lib(body, "CRAY_BENCH_QUICK=1 CRAY_BENCH_MAKER=driver")
+    assert.are.equal(0, status, err)
+    assert.are.equal("nil\n", out)
+    status, out, err = with_lib(body, "CRAY_BENCH_QUICK=1 CRAY_BENCH_MAKER=task")
+    assert.are.equal(0, status, err)
+    assert.matches("^%d+\n$", out)
+    for _, script in ipairs({"savina/pingpong.lua", "savina/thread_ring.lua"}) do
+      status, out, err = support.run(("CRAY_BENCH_QUICK=1 CRAY_BENCH_MAKER=task %s/crayrun bench/%s")
+                                     :format(support.build, script))
+      assert.are.equal(0, status, err)
+      assert.is_truthy(next(metrics(out)), script .. " printed no metric")
+    end
+  end)
+
+  it("refuses a CRAY_BENCH_MAKER that is neither driver nor task, naming it", function()
+    local status, out, err = with_lib("", "CRAY_BENCH_QUICK=1 CRAY_BENCH_MAKER=tasks")
+    assert.are_not.equal(0, status)
+    assert.are.equal("", out)
+    assert.matches("CRAY_BENCH_MAKER must be 'driver' or 'task' %(got 'tasks'%)", err)
+  end)
+
   it("rate prints per_op times the operations a second, the median of the runs", function()
     local status, out, err = with_lib([[
       local clock = 0 -- a clock that only the operations move: each takes 10 microseconds

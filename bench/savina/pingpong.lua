@@ -38,9 +38,12 @@ local Ping = cray.actor{
 
 bench.measure("savina_pingpong", "per_second", function()
   local sink, finished = bench.sink(1)
-  local pong = Pong.remote()
-  local ping = Ping.remote(pong, N, sink)
-  cray.get(pong.meet.remote(ping))
+  local pong, ping = unpack(bench.make(function(to)
+    local pong = Pong.remote()
+    local ping = Ping.remote(pong, N, to)
+    cray.get(pong.meet.remote(ping))
+    return {pong, ping}
+  end, sink))
   local t0 = bench.now()
   ping.start.options(tell).remote()
   finished()

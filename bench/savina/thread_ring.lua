@@ -25,10 +25,13 @@ local Node = cray.actor{
 
 bench.measure("savina_thread_ring", "per_second", function()
   local sink, finished = bench.sink(1)
-  local ring, links = {}, {}
-  for i = 1, R do ring[i] = Node.remote(sink) end
-  for i = 1, R do links[i] = ring[i].link.remote(ring[i % R + 1]) end
-  cray.get(links)
+  local ring = bench.make(function(to)
+    local made, links = {}, {}
+    for i = 1, R do made[i] = Node.remote(to) end
+    for i = 1, R do links[i] = made[i].link.remote(made[i % R + 1]) end
+    cray.get(links)
+    return made
+  end, sink)
   local t0 = bench.now()
   ring[1].token.options(tell).remote(H)
   finished()
