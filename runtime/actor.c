@@ -770,11 +770,13 @@ static int apply(cray__sched *s, worker *w, cray__actor *a, int ctl) {
  * not care where the actor is; the others lock its home with lock_home. */
 
 int cray__actor_move(cray__sched *s, worker *w, cray__actor *a, worker *to) {
+  /* An actor whose init has not run (no instance yet) stays: actors made together start
+   * together, and a burst of inits is not work for two. */
   if (a->state != CRAY__ACTOR_ALIVE || ctl_of(a) || a->running || a->started || a->pinned ||
-      (a->exec && !s->ex->actor_pack))
+      !a->exec || !s->ex->actor_pack)
     return 0;
   pthread_mutex_unlock(&w->mu);
-  if (a->exec && !(a->packed = s->ex->actor_pack(w->w, a))) {
+  if (!(a->packed = s->ex->actor_pack(w->w, a))) {
     a->pinned = 1;
     pthread_mutex_lock(&w->mu);
     return 0;

@@ -623,6 +623,18 @@ static cray__task *steal(cray__sched *s, worker *me) {
   return NULL;
 }
 
+/* Whether w's ready list holds an actor listed for calls, not only for control (a
+ * collection, a kill), among its first few: then w has more than one actor to serve,
+ * counting the one it popped. Under w->mu. */
+static int calls_listed(const worker *w) {
+  int k = 0;
+  for (const cray__actor *a = w->rhead; a && k < 4; a = a->rnext, k++)
+    /* relaxed: set under w->mu, which is held */
+    if (!atomic_load_explicit(&a->ctl, memory_order_relaxed) && a->state == CRAY__ACTOR_ALIVE)
+      return 1;
+  return 0;
+}
+
 /* A worker asleep with nothing queued, to give one of w's ready actors to (w has another
  * ready to serve), or NULL. w->mu is held: the others are only tried. */
 static worker *idle_worker(cray__sched *s, worker *w) {
@@ -655,7 +667,7 @@ static int run_one(cray__sched *s, worker *w) {
     if (!(w->rhead = a->rnext)) w->rtail = NULL;
     note_work(w);
     /* Not while nested in a wait: packing an instance wants the state at rest. */
-    worker *to = w->rhead && !w->depth ? idle_worker(s, w) : NULL;
+    worker *to = !w->depth && calls_listed(w) ? idle_worker(s, w) : NULL;
     if (to && cray__actor_move(s, w, a, to)) return 1;
     cray__actor_serve(s, w, a); /* unlocks w->mu */
     return 1;

@@ -168,7 +168,10 @@ describe("actors that move between workers", function()
       local watches = {}
       local actors, results = round(Ledger, nil, function(actors)
         for i, a in ipairs(actors) do watches[i] = cray.monitor(a) end
-        cray.sleep(0.002)
+        for _ = 1, 50 do -- kill once one has moved, or soon
+          if moved() > before then break end
+          cray.sleep(0.001)
+        end
         for _, a in ipairs(actors) do cray.kill(a) end
       end)
       for _, w in ipairs(watches) do
