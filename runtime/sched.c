@@ -981,7 +981,10 @@ int cray__sched_give(cray__sched *s, cray__task **out, int max,
     cray__task **pp = &w->qhead, *prev = NULL;
     while (*pp && n < max) {
       cray__task *t = *pp;
-      if (t->actor || t->placed || atomic_load(&t->cancelled) || !may_move(ctx, t)) {
+      /* A task the resource queue started holds this rank's units: it runs here, or
+       * they would never come back. */
+      if (t->actor || t->placed || t->holds_resources || atomic_load(&t->cancelled) ||
+          !may_move(ctx, t)) {
         prev = t;
         pp = &t->next;
         continue;

@@ -138,9 +138,10 @@ void cray__sched_count_success(cray__task *t, size_t result_bytes);
 int cray__sched_idle(cray__sched *s);
 
 /* Takes up to max tasks that have not started and may run elsewhere (no actor call, not
- * placed, not cancelled, and accepted by may_move(ctx, t)) off the workers' queues, for
- * another rank (cluster.h); puts them in out[] with the queue's reference and returns how
- * many. They leave this scheduler's counts as if never submitted. */
+ * placed, holding no resources, not cancelled, and accepted by may_move(ctx, t)) off the
+ * workers' queues, for another rank (cluster.h); puts them in out[] with the queue's
+ * reference and returns how many. They leave this scheduler's counts as if never
+ * submitted. */
 int cray__sched_give(cray__sched *s, cray__task **out, int max,
                      int (*may_move)(void *ctx, cray__task *t), void *ctx);
 
