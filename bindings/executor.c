@@ -647,6 +647,7 @@ static int finish(lua_State *L) {
   cray__lstate *ls = xw->ls;
   cray__store *s = ls->rt->store;
   int n = lua_gettop(L);
+  cray__objref_flush(ls); /* what the task dropped is freed before its result is seen */
   if (xw->interrupted) /* it caught the cancel and returned: it is cancelled all the same */
     return cray__raise(L, "cancelled", "task '%s' was cancelled while it ran",
                        t->name ? t->name : "?");
@@ -890,6 +891,7 @@ static int x_run(void *w, cray__task *t) {
   xw->current = NULL;
   xw->current_co = NULL;
   cray__log_task(NULL);
+  cray__objref_flush(xw->ls); /* what the task's collections dropped, before it is done */
   if (xw->interrupted) set_hook(xw, NULL);
   if (!(status == LUA_YIELD && xw->armed && !xw->finished)) io_task_end(t);
   if (xw->oom) {
@@ -922,7 +924,10 @@ static int x_run(void *w, cray__task *t) {
   unanchor(xw, t);
   if (xw->oom) return rebuild(xw, t), lost(xw, t);
   /* The offender's garbage goes at once, before it crowds the tasks that go on. */
-  if (xw->over_share) lua_gc(xw->L, LUA_GCCOLLECT, 0);
+  if (xw->over_share) {
+    lua_gc(xw->L, LUA_GCCOLLECT, 0);
+    cray__objref_flush(xw->ls);
+  }
   return CRAY__RUN_RAISED;
 }
 

@@ -34,6 +34,8 @@ typedef struct cray__splice {
   size_t len;
 } cray__splice;
 
+#define CRAY__DROPPED_MAX 256 /* ObjectRefs a state's finalizer releases at once */
+
 typedef struct cray__lstate cray__lstate;
 struct cray__lstate {
   cray_runtime *rt; /* NULL until cray.init; borrowed from the module's process runtime */
@@ -51,6 +53,12 @@ struct cray__lstate {
   uint32_t nsplices, splices_cap;
   size_t spliced;   /* their bytes */
   size_t gc_debt;   /* bytes of blobs put since the Lua GC was last told of them */
+  /* Entries of small values whose ObjectRefs the Lua GC finalized, each with the reference
+   * the ref held, released together (objref.c): flushed when full, by every call into
+   * cray from this state, after each run of a task in a worker, and when the state binds
+   * to another runtime or none. */
+  cray__entry *dropped[CRAY__DROPPED_MAX];
+  uint32_t ndropped;
   /* In a worker's state, the executor's wait (bindings/executor.c): arms a wait for `want`
    * of entries[0..n) (n == 0: a sleep) until `deadline` (monotonic seconds, < 0: none)
    * and returns 1 when the caller must `return lua_yield(L, 0)`; raises when L cannot

@@ -43,6 +43,7 @@ static cray_runtime *g_rt;
 /* ---- the runtime a state uses ---- */
 
 static void bind_rt(cray__lstate *ls, cray_runtime *rt) {
+  if (ls->rt) cray__objref_flush(ls);
   ls->rt = rt;
   ls->epoch = rt ? rt->ids.epoch : 0;
 }
@@ -57,7 +58,10 @@ static int open_process_rt(cray__lstate *ls, const cray_options *opts) {
 }
 
 cray_runtime *cray__module_rt(lua_State *L, cray__lstate *ls) {
-  if (ls->rt) return ls->rt;
+  if (ls->rt) {
+    cray__objref_flush(ls);
+    return ls->rt;
+  }
   pthread_mutex_lock(&g_mu);
   int rc = 0;
   if (!g_rt && (rc = cray_open(&g_rt, NULL)) == 0) ls->owns_rt = 1;
@@ -67,7 +71,13 @@ cray_runtime *cray__module_rt(lua_State *L, cray__lstate *ls) {
   return ls->rt;
 }
 
-static cray__lstate *self(lua_State *L) { return lua_touserdata(L, lua_upvalueindex(1)); }
+/* The state's context, with the releases its finalizers queued done: what the call then
+ * reads of the store counts them. */
+static cray__lstate *self(lua_State *L) {
+  cray__lstate *ls = lua_touserdata(L, lua_upvalueindex(1));
+  cray__objref_flush(ls);
+  return ls;
+}
 
 /* ---- options tables ---- */
 
@@ -145,7 +155,8 @@ static int l_put(lua_State *L) {
   cray__codec_encode(L, ls, 1, 1, "value");
   size_t len = cray__codec_len(ls);
   cray__entry *e;
-  if (len <= CRAY__INLINE_MAX && !ls->nrefs && !ls->spliced) { /* inside its entry */
+  int stored_inline = len <= CRAY__INLINE_MAX && !ls->nrefs && !ls->spliced;
+  if (stored_inline) { /* inside its entry */
     cray__codec_reserve(L, ls, len, "cray.put");
     e = cray__store_insert_inline(rt->store, cray__id_new(&rt->ids), ls->scratch.data, len, 1,
                                   CRAY__BLOB_TRUSTED);
@@ -157,7 +168,8 @@ static int l_put(lua_State *L) {
   if (!e) cray__raise(L, "out_of_memory", "cray.put: no memory for a %zu-byte object", len);
   ls->gc_debt += len + sizeof *e + sizeof(cray__blob);
   cray__objects_note_put(L, rt, e, len);
-  cray__objref_push(L, ls, e);
+  if (stored_inline) cray__objref_push_small(L, ls, e);
+  else cray__objref_push(L, ls, e);
   return 1;
 }
 

@@ -6,6 +6,17 @@
 #include <lauxlib.h>
 #include <string.h>
 
+/* An ObjectRef's entry pointer carries SMALL in its low bit when the entry holds a small
+ * value inside it, with no refs nested (a put's, store.h): dropping it frees 128 bytes
+ * and never another entry, so its finalizer queues it on the state's ls->dropped, to be
+ * released with the others (cray__store_release_all), where any other is released at
+ * once. Entries are aligned to 8 bytes at least. */
+#define SMALL ((uintptr_t)1)
+
+static inline cray__entry *entry_of(const cray__objref *r) {
+  return (cray__entry *)((uintptr_t)r->e & ~SMALL);
+}
+
 /* A ref is live when its metatable is the state's current one, made for the runtime the
  * state is bound to now. */
 static int is_live(const cray__lstate *ls, const void *mt) {
@@ -40,7 +51,13 @@ cray__entry *cray__objref_test(lua_State *L, cray__lstate *ls, int idx) {
     cray__raise(L, "object_lost",
                 "ObjectRef from a runtime that has been shut down (refs do not survive "
                 "cray.shutdown)");
-  return r->e;
+  return entry_of(r);
+}
+
+void cray__objref_flush_slow(cray__lstate *ls) {
+  uint32_t n = ls->ndropped;
+  ls->ndropped = 0;
+  cray__store_release_all(ls->rt->store, ls->dropped, n);
 }
 
 static int objref_gc(lua_State *L);
@@ -93,18 +110,29 @@ void cray__objref_push(lua_State *L, cray__lstate *ls, cray__entry *e) {
   cray__objref_set(L, -1, e);
 }
 
+void cray__objref_push_small(lua_State *L, cray__lstate *ls, cray__entry *e) {
+  cray__objref_push_unset(L, ls);
+  cray__objref_set(L, -1, (cray__entry *)((uintptr_t)e | SMALL));
+}
+
 static int objref_gc(lua_State *L) {
   cray__lstate *ls = lua_touserdata(L, lua_upvalueindex(1));
   cray__objref *r = lua_touserdata(L, 1);
-  if (ls && r && r->e && is_live(ls, lua_topointer(L, lua_upvalueindex(2))))
-    cray__store_release(ls->rt->store, r->e);
+  if (ls && r && r->e && is_live(ls, lua_topointer(L, lua_upvalueindex(2)))) {
+    if (!((uintptr_t)r->e & SMALL)) {
+      cray__store_release(ls->rt->store, r->e);
+    } else {
+      ls->dropped[ls->ndropped++] = entry_of(r);
+      if (ls->ndropped == CRAY__DROPPED_MAX) cray__objref_flush_slow(ls);
+    }
+  }
   if (r) r->e = NULL;
   return 0;
 }
 
 static void push_hex(lua_State *L, const cray__objref *r) {
   char hex[33];
-  cray_id_format(&r->e->id, hex);
+  cray_id_format(&entry_of(r)->id, hex);
   lua_pushlstring(L, hex, 32);
 }
 
@@ -134,7 +162,7 @@ static int objref_tostring(lua_State *L) {
 
 static int objref_eq(lua_State *L) {
   cray__objref *a = check(L, 1), *b = check(L, 2);
-  lua_pushboolean(L, cray__id_eq(&a->e->id, &b->e->id));
+  lua_pushboolean(L, cray__id_eq(&entry_of(a)->id, &entry_of(b)->id));
   return 1;
 }
 

@@ -2,7 +2,8 @@
  * objref.h: ObjectRef, the Lua value that names a stored object.
  *
  * A full userdata holding the store entry it names and one reference to it, dropped by
- * __gc. `tostring` shows the id, `==` compares ids. A ref made under a runtime that has
+ * __gc: at once, or for a small value's entry queued on the state and released with the
+ * others (objref.c). `tostring` shows the id, `==` compares ids. A ref made under a runtime that has
  * since shut down is stale: its __gc does nothing and using it raises an error.
  *
  * The userdata holds the entry's pointer and nothing else (8 bytes, 64 resident with
@@ -26,6 +27,16 @@ typedef struct cray__objref {
 void cray__objref_open(lua_State *L);
 /* Pushes a new ObjectRef for e, taking over one reference the caller holds. */
 void cray__objref_push(lua_State *L, cray__lstate *ls, cray__entry *e);
+/* As cray__objref_push, for an entry that holds a small value inside it with no refs
+ * nested (cray__store_insert_inline's): its finalizer queues the entry on ls->dropped. */
+void cray__objref_push_small(lua_State *L, cray__lstate *ls, cray__entry *e);
+/* Releases the entries queued on ls->dropped. Called before anything this state does that
+ * may observe the store (every call into cray, the end of a run of a task) and before
+ * the state binds to another runtime. */
+void cray__objref_flush_slow(cray__lstate *ls);
+static inline void cray__objref_flush(cray__lstate *ls) {
+  if (ls->ndropped) cray__objref_flush_slow(ls);
+}
 /* Pushes an ObjectRef that names nothing yet (its __gc does nothing): made before what it
  * will name, so that running out of memory for it leaks nothing. */
 void cray__objref_push_unset(lua_State *L, cray__lstate *ls);

@@ -87,7 +87,11 @@ void cray__blob_free_shell(struct cray__store *s, cray__blob *b) {
 }
 
 void cray__blob_release(struct cray__store *s, cray__blob *b) {
-  if (atomic_fetch_sub_explicit(&b->rc, 1, memory_order_acq_rel) != 1) return;
+  /* acquire: a count of 1 is ours alone (no holder is left to take another), and every
+   * earlier holder's release of it happened before the free; else a holder's atomic drop */
+  if (atomic_load_explicit(&b->rc, memory_order_acquire) != 1 &&
+      atomic_fetch_sub_explicit(&b->rc, 1, memory_order_acq_rel) != 1)
+    return;
   if (!(b->flags & CRAY__BLOB_ORPHAN))
     for (uint32_t i = 0; i < b->nrefs; i++) cray__store_release(s, b->refs[i]);
   cray__blob_free_shell(s, b);

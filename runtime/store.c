@@ -305,11 +305,9 @@ static _Thread_local struct {
   cray__entry *dead;
 } freeing;
 
-/* Takes e out of its chain and its bytes out of the counts; e's count has reached zero.
- * A copy on disk is queued for deletion. */
-static void unlink_entry(cray__store *s, cray__entry *e) {
-  shard *sh = cray__shard_of(s, &e->id);
-  pthread_mutex_lock(&sh->mu);
+/* Takes e out of its chain and its bytes out of the counts, under its shard's lock; e's
+ * count has reached zero. A copy on disk is queued for deletion. */
+static void unlink_locked(cray__store *s, shard *sh, cray__entry *e) {
   if (!cray__id_direct(s, &e->id)) rehash_step(sh);
   cray__entry **pp = chain_of(s, sh, &e->id); /* e is in it: its page is there */
   while (*pp != e) pp = &(*pp)->next;
@@ -335,16 +333,14 @@ static void unlink_entry(cray__store *s, cray__entry *e) {
     sh->disk_bytes -= b->len;
     cray__store_forget(s, &e->id, b->len);
   }
-  pthread_mutex_unlock(&sh->mu);
 }
 
-void cray__store_release(cray__store *s, cray__entry *e) {
-  if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1) return;
-  unlink_entry(s, e);
-  e->next = freeing.dead;
-  freeing.dead = e;
+/* Frees the unlinked entries queued on freeing.dead and those their blobs' release queues,
+ * unless this thread is freeing already (further up its stack, which goes on with them). */
+static void free_dead(cray__store *s) {
   if (freeing.busy) return;
   freeing.busy = 1;
+  cray__entry *e;
   while ((e = freeing.dead)) {
     freeing.dead = e->next;
     cray__blob *b = stored(e);
@@ -358,6 +354,50 @@ void cray__store_release(cray__store *s, cray__entry *e) {
     cray__free(e);
   }
   freeing.busy = 0;
+}
+
+void cray__store_release(cray__store *s, cray__entry *e) {
+  if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1) return;
+  shard *sh = cray__shard_of(s, &e->id);
+  pthread_mutex_lock(&sh->mu);
+  unlink_locked(s, sh, e);
+  pthread_mutex_unlock(&sh->mu);
+  e->next = freeing.dead;
+  freeing.dead = e;
+  free_dead(s);
+}
+
+/* How far ahead of its count an entry is prefetched: enough misses in flight to cover a
+ * miss's latency, fewer than the core's line fill buffers. */
+#define AHEAD 8
+
+/* Both lines of an entry: the count and the chain link, then the rest with the blob's
+ * header when the value is inside it. */
+static inline void prefetch_entry(const cray__entry *e) {
+  __builtin_prefetch(e, 1);
+  __builtin_prefetch((const char *)e + 64, 1);
+}
+
+void cray__store_release_all(cray__store *s, cray__entry **v, size_t n) {
+  size_t k = 0;
+  for (size_t i = 0; i < n && i < AHEAD; i++) prefetch_entry(v[i]);
+  for (size_t i = 0; i < n; i++) {
+    if (i + AHEAD < n) prefetch_entry(v[i + AHEAD]);
+    if (atomic_fetch_sub_explicit(&v[i]->refs, 1, memory_order_acq_rel) == 1) v[k++] = v[i];
+  }
+  for (size_t i = 0; i < k;) {
+    shard *sh = cray__shard_of(s, &v[i]->id);
+    pthread_mutex_lock(&sh->mu);
+    do unlink_locked(s, sh, v[i]);
+    while (++i < k && cray__shard_of(s, &v[i]->id) == sh);
+    pthread_mutex_unlock(&sh->mu);
+  }
+  while (k) {
+    cray__entry *e = v[--k];
+    e->next = freeing.dead;
+    freeing.dead = e;
+  }
+  free_dead(s);
 }
 
 int cray__store_resolve(cray__store *s, cray__entry *e, cray__blob *blob, int failed) {

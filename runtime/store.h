@@ -144,6 +144,10 @@ static inline void cray__store_hand_out(cray__entry *e) {
   atomic_fetch_add_explicit(&e->api_refs, 1, memory_order_relaxed); /* a count only */
 }
 void cray__store_release(cray__store *s, cray__entry *e);
+/* Drops one reference to each of v[0..n) at once, as n calls of cray__store_release would:
+ * the entries are prefetched ahead of their counts, and those at zero leave the map one
+ * shard lock for each run of them in one shard. Overwrites v. */
+void cray__store_release_all(cray__store *s, cray__entry **v, size_t n);
 
 static inline uint32_t cray__entry_state(const cray__entry *e) {
   return atomic_load_explicit(&e->state, memory_order_acquire);

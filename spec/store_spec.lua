@@ -290,3 +290,88 @@ describe("cray.stats", function()
     assert.is_not_nil(keep)
   end)
 end)
+
+-- An ObjectRef to a small value (one kept inside its entry) is released with others when
+-- the Lua collector drops it (bindings/objref.c): whatever observes the store sees it gone.
+describe("dropping many small refs", function()
+  -- 1,000 is not a multiple of the 256 a state releases at once: some are still queued
+  -- when the collection ends.
+  local N = 1000
+
+  it("shows every one freed in cray.stats right after the collection", function()
+    cray = support.fresh()
+    local keep = cray.put(7)
+    local refs = {}
+    for i = 1, N do refs[i] = cray.put(i) end
+    assert.are.equal(N + 1, cray.stats().store.objects)
+    refs = nil
+    collectgarbage()
+    local s = cray.stats().store
+    assert.are.equal(1, s.objects)
+    assert.are.equal(N, s.frees)
+    assert.are.equal(7, cray.get(keep))
+  end)
+
+  it("frees them before a put under the budget needs their room", function()
+    cray = support.fresh({memory = "8M"})
+    local refs = {}
+    for i = 1, N do refs[i] = cray.put(i) end
+    refs[N + 1] = cray.put(("x"):rep(6 * 2^20))
+    refs = nil
+    collectgarbage()
+    local big = cray.put(("y"):rep(6 * 2^20))
+    local s = cray.stats().store
+    assert.are.equal(1, s.objects)
+    assert.are.equal(0, s.spilled_objects)
+    assert.are.equal(6 * 2^20, #cray.get(big))
+  end)
+
+  it("keeps a value alive while another ref to it is held", function()
+    cray = support.fresh()
+    local refs, kept = {}, {}
+    for i = 1, N do
+      refs[i] = cray.put(i)
+      if i % 3 == 0 then kept[#kept + 1] = cray.ref(refs[i]:hex()) end
+    end
+    refs = nil
+    collectgarbage()
+    assert.are.equal(#kept, cray.stats().store.objects)
+    for k, ref in ipairs(kept) do assert.are.equal(3 * k, cray.get(ref)) end
+  end)
+
+  it("frees them at shutdown, and a new runtime starts with none", function()
+    cray = support.fresh()
+    local refs = {}
+    for i = 1, N do refs[i] = cray.put(i) end
+    refs = nil
+    collectgarbage()
+    cray.shutdown()
+    cray.init()
+    local more = {}
+    for i = 1, N do more[i] = cray.put(i) end
+    more = nil
+    collectgarbage()
+    local s = cray.stats().store
+    assert.are.equal(0, s.objects)
+    assert.are.equal(N, s.puts)
+    assert.are.equal(N, s.frees)
+  end)
+
+  it("frees those a task dropped before its result is seen", function()
+    cray = support.fresh({workers = 1})
+    local drop = cray.remote(function(n)
+      local refs = {}
+      for i = 1, n do refs[i] = cray.put(i) end
+      refs = nil
+      collectgarbage()
+      return n
+    end)
+    assert.are.equal(1, cray.get(drop.remote(1)))
+    local before = cray.stats().store
+    local result = drop.remote(N)
+    assert.are.equal(N, cray.get(result))
+    local s = cray.stats().store
+    assert.are.equal(before.objects + 1, s.objects)
+    assert.are.equal(before.frees + N, s.frees)
+  end)
+end)
