@@ -27,7 +27,7 @@ static cray__lstate *self(lua_State *L) { return lua_touserdata(L, lua_upvaluein
 enum {
   NEW_NAME = 1, NEW_GET_IF_EXISTS, NEW_MAX_RESTARTS, NEW_MAX_TASK_RETRIES,
   NEW_MAX_CONCURRENCY, NEW_CLASS_NAME, NEW_INIT_NAME, NEW_RESOURCES, NEW_MAX_PENDING_CALLS,
-  NEW_RESTART_ON_ERROR, NEW_NODE,
+  NEW_RESTART_ON_ERROR, NEW_NODE, NEW_NO_INIT,
 };
 enum { CALL_NUM_RETURNS = 1, CALL_NAME, CALL_METHOD_AT, CALL_BACKPRESSURE };
 
@@ -106,18 +106,23 @@ static int l_actor_create(lua_State *L) {
   int nres = lua_istable(L, -1) ? cray__check_resources(L, s, init_name, need, CRAY__MAX_NEEDS)
                                 : 0;
   lua_pop(L, 1);
-  for (int i = 3; i <= top; i++) lua_pushvalue(L, i);
   /* A class from another rank may still be on its way: init waits for it, as a task
    * waits for its function (docs/cluster.md). */
   int cls_dep = cray__entry_state(cls) != CRAY__READY;
-  cray__task *init = cray__task_build(L, ls, top + 5, 0, (uint32_t)cls_dep, nres, init_name);
-  if (cls_dep) {
-    cray__store_retain(cls);
-    init->deps[0] = cls;
-    init->dep_arg[0] = CRAY__DEP_FUNCTION;
+  /* An init that would do nothing (no init in the class, no arguments, no resources) is
+   * not made: the actor's first call makes its instance. */
+  cray__task *init = NULL;
+  if (elsewhere || cls_dep || nres || top > 2 || !spec_int(L, NEW_NO_INIT)) {
+    for (int i = 3; i <= top; i++) lua_pushvalue(L, i);
+    init = cray__task_build(L, ls, top + 5, 0, (uint32_t)cls_dep, nres, init_name);
+    if (cls_dep) {
+      cray__store_retain(cls);
+      init->deps[0] = cls;
+      init->dep_arg[0] = CRAY__DEP_FUNCTION;
+    }
+    memcpy(init->resources, need, (size_t)nres * sizeof *need);
+    init->method = init->name + strlen(init->name) - 4;
   }
-  memcpy(init->resources, need, (size_t)nres * sizeof *need);
-  init->method = init->name + strlen(init->name) - 4;
   if (elsewhere) {
     cray__entry *made = cray__cluster_actor_create(ls->rt->cluster, ls->rt->store, &spec, cls,
                                                    init, node);

@@ -613,11 +613,12 @@ static void unpack_instance(lua_State *L, xworker *xw, cray__actor *a) {
   a->packed = NULL;
 }
 
-/* Pushes the instance of t's actor; init makes it: a table whose metatable is the class. */
+/* Pushes the instance of t's actor; init makes it, or the first call of an actor without
+ * an init call (runtime/actor.h): a table whose metatable is the class. */
 static void push_instance(lua_State *L, xworker *xw, cray__task *t) {
   cray__actor *a = t->actor;
-  if (!t->is_init) {
-    if (a->packed) unpack_instance(L, xw, a);
+  if (!t->is_init && a->packed) unpack_instance(L, xw, a);
+  if (!t->is_init && a->exec) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, (int)(uint32_t)(uintptr_t)a->exec);
     return;
   }
@@ -859,7 +860,8 @@ static int x_run(void *w, cray__task *t) {
   int nargs = 0;
   if (!t->exec) {
     cray__actor *a = t->actor; /* a packed instance is unpacked when the call asks for it */
-    if (a && !t->is_init && !a->packed && !exec_current(xw, a->exec)) return lost(xw, t);
+    if (a && !t->is_init && !a->packed && a->exec && !exec_current(xw, a->exec))
+      return lost(xw, t);
     co = take_coroutine(xw, t);
     t->heap = 0;
   } else {

@@ -42,22 +42,26 @@ return function(cray, core, pending)
     return first ~= nil and getmetatable(first) == mt and rawequal(first[field], self)
   end
 
-  -- `fn` names the call that made the options, for errors.
-  local function make_class(ref, class_name, opts, fn)
+  -- `fn` names the call that made the options, for errors; `named` is true for a class
+  -- named 'module.Class', which only workers load.
+  local function make_class(ref, class_name, opts, fn, named)
     if opts.get_if_exists and not opts.name then
       raise(3, "invalid_argument", "%s: option 'get_if_exists' needs option 'name' (the name "
             .. "of the actor to get)", class_name)
     end
     -- The spec is what bindings/actor.c reads: {name, get_if_exists, max_restarts,
     -- max_task_retries, max_concurrency, class name, init's call name, resources,
-    -- max_pending_calls (0: no limit), restart_on_error (1 or 0), node (-1: this one)}.
+    -- max_pending_calls (0: no limit), restart_on_error (1 or 0), node (-1: this one),
+    -- no_init (1 or 0, or nil until the first creation learns it: see no_init)}.
     local spec = {opts.name or false, opts.get_if_exists and 1 or 0, opts.max_restarts or 0,
                   opts.max_task_retries or 0, opts.max_concurrency or 1, class_name,
                   class_name .. ".init", options.resources_of(fn, opts, 3),
-                  opts.max_pending_calls or 0, opts.restart_on_error and 1 or 0, opts.node or -1}
+                  opts.max_pending_calls or 0, opts.restart_on_error and 1 or 0, opts.node or -1,
+                  named and 0 or nil}
     return setmetatable({
       remote = setmetatable({ref = ref, spec = spec}, Creator),
-      options = setmetatable({ref = ref, class_name = class_name, opts = opts}, CreatorOptions),
+      options = setmetatable({ref = ref, class_name = class_name, opts = opts, named = named},
+                             CreatorOptions),
     }, ActorClass)
   end
 
@@ -91,6 +95,16 @@ return function(cray, core, pending)
     return h
   end
 
+  -- 1 when the class stored at ref is a plain table without init, so that an actor made
+  -- with no arguments nor resources needs no init call (bindings/actor.c); else 0; nil
+  -- while the class is not stored here yet. It is read from the stored class, as the class
+  -- may change until it is stored.
+  local function no_init(ref)
+    local ok, c = pcall(class_table, ref)
+    if not ok then return nil end
+    return rawget(c, "init") == nil and getmetatable(c) == nil and 1 or 0
+  end
+
   function Creator.__call(self, ...)
     if misuse(..., "remote", self, ActorClass) then
       raise(2, "invalid_argument",
@@ -98,7 +112,9 @@ return function(cray, core, pending)
             self.spec[6])
     end
     flush()
-    local name = self.spec[1]
+    local spec = self.spec
+    if spec[12] == nil then spec[12] = no_init(self.ref) end
+    local name = spec[1]
     if name then
       local status, ref = core.actor_name("claim", name)
       if status then return create_named(self, name, status, ref, ...) end
@@ -122,7 +138,8 @@ return function(cray, core, pending)
     for k, v in pairs(options.check(self.class_name .. ".options", opts, actor_options, 2)) do
       merged[k] = v
     end
-    return make_class(self.ref, self.class_name, merged, self.class_name .. ".options")
+    return make_class(self.ref, self.class_name, merged, self.class_name .. ".options",
+                      self.named)
   end
 
   local function class_name_of(cls)
@@ -146,7 +163,7 @@ return function(cray, core, pending)
       if not cls:match("^[%w_.]+%.[%w_]+$") then
         raise(2, "invalid_argument", "cray.actor: name a class as 'module.Class' (got %q)", cls)
       end
-      return make_class(stash(cls, ("actor class '%s'"):format(cls)), cls, o, "cray.actor")
+      return make_class(stash(cls, ("actor class '%s'"):format(cls)), cls, o, "cray.actor", true)
     elseif type(cls) == "table" then
       if rawget(cls, "init") ~= nil and type(rawget(cls, "init")) ~= "function" then
         raise(2, "invalid_argument", "cray.actor: the class's init must be a function (got %s)",

@@ -441,7 +441,7 @@ int cray__actor_create(cray__sched *s, const cray__actor_spec *spec, cray__entry
   }
   if (!e) {
     cray__free(a);
-    cray__task_release(s->store, init);
+    if (init) cray__task_release(s->store, init);
     return CRAY_ENOMEM;
   }
   cray__store_set_producer(s->store, e, a);
@@ -449,7 +449,7 @@ int cray__actor_create(cray__sched *s, const cray__actor_spec *spec, cray__entry
   a->entry = e;
   a->cls = cls;
   cray__store_retain(cls);
-  a->init_args = init->args;
+  a->init_args = init ? init->args : NULL;
   if (a->init_args) cray__blob_retain(a->init_args);
   a->max_concurrency = spec->max_concurrency > 0 ? spec->max_concurrency : 1;
   a->max_restarts = spec->max_restarts;
@@ -475,7 +475,7 @@ int cray__actor_create(cray__sched *s, const cray__actor_spec *spec, cray__entry
       e->actor = 0;
       cray__store_release(s->store, e);
       actor_free(s, a);
-      cray__task_release(s->store, init);
+      if (init) cray__task_release(s->store, init);
       if (rc) return rc;
       *out = other;
       return spec->get_if_exists ? CRAY__ACTOR_EXISTS : CRAY__ACTOR_NAME_TAKEN;
@@ -483,17 +483,19 @@ int cray__actor_create(cray__sched *s, const cray__actor_spec *spec, cray__entry
   }
   atomic_fetch_add_explicit(&s->actors_alive, 1, memory_order_relaxed);
   cray__fstats_actor(s->fstats, CRAY__ACTOR_CREATED);
-  init->actor = a;
-  init->is_init = 1;
-  init->fn = e;
-  cray__store_retain(e);
-  cray__sched_count_submit(s, init);
-  atomic_store_explicit(&init->state, CRAY__TASK_QUEUED, memory_order_relaxed);
+  if (init) {
+    init->actor = a;
+    init->is_init = 1;
+    init->fn = e;
+    cray__store_retain(e);
+    cray__sched_count_submit(s, init);
+    atomic_store_explicit(&init->state, CRAY__TASK_QUEUED, memory_order_relaxed);
+  }
   worker *w = home_of(s, a);
   pthread_mutex_lock(&w->mu);
   link_home(w, a);
-  cray__mailq_push(&a->mail, &init->mail);
-  ready_locked(w, a);
+  if (init) cray__mailq_push(&a->mail, &init->mail);
+  ready_locked(w, a); /* without init: marks it idle, for its first call to list it */
   pthread_mutex_unlock(&w->mu);
   *out = e;
   return CRAY__ACTOR_MADE;

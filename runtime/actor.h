@@ -139,7 +139,9 @@ enum { CRAY__ACTOR_MADE, CRAY__ACTOR_EXISTS, CRAY__ACTOR_NAME_TAKEN };
 
 /* Makes an actor of class cls (the actor takes one more reference to it) whose first call
  * is `init` (a task from cray__task_new with no returns, its args and deps set; the caller's
- * reference is taken over). *out is the actor's entry, with one reference for the caller.
+ * reference is taken over), or, with init NULL, that has no init call: its class has no
+ * init and it takes no arguments nor resources, so its first call makes its instance
+ * (executor.h). *out is the actor's entry, with one reference for the caller.
  * With a name that is taken: CRAY__ACTOR_EXISTS and *out the named actor's entry when
  * spec->get_if_exists, else CRAY__ACTOR_NAME_TAKEN (init is released either way).
  * CRAY_ENOMEM when memory is short. */

@@ -561,3 +561,79 @@ describe("actor resources", function()
                    support.error_of(cray.actor(Counter, {resources = {tpu = 1}}).remote).message)
   end)
 end)
+
+-- An actor whose class has no init, made with no arguments nor resources, has no init
+-- call: its first call makes its instance (docs/architecture.md, "Actors").
+describe("actors without an init call", function()
+  before_each(function() cray = support.fresh({workers = 2}) end)
+
+  local Bag = {
+    __name = "Bag",
+    put = function(self, k, v) self[k] = v end,
+    take = function(self, k) return self[k] end,
+    class = function(self) return getmetatable(self).__name end,
+  }
+
+  it("run no init, and their first call makes the instance their calls share", function()
+    local b = cray.actor(Bag).remote()
+    cray.get(b.put.remote("x", 7))
+    assert.are.same({7, "Bag"}, cray.get({b.take.remote("x"), b.class.remote()}))
+    assert.is_nil(cray.stats().functions["Bag.init"])
+    assert.are.equal(1, cray.stats().functions["Bag.put"].calls)
+  end)
+
+  it("run the init of a class given one after cray.actor, before it was stored", function()
+    local cls = {__name = "LateInit", get = function(self) return self.n end}
+    local A = cray.actor(cls)
+    cls.init = function(self) self.n = 5 end
+    assert.are.equal(5, cray.get(A.remote().get.remote()))
+    assert.are.equal(1, cray.stats().functions["LateInit.init"].calls)
+  end)
+
+  it("run a no-op init when made with arguments or resources, or their class has a metatable",
+     function()
+    cray = support.fresh({workers = 2, resources = {gpu = 1}})
+    local Plain = cray.actor{__name = "NoInitArgs", get = function(self) return self.n end}
+    assert.is_nil(cray.get(Plain.remote(1).get.remote()))
+    assert.is_nil(cray.get(Plain.options{resources = {gpu = 1}}.remote().get.remote()))
+    local mt = cray.register_class("spec.NoInitMeta", {})
+    local Meta = cray.actor(setmetatable({__name = "NoInitMeta", get = function() return 1 end}, mt))
+    assert.are.equal(1, cray.get(Meta.remote().get.remote()))
+    local f = cray.stats().functions
+    assert.are.same({2, 1}, {f["NoInitArgs.init"].calls, f["NoInitMeta.init"].calls})
+  end)
+
+  it("serve calls at once with max_concurrency > 1, on one instance", function()
+    local Slow = cray.actor{add = function(self, k) cray.sleep(0.05); self.n = (self.n or 0) + k end,
+                            get = function(self) return self.n end}
+    local s = Slow.options{max_concurrency = 4}.remote()
+    local refs = {}
+    for k = 1, 4 do refs[k] = s.add.remote(k) end
+    cray.get(refs)
+    assert.are.equal(10, cray.get(s.get.remote()))
+  end)
+
+  it("restart with a fresh instance, are killed and collected, and are monitored", function()
+    local before = alive()
+    local b = cray.actor(Bag, {max_restarts = 1}).remote()
+    cray.get(b.put.remote("x", 1))
+    cray.kill(b, {no_restart = false})
+    assert.is_nil(cray.get(b.take.remote("x")))
+    local watch = cray.monitor(b)
+    cray.kill(b)
+    assert.are.equal("killed", cray.get(watch, {timeout = 5}).reason)
+    local idle = cray.actor(Bag).remote() -- never called
+    local gone = cray.monitor(idle)
+    assert.are.equal(before + 1, alive())
+    idle, b = nil, nil
+    eventually(function() return alive() == before end, "the idle actor was collected")
+    assert.are.equal("collected", cray.get(gone, {timeout = 5}).reason)
+  end)
+
+  it("are found by name with cray.get_actor", function()
+    local b = cray.actor(Bag, {name = "bag"}).remote()
+    cray.get(b.put.remote("y", 3))
+    assert.are.equal(3, cray.get(cray.get_actor("bag").take.remote("y")))
+    cray.kill(b)
+  end)
+end)
