@@ -129,6 +129,7 @@ static void *counting_alloc(void *ud, void *p, size_t osize, size_t nsize) {
 }
 
 static int task_function(lua_State *L);
+static int noop(lua_State *L);
 static int task_args(lua_State *L);
 static int finish(lua_State *L);
 
@@ -207,7 +208,8 @@ static int boot(lua_State *L) {
     return lua_error(L);
   lua_pushlightuserdata(L, xw);
   lua_pushnil(L); /* the last function */
-  lua_pushcclosure(L, task_function, 2);
+  lua_pushcfunction(L, noop);
+  lua_pushcclosure(L, task_function, 3);
   lua_pushlightuserdata(L, xw);
   lua_pushcclosure(L, task_args, 1);
   lua_pushlightuserdata(L, xw);
@@ -469,14 +471,14 @@ static void push_class(lua_State *L, xworker *xw, cray__actor *a) {
   xw->last_cls_id = a->cls->id;
 }
 
-/* Pushes the method the actor call t runs: init (or a no-op without one), or the one it
- * names. */
+/* Pushes the method the actor call t runs: init (or a no-op without one, task_function's
+ * upvalue 3), or the one it names. */
 static void push_method(lua_State *L, xworker *xw, cray__task *t) {
   cray__actor *a = t->actor;
   push_class(L, xw, a);
   lua_getfield(L, -1, t->method);
   if (lua_isnil(L, -1) && t->is_init) {
-    lua_pushcfunction(L, noop);
+    lua_pushvalue(L, lua_upvalueindex(3));
   } else if (!lua_isfunction(L, -1)) {
     refuse(L, "actor class '%s' has no method '%s'", a->class_name, t->method);
   }

@@ -40,7 +40,8 @@ struct cray__io {
 
   pthread_mutex_t mu;            /* the handle table, owners and users */
   cray__io_handle **buckets;
-  size_t nbuckets, nhandles;
+  size_t nbuckets;
+  _Atomic size_t nhandles;       /* written under mu; read without it by no_handles */
   uint64_t next_id;
 
   int epfd;                      /* the sockets' readiness, armed one-shot by their waiters */
@@ -345,7 +346,8 @@ cray__io_handle *cray__io_handle_new(cray__io *io, int kind, int fd, void *owner
   h->owner = owner;
   h->rc = 2; /* open, and the caller's */
   pthread_mutex_lock(&io->mu);
-  if (io->nhandles >= io->nbuckets) grow(io);
+  /* relaxed: under mu, as every write of it */
+  if (atomic_load_explicit(&io->nhandles, memory_order_relaxed) >= io->nbuckets) grow(io);
   h->id = io->next_id++;
   /* Registered disarmed (one-shot, nothing asked): its waiters arm it. */
   struct epoll_event e = {.events = EPOLLONESHOT, .data.u64 = h->id};
@@ -354,7 +356,7 @@ cray__io_handle *cray__io_handle_new(cray__io *io, int kind, int fd, void *owner
     size_t b = bucket_of(io, h->id);
     h->hnext = io->buckets[b];
     io->buckets[b] = h;
-    io->nhandles++;
+    atomic_fetch_add_explicit(&io->nhandles, 1, memory_order_relaxed); /* relaxed: under mu */
   }
   pthread_mutex_unlock(&io->mu);
   if (!ok) {
@@ -375,7 +377,7 @@ void cray__io_handle_release(cray__io_handle *h) {
     cray__io_handle **p = &io->buckets[bucket_of(io, h->id)];
     while (*p != h) p = &(*p)->hnext;
     *p = h->hnext;
-    io->nhandles--;
+    atomic_fetch_sub_explicit(&io->nhandles, 1, memory_order_relaxed); /* relaxed: under mu */
   }
   pthread_mutex_unlock(&io->mu);
   if (!last) return;
@@ -477,19 +479,25 @@ int cray__io_close(cray__io *io, uint64_t id, int kind) {
   return 0;
 }
 
+/* Whether no handle lives, read without the lock: a task ends many times more often than
+ * a socket opens. Relaxed: a handle a task owns or uses was registered, under mu, before
+ * that task could own or use it (on its thread, or on the loop's before the wake that ran
+ * it again), so the thread it ends on sees the count it raised. */
+static int no_handles(cray__io *io) {
+  return atomic_load_explicit(&io->nhandles, memory_order_relaxed) == 0;
+}
+
 void cray__io_owner_end(cray__io *io, void *owner) {
-  if (!owner) return;
+  if (!owner || no_handles(io)) return;
   cray__io_handle *list = NULL;
   pthread_mutex_lock(&io->mu);
-  if (io->nhandles) {
-    for (size_t i = 0; i < io->nbuckets; i++) {
-      for (cray__io_handle *h = io->buckets[i]; h; h = h->hnext) {
-        if (h->owner != owner || atomic_load_explicit(&h->closed, memory_order_relaxed))
-          continue;
-        retain_locked(h);
-        h->gnext = list;
-        list = h;
-      }
+  for (size_t i = 0; i < io->nbuckets; i++) {
+    for (cray__io_handle *h = io->buckets[i]; h; h = h->hnext) {
+      if (h->owner != owner || atomic_load_explicit(&h->closed, memory_order_relaxed))
+        continue;
+      retain_locked(h);
+      h->gnext = list;
+      list = h;
     }
   }
   pthread_mutex_unlock(&io->mu);
@@ -502,19 +510,18 @@ void cray__io_owner_end(cray__io *io, void *owner) {
 }
 
 void cray__io_user_end(cray__io *io, void *user) {
+  if (no_handles(io)) return;
   cray__io_op *list = NULL;
   pthread_mutex_lock(&io->mu);
-  if (io->nhandles) {
-    for (size_t i = 0; i < io->nbuckets; i++) {
-      for (cray__io_handle *h = io->buckets[i]; h; h = h->hnext) {
-        for (int d = 0; d < 2; d++) {
-          if (h->user[d] != user) continue;
-          h->user[d] = NULL;
-          if (h->wait[d]) {
-            h->wait[d]->gone_next = list;
-            list = h->wait[d];
-            h->wait[d] = NULL;
-          }
+  for (size_t i = 0; i < io->nbuckets; i++) {
+    for (cray__io_handle *h = io->buckets[i]; h; h = h->hnext) {
+      for (int d = 0; d < 2; d++) {
+        if (h->user[d] != user) continue;
+        h->user[d] = NULL;
+        if (h->wait[d]) {
+          h->wait[d]->gone_next = list;
+          list = h->wait[d];
+          h->wait[d] = NULL;
         }
       }
     }
