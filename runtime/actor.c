@@ -503,6 +503,7 @@ int cray__actor_create(cray__sched *s, const cray__actor_spec *spec, cray__entry
 
 void cray__actor_send(cray__sched *s, cray__task *t) {
   cray__actor *a = t->actor;
+  t->from = cray__sched_worker_index(s);
   atomic_store_explicit(&t->state, CRAY__TASK_QUEUED, memory_order_relaxed);
   uintptr_t prev = cray__mailq_swap(&a->mail, &t->mail);
   int idle = (int)(prev & CRAY__MAILQ_IDLE);
@@ -769,7 +770,24 @@ static int apply(cray__sched *s, worker *w, cray__actor *a, int ctl) {
  * taken in index order, `home` changes, the actor changes lists and is listed on its new
  * home, which unpacks the instance at its next call. Control set meanwhile (kill,
  * collection) moves with it and is applied there. Senders that push without a lock do
- * not care where the actor is; the others lock its home with lock_home. */
+ * not care where the actor is; the others lock its home with lock_home.
+ *
+ * Two reasons move an actor. Balance: the scheduler's, above. Compaction, toward its
+ * caller: a pair or a ring made by the driver starts spread over the workers, each hop a
+ * hand-off to the other thread, and balance never gathers it (one message in flight
+ * never lists two actors on a worker). So the home notes the worker each call came from
+ * (cray__actor_send stamps it; the driver and other threads are none), and at the end of
+ * serving an actor whose last COMPACT_AFTER calls all came from one lower-numbered
+ * worker, with nothing else to run here and at most one actor listed there, gives it to
+ * that worker (toward_caller): both idle but for the message in flight. Toward
+ * the lower one only, as Erlang compacts its schedulers: a ring's neighbours, each
+ * called from the other worker, would otherwise swap homes at every lap rather than
+ * gather. A move starts the count again, so an actor balance gave away comes back only
+ * after that many calls, all from the one worker, found this worker with nothing else to
+ * do. */
+
+/* Calls in a row from one other worker before the actor moves to it. */
+#define COMPACT_AFTER 16
 
 int cray__actor_move(cray__sched *s, worker *w, cray__actor *a, worker *to) {
   /* An actor whose init has not run (no instance yet) stays: actors made together start
@@ -790,11 +808,35 @@ int cray__actor_move(cray__sched *s, worker *w, cray__actor *a, worker *to) {
   atomic_store_explicit(&a->home, to->index, memory_order_relaxed);
   unlink_home(w, a);
   link_home(to, a);
-  list_locked(to, a);
+  a->from_caller = 0;
+  a->ready = 0;
+  ready_locked(to, a); /* listed there when it has calls or control; else idle */
   pthread_mutex_unlock(&second->mu);
   pthread_mutex_unlock(&first->mu);
   cray__fstats_actor(s->fstats, CRAY__ACTOR_MOVED);
   return 1;
+}
+
+/* Notes that a's call from worker `from` (-1: none) starts on w, its home. */
+static void note_caller(cray__actor *a, const worker *w, int from) {
+  if (from < 0 || from == w->index) a->from_caller = 0;
+  else if (from == a->caller) a->from_caller++;
+  else a->from_caller = 1;
+  a->caller = from;
+}
+
+/* The worker a, just served by its home w, should move to as its calls come from there,
+ * w has nothing else to run and that worker at most one actor listed, the one a called
+ * last perhaps (see "moving"), or NULL. Under w->mu: the other lock is only tried. */
+static worker *toward_caller(cray__sched *s, const worker *w, const cray__actor *a) {
+  if (a->from_caller < COMPACT_AFTER || a->caller >= w->index || w->depth || w->rhead ||
+      w->qhead || w->ihead)
+    return NULL;
+  worker *to = &s->workers[a->caller];
+  if (pthread_mutex_trylock(&to->mu) != 0) return NULL;
+  int quiet = !to->qhead && (!to->rhead || !to->rhead->rnext);
+  pthread_mutex_unlock(&to->mu);
+  return quiet ? to : NULL;
 }
 
 /* ---- serving ---- */
@@ -842,6 +884,7 @@ void cray__actor_serve(cray__sched *s, worker *w, cray__actor *a) {
       t->sibling = a->started;
       a->started = t;
       n++;
+      note_caller(a, w, t->is_init ? -1 : t->from);
       cray__sched_start_call(s, w, t);
       ctl |= fold(a);
     }
@@ -857,6 +900,8 @@ void cray__actor_serve(cray__sched *s, worker *w, cray__actor *a) {
     if (!ctl_of(a)) break;
   }
   a->serving = 0;
+  worker *to = toward_caller(s, w, a);
+  if (to && cray__actor_move(s, w, a, to)) return;
   a->ready = 0;
   ready_locked(w, a);
   pthread_mutex_unlock(&w->mu);

@@ -26,9 +26,11 @@
  *
  * Placement: an actor made by a task or an actor is homed on the worker that ran it; one
  * made by any other thread (a driver) goes to the workers in turn. An actor that waits on
- * a ready list behind another, with no call started, may move to a worker that sleeps
- * (cray__actor_move): its instance goes packed by the codec, so an instance that cannot
- * be packed keeps its actor on its worker.
+ * a ready list behind another, with no call started, may move to a worker that sleeps,
+ * and one whose calls all come from one lower-numbered worker, its home having nothing
+ * else to run, moves there (cray__actor_move; actor.c, "moving"): its instance goes
+ * packed by the codec, so an instance that cannot be packed keeps its actor on its
+ * worker.
  *
  * Locks: a call is sent without a lock (see `mail`); the home worker's lock is taken only
  * when that finds the actor idle. The home worker's mutex guards `running`, `ready`, `ctl`, `state`,
@@ -107,6 +109,8 @@ struct cray__actor {
   cray__blob *packed;        /* its instance in transit: packed by the home it left, unpacked
                               * by the executor of the new one at its next call */
   int pinned;                /* its instance could not be packed: it stays on its worker */
+  int caller, from_caller;   /* the worker that sent its last calls, and how many in a row
+                              * came from it while it was another worker (toward_caller) */
   cray__resource_need *resources; /* what it holds while alive (from its first init) */
   int nresources;
   cray__task *started;       /* calls started, linked through `sibling` */

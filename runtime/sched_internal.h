@@ -119,9 +119,10 @@ void cray__actor_call_end(cray__sched *s, cray__task *t, const cray__blob *error
 void cray__actor_keep_resources(cray__task *t);
 /* The call t suspended: with max_concurrency > 1 the actor may start another. */
 void cray__actor_call_suspended(cray__sched *s, cray__task *t);
-/* w, a's home, popped a from its ready list (w->mu held) and another worker, `to`, sleeps:
- * moves a there and returns 1 (w->mu unlocked) when it has no call started and its
- * instance can be packed; else returns 0 with w->mu held, a still popped. */
+/* w, a's home, popped a from its ready list or ends serving it (w->mu held, `ready` set):
+ * moves a to `to` (a sleeping worker, or the one its calls come from) and returns 1 (w->mu
+ * unlocked) when it has no call started and its instance can be packed; else returns 0
+ * with w->mu held, a still popped. */
 int cray__actor_move(cray__sched *s, worker *w, cray__actor *a, worker *to);
 /* After the workers stopped: frees every actor. */
 void cray__actor_free_all(cray__sched *s);

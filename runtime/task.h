@@ -113,6 +113,8 @@ struct cray__task {
   const char *method;
   int is_init, dispatched;
   int exit_after;           /* cray.exit_actor ran in it: the actor ends when it returns */
+  int from;                 /* the worker that sent it, -1 for the driver or another thread
+                               (a hint for moving its actor toward its caller, actor.c) */
   cray__task *sibling;
 
   struct cray__sched *sched;

@@ -24,8 +24,11 @@ local Ledger = {
     self.count[caller] = (self.count[caller] or 0) + 1
     local w = cray.context().worker
     self.workers[w] = true
+    if self.at and self.at ~= w then self.hopped = (self.hopped or 0) + 1 end
+    self.at = w
     return {seq, ordered, w}
   end,
+  hops = function(self) return self.hopped or 0 end,
   counts = function(self) return self.count end,
   workers = function(self)
     local n = 0
@@ -226,5 +229,154 @@ describe("actors that move between workers", function()
         end
       end
     end
+  end)
+end)
+
+-- A pair and a ring made by the driver start on both workers (its creations go to the
+-- workers in turn); each actor called only from the other, lower-numbered worker moves
+-- there (runtime/actor.c, "moving": toward the caller).
+local tell = {num_returns = 0}
+
+local Pong = {
+  __name = "Pong",
+  meet = function(self, ping) self.answer = ping.pong.options(tell) end,
+  ping = function(self) self.answer.remote() end,
+  where = function() return cray.context().worker end,
+}
+
+local Ping = {
+  __name = "Ping",
+  init = function(self, pong) self.send, self.got = pong.ping.options(tell), 0 end,
+  serve = function(self, n) self.left = n self.send.remote() end,
+  pong = function(self)
+    self.got = self.got + 1
+    self.left = self.left - 1
+    if self.left > 0 then self.send.remote() end
+  end,
+  got = function(self) return self.got end,
+  where = function() return cray.context().worker end,
+}
+
+-- A ring's node: passes the token on `hops` times, counting what it saw.
+local Node = {
+  __name = "Node",
+  init = function(self) self.seen = 0 end,
+  link = function(self, nxt) self.next = nxt.token.options(tell) end,
+  token = function(self, hops)
+    self.seen = self.seen + 1
+    if hops > 0 then self.next.remote(hops - 1) end
+  end,
+  seen = function(self) return self.seen end,
+  where = function() return cray.context().worker end,
+}
+
+-- Where each of `actors` runs now, asked one at a time: two calls listed at once on one
+-- worker, the other asleep, would have balance give one away.
+local function homes(actors)
+  local out = {}
+  for i, a in ipairs(actors) do out[i] = cray.get(a.where.remote()) end
+  return out
+end
+
+local function together(where)
+  for i = 2, #where do
+    if where[i] ~= where[1] then return false end
+  end
+  return true
+end
+
+-- Waits until f() is true, up to 60 s, looking seldom: a look lists an actor, which
+-- beside another listed would have balance give one away.
+local function until_true(f)
+  for _ = 1, 1200 do
+    cray.sleep(0.05)
+    if f() then return end
+  end
+end
+
+-- An actor that calls others in turn, awaiting each answer: an actor elsewhere sees a run
+-- of calls from this one's worker.
+local Turn = {
+  __name = "Turn",
+  run = function(_, actors, who, n)
+    local out = {}
+    for i, a in ipairs(actors) do
+      out[i] = {}
+      for seq = 1, n do
+        local ok, v = pcall(cray.get, a.take.remote(who, seq), {timeout = 60})
+        out[i][seq] = ok and v or {kind = v.kind}
+      end
+    end
+    return out
+  end,
+  where = function() return cray.context().worker end,
+}
+
+describe("actors that move toward their caller", function()
+  before_each(function() cray = support.fresh({workers = 2}) end)
+
+  it("gather a pingpong pair made by the driver on one worker", function()
+    local before = moved()
+    local pong = cray.actor(Pong).remote()
+    local ping = cray.actor(Ping).remote(pong)
+    cray.get(pong.meet.remote(ping))
+    assert.is_false(together(homes({pong, ping})), "the driver made the pair on one worker")
+    local rounds = 0
+    repeat
+      rounds = rounds + 1
+      local want = cray.get(ping.got.remote()) + 100
+      ping.serve.options(tell).remote(100)
+      until_true(function() return cray.get(ping.got.remote()) == want end)
+      assert.are.equal(want, cray.get(ping.got.remote()))
+    until together(homes({pong, ping})) or rounds == 20
+    assert.is_true(together(homes({pong, ping})), "the pair stayed on two workers")
+    assert.is_true(moved() > before, "no actor moved")
+  end)
+
+  it("gather a ring made by the driver on one worker", function()
+    local before, R = moved(), 10
+    local ring = {}
+    for i = 1, R do ring[i] = cray.actor(Node).remote() end
+    local links = {}
+    for i = 1, R do links[i] = ring[i].link.remote(ring[i % R + 1]) end
+    cray.get(links)
+    assert.is_false(together(homes(ring)), "the driver made the ring on one worker")
+    local laps = 0
+    repeat
+      laps = laps + 20
+      ring[1].token.options(tell).remote(20 * R - 1)
+      until_true(function() return cray.get(ring[R].seen.remote()) == laps end)
+      for i = 1, R do assert.are.equal(laps, cray.get(ring[i].seen.remote())) end
+    until together(homes(ring)) or laps == 400
+    assert.is_true(together(homes(ring)), "the ring stayed on more than one worker")
+    assert.is_true(moved() - before >= R / 2, "fewer moves than the ring's spread")
+  end)
+
+  it("answer each call once, in each caller's order, while they move both ways", function()
+    local before, both = moved(), false
+    local turns = {cray.actor(Turn).remote(), cray.actor(Turn).remote()}
+    local turn = cray.get(turns[1].where.remote()) == 0 and turns[1] or turns[2]
+    assert.are.equal(0, cray.get(turn.where.remote()))
+    local flood = cray.remote(call_all)
+    for _ = 1, ROUNDS do
+      local actors = {}
+      for i = 1, ACTORS do actors[i] = cray.actor(Ledger).remote() end
+      -- runs of calls from worker 0 gather the actors there; then floods from tasks on
+      -- both workers list them all at once there, balance gives some to worker 1, and the
+      -- runs, going on, bring them back
+      local results = {cray.get(turn.run.remote(actors, 1, CALLS), {timeout = 120})}
+      local refs = {turn.run.remote(actors, 2, CALLS)}
+      for who = 3, CALLERS + 2 do refs[#refs + 1] = flood.remote(actors, who, CALLS) end
+      for _, r in ipairs(cray.get(refs, {timeout = 120})) do results[#results + 1] = r end
+      check_all_answered(results)
+      for _, a in ipairs(actors) do
+        local counts = cray.get(a.counts.remote())
+        for who = 1, CALLERS + 2 do assert.are.equal(CALLS, counts[who]) end
+        both = both or cray.get(a.hops.remote()) >= 2
+      end
+      if both then break end
+    end
+    assert.is_true(moved() > before, "no actor moved")
+    assert.is_true(both, "no actor moved away and back")
   end)
 end)
