@@ -202,8 +202,7 @@ void cray__fstats_task_end(cray__fstats *f, int slot_index, const cray__task *t,
   pthread_mutex_unlock(&f->mu);
 }
 
-void cray__fstats_busy(cray__fstats *f, int slot_index, uint64_t since) {
-  uint64_t now = cray__fstats_stamp();
+void cray__fstats_busy(cray__fstats *f, int slot_index, uint64_t since, uint64_t now) {
   if (now > since) add64(&f->slots[slot_index].busy, now - since); /* as in record */
 }
 

@@ -13,10 +13,11 @@
  * `queued` the rest of the time from submission to the last start (in a queue, for
  * resources, behind an actor's other calls); `run` from the last start to the end, waits
  * inside included.
- * Each worker also sums the time it spends inside the executor: its busy time. Times are
- * taken as stamps (cray__fstats_stamp), which cost a fraction of a clock read, and turned
- * into seconds when read, at the rate the stamps advanced against the clock since the
- * recorder was made.
+ * Each worker also sums the time it spends running tasks, from each start to the task's
+ * end (on the end's stamp) or to the executor's return when it did not end: its busy
+ * time. Times are taken as stamps (cray__fstats_stamp), which cost a fraction of a clock
+ * read, and turned into seconds when read, at the rate the stamps advanced against the
+ * clock since the recorder was made.
  */
 #ifndef CRAY_FSTATS_H
 #define CRAY_FSTATS_H
@@ -40,8 +41,9 @@ uint64_t cray__fstats_stamp(void);
 /* Records the end of t (failed or not) at stamp `now`, on slot `slot`. */
 void cray__fstats_task_end(cray__fstats *f, int slot, const cray__task *t, int failed,
                            uint64_t now);
-/* Adds the time since stamp `since` to worker slot's busy time; on that worker's thread. */
-void cray__fstats_busy(cray__fstats *f, int slot, uint64_t since);
+/* Adds the time from stamp `since` to stamp `now` to worker slot's busy time; on that
+ * worker's thread. */
+void cray__fstats_busy(cray__fstats *f, int slot, uint64_t since, uint64_t now);
 
 enum { CRAY__ACTOR_CREATED, CRAY__ACTOR_RESTARTED, CRAY__ACTOR_DIED, CRAY__ACTOR_MOVED,
        CRAY__ACTOR_EVENTS };

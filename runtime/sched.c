@@ -192,6 +192,11 @@ static void count_end(cray__sched *s, cray__task *t, int failed, const cray__blo
   t->started = 0;
   atomic_fetch_add_explicit(failed ? &c->failed : &c->finished, 1, memory_order_relaxed);
   uint64_t now = cray__fstats_stamp();
+  worker *w = c != s->counts ? &s->workers[c - s->counts - 1] : NULL;
+  if (w && w->stretch == t) { /* its run's busy time ends here, on this stamp */
+    cray__fstats_busy(s->fstats, w->index + 1, w->stretch_at, now);
+    w->stretch = NULL;
+  }
   cray__fstats_task_end(s->fstats, (int)(c - s->counts), t, failed, now);
   if (CRAY__TRACING()) cray__trace_end(t, failed, error, result_bytes, now);
 }
@@ -416,6 +421,30 @@ static int run(cray__sched *s, worker *w, cray__task *t) {
   return rc;
 }
 
+/* A worker's busy time is the time it runs tasks: from the stamp a stretch starts on to
+ * the task's end (count_end adds it then, on the stamp it takes anyway, before the returns
+ * resolve), or to the stretch's end when the task did not end in it (it waits). A stretch
+ * nested in another (work run while a C function waits) puts the outer one back when it
+ * ends, so the outer's busy time still runs from its own start. */
+typedef struct stretch {
+  const cray__task *t;
+  uint64_t at;
+} stretch;
+
+static stretch busy_begin(worker *w, const cray__task *t, uint64_t t0) {
+  stretch outer = {w->stretch, w->stretch_at};
+  w->stretch = t;
+  w->stretch_at = t0;
+  return outer;
+}
+
+static void busy_end(cray__sched *s, worker *w, const cray__task *t, stretch outer) {
+  if (w->stretch == t)
+    cray__fstats_busy(s->fstats, w->index + 1, w->stretch_at, cray__fstats_stamp());
+  w->stretch = outer.t;
+  w->stretch_at = outer.at;
+}
+
 /* Interrupts the Lua code of task t where a worker runs it (t NULL: of every task). */
 static void interrupt_running(cray__sched *s, const cray__task *t) {
   for (int i = 0; i < s->n; i++) {
@@ -547,10 +576,11 @@ static void start(cray__sched *s, worker *w, cray__task *t) {
   atomic_store_explicit(&t->state, CRAY__TASK_RUNNING, memory_order_relaxed);
   cray__sched_count_running(s, t, 1);
   uint64_t t0 = t->started_at = cray__fstats_stamp();
+  stretch outer = busy_begin(w, t, t0);
   /* A C function runs here on the worker's thread; anything else goes to the executor. */
   int rc = t->actor ? -1 : cray__cfunc_run(s->rt, t);
   if (rc < 0) rc = run(s, w, t);
-  cray__fstats_busy(s->fstats, w->index + 1, t0);
+  busy_end(s, w, t, outer);
   if (CRAY__TRACING()) cray__trace_run(t, t0, cray__fstats_stamp(), rc);
   after_run(s, w, t, rc);
 }
@@ -583,8 +613,9 @@ static void resume(cray__sched *s, worker *w, cray__task *t) {
   }
   atomic_store_explicit(&t->state, CRAY__TASK_RUNNING, memory_order_relaxed);
   uint64_t t0 = cray__fstats_stamp();
+  stretch outer = busy_begin(w, t, t0);
   int rc = run(s, w, t);
-  cray__fstats_busy(s->fstats, w->index + 1, t0);
+  busy_end(s, w, t, outer);
   if (CRAY__TRACING()) cray__trace_run(t, t0, cray__fstats_stamp(), rc);
   after_run(s, w, t, rc);
 }

@@ -34,6 +34,8 @@ typedef struct worker {
                                  worker has stopped) */
   int actors_shut;            /* its actors were told the runtime stops */
   int depth;                  /* work nested in a C function's wait (its thread only) */
+  const cray__task *stretch;  /* the task this thread runs, from stamp stretch_at, */
+  uint64_t stretch_at;        /* whose busy time is not added yet (its thread only) */
 } worker;
 
 enum { WORK_QUEUED = 1, WORK_INBOX = 2, WORK_ACTORS = 4 };

@@ -101,6 +101,36 @@ describe("cray.stats() per function", function()
     assert.is_true(s.elapsed > 0)
     big = nil
   end)
+
+  it("counts a call's run, up to its end, in its worker's busy time", function()
+    -- an actor's call runs on its worker (a task may run in the driver's get, uncounted)
+    local Spinner = cray.actor{__name = "StatsSpinner", spin = function(_, seconds)
+      local ffi = require "ffi"
+      pcall(ffi.cdef, [[
+        struct stats_timespec { long tv_sec; long tv_nsec; };
+        int clock_gettime(int clock, struct stats_timespec *ts);
+      ]])
+      local ts = ffi.new("struct stats_timespec")
+      local function now()
+        ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+        return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
+      end
+      local t0 = now()
+      while now() - t0 < seconds do end
+      return now() - t0
+    end}
+    local spinner = Spinner.remote()
+    local function busy_seconds(s)
+      local sum = 0
+      for _, b in ipairs(s.busy) do sum = sum + b * s.elapsed end
+      return sum
+    end
+    local before = busy_seconds(cray.stats())
+    local spent = cray.get(spinner.spin.remote(0.1))
+    local added = busy_seconds(cray.stats()) - before
+    -- the stamps' rate is measured against the clock: allow it 5 %
+    assert.is_true(spent >= 0.1 and added >= spent * 0.95, ("%g of %g"):format(added, spent))
+  end)
 end)
 
 describe("cray.report", function()
