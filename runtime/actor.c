@@ -507,6 +507,19 @@ void cray__actor_send(cray__sched *s, cray__task *t) {
   atomic_store_explicit(&t->state, CRAY__TASK_QUEUED, memory_order_relaxed);
   uintptr_t prev = cray__mailq_swap(&a->mail, &t->mail);
   int idle = (int)(prev & CRAY__MAILQ_IDLE);
+  /* On a's home's own thread (whose moves of a this thread made, so `home` reads true) an
+   * alive a (only this thread makes it dead) is listed at this thread's next look for
+   * work, under the lock it takes then: nothing serves, moves or frees a before that. */
+  int me = cray__sched_worker_index(s);
+  if (idle && me >= 0 && me == home_of(s, a)->index && a->state == CRAY__ACTOR_ALIVE) {
+    cray__mailq_link(prev, &t->mail);
+    worker *w = home_of(s, a);
+    a->lnext = NULL;
+    if (w->ltail) w->ltail->lnext = a;
+    else w->lhead = a;
+    w->ltail = a;
+    return;
+  }
   /* t keeps a alive until it is linked; after that it may run and go, and this thread
    * still lists a */
   if (idle) cray__store_retain(a->entry);
@@ -519,6 +532,11 @@ void cray__actor_send(cray__sched *s, cray__task *t) {
   pthread_mutex_unlock(&w->mu);
   fail_all(s, a, dead);
   cray__store_release(s->store, a->entry);
+}
+
+void cray__actor_list_local(worker *w) {
+  for (cray__actor *a = w->lhead; a; a = a->lnext) ready_locked(w, a);
+  w->lhead = w->ltail = NULL;
 }
 
 /* ---- control ---- */

@@ -33,10 +33,12 @@
  * worker.
  *
  * Locks: a call is sent without a lock (see `mail`); the home worker's lock is taken only
- * when that finds the actor idle. The home worker's mutex guards `running`, `ready`, `ctl`, `state`,
- * `death`, the monitors and the worker's list of actors (`prev`, `next`: creation links
- * an actor on the creating thread). `exec`, `started` and the serving fields belong to
- * the home worker's thread. The names table has its own mutex, taken before no other.
+ * when that finds the actor idle, and not even then on the home worker's own thread, which
+ * lists the actor under the lock of its next look for work (cray__actor_list_local). The
+ * home worker's mutex guards `running`, `ready`, `ctl`, `state`, `death`, the monitors
+ * and the worker's list of actors (`prev`, `next`: creation links an actor on the creating
+ * thread). `exec`, `started`, `lnext` and the serving fields belong to the home worker's
+ * thread. The names table has its own mutex, taken before no other.
  */
 #ifndef CRAY_ACTOR_H
 #define CRAY_ACTOR_H
@@ -101,6 +103,8 @@ struct cray__actor {
   cray__monitor *monitors;
   uint32_t nmonitors, monitors_cap;
   cray__actor *rnext;        /* ready list */
+  cray__actor *lnext;        /* the home's list of actors its own thread's sends found idle,
+                              * listed at its next look for work (home worker's thread) */
 
   /* home worker's thread */
   int serving;               /* cray__actor_serve runs for it: call_end only counts */

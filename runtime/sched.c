@@ -685,6 +685,7 @@ static worker *idle_worker(cray__sched *s, worker *w) {
  * inbox, a ready actor, a task from its queue, or one stolen. 0 when there was none. */
 static int run_one(cray__sched *s, worker *w) {
   pthread_mutex_lock(&w->mu);
+  cray__actor_list_local(w);
   cray__task *t = take(&w->ihead, &w->itail);
   if (t) {
     note_work(w);
@@ -797,6 +798,12 @@ int cray__sched_wait_helping(cray__sched *s, cray__entry *const *entries, size_t
       if (!ran) ran = run_one(s, w);
       w->depth--;
       if (ran) continue;
+    }
+    if (w->lhead) { /* too deep to look for work: what this thread's sends found idle waits
+                       for no look of its own */
+      pthread_mutex_lock(&w->mu);
+      cray__actor_list_local(w);
+      pthread_mutex_unlock(&w->mu);
     }
     got = cray__wait_entries(s->store, entries, n, want, left < HELP_SLICE ? left : HELP_SLICE,
                              ready);

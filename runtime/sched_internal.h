@@ -23,6 +23,8 @@ typedef struct worker {
   cray__task *qhead, *qtail;  /* not started */
   cray__task *ihead, *itail;  /* resumptions, and actor calls whose arguments came */
   cray__actor *rhead, *rtail; /* actors homed here with something to do */
+  cray__actor *lhead, *ltail; /* actors homed here that this thread's sends found idle, to
+                                 list at its next look for work (its thread only) */
   int sleeping;
   _Atomic int work;           /* WORK_* bits: what the queues hold, for spinning workers to
                                  read without the lock; written under it (note_work) */
@@ -111,6 +113,10 @@ void cray__actor_gone(void *ctx, void *actor);
 void cray__actor_lost(cray__sched *s, worker *w);
 /* The runtime stops: w's living actors die. */
 void cray__actor_shutdown(worker *w);
+/* Lists the actors that w's own thread's sends found idle (w->lhead); w's thread, with
+ * w->mu held. Done before w pops anything: until then nothing serves, moves or frees
+ * them, as only w's thread does. */
+void cray__actor_list_local(worker *w);
 /* Serves a, which w (its home) took from its ready list with w->mu held: control first,
  * then calls while slots are free. Returns with w->mu unlocked. */
 void cray__actor_serve(cray__sched *s, worker *w, cray__actor *a);
