@@ -178,8 +178,18 @@ static counts *my_counts(cray__sched *s) {
   return &s->counts[self_worker && self_worker->s == s ? self_worker->index + 1 : 0];
 }
 
+/* Adds v to the count x of c, the calling thread's counts. A worker's have one writer,
+ * which adds with a load and a store, no locked instruction; the other threads share
+ * slot 0, and add atomically. Relaxed: counts, each summed when read, ordered by no one. */
+static void count_add(cray__sched *s, counts *c, _Atomic uint64_t *x, uint64_t v) {
+  if (c == s->counts) atomic_fetch_add_explicit(x, v, memory_order_relaxed);
+  else atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + v,
+                             memory_order_relaxed);
+}
+
 void cray__sched_count_running(cray__sched *s, cray__task *t, int delta) {
-  atomic_fetch_add_explicit(&my_counts(s)->running, delta, memory_order_relaxed);
+  counts *c = my_counts(s);
+  count_add(s, c, &c->running, (uint64_t)(int64_t)delta);
   t->started = delta > 0;
 }
 
@@ -188,9 +198,9 @@ void cray__sched_count_running(cray__sched *s, cray__task *t, int delta) {
 static void count_end(cray__sched *s, cray__task *t, int failed, const cray__blob *error,
                       size_t result_bytes) {
   counts *c = my_counts(s);
-  if (t->started) atomic_fetch_sub_explicit(&c->running, 1, memory_order_relaxed);
+  if (t->started) count_add(s, c, &c->running, (uint64_t)-1);
   t->started = 0;
-  atomic_fetch_add_explicit(failed ? &c->failed : &c->finished, 1, memory_order_relaxed);
+  count_add(s, c, failed ? &c->failed : &c->finished, 1);
   uint64_t now = cray__fstats_stamp();
   worker *w = c != s->counts ? &s->workers[c - s->counts - 1] : NULL;
   if (w && w->stretch == t) { /* its run's busy time ends here, on this stamp */
@@ -827,7 +837,8 @@ static void dep_resolved(cray__waiter *wt) {
 void cray__sched_count_submit(cray__sched *s, cray__task *t) {
   t->sched = s;
   t->submitted_at = cray__fstats_stamp();
-  atomic_fetch_add_explicit(&my_counts(s)->submitted, 1, memory_order_relaxed);
+  counts *c = my_counts(s);
+  count_add(s, c, &c->submitted, 1);
   /* The site names the returns' objects, and the task in a stop that gives up on it: a
    * call without returns (a one-way actor call) skips the interning, and goes unnamed. */
   uint32_t site = t->site = t->nreturns ? cray__sites_intern(s->rt->sites, t->name) : 0;
@@ -1035,8 +1046,8 @@ int cray__sched_give(cray__sched *s, cray__task **out, int max,
     note_work(w);
     pthread_mutex_unlock(&w->mu);
   }
-  /* relaxed: a count, summed when read (as in cray__sched_count_submit) */
-  atomic_fetch_sub_explicit(&my_counts(s)->submitted, (uint64_t)n, memory_order_relaxed);
+  counts *c = my_counts(s);
+  count_add(s, c, &c->submitted, -(uint64_t)n);
   return n;
 }
 
@@ -1203,7 +1214,7 @@ void cray__sched_stats_get(cray__sched *s, cray__sched_stats *out) {
     /* relaxed: counters for cray.stats, each exact on its own; no ordering needed */
     finished += atomic_load_explicit(&s->counts[i].finished, memory_order_relaxed);
     failed += atomic_load_explicit(&s->counts[i].failed, memory_order_relaxed);
-    running += atomic_load_explicit(&s->counts[i].running, memory_order_relaxed);
+    running += (int64_t)atomic_load_explicit(&s->counts[i].running, memory_order_relaxed);
   }
   for (int i = 0; i <= s->n; i++) /* relaxed, as above */
     submitted += atomic_load_explicit(&s->counts[i].submitted, memory_order_relaxed);

@@ -43,11 +43,12 @@ typedef struct worker {
 enum { WORK_QUEUED = 1, WORK_INBOX = 2, WORK_ACTORS = 4 };
 
 /* Task counts, one set per worker and one for every other thread, each on its own cache
- * line, summed when read: the tasks alive are submitted - finished - failed. */
+ * line, summed when read: the tasks alive are submitted - finished - failed. A worker's
+ * set has one writer, its thread; the others share theirs (sched.c, count_add). */
 typedef struct counts {
   _Alignas(CRAY__LINE) _Atomic uint64_t submitted;
   _Atomic uint64_t finished, failed;
-  _Atomic int64_t running;
+  _Atomic uint64_t running; /* started less ended, modulo 2^64: the sum is read signed */
 } counts;
 
 struct cray__sched {
