@@ -89,6 +89,10 @@ void *cray__small_alloc(void) {
   block *b = cache.head;
   cache.head = b->next;
   cache.n--;
+  /* The next block was likely freed on another core: its lines are fetched for writing now,
+   * behind this block's use, not when the caller's stores wait for them. */
+  for (int i = 0; cache.head && i < CRAY__SMALL; i += CRAY__LINE)
+    __builtin_prefetch((char *)cache.head + i, 1, 3);
   return b;
 }
 
