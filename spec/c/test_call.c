@@ -1,14 +1,15 @@
 /*
  * test_call.c: the C API's tasks and actors (cray_call, cray_actor_create,
  * cray_actor_call), C functions as tasks (cray_register, cray_buffer_append), error objects
- * read from C (cray_error_info), ids as hex, options and versions, and every bad input's
- * code. Lua functions and classes come from spec/fixtures/capi.lua.
+ * read from C (cray_error_info), ids as hex, options and versions, a worker's busy time
+ * across work it runs nested in a C function's wait, and every bad input's code. Lua functions and classes come from spec/fixtures/capi.lua.
  */
 #include <msgpack.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../../runtime/cray.h"
 #include "check.h"
@@ -385,6 +386,35 @@ static int c_via_lua(void *ud, const uint8_t *args, size_t len, cray_buffer *out
   return rc;
 }
 
+/* Spins for ms milliseconds of the monotonic clock: busy, not waiting. */
+static void spin_ms(long long ms) {
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  do clock_gettime(CLOCK_MONOTONIC, &b);
+  while ((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < ms);
+}
+
+static int c_spin(void *ud, const uint8_t *args, size_t len, cray_buffer *out) {
+  (void)ud, (void)args, (void)len, (void)out;
+  spin_ms(50);
+  return 0;
+}
+
+/* Spins 50 ms, waits for c.spin (which its worker runs meanwhile, nested), spins 50 more. */
+static int c_spin_around(void *ud, const uint8_t *args, size_t len, cray_buffer *out) {
+  cray_runtime *rt = ud;
+  spin_ms(50);
+  cray_id r;
+  int rc = cray_call(rt, "c.spin", args, len, &r);
+  if (rc) return rc;
+  cray_view v;
+  if ((rc = cray_get(rt, &r, 60, &v)) == 0) cray_view_release(rt, &v);
+  cray_release(rt, &r);
+  spin_ms(50);
+  (void)out;
+  return rc;
+}
+
 static void register_all(cray_runtime *rt) {
   CHECK_EQ(cray_register(rt, "sum", c_sum, NULL), 0);
   CHECK_EQ(cray_register(rt, "pair", c_pair, NULL), 0);
@@ -392,6 +422,30 @@ static void register_all(cray_runtime *rt) {
   CHECK_EQ(cray_register(rt, "garbage", c_garbage, NULL), 0);
   CHECK_EQ(cray_register(rt, "fib", c_fib, rt), 0);
   CHECK_EQ(cray_register(rt, "via_lua", c_via_lua, rt), 0);
+  CHECK_EQ(cray_register(rt, "spin", c_spin, NULL), 0);
+  CHECK_EQ(cray_register(rt, "spin_around", c_spin_around, rt), 0);
+}
+
+/* A worker's busy time counts a task's whole stretch, work it ran nested in a wait of the
+ * task's included: 100 ms of the outer function's spin and the 50 ms of the inner one's
+ * (counted in both). One worker, so the inner call runs nested. */
+static void test_busy_nested(void) {
+  cray_runtime *rt = check_open(1, 64 << 20);
+  register_all(rt);
+  long long before = call_int(rt, FIX "busy_ms", 0, NULL);
+  pack p;
+  pack_ints(&p, 0, NULL);
+  cray_id r;
+  CHECK_EQ(cray_call(rt, "c.spin_around", p.sb.data, p.sb.size, &r), 0);
+  msgpack_sbuffer_destroy(&p.sb);
+  cray_view v;
+  CHECK_EQ(cray_get(rt, &r, 60, &v), 0);
+  cray_view_release(rt, &v);
+  CHECK_EQ(cray_release(rt, &r), 0);
+  long long added = call_int(rt, FIX "busy_ms", 0, NULL) - before;
+  CHECK(added >= 140);
+  if (added < 140) fprintf(stderr, "busy grew by %lld ms\n", added);
+  cray_close(rt);
 }
 
 static void test_c_functions(void) {
@@ -651,6 +705,7 @@ int main(void) {
   RUN(test_call_errors);
   RUN(test_actors);
   RUN(test_c_functions);
+  RUN(test_busy_nested);
   RUN(test_c_callbacks);
   RUN(test_bad_input);
   RUN(test_ids_versions_options);
