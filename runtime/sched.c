@@ -1068,9 +1068,11 @@ static void join_and_free(cray__sched *s, int n) {
   signal_all(s);
   for (int i = 0; i < n; i++) pthread_join(s->workers[i].thread, NULL);
   cray__store_on_actor_gone(s->store, NULL, NULL);
-  cray__actor_free_all(s);
+  /* The services first: a timer or a socket still armed holds a task, which its thread
+   * releases as it stops, and releasing an actor's call updates its actor. */
   cray__io_stop(s->io);
   cray__timers_stop(s->timers);
+  cray__actor_free_all(s);
   for (int i = 0; i < s->n; i++) {
     pthread_mutex_destroy(&s->workers[i].mu);
     pthread_cond_destroy(&s->workers[i].cv);
