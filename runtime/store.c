@@ -22,6 +22,8 @@
  */
 #include "store_internal.h"
 
+#include <stddef.h>
+
 #include "alloc.h"
 
 #define MIN_BUCKETS 16
@@ -205,6 +207,13 @@ void cray__store_add_bytes(cray__store *s, shard *sh, int64_t delta) {
   }
 }
 
+/* An entry with its value inside (cray__store_insert_inline) is the entry up to
+ * `waiters`, which only an entry that can be pending uses, then the blob's header there,
+ * then the bytes. */
+#define INLINE_AT offsetof(cray__entry, waiters)
+
+static cray__blob *inline_blob(cray__entry *e) { return (cray__blob *)((char *)e + INLINE_AT); }
+
 /* Fills in e, made by the caller for blob (NULL: pending), and links it in. NULL, with e
  * freed, when memory is short or the id is taken. */
 static cray__entry *link_new(cray__store *s, cray_id id, cray__entry *e, cray__blob *blob) {
@@ -216,8 +225,10 @@ static cray__entry *link_new(cray__store *s, cray_id id, cray__entry *e, cray__b
   e->on_disk = e->restoring = 0;
   atomic_init(&e->spilled, 0);
   atomic_init(&e->stored, blob);
-  e->waiters = NULL;
-  e->producer = NULL;
+  if (blob != inline_blob(e)) { /* else the blob's header is where these would be */
+    e->waiters = NULL;
+    e->producer = NULL;
+  }
   e->actor = 0;
   e->remote = 0;
   atomic_init(&e->unpulled, 0);
@@ -260,23 +271,22 @@ cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob) {
   return e ? link_new(s, id, e, blob) : NULL;
 }
 
-/* An entry with its value inside: the entry, the blob's header, the bytes. */
-#define INLINE_SIZE (sizeof(cray__entry) + sizeof(cray__blob) + CRAY__INLINE_MAX)
-_Static_assert(INLINE_SIZE <= 120, "an entry with its value keeps to malloc's 128-byte class");
-_Static_assert(sizeof(cray__entry) % _Alignof(cray__blob) == 0, "the blob follows the entry");
-_Static_assert((sizeof(cray__entry) + sizeof(cray__blob)) % 16 == 0, "the bytes 16-aligned");
+#define INLINE_SIZE (INLINE_AT + sizeof(cray__blob) + CRAY__INLINE_MAX)
+_Static_assert(INLINE_SIZE <= 104, "an entry with its value keeps to malloc's 112-byte class");
+_Static_assert(INLINE_AT % _Alignof(cray__blob) == 0, "the blob's header follows `next`");
+_Static_assert((INLINE_AT + sizeof(cray__blob)) % 16 == 0, "the bytes 16-aligned");
 
 cray__entry *cray__store_insert_inline(cray__store *s, cray_id id, const uint8_t *data,
                                        size_t len, uint32_t count, uint32_t flags) {
   if (len > CRAY__INLINE_MAX) return NULL;
   cray__entry *e = cray__malloc(INLINE_SIZE);
   if (!e) return NULL;
-  cray__blob *b = (cray__blob *)(e + 1);
+  cray__blob *b = inline_blob(e);
   cray__blob_init_inline(b, data, len, count, flags);
   return link_new(s, id, e, b);
 }
 
-void cray__store_free_inline(cray__blob *b) { cray__free((cray__entry *)b - 1); }
+void cray__store_free_inline(cray__blob *b) { cray__free((char *)b - INLINE_AT); }
 
 cray__entry *cray__store_lookup(cray__store *s, const cray_id *id) {
   shard *sh = cray__shard_of(s, id);
@@ -475,7 +485,9 @@ int cray__store_subscribe(cray__store *s, cray__entry *e, cray__waitnode *node) 
 void cray__store_unsubscribe(cray__store *s, cray__entry *e, cray__waitnode *node) {
   shard *sh = cray__shard_of(s, &e->id);
   pthread_mutex_lock(&sh->mu);
-  for (cray__waitnode **pp = &e->waiters; *pp; pp = &(*pp)->next) {
+  /* A resolved entry has no waiters left (and one born ready has no `waiters` at all) */
+  int pending = atomic_load_explicit(&e->state, memory_order_relaxed) == CRAY__PENDING;
+  for (cray__waitnode **pp = &e->waiters; pending && *pp; pp = &(*pp)->next) {
     if (*pp == node) {
       *pp = node->next;
       break;

@@ -85,10 +85,12 @@ typedef struct cray__entry { /* 72 bytes: counts, then flags, then pointers */
   _Atomic uint8_t unpulled;     /* a remote entry whose value nothing asked for yet: the
                                    first subscribe or cray__store_want asks (cluster.c) */
   _Atomic(cray__blob *) stored; /* set before state leaves PENDING; read by pinning */
+  struct cray__entry *next;     /* chain (store.c), shard lock */
+  /* Last, as only an entry that can be pending has them: one made READY with its value
+   * inside (cray__store_insert_inline) has its blob's header here instead. */
   cray__waitnode *waiters;      /* shard lock */
   void *producer;               /* shard lock: the task that will resolve it, while pending;
                                    for an actor's entry, the actor, for good */
-  struct cray__entry *next;     /* chain (store.c), shard lock */
 } cray__entry;
 
 enum { CRAY__ENTRY_ACTOR = 1, CRAY__ENTRY_REMOTE_ACTOR = 2 };
@@ -120,7 +122,8 @@ void cray__store_set_home(cray__store *s, uint64_t hi);
 cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob);
 
 /* Values this small, with no nested refs, live inside their entry: one allocation of
- * malloc's 128-byte class holds the entry, the blob's header and the bytes. */
+ * malloc's 112-byte class holds the entry up to `waiters`, the blob's header and the
+ * bytes. */
 #define CRAY__INLINE_MAX 8
 
 /* cray__store_insert of a READY entry whose blob (CRAY__BLOB_INLINE) is made inside it
