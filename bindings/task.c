@@ -181,7 +181,7 @@ cray__task *cray__task_build(lua_State *L, cray__lstate *ls, int first, uint32_t
   }
   t->id = cray__id_new(&rt->ids);
   t->args = args;
-  if (args) cray__store_count_bytes(rt->store, &t->id, (int64_t)args->len);
+  if (args) cray__store_count_bytes(rt->store, (int64_t)args->len);
   uint32_t j = extra_deps;
   for (int i = first; i <= top; i++) {
     cray__entry *e = cray__objref_test(L, ls, i);

@@ -713,7 +713,7 @@ static void restart(cray__sched *s, worker *w, cray__actor *a, const char *why) 
     init->args = a->init_args;
     if (init->args) {
       cray__blob_retain(init->args);
-      cray__store_count_bytes(s->store, &init->id, (int64_t)init->args->len);
+      cray__store_count_bytes(s->store, (int64_t)init->args->len);
     }
     init->fn = a->entry;
     cray__store_retain(a->entry);

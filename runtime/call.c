@@ -135,7 +135,7 @@ int cray__call_task(cray_runtime *rt, const char *name, const void *args, size_t
   t->args = blob;
   int rc = 0;
   if (blob) {
-    cray__store_count_bytes(rt->store, &t->id, (int64_t)blob->len);
+    cray__store_count_bytes(rt->store, (int64_t)blob->len);
     if (ndeps) rc = top_refs(rt->store, blob, t->deps, t->dep_arg);
   }
   for (uint32_t i = 0; rc >= 0 && i < nreturns; i++) {

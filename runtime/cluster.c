@@ -1623,7 +1623,7 @@ static cray__task *read_task(cray__cluster *c, int source, rd *r, int *more) {
     t->returns[i] = local_entry(c, &ret, &made);
   }
   *more = read_blob(c, source, r, &t->args);
-  if (t->args) cray__store_count_bytes(c->store, &t->id, (int64_t)t->args->len);
+  if (t->args) cray__store_count_bytes(c->store, (int64_t)t->args->len);
   if (r->bad) {
     cray__task_release(c->store, t);
     return NULL;
@@ -1692,7 +1692,7 @@ static cray__task *read_create(cray__cluster *c, int source, rd *r, pmsg *m, int
     pull_now(c, t->deps[cls_dep + j]); /* its creator lets go of it at M_CREATED */
   }
   *more = read_blob(c, source, r, &t->args);
-  if (t->args) cray__store_count_bytes(c->store, &t->id, (int64_t)t->args->len);
+  if (t->args) cray__store_count_bytes(c->store, (int64_t)t->args->len);
   if (r->bad) {
     cray__task_release(c->store, t);
     return NULL;

@@ -28,6 +28,12 @@
 
 #define MIN_BUCKETS 16
 
+static _Atomic uint64_t generations; /* the stores made so far */
+static _Thread_local struct {
+  uint64_t generation; /* the store `slot` is in */
+  credit *slot;
+} mine;
+
 _Static_assert(sizeof(cray__entry) <= 72, "an entry keeps to 72 bytes (store.h)");
 
 static inline size_t hash_index(const cray_id *id, size_t n) {
@@ -113,6 +119,8 @@ int cray__store_create(cray__store **out, uint64_t budget) {
   atomic_init(&s->resident, 0);
   atomic_init(&s->peak, 0);
   atomic_init(&s->kicked, 0);
+  s->generation = atomic_fetch_add_explicit(&generations, 1, memory_order_relaxed) + 1;
+  pthread_mutex_init(&s->credit_mu, NULL);
   cray__bigmem_init(&s->big, budget / 4);
   for (int i = 0; i < NSHARDS; i++) {
     shard *sh = &s->shards[i];
@@ -165,6 +173,7 @@ void cray__store_destroy(cray__store *s) {
   }
   cray__bigmem_destroy(&s->big);
   pthread_mutex_destroy(&s->mu);
+  pthread_mutex_destroy(&s->credit_mu);
   pthread_cond_destroy(&s->wake);
   pthread_cond_destroy(&s->room);
   cray__free(s->dead);
@@ -185,26 +194,31 @@ static void grow(shard *sh) {
   sh->hand = 0;
 }
 
-void cray__store_add_bytes(cray__store *s, shard *sh, int64_t delta) {
-  uint64_t before = sh->bytes;
-  sh->bytes += (uint64_t)delta;
-  int64_t granules = (int64_t)(sh->bytes >> GRANULE_SHIFT) - (int64_t)(before >> GRANULE_SHIFT);
-  if (!granules) return;
-  uint64_t add = (uint64_t)(granules * ((int64_t)1 << GRANULE_SHIFT));
-  uint64_t now = atomic_fetch_add_explicit(&s->resident, add, memory_order_relaxed) + add;
+/* Adds add, whole granules either way, to `resident`; on the way up, raises the peak and
+ * wakes the spill thread when that passes the budget. */
+static void settle(cray__store *s, int64_t add) {
+  uint64_t now = atomic_fetch_add_explicit(&s->resident, (uint64_t)add, memory_order_relaxed) +
+                 (uint64_t)add;
   /* relaxed: a high-water mark, shown only; raised once per granule crossed upwards */
   uint64_t peak = atomic_load_explicit(&s->peak, memory_order_relaxed);
-  while (granules > 0 && now > peak &&
+  while (add > 0 && now > peak &&
          !atomic_compare_exchange_weak_explicit(&s->peak, &peak, now, memory_order_relaxed,
                                                 memory_order_relaxed)) {
   }
-  if (granules > 0 && s->spill && now > s->budget &&
+  if (add > 0 && s->spill && now > s->budget &&
       !atomic_load_explicit(&s->kicked, memory_order_relaxed) &&
       !atomic_exchange_explicit(&s->kicked, 1, memory_order_relaxed)) {
     pthread_mutex_lock(&s->mu);
     if (cray__store_spill_start(s) == 0) pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->mu);
   }
+}
+
+void cray__store_add_bytes(cray__store *s, shard *sh, int64_t delta) {
+  uint64_t before = sh->bytes;
+  sh->bytes += (uint64_t)delta;
+  int64_t granules = (int64_t)(sh->bytes >> GRANULE_SHIFT) - (int64_t)(before >> GRANULE_SHIFT);
+  if (granules) settle(s, granules * GRANULE);
 }
 
 /* An entry with its value inside (cray__store_insert_inline) is the entry up to
@@ -584,11 +598,29 @@ cray__blob *cray__store_evict_locked(cray__store *s, shard *sh, cray__entry *e, 
 
 /* ---- the rest ---- */
 
-void cray__store_count_bytes(cray__store *s, const cray_id *id, int64_t delta) {
-  shard *sh = cray__shard_of(s, id);
-  pthread_mutex_lock(&sh->mu);
-  cray__store_add_bytes(s, sh, delta);
-  pthread_mutex_unlock(&sh->mu);
+/* The calling thread's slot in s (store_internal.h). */
+static credit *my_credit(cray__store *s) {
+  if (mine.generation != s->generation) {
+    unsigned i = atomic_fetch_add_explicit(&s->ncredits, 1, memory_order_relaxed) + 1;
+    mine.generation = s->generation;
+    mine.slot = &s->credits[i < NCREDITS ? i : 0];
+  }
+  return mine.slot;
+}
+
+void cray__store_count_bytes(cray__store *s, int64_t delta) {
+  credit *c = my_credit(s);
+  if (c == s->credits) pthread_mutex_lock(&s->credit_mu);
+  /* relaxed: the slot has one writer; stats sums the slots, ordered by no one */
+  atomic_store_explicit(&c->bytes, atomic_load_explicit(&c->bytes, memory_order_relaxed) + delta,
+                        memory_order_relaxed);
+  c->credit -= delta;
+  if (c->credit < 0 || c->credit >= 2 * GRANULE) {
+    int64_t left = GRANULE + (c->credit & (GRANULE - 1)); /* one to two granules */
+    settle(s, left - c->credit);
+    c->credit = left;
+  }
+  if (c == s->credits) pthread_mutex_unlock(&s->credit_mu);
 }
 
 cray__bigmem *cray__store_bigmem(cray__store *s) { return s ? &s->big : NULL; }
@@ -611,6 +643,9 @@ void cray__store_stats(cray__store *s, cray_store_stats *out) {
     out->restored_objects += sh->restores;
     pthread_mutex_unlock(&sh->mu);
   }
+  unsigned n = atomic_load_explicit(&s->ncredits, memory_order_relaxed) + 1;
+  for (unsigned i = 0; i < n && i < NCREDITS; i++) /* relaxed: shown only */
+    out->bytes += (uint64_t)atomic_load_explicit(&s->credits[i].bytes, memory_order_relaxed);
   /* relaxed: shown only */
   out->peak_bytes = atomic_load_explicit(&s->peak, memory_order_relaxed);
   if (out->peak_bytes < out->bytes) out->peak_bytes = out->bytes;

@@ -239,9 +239,10 @@ static inline void cray__store_unpin(cray__entry *e) {
  * unless memory is within the budget (an object bigger than the rest of the budget is
  * let in); restores pass may_fail 0 and are always let in. */
 int cray__store_reserve(cray__store *s, size_t len, int may_fail);
-/* Counts delta bytes held outside the entries (a task's arguments) in the store's memory,
- * in the shard of id: plus their length when made, minus it when freed. */
-void cray__store_count_bytes(cray__store *s, const cray_id *id, int64_t delta);
+/* Counts delta bytes held outside the entries (a task's arguments) in the store's memory:
+ * plus their length when made, minus it when freed, on any thread. Takes no lock (see
+ * store_internal.h). */
+void cray__store_count_bytes(cray__store *s, int64_t delta);
 /* The message for a reserve of len that failed: budget, usage, spill directory. */
 void cray__store_describe_full(cray__store *s, size_t len, char *buf, size_t n);
 /* Waits until the spill thread is idle: deletes written, memory under the budget or

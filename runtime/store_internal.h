@@ -7,6 +7,15 @@
  * rounded down to GRANULE. A shard touches `resident` only when its count crosses a
  * granule, so small puts rarely write the shared line, and the sum is short of the truth
  * by less than NSHARDS * GRANULE (1 MiB).
+ *
+ * A task's arguments (cray__store_count_bytes, twice a call) are counted without a lock,
+ * by the thread that makes or frees them, in a slot of its own (`credits`): `bytes`, its
+ * net count, which cray__store_stats sums, and `credit`, bytes drawn into `resident` in
+ * whole granules ahead of use and not used yet. A thread draws when its credit runs out and
+ * gives back when it passes two granules, leaving one to two; so `resident` is never
+ * short of the arguments' bytes and is over them by less than 2 * GRANULE (32 KiB) for each
+ * thread that counted some. Threads past the first NCREDITS - 1 share slot 0, under
+ * `credit_mu`.
  */
 #ifndef CRAY_STORE_INTERNAL_H
 #define CRAY_STORE_INTERNAL_H
@@ -21,6 +30,7 @@
 
 #define NSHARDS 64
 #define GRANULE_SHIFT 14
+#define GRANULE ((int64_t)1 << GRANULE_SHIFT)
 
 /* The direct map (store.c): an id made here, (home, sequence, index), is found in slot
  * `sequence % PAGE_SLOTS` of the page for `sequence / PAGE_SLOTS`. Pages go round the
@@ -35,6 +45,13 @@ typedef struct cray__page {
   cray__entry *slot[PAGE_SLOTS];
   size_t live; /* entries in its chains: at 0 the page goes */
 } cray__page;
+
+#define NCREDITS 64
+
+typedef struct credit {
+  _Alignas(CRAY__LINE) _Atomic int64_t bytes; /* written by its thread, read by stats */
+  int64_t credit; /* its thread's alone */
+} credit;
 
 typedef struct shard {
   _Alignas(CRAY__LINE) pthread_mutex_t mu; /* each shard on lines of its own */
@@ -58,6 +75,11 @@ struct cray__store {
   uint64_t budget;
   _Atomic uint64_t resident; /* see above */
   _Atomic uint64_t peak;     /* the most `resident` has been */
+  uint64_t generation;       /* this store's number among all made: a thread's slot is
+                              * for the store of the number it holds */
+  _Atomic unsigned ncredits; /* the slots handed out past slot 0 */
+  pthread_mutex_t credit_mu; /* slot 0's */
+  credit credits[NCREDITS];
   cray__bigmem big;
   void (*actor_gone)(void *ctx, void *actor); /* cray__store_on_actor_gone */
   void *actor_ctx;

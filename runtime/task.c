@@ -58,7 +58,7 @@ void cray__task_release(cray__store *s, cray__task *t) {
   if (t->stream_wait) cray__store_release(s, t->stream_wait);
   if (t->stream) cray__stream_release(t->stream);
   if (t->args) {
-    cray__store_count_bytes(s, &t->id, -(int64_t)t->args->len);
+    cray__store_count_bytes(s, -(int64_t)t->args->len);
     cray__blob_release(s, t->args);
   }
   if (t->error) cray__blob_release(s, t->error);

@@ -2,8 +2,9 @@
  * test_spill.c: the object store past its memory budget: the spill environment on its
  * own (runtime/spill.c), spilling and restoring through the store (evict.c, store.c's
  * pins), nested refs and pinned blobs, readers racing the spill thread, a full disk and
- * a full spill space, views outliving the runtime, and the big-block cache. Run it under
- * -fsanitize=thread too: the race test is for that.
+ * a full spill space, views outliving the runtime, the big-block cache, and a task's
+ * arguments counted in the budget without locks. Run it under -fsanitize=thread too: the
+ * race test is for that.
  */
 /* A pin of the entry `pause_at` stops between taking the pin and reading the entry, until
  * the test lets it go (test_pin_races_a_restore). */
@@ -764,6 +765,53 @@ static void test_bigmem_reuses_blocks(void) {
   cray__bigmem_destroy(&m);
 }
 
+/* A task's arguments are counted by the threads that make and free them, lock-free
+ * (store_internal.h): the stats' bytes are exact once they stop, and the budget's count
+ * (`resident`) is never short of the arguments' bytes, nor over them by 2 granules for
+ * each thread that counted, also with more threads than slots (they share slot 0). */
+typedef struct {
+  cray__store *s;
+  int64_t each;
+  int times;
+} counter;
+
+static void *count_run(void *arg) {
+  counter *c = arg;
+  for (int i = 0; i < c->times; i++) cray__store_count_bytes(c->s, c->each);
+  return NULL;
+}
+
+static void count_on_threads(cray__store *s, int n, int64_t each, int times) {
+  pthread_t t[NCREDITS + 8];
+  counter c = {s, each, times};
+  for (int i = 0; i < n; i++) pthread_create(&t[i], NULL, count_run, &c);
+  for (int i = 0; i < n; i++) pthread_join(t[i], NULL);
+}
+
+static void check_arguments(cray__store *s, uint64_t truth, int threads) {
+  cray_store_stats st;
+  cray__store_stats(s, &st);
+  CHECK_EQ(st.bytes, truth);
+  uint64_t resident = atomic_load(&s->resident);
+  CHECK(resident >= truth);
+  int slots = threads < NCREDITS ? threads : NCREDITS;
+  CHECK(resident < truth + (uint64_t)(2 * GRANULE * slots));
+}
+
+static void test_argument_bytes_without_locks(void) {
+  cray__store *s;
+  CHECK_EQ(cray__store_create(&s, (uint64_t)1 << 30), 0);
+  count_on_threads(s, 4, 1000, 100); /* made on four threads */
+  check_arguments(s, 400000, 4);
+  count_on_threads(s, 4, -1000, 100); /* freed on four others */
+  check_arguments(s, 0, 8);
+  count_on_threads(s, NCREDITS + 8, 100000, 1); /* past the slots */
+  check_arguments(s, (uint64_t)(NCREDITS + 8) * 100000, NCREDITS + 16);
+  cray__store_count_bytes(s, -(int64_t)(NCREDITS + 8) * 100000);
+  check_arguments(s, 0, NCREDITS + 17);
+  cray__store_destroy(s);
+}
+
 int main(void) {
   RUN(test_disk_full); /* first: it forks, best while this process has one thread */
   RUN(test_env_write_read_delete);
@@ -783,5 +831,6 @@ int main(void) {
   RUN(test_spill_space_full);
   RUN(test_view_outlives_runtime);
   RUN(test_bigmem_reuses_blocks);
+  RUN(test_argument_bytes_without_locks);
   return check_done();
 }
