@@ -884,6 +884,7 @@ void cray__actor_serve(cray__sched *s, worker *w, cray__actor *a) {
   a->serving = 1;
   int n = 0;
   for (;;) {
+    uint64_t at = 0; /* the stamp the call before ended on, for the next to start on */
     /* relaxed: as ctl_of */
     int ctl = atomic_exchange_explicit(&a->ctl, 0, memory_order_relaxed);
     pthread_mutex_unlock(&w->mu);
@@ -903,7 +904,7 @@ void cray__actor_serve(cray__sched *s, worker *w, cray__actor *a) {
       a->started = t;
       n++;
       note_caller(a, w, t->is_init ? -1 : t->from);
-      cray__sched_start_call(s, w, t);
+      at = cray__sched_start_call(s, w, t, at);
       ctl |= fold(a);
     }
     pthread_mutex_lock(&w->mu);

@@ -207,6 +207,7 @@ static void count_end(cray__sched *s, cray__task *t, int failed, const cray__blo
     cray__fstats_busy(s->fstats, w->index + 1, w->stretch_at, now);
     w->stretch = NULL;
   }
+  if (w) w->ended = t, w->ended_at = now;
   cray__fstats_task_end(s->fstats, (int)(c - s->counts), t, failed, now);
   if (CRAY__TRACING()) cray__trace_end(t, failed, error, result_bytes, now);
 }
@@ -529,7 +530,12 @@ static void after_run(cray__sched *s, worker *w, cray__task *t, int rc) {
   fail(s, t, error);
 }
 
-static void start(cray__sched *s, worker *w, cray__task *t) {
+/* Starts t on w. `at`, when not 0, is a stamp w took with nothing run since (the end of
+ * the call before, as cray__sched_start_call says): t starts on it instead of a stamp of
+ * its own when t was submitted by then, so a batch of an actor's queued calls takes two
+ * stamps a call, not three, and the time between two of them (the one's returns resolved,
+ * the other taken from the mailbox) counts in the next's run and its worker's busy time. */
+static void start(cray__sched *s, worker *w, cray__task *t, uint64_t at) {
   arm(w, t);
   /* seq_cst: as after a run, against cray__sched_cancel's store then load */
   if (atomic_load_explicit(&t->cancelled, memory_order_seq_cst) ||
@@ -585,7 +591,10 @@ static void start(cray__sched *s, worker *w, cray__task *t) {
   if (!t->holds_resources && !acquire(s, t)) return;
   atomic_store_explicit(&t->state, CRAY__TASK_RUNNING, memory_order_relaxed);
   cray__sched_count_running(s, t, 1);
-  uint64_t t0 = t->started_at = cray__fstats_stamp();
+  /* A timeline's run slice ends on a stamp after the end's: there each run takes its own,
+   * so that the slices of one worker do not overlap. */
+  if (CRAY__TRACING() || t->submitted_at > at) at = 0;
+  uint64_t t0 = t->started_at = at ? at : cray__fstats_stamp();
   stretch outer = busy_begin(w, t, t0);
   /* A C function runs here on the worker's thread; anything else goes to the executor. */
   int rc = t->actor ? -1 : cray__cfunc_run(s->rt, t);
@@ -595,7 +604,10 @@ static void start(cray__sched *s, worker *w, cray__task *t) {
   after_run(s, w, t, rc);
 }
 
-void cray__sched_start_call(cray__sched *s, worker *w, cray__task *t) { start(s, w, t); }
+uint64_t cray__sched_start_call(cray__sched *s, worker *w, cray__task *t, uint64_t at) {
+  start(s, w, t, at);
+  return w->ended == t ? w->ended_at : 0;
+}
 
 static void resume(cray__sched *s, worker *w, cray__task *t) {
   if (atomic_load_explicit(&t->state, memory_order_acquire) != CRAY__TASK_SUSPENDED) return;
@@ -605,7 +617,7 @@ static void resume(cray__sched *s, worker *w, cray__task *t) {
     /* An actor call whose arguments were pending, or whose state was lost (then its
      * actor's restart takes it, and only a cancel or shutdown wakes it here). */
     cray__sched_wait_end(s, t);
-    if (!t->started) start(s, w, t);
+    if (!t->started) start(s, w, t, 0);
     else if (atomic_load_explicit(&s->stopping, memory_order_seq_cst) || /* as in start */
              atomic_load_explicit(&t->cancelled, memory_order_seq_cst))
       fail_cancelled(s, t);
@@ -718,7 +730,7 @@ static int run_one(cray__sched *s, worker *w) {
   note_work(w);
   pthread_mutex_unlock(&w->mu);
   if (!t && !(t = steal(s, w))) return 0;
-  start(s, w, t);
+  start(s, w, t, 0);
   return 1;
 }
 
@@ -787,7 +799,7 @@ static int run_producer(cray__sched *s, worker *w, cray__entry *e) {
   /* relaxed: a hint only; taking it off a queue under that queue's lock decides */
   int ran = atomic_load_explicit(&t->state, memory_order_relaxed) == CRAY__TASK_QUEUED &&
             !t->actor && take_queued(s, t);
-  if (ran) start(s, w, t); /* the queue's reference goes with it */
+  if (ran) start(s, w, t, 0); /* the queue's reference goes with it */
   cray__task_release(s->store, t);
   return ran;
 }

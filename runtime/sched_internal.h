@@ -38,6 +38,8 @@ typedef struct worker {
   int depth;                  /* work nested in a C function's wait (its thread only) */
   const cray__task *stretch;  /* the task this thread runs, from stamp stretch_at, */
   uint64_t stretch_at;        /* whose busy time is not added yet (its thread only) */
+  const cray__task *ended;    /* the task that ended last on this thread (only compared: */
+  uint64_t ended_at;          /* it may be freed) and its end's stamp (its thread only) */
 } worker;
 
 enum { WORK_QUEUED = 1, WORK_INBOX = 2, WORK_ACTORS = 4 };
@@ -86,8 +88,10 @@ void cray__sched_note_work(worker *w);
 void cray__sched_poke(worker *w);
 /* Gives back resources, and starts the tasks waiting for them that now fit. */
 void cray__sched_release_resources(cray__sched *s, const cray__resource_need *need, int n);
-/* Starts t on w now (t's slot is taken); w is t's actor's home. */
-void cray__sched_start_call(cray__sched *s, worker *w, cray__task *t);
+/* Starts t on w now (t's slot is taken); w is t's actor's home. `at`, when not 0, is the
+ * stamp the call before it ended on, with nothing run since: t starts on it when it was
+ * queued by then. Returns the stamp t ended on when it ended in this start, else 0. */
+uint64_t cray__sched_start_call(cray__sched *s, worker *w, cray__task *t, uint64_t at);
 /* Refuses t's wakes until it starts again and takes back one already posted, so that t
  * can go back to a queue (task.h). On t's home worker w, without w->mu. */
 void cray__sched_disarm(cray__sched *s, worker *w, cray__task *t);
