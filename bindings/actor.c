@@ -15,6 +15,7 @@
 #include "../runtime/cluster.h"
 #include "../runtime/id.h"
 #include "../runtime/runtime.h"
+#include "../runtime/sites.h"
 #include "executor.h"
 #include "module.h"
 #include "objref.h"
@@ -114,7 +115,7 @@ static int l_actor_create(lua_State *L) {
   cray__task *init = NULL;
   if (elsewhere || cls_dep || nres || top > 2 || !spec_int(L, NEW_NO_INIT)) {
     for (int i = 3; i <= top; i++) lua_pushvalue(L, i);
-    init = cray__task_build(L, ls, top + 5, 0, (uint32_t)cls_dep, nres, init_name);
+    init = cray__task_build(L, ls, top + 5, 0, (uint32_t)cls_dep, nres, init_name, 0);
     if (cls_dep) {
       cray__store_retain(cls);
       init->deps[0] = cls;
@@ -146,6 +147,38 @@ static int l_actor_create(lua_State *L) {
   return 1;
 }
 
+/* The call spec at index 2, from ls->call_specs when it was read there before, else read
+ * from its table and kept there, with its name interned in the runtime's sites: a call
+ * reads no table and copies no name. When the sites are full, the spec is read into
+ * *mine, its name (left on the stack) is not interned, and it is not kept. */
+static const struct cray__call_spec *call_spec(lua_State *L, cray__lstate *ls,
+                                               struct cray__call_spec *mine) {
+  const void *table = lua_topointer(L, 2);
+  size_t i = ((uintptr_t)table >> 6) & (CRAY__CALL_SPECS - 1);
+  struct cray__call_spec *cs = &ls->call_specs[i];
+  if (cs->table == table && table && cs->epoch == ls->epoch) return cs;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  mine->num_returns = spec_int(L, CALL_NUM_RETURNS);
+  mine->method_at = spec_int(L, CALL_METHOD_AT);
+  lua_rawgeti(L, 2, CALL_NAME);
+  mine->name = lua_tostring(L, -1);
+  if (!(mine->site = cray__sites_intern(ls->rt->sites, mine->name))) return mine;
+  lua_pop(L, 1);
+  mine->name = cray__sites_name(ls->rt->sites, mine->site);
+  if (!ls->call_specs_ref) {
+    lua_createtable(L, CRAY__CALL_SPECS, 0);
+    ls->call_specs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, ls->call_specs_ref);
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, -2, (int)i + 1);
+  lua_pop(L, 1);
+  *cs = *mine;
+  cs->table = table;
+  cs->epoch = ls->epoch;
+  return cs;
+}
+
 /* actor_call(actor_ref, spec, args...) -> the refs of the call's returns */
 static int l_actor_call(lua_State *L) {
   cray__lstate *ls = self(L);
@@ -154,19 +187,19 @@ static int l_actor_call(lua_State *L) {
   cray__actor *a = actor_arg(L, ls, 1, "actor call", &remote);
   cray__sched *s = cray__exec_sched(L, ls);
   int top = lua_gettop(L);
-  int num_returns = spec_int(L, CALL_NUM_RETURNS);
-  int method_at = spec_int(L, CALL_METHOD_AT);
-  lua_rawgeti(L, 2, CALL_NAME);
-  const char *name = lua_tostring(L, -1);
+  struct cray__call_spec mine;
+  const struct cray__call_spec *cs = call_spec(L, ls, &mine);
+  int num_returns = cs->num_returns;
+  const char *name = cs->name;
   uint32_t nreturns = num_returns < 0 ? 1 : (uint32_t)num_returns;
   uint32_t nrefs = num_returns == 0 ? 0 : nreturns;
-  int refs = top + 2;
+  int refs = lua_gettop(L) + 1;
   cray__task_reserve_returns(L, ls, nrefs);
   for (int i = 3; i <= top; i++) lua_pushvalue(L, i);
-  cray__task *t = cray__task_build(L, ls, refs + (int)nrefs, nreturns, 0, 0, name);
+  cray__task *t = cray__task_build(L, ls, refs + (int)nrefs, nreturns, 0, 0, name, cs->site);
   t->all_values = num_returns < 0;
   t->actor = a;
-  t->method = t->name + method_at;
+  t->method = t->name + cs->method_at;
   t->fn = a ? a->entry : remote;
   cray__store_retain(t->fn);
   int pushed = (int)nrefs;

@@ -36,6 +36,8 @@ typedef struct cray__splice {
 
 #define CRAY__DROPPED_MAX 256 /* ObjectRefs a state's finalizer releases at once */
 
+#define CRAY__CALL_SPECS 8 /* call specs kept per state: a power of two */
+
 typedef struct cray__lstate cray__lstate;
 struct cray__lstate {
   cray_runtime *rt; /* NULL until cray.init; borrowed from the module's process runtime */
@@ -59,6 +61,17 @@ struct cray__lstate {
    * to another runtime or none. */
   cray__entry *dropped[CRAY__DROPPED_MAX];
   uint32_t ndropped;
+  /* The call specs of the actor methods this state called last (bindings/actor.c), each
+   * read from its table once; the registry table call_specs_ref (0 until made) keeps
+   * those tables, so no other table takes one's address while it is here. */
+  struct cray__call_spec {
+    const void *table; /* lua/actor.lua never changes a call spec it made */
+    unsigned epoch;    /* ls->epoch when read: the site is that runtime's */
+    int num_returns, method_at;
+    uint32_t site;     /* the call's name, interned in the runtime's sites */
+    const char *name;  /* the site's text */
+  } call_specs[CRAY__CALL_SPECS];
+  int call_specs_ref;
   /* In a worker's state, the executor's wait (bindings/executor.c): arms a wait for `want`
    * of entries[0..n) (n == 0: a sleep) until `deadline` (monotonic seconds, < 0: none)
    * and returns 1 when the caller must `return lua_yield(L, 0)`; raises when L cannot

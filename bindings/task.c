@@ -163,7 +163,7 @@ int cray__place_resources(lua_State *L, cray__cluster *c, int node, const char *
 }
 
 cray__task *cray__task_build(lua_State *L, cray__lstate *ls, int first, uint32_t nreturns,
-                             uint32_t extra_deps, int nres, const char *name) {
+                             uint32_t extra_deps, int nres, const char *name, uint32_t site) {
   cray_runtime *rt = ls->rt;
   int top = lua_gettop(L), nargs = top - first + 1;
   uint32_t ndeps = extra_deps;
@@ -174,11 +174,12 @@ cray__task *cray__task_build(lua_State *L, cray__lstate *ls, int first, uint32_t
     cray__codec_encode(L, ls, first, nargs, "args");
     args = cray__codec_store_blob(L, ls, (uint32_t)nargs, "a task's arguments");
   }
-  cray__task *t = cray__task_new(nreturns, ndeps, nres, name);
+  cray__task *t = cray__task_new(nreturns, ndeps, nres, site ? NULL : name);
   if (!t) {
     if (args) cray__blob_release(rt->store, args);
     cray__raise(L, "out_of_memory", "no memory to submit task '%s'", name ? name : "?");
   }
+  if (site) t->name = name, t->site = site;
   t->id = cray__id_new(&rt->ids);
   t->args = args;
   if (args) cray__store_count_bytes(rt->store, (int64_t)args->len);
@@ -255,7 +256,7 @@ static int l_submit(lua_State *L) {
 
   /* The function is a dependency too while it is not stored yet (see lua/remote.lua). */
   int fn_dep = cray__entry_state(fn) != CRAY__READY;
-  cray__task *t = cray__task_build(L, ls, refs + (int)nrefs, nreturns, (uint32_t)fn_dep, nres, name);
+  cray__task *t = cray__task_build(L, ls, refs + (int)nrefs, nreturns, (uint32_t)fn_dep, nres, name, 0);
   t->fn = fn;
   cray__store_retain(fn);
   t->all_values = num_returns < 0;

@@ -22,9 +22,11 @@ extern const luaL_Reg cray__task_functions[];
 /* A task for the values at stack slots first..top as its arguments (encoded; top-level
  * ObjectRefs among them become deps, after `extra_deps` slots left for the caller), with
  * nreturns new pending return entries. Raises (leaking nothing) when an argument cannot
- * be stored or memory is short. The caller sets fn and the rest, then submits it. */
+ * be stored or memory is short. The caller sets fn and the rest, then submits it. name is
+ * copied into the task, unless `site` is not 0: then it is that site's text (sites.h),
+ * which the runtime keeps, and the task points at it. */
 cray__task *cray__task_build(lua_State *L, cray__lstate *ls, int first, uint32_t nreturns,
-                             uint32_t extra_deps, int nres, const char *name);
+                             uint32_t extra_deps, int nres, const char *name, uint32_t site);
 
 /* Fills need[] from the resources table at the stack top, for the task named `name`,
  * raising for a resource the runtime lacks, a need larger than it has, or more than `max`

@@ -45,6 +45,8 @@ typedef struct slot {
   int used;                           /* entries in table[0..CAP), owner only */
   fn_entry *last;                     /* the entry found last, owner only: a run of calls
                                          to one function skips the hashing */
+  uint32_t last_site;                 /* the site of its name (sites.h), or 0: a task
+                                         of that site is last's without comparing names */
   _Atomic uint64_t busy;              /* stamps */
   char pad[64];
 } slot;
@@ -148,12 +150,16 @@ static fn_entry *entry_find(slot *sl, const char *name) {
   }
 }
 
-/* entry_find, with the entry found last tried first. */
-static fn_entry *entry_of(slot *sl, const char *name) {
-  if (sl->last && strcmp(sl->last->name, name) == 0) return sl->last;
+/* entry_find, with the entry found last tried first: by the site of name (0: unknown),
+ * which names one text, or else by the name. */
+static fn_entry *entry_of(slot *sl, const char *name, uint32_t site) {
+  if (sl->last && ((site && site == sl->last_site) || strcmp(sl->last->name, name) == 0))
+    return sl->last;
   fn_entry *found = entry_find(sl, name);
-  if (found && found != atomic_load_explicit(&sl->table[CAP], memory_order_relaxed))
+  if (found && found != atomic_load_explicit(&sl->table[CAP], memory_order_relaxed)) {
     sl->last = found; /* "(other)" stands for many names: never the last one found */
+    sl->last_site = site;
+  }
   return found;
 }
 
@@ -172,7 +178,7 @@ static double bucket_mid(int b) {
 }
 
 static void record(slot *sl, const cray__task *t, int failed, uint64_t now) {
-  fn_entry *e = entry_of(sl, t->name ? t->name : "(unnamed)");
+  fn_entry *e = entry_of(sl, t->name ? t->name : "(unnamed)", t->name ? t->site : 0);
   if (!e) return;
   add64(&e->calls, 1);
   if (failed) add64(&e->failed, 1);

@@ -852,8 +852,10 @@ void cray__sched_count_submit(cray__sched *s, cray__task *t) {
   counts *c = my_counts(s);
   count_add(s, c, &c->submitted, 1);
   /* The site names the returns' objects, and the task in a stop that gives up on it: a
-   * call without returns (a one-way actor call) skips the interning, and goes unnamed. */
-  uint32_t site = t->site = t->nreturns ? cray__sites_intern(s->rt->sites, t->name) : 0;
+   * call without returns (a one-way actor call) skips the interning, and goes unnamed
+   * unless its sender interned its name already (bindings/actor.c). */
+  if (!t->site && t->nreturns) t->site = cray__sites_intern(s->rt->sites, t->name);
+  uint32_t site = t->site;
   for (uint32_t i = 0; i < t->nreturns; i++) {
     cray__store_set_producer(s->store, t->returns[i], t);
     /* relaxed: shown by cray.objects() only; the site's text is published by interning */

@@ -94,9 +94,11 @@ struct cray__task {
   int started;              /* counted as running */
   int disarmed;             /* wakes are refused until start arms them (a new task, or
                                one taken back to not started) */
-  const char *name;         /* NULL, or in the task's own allocation */
+  const char *name;         /* NULL, in the task's own allocation, or its site's text */
   uint32_t site;            /* name interned in the runtime's sites (0: none), set at
-                               submission: a report may name the task without reading it */
+                               submission or before (then name is the site's text, which
+                               the runtime keeps): a report may name the task without
+                               reading it */
   uint32_t trace_name;      /* name interned by the timeline recorder (trace.h), or 0 */
   uint64_t submitted_at, started_at; /* cray__fstats_stamp() at submission and at the last
                                         start (runtime/fstats.h); 0 before */
