@@ -402,7 +402,28 @@ static void link_home(worker *w, cray__actor *a) {
   w->actors = a;
 }
 
+/* Pushes a, made without an init call, on w's `born` stack: no lock, as nothing waits
+ * on a until its first call, which lists it under the lock as any send to an idle actor
+ * does. Release: whoever takes the stack sees a made. */
+static void link_born(worker *w, cray__actor *a) {
+  cray__actor *head = atomic_load_explicit(&w->born, memory_order_relaxed);
+  do a->next = head;
+  while (!atomic_compare_exchange_weak_explicit(&w->born, &head, a, memory_order_release,
+                                                memory_order_relaxed));
+}
+
+/* Moves the actors born on w to its list of actors. Under w's lock (or once w stopped),
+ * before the list is walked or an actor unlinked. */
+static void take_born(worker *w) {
+  cray__actor *a = atomic_exchange_explicit(&w->born, NULL, memory_order_acquire), *next;
+  for (; a; a = next) {
+    next = a->next;
+    link_home(w, a);
+  }
+}
+
 static void unlink_home(worker *w, cray__actor *a) {
+  take_born(w);
   if (a->prev) a->prev->next = a->next;
   else w->actors = a->next;
   if (a->next) a->next->prev = a->prev;
@@ -420,12 +441,12 @@ static void actor_free(cray__sched *s, cray__actor *a) {
   cray__free(a);
 }
 
-/* An actor with its names in the same allocation. */
-static cray__actor *actor_new(const char *class_name, const char *name) {
+/* An actor with its names in the same allocation; its mailbox marked idle when `idle`. */
+static cray__actor *actor_new(const char *class_name, const char *name, int idle) {
   size_t nclass = strlen(class_name) + 1, nname = name ? strlen(name) + 1 : 0;
   cray__actor *a = cray__calloc(1, sizeof *a + nclass + nname);
   if (!a) return NULL;
-  cray__mailq_init(&a->mail, 0);
+  cray__mailq_init(&a->mail, idle);
   a->class_name = memcpy((char *)(a + 1), class_name, nclass);
   if (name) a->name = memcpy(a->class_name + nclass, name, nname);
   return a;
@@ -433,7 +454,10 @@ static cray__actor *actor_new(const char *class_name, const char *name) {
 
 int cray__actor_create(cray__sched *s, const cray__actor_spec *spec, cray__entry *cls,
                        cray__task *init, cray__entry **out) {
-  cray__actor *a = actor_new(spec->class_name ? spec->class_name : "?", spec->name);
+  /* Unnamed and without init, nobody else can reach it before it is returned, and it
+   * has nothing to list: its mailbox starts idle and it is linked without the lock. */
+  int born = !init && !spec->name;
+  cray__actor *a = actor_new(spec->class_name ? spec->class_name : "?", spec->name, born);
   cray__entry *e = NULL;
   if (a) {
     a->id = cray__id_new(&s->rt->ids);
@@ -460,7 +484,8 @@ int cray__actor_create(cray__sched *s, const cray__actor_spec *spec, cray__entry
   int home = cray__sched_worker_index(s);
   if (home < 0)
     home = (int)(atomic_fetch_add_explicit(&s->actor_rr, 1, memory_order_relaxed) % (unsigned)s->n);
-  /* relaxed: nobody else knows the actor yet; the home's lock publishes it */
+  /* relaxed: nobody else knows the actor yet; the home's lock publishes it, or for one
+   * born without it, the release that hands its entry to another thread */
   atomic_store_explicit(&a->home, home, memory_order_relaxed);
   if (spec->name) {
     cray__actor_names *n = &s->names;
@@ -492,6 +517,11 @@ int cray__actor_create(cray__sched *s, const cray__actor_spec *spec, cray__entry
     atomic_store_explicit(&init->state, CRAY__TASK_QUEUED, memory_order_relaxed);
   }
   worker *w = home_of(s, a);
+  if (born) {
+    link_born(w, a);
+    *out = e;
+    return CRAY__ACTOR_MADE;
+  }
   pthread_mutex_lock(&w->mu);
   link_home(w, a);
   if (init) cray__mailq_push(&a->mail, &init->mail);
@@ -993,6 +1023,7 @@ void cray__actor_call_suspended(cray__sched *s, cray__task *t) {
 /* Sets ctl on each living actor homed on w for which `which` says so. */
 static void tell_all(worker *w, int ctl, int (*which)(void *w, cray__actor *a)) {
   pthread_mutex_lock(&w->mu);
+  take_born(w);
   for (cray__actor *a = w->actors; a; a = a->next) {
     if (a->state != CRAY__ACTOR_ALIVE || (which && !which(w->w, a))) continue;
     add_ctl(a, ctl);
@@ -1008,6 +1039,7 @@ void cray__actor_shutdown(worker *w) { tell_all(w, CTL_SHUTDOWN, NULL); }
 void cray__actor_free_all(cray__sched *s) {
   for (int i = 0; i < s->n; i++) {
     worker *w = &s->workers[i];
+    take_born(w);
     while (w->actors) {
       cray__actor *a = w->actors;
       w->actors = a->next;

@@ -37,7 +37,8 @@
  * lists the actor under the lock of its next look for work (cray__actor_list_local). The
  * home worker's mutex guards `running`, `ready`, `ctl`, `state`, `death`, the monitors
  * and the worker's list of actors (`prev`, `next`: creation links an actor on the creating
- * thread). `exec`, `started`, `lnext` and the serving fields belong to the home worker's
+ * thread; an unnamed one without init call it pushes on the home's `born` stack, without
+ * the lock, which whoever next walks or changes the list moves to it). `exec`, `started`, `lnext` and the serving fields belong to the home worker's
  * thread. The names table has its own mutex, taken before no other.
  */
 #ifndef CRAY_ACTOR_H

@@ -33,7 +33,9 @@ typedef struct worker {
   _Atomic uint32_t running_site; /* its site and id, published with it: a stop that gives */
   _Atomic uint64_t running_hi, running_lo; /* up names it without touching the task */
   cray__actor *actors;        /* every actor homed here (under mu, or anyone's once the
-                                 worker has stopped) */
+                                 worker has stopped), but for those still in `born` */
+  _Atomic(cray__actor *) born; /* actors made here without an init call, pushed without
+                                  the lock; moved to `actors` under it (actor.c, take_born) */
   int actors_shut;            /* its actors were told the runtime stops */
   int depth;                  /* work nested in a C function's wait (its thread only) */
   const cray__task *stretch;  /* the task this thread runs, from stamp stretch_at, */
