@@ -7,7 +7,7 @@
 #include <string.h>
 
 /* An ObjectRef's entry pointer carries SMALL in its low bit when the entry holds a small
- * value inside it, with no refs nested (a put's, store.h): dropping it frees 128 bytes
+ * value inside it, with no refs nested (a put's, store.h): dropping it frees one slab block
  * and never another entry, so its finalizer queues it on the state's ls->dropped, to be
  * released with the others (cray__store_release_all), where any other is released at
  * once. Entries are aligned to 8 bytes at least. */

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "cray.h"
+#include "slab.h"
 
 void *cray__malloc(size_t n) { return malloc(n ? n : 1); }
 
@@ -56,7 +57,7 @@ int cray__thread_start(pthread_t *thread, void *(*fn)(void *), void *arg) {
 /* AddressSanitizer sees each block come and go. */
 void *cray__small_alloc(void) { return cray__malloc(CRAY__SMALL); }
 void cray__small_free(void *p) { cray__free(p); }
-void cray__thread_done(void) {}
+void cray__thread_done(void) { cray__slab_thread_done(); }
 #else
 
 #define BATCH 64      /* blocks a thread hands to the pool at once */
@@ -123,6 +124,7 @@ void cray__small_free(void *p) {
 }
 
 void cray__thread_done(void) {
+  cray__slab_thread_done();
   give(cache.head, cache.n);
   cache.head = NULL;
   cache.n = 0;

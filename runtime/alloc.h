@@ -2,8 +2,8 @@
  * alloc.h: the one allocation path of the runtime, and how its threads start and end.
  *
  * Every byte the runtime allocates goes through these functions, so it can be counted and
- * replaced in one place. Small blocks come from the C library's per-thread caches, which
- * serve as slabs for the store's entries and small blobs.
+ * replaced in one place. Small blocks come from the C library's per-thread caches, but for
+ * the store's entries with their value inside, which have a slab of their own (slab.h).
  */
 #ifndef CRAY_ALLOC_H
 #define CRAY_ALLOC_H
@@ -29,7 +29,8 @@ void cray__small_free(void *p);
 /* Starts a thread of the runtime with every signal blocked, so that signals meant for the
  * program (SIGINT, SIGTERM) reach its own threads. 0 or CRAY_ESYS. */
 int cray__thread_start(pthread_t *thread, void *(*fn)(void *), void *arg);
-/* Before a thread of the runtime ends: gives its cache of small blocks back. */
+/* Before a thread of the runtime ends: gives its caches of small blocks and of slab
+ * blocks (slab.h) back. */
 void cray__thread_done(void);
 
 #endif

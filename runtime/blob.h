@@ -39,7 +39,7 @@ typedef struct cray__blob {
   uint32_t nrefs; /* nested ObjectRefs */
   uint32_t flags;
   size_t len;
-  uint8_t *data;             /* len bytes, 16-byte aligned; NULL in a husk */
+  uint8_t *data;             /* len bytes, 16-byte aligned (8 when inline); NULL in a husk */
   _Atomic(void *) aux;       /* what cray_error_info read from it (made once, by CAS),
                                 freed with the blob; NULL until then */
   struct cray__entry *refs[]; /* nrefs entries, one reference each */

@@ -25,6 +25,7 @@
 #include <stddef.h>
 
 #include "alloc.h"
+#include "slab.h"
 
 #define MIN_BUCKETS 16
 
@@ -263,7 +264,10 @@ static cray__entry *link_new(cray__store *s, cray_id id, cray__entry *e, cray__b
   }
   if (!head) {
     pthread_mutex_unlock(&sh->mu);
-    cray__free(e);
+    if (blob == inline_blob(e))
+      cray__store_free_inline(blob);
+    else
+      cray__free(e);
     return NULL;
   }
   e->next = *head;
@@ -286,21 +290,28 @@ cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob) {
 }
 
 #define INLINE_SIZE (INLINE_AT + sizeof(cray__blob) + CRAY__INLINE_MAX)
-_Static_assert(INLINE_SIZE <= 104, "an entry with its value keeps to malloc's 112-byte class");
+_Static_assert(INLINE_SIZE == 104, "an entry with its value is a 104-byte block");
 _Static_assert(INLINE_AT % _Alignof(cray__blob) == 0, "the blob's header follows `next`");
-_Static_assert((INLINE_AT + sizeof(cray__blob)) % 16 == 0, "the bytes 16-aligned");
+_Static_assert((INLINE_AT + sizeof(cray__blob)) % 8 == 0, "the bytes 8-aligned");
+
+/* Entries with their value inside come from a slab of their own (slab.h): made by the
+ * million, they are freed with no malloc header and no C library call, and live ones sit
+ * on huge pages. Any thread may free one (the blob's last holder). */
+static cray__slab inline_slab = CRAY__SLAB_INIT(INLINE_SIZE, 0);
 
 cray__entry *cray__store_insert_inline(cray__store *s, cray_id id, const uint8_t *data,
                                        size_t len, uint32_t count, uint32_t flags) {
   if (len > CRAY__INLINE_MAX) return NULL;
-  cray__entry *e = cray__malloc(INLINE_SIZE);
+  cray__entry *e = cray__slab_alloc(&inline_slab);
   if (!e) return NULL;
   cray__blob *b = inline_blob(e);
   cray__blob_init_inline(b, data, len, count, flags);
   return link_new(s, id, e, b);
 }
 
-void cray__store_free_inline(cray__blob *b) { cray__free((char *)b - INLINE_AT); }
+void cray__store_free_inline(cray__blob *b) {
+  cray__slab_free(&inline_slab, (char *)b - INLINE_AT);
+}
 
 cray__entry *cray__store_lookup(cray__store *s, const cray_id *id) {
   shard *sh = cray__shard_of(s, id);
