@@ -63,6 +63,41 @@ static cray__actor *actor_arg(lua_State *L, cray__lstate *ls, int idx, const cha
   return a;
 }
 
+/* The creator's spec at index 2: ls->new_spec when it was read there last, else read
+ * from its table, and kept there once complete. */
+static const struct cray__new_spec *new_spec(lua_State *L, cray__lstate *ls,
+                                             struct cray__new_spec *mine) {
+  const void *table = lua_topointer(L, 2);
+  if (ls->new_spec.table == table) return &ls->new_spec;
+  *mine = (struct cray__new_spec){
+      .table = table,
+      .get_if_exists = spec_int(L, NEW_GET_IF_EXISTS),
+      .max_restarts = spec_int(L, NEW_MAX_RESTARTS),
+      .max_task_retries = spec_int(L, NEW_MAX_TASK_RETRIES),
+      .max_concurrency = spec_int(L, NEW_MAX_CONCURRENCY),
+      .max_pending_calls = spec_int(L, NEW_MAX_PENDING_CALLS),
+      .restart_on_error = spec_int(L, NEW_RESTART_ON_ERROR),
+      .node = spec_int(L, NEW_NODE),
+  };
+  lua_rawgeti(L, 2, NEW_NAME);
+  mine->name = lua_tostring(L, -1);
+  lua_rawgeti(L, 2, NEW_CLASS_NAME);
+  mine->class_name = lua_tostring(L, -1);
+  lua_rawgeti(L, 2, NEW_INIT_NAME);
+  mine->init_name = lua_tostring(L, -1);
+  lua_rawgeti(L, 2, NEW_RESOURCES);
+  mine->resources = lua_istable(L, -1);
+  lua_rawgeti(L, 2, NEW_NO_INIT);
+  mine->no_init = lua_isnil(L, -1) ? -1 : (int)lua_tointeger(L, -1);
+  lua_pop(L, 5); /* the strings are the table's, which the caller holds */
+  if (mine->no_init < 0) return mine;
+  if (ls->new_spec.table) luaL_unref(L, LUA_REGISTRYINDEX, ls->new_spec_ref);
+  lua_pushvalue(L, 2);
+  ls->new_spec_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  ls->new_spec = *mine;
+  return &ls->new_spec;
+}
+
 /* actor_create(class_ref, spec, args...) -> the actor's ref; or when get_if_exists found
  * the named actor, its handle's parts */
 static int l_actor_create(lua_State *L) {
@@ -75,27 +110,27 @@ static int l_actor_create(lua_State *L) {
   int top = lua_gettop(L);
   /* The actor's ref is made first: when memory runs out for it, nothing is made yet. */
   cray__objref_push_unset(L, ls);
+  struct cray__new_spec mine;
+  const struct cray__new_spec *n = new_spec(L, ls, &mine);
   cray__actor_spec spec = {
-      .get_if_exists = spec_int(L, NEW_GET_IF_EXISTS),
-      .max_restarts = spec_int(L, NEW_MAX_RESTARTS),
-      .max_task_retries = spec_int(L, NEW_MAX_TASK_RETRIES),
-      .max_concurrency = spec_int(L, NEW_MAX_CONCURRENCY),
-      .max_pending_calls = spec_int(L, NEW_MAX_PENDING_CALLS),
-      .restart_on_error = spec_int(L, NEW_RESTART_ON_ERROR),
+      .name = n->name,
+      .class_name = n->class_name,
+      .get_if_exists = n->get_if_exists,
+      .max_restarts = n->max_restarts,
+      .max_task_retries = n->max_task_retries,
+      .max_concurrency = n->max_concurrency,
+      .max_pending_calls = n->max_pending_calls,
+      .restart_on_error = n->restart_on_error,
   };
-  lua_rawgeti(L, 2, NEW_NAME);
-  spec.name = lua_tostring(L, -1);
-  lua_rawgeti(L, 2, NEW_CLASS_NAME);
-  spec.class_name = lua_tostring(L, -1);
-  lua_rawgeti(L, 2, NEW_INIT_NAME);
-  const char *init_name = lua_tostring(L, -1);
-  int node = spec_int(L, NEW_NODE);
+  const char *init_name = n->init_name;
+  int node = n->node;
   int elsewhere = cray__check_node(L, ls->rt, node, "actor", spec.class_name);
   if (elsewhere && spec.name)
     return cray__raise(L, "invalid_argument",
                        "actor '%s' asks for a name and node %d: named actors live on the rank "
                        "that makes them (docs/cluster.md)", spec.name, node);
-  lua_rawgeti(L, 2, NEW_RESOURCES);
+  if (n->resources) lua_rawgeti(L, 2, NEW_RESOURCES);
+  else lua_pushnil(L);
   if (elsewhere && lua_istable(L, -1)) {
     lua_pushnil(L);
     if (lua_next(L, -2))
@@ -113,9 +148,9 @@ static int l_actor_create(lua_State *L) {
   /* An init that would do nothing (no init in the class, no arguments, no resources) is
    * not made: the actor's first call makes its instance. */
   cray__task *init = NULL;
-  if (elsewhere || cls_dep || nres || top > 2 || !spec_int(L, NEW_NO_INIT)) {
+  if (elsewhere || cls_dep || nres || top > 2 || n->no_init != 1) {
     for (int i = 3; i <= top; i++) lua_pushvalue(L, i);
-    init = cray__task_build(L, ls, top + 5, 0, (uint32_t)cls_dep, nres, init_name, 0);
+    init = cray__task_build(L, ls, top + 2, 0, (uint32_t)cls_dep, nres, init_name, 0);
     if (cls_dep) {
       cray__store_retain(cls);
       init->deps[0] = cls;

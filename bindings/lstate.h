@@ -72,6 +72,18 @@ struct cray__lstate {
     const char *name;  /* the site's text */
   } call_specs[CRAY__CALL_SPECS];
   int call_specs_ref;
+  /* The spec of the actor class this state made an actor of last (bindings/actor.c), read
+   * from its table once that table is complete (no_init known); the registry reference
+   * new_spec_ref keeps the table, so no other table takes its address while it is here. */
+  struct cray__new_spec {
+    const void *table; /* NULL: none kept */
+    const char *name, *class_name, *init_name; /* the table's strings; name NULL: unnamed */
+    int get_if_exists, max_restarts, max_task_retries, max_concurrency, max_pending_calls;
+    int restart_on_error, node;
+    int resources; /* the table has resources, read again at each creation */
+    int no_init;   /* 1 or 0; -1 while lua/actor.lua has not learnt it */
+  } new_spec;
+  int new_spec_ref;
   /* In a worker's state, the executor's wait (bindings/executor.c): arms a wait for `want`
    * of entries[0..n) (n == 0: a sleep) until `deadline` (monotonic seconds, < 0: none)
    * and returns 1 when the caller must `return lua_yield(L, 0)`; raises when L cannot
