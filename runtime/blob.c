@@ -68,16 +68,17 @@ void cray__blob_init_inline(cray__blob *b, const uint8_t *data, size_t len, uint
   b->nrefs = 0;
   b->flags = (flags & (uint32_t)CRAY__BLOB_TRUSTED) | CRAY__BLOB_INLINE;
   b->len = len;
-  atomic_init(&b->aux, NULL);
-  b->data = (uint8_t *)(b + 1);
+  b->data = (uint8_t *)b + offsetof(cray__blob, aux);
   if (len) memcpy(b->data, data, len);
 }
 
 void cray__blob_free_shell(struct cray__store *s, cray__blob *b) {
-  cray__free(atomic_load_explicit(&b->aux, memory_order_acquire)); /* the last holder */
   if (b->flags & CRAY__BLOB_INLINE) {
     cray__store_free_inline(b);
-  } else if (b->flags & CRAY__BLOB_MAPPED) {
+    return;
+  }
+  cray__free(atomic_load_explicit(&b->aux, memory_order_acquire)); /* the last holder */
+  if (b->flags & CRAY__BLOB_MAPPED) {
     size_t room = (b->flags & CRAY__BLOB_SPILLED) ? 0 : b->len;
     cray__bigmem_free((b->flags & CRAY__BLOB_ORPHAN) ? NULL : cray__store_bigmem(s), b,
                       head_size(b->nrefs) + room);

@@ -41,7 +41,8 @@ typedef struct cray__blob {
   size_t len;
   uint8_t *data;             /* len bytes, 16-byte aligned (8 when inline); NULL in a husk */
   _Atomic(void *) aux;       /* what cray_error_info read from it (made once, by CAS),
-                                freed with the blob; NULL until then */
+                                freed with the blob; NULL until then. An inline
+                                blob has none: its bytes start here */
   struct cray__entry *refs[]; /* nrefs entries, one reference each */
 } cray__blob;
 
@@ -55,7 +56,8 @@ cray__blob *cray__blob_new(const uint8_t *data, size_t len, uint32_t count,
                            struct cray__entry *const *refs, uint32_t nrefs, uint32_t flags);
 
 /* Makes the header of a CRAY__BLOB_INLINE blob at b, with rc 1, no refs and a copy of
- * data[0..len), placed right after it (the store's small entries, store.c). */
+ * data[0..len), placed where `aux` would be: such a blob has no `aux` (its bytes are too
+ * few for an error object) and no ref table (the store's small entries, store.c). */
 void cray__blob_init_inline(cray__blob *b, const uint8_t *data, size_t len, uint32_t count,
                             uint32_t flags);
 

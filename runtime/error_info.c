@@ -79,6 +79,9 @@ static cray_error *copy_fields(const span *fields) {
 int cray_error_info(const cray_view *v, cray_error *out) {
   if (!v || !out || !v->owner || !v->data) return CRAY_EINVAL;
   cray__blob *b = v->owner;
+  /* An inline blob's bytes are where `aux` would be; and at 8 bytes or less they cannot
+   * hold an error object's kind and message, so it is never one. */
+  if (b->flags & CRAY__BLOB_INLINE) return CRAY_EINVAL;
   /* acquire: the strings another thread wrote before publishing them */
   cray_error *e = atomic_load_explicit(&b->aux, memory_order_acquire);
   if (!e) {

@@ -289,10 +289,10 @@ cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob) {
   return e ? link_new(s, id, e, blob) : NULL;
 }
 
-#define INLINE_SIZE (INLINE_AT + sizeof(cray__blob) + CRAY__INLINE_MAX)
-_Static_assert(INLINE_SIZE == 104, "an entry with its value is a 104-byte block");
+#define INLINE_SIZE (INLINE_AT + offsetof(cray__blob, aux) + CRAY__INLINE_MAX)
+_Static_assert(INLINE_SIZE == 96, "an entry with its value is a 96-byte block");
 _Static_assert(INLINE_AT % _Alignof(cray__blob) == 0, "the blob's header follows `next`");
-_Static_assert((INLINE_AT + sizeof(cray__blob)) % 8 == 0, "the bytes 8-aligned");
+_Static_assert((INLINE_AT + offsetof(cray__blob, aux)) % 8 == 0, "the bytes 8-aligned");
 
 /* Entries with their value inside come from a slab of their own (slab.h): made by the
  * million, they are freed with no malloc header and no C library call, and live ones sit
