@@ -1,6 +1,6 @@
 /*
  * slab.h: blocks of one fixed size, carved from large chunks of their own, for objects
- * made by the million (the store's entries with their value inside, store.c).
+ * made by the million (the store's entries, store.c).
  *
  * A block has no header: the chunk it sits in is found from its address. Chunks are
  * CRAY__SLAB_CHUNK bytes, aligned to their size and asked to be backed by huge pages, so
@@ -21,7 +21,7 @@
 #include <stddef.h>
 
 #define CRAY__SLAB_CHUNK ((size_t)2 << 20) /* one huge page on x86-64 */
-#define CRAY__SLABS 2                        /* slabs a process may have (their caches) */
+#define CRAY__SLABS 3                        /* slabs a process may have (their caches) */
 
 struct cray__slab_chunk;
 

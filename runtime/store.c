@@ -37,6 +37,12 @@ static _Thread_local struct {
 
 _Static_assert(sizeof(cray__entry) <= 72, "an entry keeps to 72 bytes (store.h)");
 
+/* Entries come from slabs of their own (slab.h): made by the million, they are freed with
+ * no malloc header and no C library call, and live ones sit on huge pages. Any thread may
+ * free one (the last holder of its count, or of its inline blob). An entry with its value
+ * inside is a block of inline_slab (below), any other one of entry_slab. */
+static cray__slab entry_slab = CRAY__SLAB_INIT(sizeof(cray__entry), 1);
+
 static inline size_t hash_index(const cray_id *id, size_t n) {
   return (cray__id_hash(id) >> 6) & (n - 1);
 }
@@ -160,7 +166,7 @@ void cray__store_destroy(cray__store *s) {
           cray__blob_free_shell(s, blob);
         else if (blob)
           cray__blob_orphan(blob); /* an inline blob's last reference frees e too */
-        if (!(flags & CRAY__BLOB_INLINE)) cray__free(e);
+        if (!(flags & CRAY__BLOB_INLINE)) cray__slab_free(&entry_slab, e);
         e = next;
       }
     }
@@ -267,7 +273,7 @@ static cray__entry *link_new(cray__store *s, cray_id id, cray__entry *e, cray__b
     if (blob == inline_blob(e))
       cray__store_free_inline(blob);
     else
-      cray__free(e);
+      cray__slab_free(&entry_slab, e);
     return NULL;
   }
   e->next = *head;
@@ -285,7 +291,7 @@ static cray__entry *link_new(cray__store *s, cray_id id, cray__entry *e, cray__b
 }
 
 cray__entry *cray__store_insert(cray__store *s, cray_id id, cray__blob *blob) {
-  cray__entry *e = cray__malloc(sizeof *e);
+  cray__entry *e = cray__slab_alloc(&entry_slab);
   return e ? link_new(s, id, e, blob) : NULL;
 }
 
@@ -294,9 +300,6 @@ _Static_assert(INLINE_SIZE == 96, "an entry with its value is a 96-byte block");
 _Static_assert(INLINE_AT % _Alignof(cray__blob) == 0, "the blob's header follows `next`");
 _Static_assert((INLINE_AT + offsetof(cray__blob, aux)) % 8 == 0, "the bytes 8-aligned");
 
-/* Entries with their value inside come from a slab of their own (slab.h): made by the
- * million, they are freed with no malloc header and no C library call, and live ones sit
- * on huge pages. Any thread may free one (the blob's last holder). */
 static cray__slab inline_slab = CRAY__SLAB_INIT(INLINE_SIZE, 0);
 
 cray__entry *cray__store_insert_inline(cray__store *s, cray_id id, const uint8_t *data,
@@ -386,7 +389,7 @@ static void free_dead(cray__store *s) {
     if (b) cray__blob_release(s, b);
     if (e->actor == CRAY__ENTRY_ACTOR && s->actor_gone) s->actor_gone(s->actor_ctx, e->producer);
     if (e->remote && s->remote_gone) s->remote_gone(s->remote_ctx, &e->id);
-    cray__free(e);
+    cray__slab_free(&entry_slab, e);
   }
   freeing.busy = 0;
 }

@@ -12,7 +12,7 @@
 
 enum { SIZE = 104, N = 200000 }; /* about ten chunks' worth */
 
-static cray__slab slab = CRAY__SLAB_INIT(SIZE, 1);
+static cray__slab slab = CRAY__SLAB_INIT(SIZE, 2); /* the store's are 0 and 1 */
 
 static void **alloc_all(void) {
   void **v = malloc(N * sizeof *v);
