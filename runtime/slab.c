@@ -81,7 +81,9 @@ static chunk *map_chunk(cray__slab *s) {
   if (at > m) munmap(m, (size_t)(at - m));
   if (at + CRAY__SLAB_CHUNK < m + span)
     munmap(at + CRAY__SLAB_CHUNK, (size_t)(m + span - at - CRAY__SLAB_CHUNK));
-  madvise(at, CRAY__SLAB_CHUNK, MADV_HUGEPAGE); /* a hint: small pages serve without it */
+  /* A hint, from the second chunk on: a huge page is resident whole from its first touch,
+   * which would cost a small process up to a chunk a slab for a few blocks. */
+  if (s->mapped) madvise(at, CRAY__SLAB_CHUNK, MADV_HUGEPAGE);
   chunk *c = (chunk *)at;
   c->free = NULL;
   c->nblocks = c->nfree = (CRAY__SLAB_CHUNK - HEAD) / s->size;

@@ -3,8 +3,8 @@
  * made by the million (the store's entries, store.c).
  *
  * A block has no header: the chunk it sits in is found from its address. Chunks are
- * CRAY__SLAB_CHUNK bytes, aligned to their size and asked to be backed by huge pages, so
- * a million live blocks sit on a few hundred TLB entries. Freed blocks are recycled
+ * CRAY__SLAB_CHUNK bytes, aligned to their size and, but for a slab's only chunk, asked
+ * to be backed by huge pages, so a million live blocks sit on a few hundred TLB entries. Freed blocks are recycled
  * through a cache per thread and a shared pool, as cray__small_alloc's are (any thread
  * may free a block another made); past those, a block goes back to its chunk, and a chunk
  * whose blocks are all back is unmapped, but for one kept for the next need. So what a
