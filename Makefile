@@ -231,7 +231,7 @@ FUZZ_DEBS := clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 60
 
 fuzz:
-	@$(MAKE) --no-print-directory deps DEBS="$(FUZZ_DEBS)"
+	@$(MAKE) --no-print-directory deps DEBS="$(DEBS) $(FUZZ_DEBS)"
 	@$(MAKE) --no-print-directory SAN=fuzz fuzzers
 
 fuzzers: $(patsubst %,$(B)/fuzzers/%,$(FUZZ_NAMES))

@@ -53,7 +53,7 @@ int cray__thread_start(pthread_t *thread, void *(*fn)(void *), void *arg) {
   return rc ? CRAY_ESYS : 0;
 }
 
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef CRAY__ASAN
 /* AddressSanitizer sees each block come and go. */
 void *cray__small_alloc(void) { return cray__malloc(CRAY__SMALL); }
 void cray__small_free(void *p) { cray__free(p); }

@@ -17,7 +17,7 @@
 
 #include "alloc.h"
 
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef CRAY__ASAN
 /* AddressSanitizer sees each block come and go. */
 void *cray__slab_alloc(cray__slab *s) { return cray__malloc(s->size); }
 void cray__slab_free(cray__slab *s, void *p) {

@@ -20,6 +20,16 @@
 #include <pthread.h>
 #include <stddef.h>
 
+/* Set when AddressSanitizer instruments the build: gcc says so with a macro, clang (before
+ * version 15) only through __has_feature. Small blocks (alloc.h) are plain mallocs then too. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CRAY__ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CRAY__ASAN 1
+#endif
+#endif
+
 #define CRAY__SLAB_CHUNK ((size_t)2 << 20) /* one huge page on x86-64 */
 #define CRAY__SLABS 3                        /* slabs a process may have (their caches) */
 
