@@ -19,6 +19,18 @@
 #include "cray.h"
 #include "slab.h"
 
+int cray__prefetchw;
+
+#if defined(__x86_64__) && !defined(__PRFCHW__)
+#include <cpuid.h>
+
+/* CPUID 0x80000001, ECX bit 8: PREFETCHW (AMD's 3DNowPrefetch, Intel's PRFCHW). */
+__attribute__((constructor)) static void detect_prefetchw(void) {
+  unsigned a, b, c, d;
+  cray__prefetchw = __get_cpuid(0x80000001, &a, &b, &c, &d) && (c & bit_PRFCHW);
+}
+#endif
+
 void *cray__malloc(size_t n) { return malloc(n ? n : 1); }
 
 void *cray__calloc(size_t count, size_t n) { return calloc(count ? count : 1, n ? n : 1); }
@@ -93,7 +105,7 @@ void *cray__small_alloc(void) {
   /* The next block was likely freed on another core: its lines are fetched for writing now,
    * behind this block's use, not when the caller's stores wait for them. */
   for (int i = 0; cache.head && i < CRAY__SMALL; i += CRAY__LINE)
-    __builtin_prefetch((char *)cache.head + i, 1, 3);
+    cray__prefetch_write((char *)cache.head + i);
   return b;
 }
 

@@ -22,6 +22,21 @@ char *cray__strdup(const char *s);
 #define CRAY__LINE 64
 void *cray__calloc_lines(size_t count, size_t n);
 
+/* Asks for the line holding p to be fetched for writing, ahead of a store to it: the line
+ * comes exclusive, so the store does not wait for another core to give it up. On x86-64
+ * that is PREFETCHW where the CPU has it (cray__prefetchw, read from CPUID at load): the
+ * compiler's write prefetch is a read prefetch unless the build targets such a CPU. */
+extern int cray__prefetchw;
+static inline void cray__prefetch_write(const void *p) {
+#if defined(__x86_64__) && !defined(__PRFCHW__)
+  if (cray__prefetchw) {
+    __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
+    return;
+  }
+#endif
+  __builtin_prefetch(p, 1, 3);
+}
+
 /* Blocks of CRAY__SMALL bytes, recycled between threads (alloc.c); not zeroed. */
 #define CRAY__SMALL 512
 void *cray__small_alloc(void);

@@ -168,7 +168,7 @@ void *cray__slab_alloc(cray__slab *s) {
   /* The next block may have been freed on another core: its lines are fetched for writing
    * now, behind this block's use. */
   for (size_t i = 0; cache->head && i < s->size; i += CRAY__LINE)
-    __builtin_prefetch((char *)cache->head + i, 1, 3);
+    cray__prefetch_write((char *)cache->head + i);
   return b;
 }
 

@@ -412,8 +412,8 @@ void cray__store_release(cray__store *s, cray__entry *e) {
 /* Both lines of an entry: the count and the chain link, then the rest with the blob's
  * header when the value is inside it. */
 static inline void prefetch_entry(const cray__entry *e) {
-  __builtin_prefetch(e, 1);
-  __builtin_prefetch((const char *)e + 64, 1);
+  cray__prefetch_write(e);
+  cray__prefetch_write((const char *)e + 64);
 }
 
 void cray__store_release_all(cray__store *s, cray__entry **v, size_t n) {

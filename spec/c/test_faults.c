@@ -1,8 +1,9 @@
 /*
  * test_faults.c: failures the runtime must survive, forced: a worker whose state cannot
  * be made, a worker thread that cannot be started, a spill directory whose name cannot
- * be copied. This file defines every function of runtime/alloc.c itself, so the linker
- * takes them instead of the library's, and it wraps pthread_create: both fail on request.
+ * be copied. This file defines every function and variable of runtime/alloc.c itself, so
+ * the linker takes them instead of the library's, and it wraps pthread_create: both fail
+ * on request.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -25,6 +26,8 @@ static _Atomic int fail_first_calloc; /* of each thread but main's */
 static const char *_Atomic fail_strdup_prefix; /* strdup of a string that starts so */
 static _Atomic int strdup_skip;       /* ...after this many of them */
 static _Atomic int thread_countdown;  /* pthread_create fails when it reaches 0 */
+
+int cray__prefetchw; /* 0: cray__prefetch_write is the compiler's prefetch */
 
 void *cray__malloc(size_t n) { return malloc(n ? n : 1); }
 
