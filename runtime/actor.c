@@ -902,6 +902,16 @@ static int fold(cray__actor *a) {
   return ctl;
 }
 
+/* Drops the references to a's entry that the calls ended while serving left to it: one
+ * atomic operation on the entry's count for the batch, where each call's would have taken
+ * its line from the caller that had just taken a reference to send. Without w->mu: the
+ * last one makes the actor collected (cray__actor_gone), which takes it. */
+static void drop_ended(cray__sched *s, cray__actor *a) {
+  uint32_t n = a->ended_refs;
+  a->ended_refs = 0;
+  if (n) cray__store_release_n(s->store, a->entry, n);
+}
+
 static int can_start(const cray__actor *a) {
   return a->state == CRAY__ACTOR_ALIVE && !a->initializing && a->running < a->max_concurrency;
 }
@@ -937,6 +947,7 @@ void cray__actor_serve(cray__sched *s, worker *w, cray__actor *a) {
       at = cray__sched_start_call(s, w, t, at);
       ctl |= fold(a);
     }
+    drop_ended(s, a);
     pthread_mutex_lock(&w->mu);
     if (ctl) {
       pthread_mutex_unlock(&w->mu);
@@ -991,6 +1002,10 @@ void cray__actor_call_end(cray__sched *s, cray__task *t, const cray__blob *error
     a->ended++;
     a->ended_init |= t->is_init;
     a->ctl_local |= ctl;
+    if (t->fn == a->entry) { /* nothing reads t->fn once it has ended */
+      t->fn = NULL;
+      a->ended_refs++;
+    }
     return;
   }
   pthread_mutex_lock(&w->mu);

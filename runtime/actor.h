@@ -110,6 +110,8 @@ struct cray__actor {
   /* home worker's thread */
   int serving;               /* cray__actor_serve runs for it: call_end only counts */
   int ended, ended_init, ctl_local; /* what call_end counted meanwhile */
+  uint32_t ended_refs;       /* the references to `entry` of the calls that ended meanwhile,
+                              * taken over from them and dropped at once (drop_ended) */
   void *exec;                /* the executor's instance */
   cray__blob *packed;        /* its instance in transit: packed by the home it left, unpacked
                               * by the executor of the new one at its next call */

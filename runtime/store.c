@@ -394,8 +394,8 @@ static void free_dead(cray__store *s) {
   freeing.busy = 0;
 }
 
-void cray__store_release(cray__store *s, cray__entry *e) {
-  if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) != 1) return;
+void cray__store_release_n(cray__store *s, cray__entry *e, uint32_t n) {
+  if (atomic_fetch_sub_explicit(&e->refs, n, memory_order_acq_rel) != n) return;
   shard *sh = cray__shard_of(s, &e->id);
   pthread_mutex_lock(&sh->mu);
   unlink_locked(s, sh, e);
@@ -404,6 +404,8 @@ void cray__store_release(cray__store *s, cray__entry *e) {
   freeing.dead = e;
   free_dead(s);
 }
+
+void cray__store_release(cray__store *s, cray__entry *e) { cray__store_release_n(s, e, 1); }
 
 /* How far ahead of its count an entry is prefetched: enough misses in flight to cover a
  * miss's latency, fewer than the core's line fill buffers. */

@@ -147,6 +147,9 @@ static inline void cray__store_hand_out(cray__entry *e) {
   atomic_fetch_add_explicit(&e->api_refs, 1, memory_order_relaxed); /* a count only */
 }
 void cray__store_release(cray__store *s, cray__entry *e);
+/* Drops n references the caller holds to e at once, as n calls of cray__store_release
+ * would, with one atomic operation on its count. */
+void cray__store_release_n(cray__store *s, cray__entry *e, uint32_t n);
 /* Drops one reference to each of v[0..n) at once, as n calls of cray__store_release would:
  * the entries are prefetched ahead of their counts, and those at zero leave the map one
  * shard lock for each run of them in one shard. Overwrites v. */
