@@ -182,16 +182,24 @@ static int l_actor_create(lua_State *L) {
   return 1;
 }
 
+/* Whether cs holds the spec read from `table` for this state's runtime. */
+static int holds(const struct cray__call_spec *cs, const cray__lstate *ls, const void *table) {
+  return cs->table == table && table && cs->epoch == ls->epoch;
+}
+
 /* The call spec at index 2, from ls->call_specs when it was read there before, else read
  * from its table and kept there, with its name interned in the runtime's sites: a call
- * reads no table and copies no name. When the sites are full, the spec is read into
- * *mine, its name (left on the stack) is not interned, and it is not kept. */
+ * reads no table and copies no name. The specs are kept two to a set, chosen by the
+ * table's address: a new one takes the first place and moves the one there to the
+ * second. When the sites are full, the spec is read into *mine, its name (left on the
+ * stack) is not interned, and it is not kept. */
 static const struct cray__call_spec *call_spec(lua_State *L, cray__lstate *ls,
                                                struct cray__call_spec *mine) {
   const void *table = lua_topointer(L, 2);
-  size_t i = ((uintptr_t)table >> 6) & (CRAY__CALL_SPECS - 1);
+  size_t i = (((uintptr_t)table >> 6) & (CRAY__CALL_SPECS / 2 - 1)) * 2;
   struct cray__call_spec *cs = &ls->call_specs[i];
-  if (cs->table == table && table && cs->epoch == ls->epoch) return cs;
+  if (holds(&cs[0], ls, table)) return &cs[0];
+  if (holds(&cs[1], ls, table)) return &cs[1];
   luaL_checktype(L, 2, LUA_TTABLE);
   mine->num_returns = spec_int(L, CALL_NUM_RETURNS);
   mine->method_at = spec_int(L, CALL_METHOD_AT);
@@ -205,13 +213,16 @@ static const struct cray__call_spec *call_spec(lua_State *L, cray__lstate *ls,
     ls->call_specs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   }
   lua_rawgeti(L, LUA_REGISTRYINDEX, ls->call_specs_ref);
+  lua_rawgeti(L, -1, (int)i + 1);
+  lua_rawseti(L, -2, (int)i + 2);
   lua_pushvalue(L, 2);
   lua_rawseti(L, -2, (int)i + 1);
   lua_pop(L, 1);
-  *cs = *mine;
-  cs->table = table;
-  cs->epoch = ls->epoch;
-  return cs;
+  cs[1] = cs[0];
+  cs[0] = *mine;
+  cs[0].table = table;
+  cs[0].epoch = ls->epoch;
+  return &cs[0];
 }
 
 /* actor_call(actor_ref, spec, args...) -> the refs of the call's returns */

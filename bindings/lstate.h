@@ -36,7 +36,11 @@ typedef struct cray__splice {
 
 #define CRAY__DROPPED_MAX 256 /* ObjectRefs a state's finalizer releases at once */
 
-#define CRAY__CALL_SPECS 8 /* call specs kept per state: a power of two */
+/* Call specs kept per state, two to a set (bindings/actor.c): a power of two. Enough for
+ * a ring of a hundred actors, whose instances each hold a copy of their own of the spec
+ * of the method they call once they have moved (the codec makes one a copy): 8, one to a
+ * set, missed at nearly every call there. */
+#define CRAY__CALL_SPECS 256
 
 typedef struct cray__lstate cray__lstate;
 struct cray__lstate {

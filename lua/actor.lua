@@ -179,6 +179,10 @@ return function(cray, core, pending)
   -- The call specs of a class's methods, by the class's ref: {num_returns, call name,
   -- where the method's name starts in it, generator_backpressure}. A method found here was checked already.
   local specs = setmetatable({}, {__mode = "k"})
+  -- The specs h.method.options{...} made from a method's spec, by their number of returns
+  -- and backpressure: one table for each, whichever handle made it, as the C side keeps
+  -- the specs it read last by their table (bindings/actor.c).
+  local derived = setmetatable({}, {__mode = "k"})
 
   local function spec_of(h, name)
     local cls, class_name = rawget(h, 2), rawget(h, 3)
@@ -270,8 +274,19 @@ return function(cray, core, pending)
     end
     local base = m[2]
     local o = options.check(base[2] .. ".options", opts, call_options, 2)
-    return setmetatable({m[1], {o.num_returns or base[1], base[2], base[3],
-                                o.generator_backpressure or base[4]}, false}, Method)
+    local num_returns, backpressure = o.num_returns or base[1], o.generator_backpressure or base[4]
+    local variants = derived[base]
+    if not variants then
+      variants = {}
+      derived[base] = variants
+    end
+    local key = num_returns .. " " .. backpressure
+    local spec = variants[key]
+    if not spec then
+      spec = {num_returns, base[2], base[3], backpressure}
+      variants[key] = spec
+    end
+    return setmetatable({m[1], spec, false}, Method)
   end
 
   local function check_handle(fn, h)
