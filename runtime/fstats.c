@@ -30,6 +30,7 @@
 #include "wait.h"
 
 #define CAP 128
+#define SITE_CACHE 16 /* entries found by their site, per slot: a power of two */
 #define NBUCKETS 160 /* quarter octaves up to 2^41 stamps: 37 minutes of nanoseconds, 12
                         of a 3 GHz counter */
 
@@ -43,10 +44,14 @@ typedef struct fn_entry {
 typedef struct slot {
   _Atomic(fn_entry *) table[CAP + 1]; /* [CAP]: "(other)" */
   int used;                           /* entries in table[0..CAP), owner only */
-  fn_entry *last;                     /* the entry found last, owner only: a run of calls
-                                         to one function skips the hashing */
-  uint32_t last_site;                 /* the site of its name (sites.h), or 0: a task
-                                         of that site is last's without comparing names */
+  fn_entry *last;                     /* the entry of a name with no site found last,
+                                         owner only: a run of calls skips the hashing */
+  struct {
+    uint32_t site;                    /* a site (sites.h), which names one text, or 0 */
+    fn_entry *entry;                  /* that text's entry */
+  } by_site[SITE_CACHE];              /* by the site's low bits, owner only: calls of a
+                                         few names in turn (a ping and a pong) skip the
+                                         hashing */
   _Atomic uint64_t busy;              /* stamps */
   char pad[64];
 } slot;
@@ -150,16 +155,24 @@ static fn_entry *entry_find(slot *sl, const char *name) {
   }
 }
 
-/* entry_find, with the entry found last tried first: by the site of name (0: unknown),
- * which names one text, or else by the name. */
+/* entry_find, with the entries found before tried first: by the site of name, which
+ * names one text, or with no site (0), the one found last by its name. "(other)" stands
+ * for many names: it is never kept. */
 static fn_entry *entry_of(slot *sl, const char *name, uint32_t site) {
-  if (sl->last && ((site && site == sl->last_site) || strcmp(sl->last->name, name) == 0))
-    return sl->last;
-  fn_entry *found = entry_find(sl, name);
-  if (found && found != atomic_load_explicit(&sl->table[CAP], memory_order_relaxed)) {
-    sl->last = found; /* "(other)" stands for many names: never the last one found */
-    sl->last_site = site;
+  if (site) {
+    size_t i = site & (SITE_CACHE - 1);
+    if (sl->by_site[i].site == site) return sl->by_site[i].entry;
+    fn_entry *found = entry_find(sl, name);
+    if (found && found != atomic_load_explicit(&sl->table[CAP], memory_order_relaxed)) {
+      sl->by_site[i].site = site;
+      sl->by_site[i].entry = found;
+    }
+    return found;
   }
+  if (sl->last && strcmp(sl->last->name, name) == 0) return sl->last;
+  fn_entry *found = entry_find(sl, name);
+  if (found && found != atomic_load_explicit(&sl->table[CAP], memory_order_relaxed))
+    sl->last = found;
   return found;
 }
 

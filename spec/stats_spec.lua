@@ -92,6 +92,22 @@ describe("cray.stats() per function", function()
     assert.are.equal(before.died + 1, cray.stats().actors.died)
   end)
 
+  it("counts the calls of methods called in turn each under its own name", function()
+    -- More names than a worker keeps at hand, called round and round from one actor.
+    local methods = {}
+    for i = 1, 40 do methods["m" .. i] = function(self) return i end end
+    methods.__name = "StatsTurns"
+    local h = cray.actor(methods).remote()
+    local refs = {}
+    for round = 1, 5 do
+      for i = 1, 40 do refs[#refs + 1] = h["m" .. i].remote() end
+    end
+    local got = cray.get(refs)
+    for k = 1, #refs do assert.are.equal((k - 1) % 40 + 1, got[k]) end
+    local f = cray.stats().functions
+    for i = 1, 40 do assert.are.equal(5, f["StatsTurns.m" .. i].calls) end
+  end)
+
   it("keeps the store's peak and each worker's busy fraction", function()
     local big = cray.put(string.rep("x", 2 * 2^20))
     local s = cray.stats()
