@@ -36,10 +36,9 @@ typedef struct cray__splice {
 
 #define CRAY__DROPPED_MAX 256 /* ObjectRefs a state's finalizer releases at once */
 
-/* Call specs kept per state, two to a set (bindings/actor.c): a power of two. Enough for
- * a ring of a hundred actors, whose instances each hold a copy of their own of the spec
- * of the method they call once they have moved (the codec makes one a copy): 8, one to a
- * set, missed at nearly every call there. */
+/* Call specs kept per state, two to a set (bindings/actor.c): a power of two. A spec is
+ * one table for each content in a state (lua/actor.lua), so this is the number of
+ * distinct methods and options a state calls in turn without reading a spec again. */
 #define CRAY__CALL_SPECS 256
 
 typedef struct cray__lstate cray__lstate;

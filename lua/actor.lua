@@ -179,10 +179,36 @@ return function(cray, core, pending)
   -- The call specs of a class's methods, by the class's ref: {num_returns, call name,
   -- where the method's name starts in it, generator_backpressure}. A method found here was checked already.
   local specs = setmetatable({}, {__mode = "k"})
-  -- The specs h.method.options{...} made from a method's spec, by their number of returns
-  -- and backpressure: one table for each, whichever handle made it, as the C side keeps
-  -- the specs it read last by their table (bindings/actor.c).
-  local derived = setmetatable({}, {__mode = "k"})
+
+  -- One call spec table for each content in this state, as the C side keeps the specs it
+  -- read last by their table (bindings/actor.c): `interned` finds it by its content, and
+  -- `canonical` tells it from a copy, such as the codec makes of a method held in a moved
+  -- actor's instance or passed in a value, which a call swaps for the state's own.
+  local interned = setmetatable({}, {__mode = "v"})
+  local canonical = setmetatable({}, {__mode = "k"})
+
+  local function intern(num_returns, name, method_at, backpressure)
+    local key = num_returns .. " " .. method_at .. " " .. backpressure .. " " .. name
+    local spec = interned[key]
+    if not spec then
+      spec = {num_returns, name, method_at, backpressure}
+      interned[key] = spec
+      canonical[spec] = true
+    end
+    return spec
+  end
+
+  -- The state's own table for a method's spec; one that is not well formed, as the C side
+  -- finds it.
+  local function own(spec)
+    if type(spec) ~= "table" then return spec end
+    local num_returns, name, method_at, backpressure = spec[1], spec[2], spec[3], spec[4]
+    if type(num_returns) ~= "number" or type(name) ~= "string" or type(method_at) ~= "number"
+       or type(backpressure) ~= "number" then
+      return spec
+    end
+    return intern(num_returns, name, method_at, backpressure)
+  end
 
   local function spec_of(h, name)
     local cls, class_name = rawget(h, 2), rawget(h, 3)
@@ -203,7 +229,7 @@ return function(cray, core, pending)
     if type(class_table(cls)[name]) ~= "function" then
       raise(3, "invalid_argument", "actor class '%s' has no method '%s'", class_name, name)
     end
-    spec = {-1, class_name .. "." .. name, #class_name + 1, pending.DEFAULT_BACKPRESSURE}
+    spec = intern(-1, class_name .. "." .. name, #class_name + 1, pending.DEFAULT_BACKPRESSURE)
     if not known then
       known = {}
       specs[cls] = known
@@ -261,8 +287,13 @@ return function(cray, core, pending)
             .. "first argument", name, name:match("[^.]*$"))
     end
     flush()
-    if self[2][1] == -2 then return pending.generator(call(self[1], self[2], ...)) end
-    return call(self[1], self[2], ...)
+    local spec = self[2]
+    if not canonical[spec] then
+      spec = own(spec)
+      rawset(self, 2, spec)
+    end
+    if spec[1] == -2 then return pending.generator(call(self[1], spec, ...)) end
+    return call(self[1], spec, ...)
   end
 
   function CallOptions.__call(self, opts)
@@ -274,18 +305,8 @@ return function(cray, core, pending)
     end
     local base = m[2]
     local o = options.check(base[2] .. ".options", opts, call_options, 2)
-    local num_returns, backpressure = o.num_returns or base[1], o.generator_backpressure or base[4]
-    local variants = derived[base]
-    if not variants then
-      variants = {}
-      derived[base] = variants
-    end
-    local key = num_returns .. " " .. backpressure
-    local spec = variants[key]
-    if not spec then
-      spec = {num_returns, base[2], base[3], backpressure}
-      variants[key] = spec
-    end
+    local spec = intern(o.num_returns or base[1], base[2], base[3],
+                        o.generator_backpressure or base[4])
     return setmetatable({m[1], spec, false}, Method)
   end
 
