@@ -198,8 +198,8 @@ return function(cray, core, pending)
     return spec
   end
 
-  -- The state's own table for a method's spec; one that is not well formed, as the C side
-  -- finds it.
+  -- The state's own table for a method's spec; a spec that is not well formed is returned
+  -- as it is, for the C side to refuse.
   local function own(spec)
     if type(spec) ~= "table" then return spec end
     local num_returns, name, method_at, backpressure = spec[1], spec[2], spec[3], spec[4]

@@ -34,10 +34,10 @@ struct cray__mailq_node {
   _Atomic(cray__mailq_node *) next;
 };
 
-/* `head` is the producers' and `tail` the consumer's: each on a cache line of its own,
- * however the queue is aligned (a line is 64 bytes), so that a pop does not take from
- * the producers the line they swap, nor a push from the consumer the line it reads, and
- * what is around the queue is not on either. */
+/* `head` is the producers' and `tail` the consumer's: `head` is on a cache line of its
+ * own however the queue is aligned (a line is 64 bytes), so that a pop does not take
+ * from the producers the line they swap, nor a push from the consumer the line it pops
+ * from, and what comes before the queue is not on the line the producers swap. */
 typedef struct cray__mailq {
   char before_head[64 - sizeof(uintptr_t)];
   _Atomic(uintptr_t) head;  /* the newest node, | 1 when idle; producers swap it */
