@@ -144,23 +144,27 @@ describe("actor classes", function()
   end)
 
   it("call each method as its own options say, however many specs are in use", function()
-    -- Methods of two names and options, each a copy of its own made by the codec (as a
-    -- moved actor's instance holds them), called in turn: more specs than a state keeps.
-    local P = cray.actor({pair = function(self, x) return x, -x end,
-                          one = function(self, x) return x end})
+    -- 300 method names, each with two options: more specs than a state keeps. Each is
+    -- called through a copy the codec made (as a moved actor's instance holds them).
+    local class = {}
+    for k = 1, 300 do
+      class["m" .. k] = k % 2 == 0 and function(self, x) return k, -x end
+                                   or function(self, x) return k end
+    end
+    local P = cray.actor(class)
     local methods = {}
     for i = 1, 600 do
-      local h = P.remote()
-      local n = 1 + i % 2
-      local m = n == 1 and h.one or h.pair
+      local k = (i - 1) % 300 + 1
+      local m = P.remote()["m" .. k]
+      local n = 1 + (k + 1) % 2
       methods[i] = cray.get(cray.put({m.options{num_returns = n}, m.options{num_returns = 0},
-                                      n = n}))
+                                      k = k, n = n}))
     end
     for round = 1, 2 do
       for i, m in ipairs(methods) do
         local refs = {m[1].remote(i)}
         assert.are.equal(m.n, #refs)
-        assert.are.equal(i, cray.get(refs[1]))
+        assert.are.equal(m.k, cray.get(refs[1]))
         if m.n == 2 then assert.are.equal(-i, cray.get(refs[2])) end
         assert.are.equal(0, select("#", m[2].remote(round)))
       end
